@@ -1,0 +1,30 @@
+# snakebatch: ParallelRunStep-style batch inference as a Snakemake workflow.
+# partition (one manifest per shard) -> infer_shard (one job per shard) -> gather -> results/{run_name}/
+# The logic lives in the runtime package workflow/snakebatch; these files only wire it up.
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/demo.smk"
+include: "workflow/rules/partition.smk"
+include: "workflow/rules/infer.smk"
+include: "workflow/rules/gather.smk"
+
+
+onstart:
+    announce_start()
+
+
+onsuccess:
+    announce_success()
+
+
+onerror:
+    announce_failure()
+
+
+rule all:
+    default_target: True
+    input:
+        final_targets(),

@@ -1,0 +1,52 @@
+# The bundled demo (the seed's MNIST walk-through): scikit-learn's handwritten digits written as
+# 28x28 PNG files, and a Keras model trained on the other split. Built only when the config points
+# at these paths and they are missing; nothing is downloaded.
+
+DEMO_IMAGES = "resources/demo/mnist"
+DEMO_MODEL = "resources/demo/model"
+DEMO_SCRIPT = os.path.join(workflow.basedir, "scripts", "demo_data.py")
+
+check_paths_exist([DEMO_IMAGES, DEMO_MODEL])
+
+
+rule demo_images:
+    output:
+        directory(DEMO_IMAGES),
+    log:
+        "resources/demo/logs/demo_images.log",
+    shell:
+        PYTHON + " " + shlex.quote(DEMO_SCRIPT) + " images --out {output:q} 2>&1 | tee {log:q}"
+
+
+rule demo_model:
+    output:
+        directory(DEMO_MODEL),
+    log:
+        "resources/demo/logs/demo_model.log",
+    shell:
+        PYTHON + " " + shlex.quote(DEMO_SCRIPT) + " model --out {output:q} 2>&1 | tee {log:q}"
+
+
+def demo_input_used():
+    """True when the run reads demo images, so the accuracy against their labels can be scored."""
+    demo = os.path.abspath(DEMO_IMAGES)
+    return config["output_action"] == "append_row" and any(
+        os.path.abspath(p).startswith(demo) for p in PLAN.partition.paths
+    )
+
+
+rule demo_accuracy:
+    input:
+        results=merged_output(),
+        images=DEMO_IMAGES,
+    output:
+        f"{RUN_DIR}/demo_accuracy.json",
+    log:
+        f"{RUN_DIR}/logs/demo_accuracy.log",
+    shell:
+        PYTHON + " " + shlex.quote(DEMO_SCRIPT) + " accuracy --results {input.results:q}"
+        " --labels {input.images:q}/labels.csv --out {output:q} 2>&1 | tee {log:q}"
+
+
+if demo_input_used():
+    EXTRA_TARGETS.append(f"{RUN_DIR}/demo_accuracy.json")

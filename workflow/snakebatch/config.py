@@ -1,0 +1,235 @@
+"""Derive the settings each stage needs from a validated config dict.
+
+The JSON schema (``workflow/schemas/config.schema.yaml``) checks types, ranges and fills defaults;
+this module checks what a schema cannot (values this version does not support, sizes given as
+strings) and splits the config into one small frozen spec per stage, so a change to a gather-only
+setting such as ``error_threshold`` re-runs the gather and nothing else.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass
+
+from .errors import ConfigError
+
+URL_SCHEMES = ("az://", "abfs://", "abfss://", "s3://", "gs://", "gcs://", "http://", "https://")
+
+
+def _json_spec(cls):
+    """Give a frozen dataclass ``to_json()`` and ``from_json(text)`` (sorted keys, stable text)."""
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(klass, text: str):
+        data = json.loads(text)
+        for f in dataclasses.fields(klass):
+            if f.name in data and isinstance(data[f.name], list):
+                data[f.name] = tuple(data[f.name])
+        return klass(**data)
+
+    cls.to_json = to_json
+    cls.from_json = from_json
+    return cls
+
+
+@_json_spec
+@dataclass(frozen=True)
+class PartitionSpec:
+    """What the partition stage needs.
+
+    paths: dataset roots as given (folders, globs, files), relative to the working directory.
+    pattern: file-name glob filter or None. mini_batch_size: files per mini-batch (>= 1).
+    shard_count: number of shard manifests (= workers = infer jobs), >= 1.
+    """
+
+    run_name: str
+    paths: tuple[str, ...]
+    pattern: str | None
+    mini_batch_size: int
+    shard_count: int
+
+
+@_json_spec
+@dataclass(frozen=True)
+class RunnerSpec:
+    """What one shard job (the runner and its worker) needs.
+
+    Paths are as given in the config, relative to the working directory; ``entry_script`` is
+    already joined with ``source_directory``. ``run_invocation_timeout`` is in seconds.
+    """
+
+    run_name: str
+    entry_script: str
+    source_directory: str
+    arguments: tuple[str, ...]
+    environment_variables: dict
+    models: dict
+    side_inputs: dict
+    output_action: str
+    append_row_format: str
+    run_invocation_timeout: float
+    run_max_try: int
+    logging_level: str
+    allow_reuse: bool
+
+
+@_json_spec
+@dataclass(frozen=True)
+class GatherSpec:
+    """What the gather stage needs: output naming and the error thresholds (ParallelRunStep:
+    error_threshold counts failed items, -1 = ignore; allowed_failed_count / _percent count failed
+    mini-batches, None = unset)."""
+
+    run_name: str
+    output_action: str
+    append_row_file_name: str
+    append_row_format: str
+    error_threshold: int
+    allowed_failed_count: int | None
+    allowed_failed_percent: float | None
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """The whole run: where results go, how many shards, and one spec per stage."""
+
+    run_name: str
+    run_dir: str
+    shard_count: int
+    partition: PartitionSpec
+    runner: RunnerSpec
+    gather: GatherSpec
+
+
+def is_url(path: str) -> bool:
+    """True for an fsspec URL such as ``az://container/x`` (anything with ``scheme://``)."""
+    return "://" in path
+
+
+def _not_supported(key: str, value, hint: str) -> ConfigError:
+    return ConfigError(f"config key {key!r}: value {value!r} is not supported yet; {hint}")
+
+
+def parse_mini_batch_size(value, input_type: str = "file") -> int:
+    """Return the file count of a ``file`` dataset's ``mini_batch_size``.
+
+    Accepts an int >= 1 or a string of digits (the seed passes ``"5"``); None means 10
+    (ParallelRunStep's default for FileDataset). Raises ConfigError naming the key otherwise.
+    """
+    if value is None:
+        return 10
+    if isinstance(value, bool):
+        raise ConfigError(f"config key 'mini_batch_size': {value!r} is not a file count")
+    if isinstance(value, str):
+        text = value.strip()
+        if not text.isdigit():
+            raise ConfigError(
+                f"config key 'mini_batch_size': {value!r} is not a file count; for input.type 'file' "
+                "it is a whole number of files such as 5 (byte sizes like '1MB' are for tabular input)"
+            )
+        value = int(text)
+    if value < 1:
+        raise ConfigError(f"config key 'mini_batch_size': {value!r} must be at least 1")
+    return int(value)
+
+
+def shard_count(config: dict, cores: int | None) -> int:
+    """node_count x process_count_per_node; ``auto`` = ``cores`` (snakemake's --cores, at least 1)."""
+    per_node = config["process_count_per_node"]
+    if per_node == "auto":
+        per_node = max(1, int(cores or 1))
+    return int(config["node_count"]) * int(per_node)
+
+
+def _check_supported(config: dict) -> None:
+    inp = config["input"]
+    if inp["type"] != "file":
+        raise _not_supported("input.type", inp["type"], "this version reads file datasets only ('file')")
+    paths = inp["path"] if isinstance(inp["path"], list) else [inp["path"]]
+    for path in paths:
+        if is_url(path):
+            raise _not_supported("input.path", path, "this version reads local paths only")
+    if inp.get("format") is not None:
+        raise _not_supported("input.format", inp["format"], "it applies to tabular input")
+    if inp.get("read_options"):
+        raise _not_supported("input.read_options", inp["read_options"], "it applies to tabular input")
+    if inp.get("storage_options"):
+        raise _not_supported("input.storage_options", "<set>", "it applies to fsspec URLs")
+    if config["partition_keys"]:
+        raise _not_supported("partition_keys", config["partition_keys"], "it applies to tabular input")
+    if config["append_row_format"] != "txt":
+        raise _not_supported("append_row_format", config["append_row_format"], "use 'txt'")
+    if config["gpus_per_process"] != 0:
+        raise _not_supported("gpus_per_process", config["gpus_per_process"], "workers run on the CPU (0)")
+    for key in ("side_inputs", "models"):
+        for name, path in config[key].items():
+            if is_url(path):
+                raise _not_supported(f"{key}.{name}", path, "this version reads local paths only")
+
+
+def resolve_entry_script(entry_script: str, source_directory: str | None) -> tuple[str, str]:
+    """Return (entry script path, source directory), both relative to the working directory or
+    absolute. ParallelRunStep: the script is relative to ``source_directory`` when that is set;
+    otherwise the source directory is the script's own folder."""
+    if source_directory:
+        script = entry_script if os.path.isabs(entry_script) else os.path.join(source_directory, entry_script)
+        return os.path.normpath(script), os.path.normpath(source_directory)
+    return os.path.normpath(entry_script), os.path.dirname(os.path.normpath(entry_script)) or "."
+
+
+def plan_run(config: dict, cores: int | None) -> RunPlan:
+    """Build the RunPlan of a schema-validated config (defaults already filled).
+
+    ``cores`` is the core count given to snakemake (for ``process_count_per_node: auto``).
+    Raises ConfigError naming the key for values the schema accepts but this version cannot run.
+    """
+    _check_supported(config)
+    inp = config["input"]
+    paths = tuple(inp["path"]) if isinstance(inp["path"], list) else (inp["path"],)
+    run_name = config["run_name"]
+    shards = shard_count(config, cores)
+    script, source_dir = resolve_entry_script(config["entry_script"], config["source_directory"])
+    partition = PartitionSpec(
+        run_name=run_name,
+        paths=paths,
+        pattern=inp["pattern"],
+        mini_batch_size=parse_mini_batch_size(config["mini_batch_size"], inp["type"]),
+        shard_count=shards,
+    )
+    runner = RunnerSpec(
+        run_name=run_name,
+        entry_script=script,
+        source_directory=source_dir,
+        arguments=tuple(str(a) for a in config["arguments"]),
+        environment_variables={k: str(v) for k, v in sorted(config["environment_variables"].items())},
+        models=dict(sorted(config["models"].items())),
+        side_inputs=dict(sorted(config["side_inputs"].items())),
+        output_action=config["output_action"],
+        append_row_format=config["append_row_format"],
+        run_invocation_timeout=float(config["run_invocation_timeout"]),
+        run_max_try=int(config["run_max_try"]),
+        logging_level=config["logging_level"],
+        allow_reuse=bool(config["allow_reuse"]),
+    )
+    gather = GatherSpec(
+        run_name=run_name,
+        output_action=config["output_action"],
+        append_row_file_name=config["append_row_file_name"],
+        append_row_format=config["append_row_format"],
+        error_threshold=int(config["error_threshold"]),
+        allowed_failed_count=config["allowed_failed_count"],
+        allowed_failed_percent=config["allowed_failed_percent"],
+    )
+    return RunPlan(
+        run_name=run_name,
+        run_dir=os.path.join("results", run_name),
+        shard_count=shards,
+        partition=partition,
+        runner=runner,
+        gather=gather,
+    )

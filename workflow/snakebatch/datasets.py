@@ -1,0 +1,116 @@
+"""List a file dataset: folders (recursive), globs, single files or a list of these.
+
+The listing is sorted and deterministic: roots in the order given, files inside a root sorted by
+path. A file reached through two roots is listed once, at its first place.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import glob
+import os
+from dataclasses import dataclass
+
+from .errors import DatasetError
+
+GLOB_CHARS = "*?["
+
+
+@dataclass(frozen=True)
+class FileItem:
+    """One input file: ``path`` as listed (relative to the working directory when the root was),
+    ``size`` in bytes, ``mtime_ns`` modification time in nanoseconds (for reuse fingerprints)."""
+
+    path: str
+    size: int
+    mtime_ns: int
+
+
+def is_glob(path: str) -> bool:
+    """True when ``path`` holds a glob character (``*``, ``?`` or ``[``)."""
+    return any(ch in path for ch in GLOB_CHARS)
+
+
+def _walk(folder: str) -> list[str]:
+    found = []
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".snakemake")]
+        found.extend(os.path.join(dirpath, name) for name in filenames if name != ".snakemake_timestamp")
+    return sorted(found)
+
+
+def _expand_root(root: str) -> list[str]:
+    if is_glob(root):
+        matches = sorted(glob.glob(root, recursive=True))
+        files: list[str] = []
+        for match in matches:
+            files.extend(_walk(match) if os.path.isdir(match) else [match])
+        if not files:
+            raise DatasetError(f"input.path: glob {root!r} matched no files")
+        return files
+    if os.path.isdir(root):
+        return _walk(root)
+    if os.path.isfile(root):
+        return [root]
+    if os.path.exists(root):
+        raise DatasetError(f"input.path: {root!r} is neither a file nor a folder")
+    raise DatasetError(f"input.path: {root!r} does not exist")
+
+
+def list_files(paths: list[str] | tuple[str, ...], pattern: str | None = None) -> list[FileItem]:
+    """List the files of a file dataset in deterministic order.
+
+    ``paths``: roots (folder, glob, file). ``pattern``: keep files whose base name matches this
+    glob (``fnmatch``), None = all. Raises DatasetError naming the root when a root does not exist or
+    a glob matches nothing, and when no file is left (an empty dataset is an error, as in
+    ParallelRunStep) or a file cannot be read (stat fails).
+    """
+    seen: set[str] = set()
+    items: list[FileItem] = []
+    for root in paths:
+        for path in _expand_root(root):
+            if pattern is not None and not fnmatch.fnmatchcase(os.path.basename(path), pattern):
+                continue
+            key = os.path.realpath(path)
+            if key in seen:
+                continue
+            seen.add(key)
+            try:
+                st = os.stat(path)
+            except OSError as exc:
+                raise DatasetError(f"input file {path!r} cannot be read: {exc.strerror}") from None
+            items.append(FileItem(path=path, size=st.st_size, mtime_ns=st.st_mtime_ns))
+    if not items:
+        where = ", ".join(repr(p) for p in paths)
+        suffix = f" matching pattern {pattern!r}" if pattern else ""
+        raise DatasetError(f"input.path: no files{suffix} under {where}: the dataset is empty")
+    return items
+
+
+def watched_paths(paths: list[str] | tuple[str, ...], pattern: str | None = None) -> list[str]:
+    """The paths whose modification times tell Snakemake that the dataset changed.
+
+    Returns every root (a folder's mtime changes when a file is added, removed or renamed in it),
+    every sub-folder, and every matching file (its mtime changes when it is rewritten). A root
+    that does not exist yet is returned as is, so a rule that produces it (the demo) is found.
+    Globs contribute the folder before their first glob character. Never raises.
+    """
+    watched: list[str] = []
+    for root in paths:
+        base = root
+        if is_glob(root):
+            base = root[: min(root.find(c) for c in GLOB_CHARS if c in root)]
+            base = os.path.dirname(base) or "."
+        watched.append(os.path.normpath(base))
+        if not os.path.exists(base):
+            continue
+        if os.path.isdir(base):
+            for dirpath, dirnames, _ in os.walk(base, followlinks=True):
+                dirnames[:] = sorted(d for d in dirnames if not d.startswith(".snakemake"))
+                watched.extend(os.path.join(dirpath, d) for d in dirnames)
+    try:
+        watched.extend(item.path for item in list_files(paths, pattern))
+    except DatasetError:
+        pass  # reported by the partition job with its full message
+    unique = list(dict.fromkeys(os.path.normpath(p) for p in watched))
+    return unique

@@ -1,0 +1,215 @@
+"""Gather: merge the shard results in input order, write the summary and the error report, and
+enforce the error thresholds.
+
+``python -m snakebatch.gather --spec JSON --run-dir DIR SHARD_RESULT...``
+
+Writes under ``results/{run_name}/``: ``{append_row_file_name}`` (append_row only), ``summary.json``,
+``errors.jsonl`` (one line per failed item), ``logs/job_result.txt``,
+``logs/job_progress_overview.txt``, ``logs/sys/job_report/processed_mini-batches.csv`` and, last,
+``_SUCCESS``. Every file is written atomically. When a threshold is exceeded the merged file and
+``_SUCCESS`` are removed, the reports say why, and the exit status is 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+
+from .config import GatherSpec
+from .errors import ErrorThresholdExceeded, ManifestError, SnakebatchError
+from .results import MiniBatchResult
+from .storage import atomic_open, write_json_atomic, write_text_atomic
+
+
+def read_shard_results(paths: list[str]) -> list[MiniBatchResult]:
+    """Read shard result files in the order given and check that they hold mini-batches
+    0..N-1 exactly once, in order. Raises ManifestError naming the file otherwise."""
+    results: list[MiniBatchResult] = []
+    for path in paths:
+        try:
+            with open(path, encoding="utf-8") as handle:
+                for number, line in enumerate(handle, 1):
+                    try:
+                        results.append(MiniBatchResult.from_json(line))
+                    except (ValueError, KeyError, TypeError) as exc:
+                        raise ManifestError(f"shard result {path!r} line {number} is corrupt: {exc!r}") from None
+        except FileNotFoundError:
+            raise ManifestError(f"shard result {path!r} does not exist") from None
+    for expected, result in enumerate(results):
+        if result.index != expected:
+            raise ManifestError(
+                f"shard results hold mini-batch {result.index} where mini-batch {expected} was expected: "
+                "a mini-batch is missing or duplicated; rerun the infer jobs")
+    return results
+
+
+@dataclass(frozen=True)
+class Tally:
+    """Counts over the whole input: items, succeeded/failed items, mini-batches, failed
+    mini-batches (any failed item), reused mini-batches."""
+
+    items: int
+    succeeded: int
+    failed: int
+    mini_batches: int
+    failed_mini_batches: int
+    reused_mini_batches: int
+
+    @classmethod
+    def of(cls, results: list[MiniBatchResult]) -> "Tally":
+        return cls(
+            items=sum(r.item_count for r in results),
+            succeeded=sum(r.succeeded for r in results),
+            failed=sum(r.failed for r in results),
+            mini_batches=len(results),
+            failed_mini_batches=sum(1 for r in results if r.failed),
+            reused_mini_batches=sum(1 for r in results if r.reused),
+        )
+
+
+def threshold_breaches(tally: Tally, spec: GatherSpec) -> list[str]:
+    """Messages for each threshold the tally exceeds (ParallelRunStep: abort when count > threshold;
+    error_threshold -1 ignores item failures; allowed_failed_* unset = not checked)."""
+    breaches = []
+    if spec.error_threshold != -1 and tally.failed > spec.error_threshold:
+        breaches.append(f"{tally.failed} failed item(s) > error_threshold {spec.error_threshold}")
+    if spec.allowed_failed_count is not None and tally.failed_mini_batches > spec.allowed_failed_count:
+        breaches.append(f"{tally.failed_mini_batches} failed mini-batch(es) > allowed_failed_count "
+                        f"{spec.allowed_failed_count}")
+    if spec.allowed_failed_percent is not None and tally.mini_batches:
+        percent = 100.0 * tally.failed_mini_batches / tally.mini_batches
+        if percent > spec.allowed_failed_percent:
+            breaches.append(f"{percent:.2f}% failed mini-batches > allowed_failed_percent "
+                            f"{spec.allowed_failed_percent:g}%")
+    return breaches
+
+
+def _timing(results: list[MiniBatchResult]) -> dict:
+    computed = [r for r in results if not r.reused]
+    compute_s = sum(r.duration_s for r in computed)
+    wall_s = (max(r.started_at + r.duration_s for r in computed) - min(r.started_at for r in computed)) if computed else 0.0
+    items = sum(r.item_count for r in computed)
+    return {"compute_s": round(compute_s, 3), "wall_s": round(wall_s, 3),
+            "items_per_s": round(items / wall_s, 1) if wall_s > 0 else None}
+
+
+def _errors_jsonl(results: list[MiniBatchResult]) -> str:
+    return "".join(json.dumps(f.to_json(), ensure_ascii=False) + "\n" for r in results for f in r.failures)
+
+
+def _processed_csv(results: list[MiniBatchResult]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["mini_batch", "first_item", "items", "succeeded", "failed", "tries", "duration_s",
+                     "agent_name", "reused"])
+    for r in results:
+        writer.writerow([r.index, r.first_item, r.item_count, r.succeeded, r.failed, r.tries,
+                         f"{r.duration_s:.3f}", r.agent_name, r.reused])
+    return out.getvalue()
+
+
+def _root_cause(results: list[MiniBatchResult], limit: int = 3) -> str:
+    lines = []
+    failures = [f for r in results for f in r.failures]
+    for failure in failures[:limit]:
+        where = failure.item if failure.item is not None else f"mini-batch {failure.mini_batch}"
+        lines.append(f"  {where}: {failure.error} (after {failure.tries} tr{'y' if failure.tries == 1 else 'ies'})")
+        tb = failure.traceback.strip().splitlines()
+        if tb:
+            lines.extend("      " + t for t in tb[-4:])
+    if len(failures) > limit:
+        lines.append(f"  ... and {len(failures) - limit} more; every failure is in errors.jsonl")
+    return "\n".join(lines)
+
+
+def gather(spec: GatherSpec, shard_results: list[str], run_dir: str) -> dict:
+    """Merge, report and check thresholds (see module doc). Returns the summary dict.
+
+    Raises ErrorThresholdExceeded (after writing the reports) when a threshold is exceeded, and
+    ManifestError when a shard result is missing or corrupt."""
+    results = read_shard_results(shard_results)
+    tally = Tally.of(results)
+    breaches = threshold_breaches(tally, spec)
+    status = "failed" if breaches else "succeeded"
+    merged = os.path.join(run_dir, spec.append_row_file_name) if spec.output_action == "append_row" else None
+    success_marker = os.path.join(run_dir, "_SUCCESS")
+    for stale in (success_marker, merged):
+        if stale and os.path.exists(stale):
+            os.unlink(stale)
+
+    summary = {
+        "run_name": spec.run_name,
+        "status": status,
+        "items": tally.items,
+        "succeeded": tally.succeeded,
+        "failed": tally.failed,
+        "mini_batches": tally.mini_batches,
+        "failed_mini_batches": tally.failed_mini_batches,
+        "reused_mini_batches": tally.reused_mini_batches,
+        "thresholds": {"error_threshold": spec.error_threshold,
+                       "allowed_failed_count": spec.allowed_failed_count,
+                       "allowed_failed_percent": spec.allowed_failed_percent},
+        "threshold_breaches": breaches,
+        "output_action": spec.output_action,
+        "output": merged,
+        **_timing(results),
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    write_text_atomic(os.path.join(run_dir, "errors.jsonl"), _errors_jsonl(results))
+    write_text_atomic(os.path.join(run_dir, "logs", "sys", "job_report", "processed_mini-batches.csv"),
+                      _processed_csv(results))
+    write_text_atomic(os.path.join(run_dir, "logs", "job_progress_overview.txt"),
+                      f"{tally.mini_batches} of {tally.mini_batches} mini-batches processed; "
+                      f"{tally.items} items, {tally.succeeded} succeeded, {tally.failed} failed\n")
+    result_text = [f"status: {status}",
+                   f"items: {tally.items} (succeeded {tally.succeeded}, failed {tally.failed})",
+                   f"mini-batches: {tally.mini_batches} (failed {tally.failed_mini_batches}, "
+                   f"reused {tally.reused_mini_batches})"]
+    if breaches:
+        result_text.append("The run failed: " + "; ".join(breaches) + ".")
+        result_text.append("First failures:\n" + _root_cause(results))
+    elif tally.failed:
+        result_text.append(f"{tally.failed} failed item(s) tolerated; see errors.jsonl")
+    write_text_atomic(os.path.join(run_dir, "logs", "job_result.txt"), "\n".join(result_text) + "\n")
+
+    if breaches:
+        write_json_atomic(os.path.join(run_dir, "summary.json"), summary)
+        raise ErrorThresholdExceeded("\n".join(result_text[3:]))
+    if merged:
+        with atomic_open(merged) as handle:
+            for result in results:
+                for line in result.lines:
+                    handle.write(line + "\n")
+    write_json_atomic(os.path.join(run_dir, "summary.json"), summary)
+    write_text_atomic(success_marker, "")
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m snakebatch.gather", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--spec", required=True, help="GatherSpec as JSON")
+    parser.add_argument("--run-dir", required=True, help="results/{run_name}")
+    parser.add_argument("shard_results", nargs="+", help="shard result files in shard order")
+    args = parser.parse_args(argv)
+    spec = GatherSpec.from_json(args.spec)
+    try:
+        summary = gather(spec, args.shard_results, args.run_dir)
+    except SnakebatchError as exc:
+        print(f"snakebatch gather: error: {exc}", file=sys.stderr)
+        return 1
+    rate = f", {summary['items_per_s']} items/s" if summary["items_per_s"] else ""
+    target = summary["output"] or os.path.join(args.run_dir, "outputs")
+    print(f"snakebatch gather: {summary['items']} items, {summary['succeeded']} succeeded, "
+          f"{summary['failed']} failed ({summary['mini_batches']} mini-batches, "
+          f"{summary['reused_mini_batches']} reused{rate}) -> {target}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

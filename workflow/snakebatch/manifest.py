@@ -1,0 +1,83 @@
+"""The shard manifest: which mini-batches one infer job runs. One JSON file per shard."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from .errors import ManifestError
+from .storage import read_json, write_text_atomic
+
+MANIFEST_VERSION = 1
+
+
+@dataclass(frozen=True)
+class MiniBatch:
+    """One mini-batch: ``index`` (0-based position in the whole input), ``items`` (file paths, in
+    input order), ``first_item`` (global index of items[0]) and ``key`` (hex digest of the items'
+    paths, sizes and mtimes: equal keys mean equal input)."""
+
+    index: int
+    first_item: int
+    items: tuple[str, ...]
+    key: str
+
+    def to_json(self) -> dict:
+        return {"index": self.index, "first_item": self.first_item, "items": list(self.items), "key": self.key}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "MiniBatch":
+        return cls(index=int(data["index"]), first_item=int(data["first_item"]),
+                   items=tuple(data["items"]), key=str(data["key"]))
+
+
+@dataclass(frozen=True)
+class ShardManifest:
+    """The mini-batches of shard ``shard`` (0-based) out of ``shard_count``; ``total_mini_batches``
+    and ``total_items`` describe the whole input, for progress."""
+
+    run_name: str
+    shard: int
+    shard_count: int
+    total_mini_batches: int
+    total_items: int
+    mini_batches: tuple[MiniBatch, ...]
+
+    def to_json(self) -> str:
+        return json.dumps({
+            "version": MANIFEST_VERSION,
+            "run_name": self.run_name,
+            "shard": self.shard,
+            "shard_count": self.shard_count,
+            "total_mini_batches": self.total_mini_batches,
+            "total_items": self.total_items,
+            "mini_batches": [mb.to_json() for mb in self.mini_batches],
+        }, indent=1) + "\n"
+
+    @classmethod
+    def from_json(cls, data: dict) -> "ShardManifest":
+        if data.get("version") != MANIFEST_VERSION:
+            raise ManifestError(f"manifest version {data.get('version')!r} is not {MANIFEST_VERSION}")
+        return cls(
+            run_name=data["run_name"], shard=int(data["shard"]), shard_count=int(data["shard_count"]),
+            total_mini_batches=int(data["total_mini_batches"]), total_items=int(data["total_items"]),
+            mini_batches=tuple(MiniBatch.from_json(mb) for mb in data["mini_batches"]),
+        )
+
+    def write(self, path: str) -> None:
+        """Write the manifest atomically to ``path``."""
+        write_text_atomic(path, self.to_json())
+
+    @classmethod
+    def read(cls, path: str) -> "ShardManifest":
+        """Read a manifest; ManifestError names the file when it is missing or corrupt."""
+        data = read_json(path, "shard manifest")
+        try:
+            return cls.from_json(data)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ManifestError(f"shard manifest {path!r} is corrupt: {exc!r}") from None
+
+
+def shard_id(shard: int) -> str:
+    """The zero-padded name of a shard used in file names: 3 -> ``'00003'``."""
+    return f"{shard:05d}"

@@ -1,0 +1,107 @@
+"""Partition a dataset listing into mini-batches and mini-batches into shards.
+
+``make_mini_batches`` and ``assign_shards`` are pure (no I/O); ``main`` lists the dataset and
+writes one manifest per shard: ``python -m snakebatch.partition --spec JSON --out-dir DIR``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import hashlib
+import os
+import sys
+
+from .config import PartitionSpec
+from .datasets import FileItem, list_files
+from .errors import SnakebatchError
+from .manifest import MiniBatch, ShardManifest, shard_id
+
+
+def mini_batch_key(items: list[FileItem]) -> str:
+    """Hex SHA-256 of the items' paths, sizes and mtimes: the identity of a mini-batch's input."""
+    digest = hashlib.sha256()
+    for item in items:
+        digest.update(f"{os.path.abspath(item.path)}\0{item.size}\0{item.mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def make_mini_batches(listing: list[FileItem], mini_batch_size: int) -> list[MiniBatch]:
+    """Cut ``listing`` into consecutive mini-batches of ``mini_batch_size`` files (the last may be
+    shorter), in listing order. Raises ValueError when ``mini_batch_size`` < 1."""
+    if mini_batch_size < 1:
+        raise ValueError(f"mini_batch_size must be >= 1, got {mini_batch_size}")
+    batches = []
+    for index, start in enumerate(range(0, len(listing), mini_batch_size)):
+        chunk = listing[start:start + mini_batch_size]
+        batches.append(MiniBatch(index=index, first_item=start, items=tuple(i.path for i in chunk),
+                                 key=mini_batch_key(chunk)))
+    return batches
+
+
+def assign_shards(mini_batches: list[MiniBatch], shard_count: int) -> list[list[MiniBatch]]:
+    """Split mini-batches into ``shard_count`` contiguous runs whose lengths differ by at most one
+    (earlier shards get the extra ones). Shards beyond the mini-batch count are empty. Contiguity
+    keeps input order: concatenating the shards in order gives the mini-batches in order."""
+    if shard_count < 1:
+        raise ValueError(f"shard_count must be >= 1, got {shard_count}")
+    base, extra = divmod(len(mini_batches), shard_count)
+    shards, start = [], 0
+    for shard in range(shard_count):
+        size = base + (1 if shard < extra else 0)
+        shards.append(mini_batches[start:start + size])
+        start += size
+    return shards
+
+
+def build_manifests(spec: PartitionSpec, listing: list[FileItem]) -> list[ShardManifest]:
+    """The shard manifests of ``listing`` under ``spec`` (pure)."""
+    mini_batches = make_mini_batches(listing, spec.mini_batch_size)
+    return [
+        ShardManifest(run_name=spec.run_name, shard=shard, shard_count=spec.shard_count,
+                      total_mini_batches=len(mini_batches), total_items=len(listing),
+                      mini_batches=tuple(batches))
+        for shard, batches in enumerate(assign_shards(mini_batches, spec.shard_count))
+    ]
+
+
+def manifest_path(out_dir: str, shard: int) -> str:
+    """Where the manifest of ``shard`` lives under ``out_dir``."""
+    return os.path.join(out_dir, f"shard-{shard_id(shard)}.json")
+
+
+def write_manifests(spec: PartitionSpec, out_dir: str) -> list[ShardManifest]:
+    """List the dataset, write one manifest per shard atomically, remove stale manifests of an
+    earlier, larger shard count. Raises DatasetError when the dataset is missing or empty."""
+    manifests = build_manifests(spec, list_files(spec.paths, spec.pattern))
+    keep = set()
+    for manifest in manifests:
+        path = manifest_path(out_dir, manifest.shard)
+        manifest.write(path)
+        keep.add(os.path.abspath(path))
+    for stale in glob.glob(os.path.join(out_dir, "shard-*.json")):
+        if os.path.abspath(stale) not in keep:
+            os.unlink(stale)
+    return manifests
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m snakebatch.partition", description=__doc__)
+    parser.add_argument("--spec", required=True, help="PartitionSpec as JSON")
+    parser.add_argument("--out-dir", required=True, help="folder for shard-NNNNN.json manifests")
+    args = parser.parse_args(argv)
+    spec = PartitionSpec.from_json(args.spec)
+    try:
+        manifests = write_manifests(spec, args.out_dir)
+    except SnakebatchError as exc:
+        print(f"snakebatch partition: error: {exc}", file=sys.stderr)
+        return 1
+    total = manifests[0].total_items
+    batches = manifests[0].total_mini_batches
+    print(f"snakebatch partition: {total} files -> {batches} mini-batches of up to "
+          f"{spec.mini_batch_size} -> {spec.shard_count} shard(s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,62 @@
+"""What the run tells the console: a line at start, the outcome at the end.
+
+On failure the last lines are the root cause written by gather (``logs/job_result.txt``) or, when
+a shard job failed before gather, the error lines of the shard logs, never a bare exit code.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import sys
+import time
+
+_STARTED_AT = time.time()
+
+
+def announce_start(plan) -> None:
+    """Print where the run writes and how it is split. ``plan`` is a config.RunPlan."""
+    global _STARTED_AT
+    _STARTED_AT = time.time()
+    print(f"snakebatch: run {plan.run_name!r}: {plan.shard_count} shard(s), mini_batch_size "
+          f"{plan.partition.mini_batch_size}, results in {plan.run_dir}/", file=sys.stderr)
+
+
+def _fresh(path: str) -> bool:
+    return os.path.exists(path) and os.path.getmtime(path) >= _STARTED_AT - 1
+
+
+def announce_success(plan) -> None:
+    """Print the summary line of a finished run."""
+    summary_path = os.path.join(plan.run_dir, "summary.json")
+    if not os.path.exists(summary_path):
+        return
+    with open(summary_path, encoding="utf-8") as handle:
+        summary = json.load(handle)
+    target = summary.get("output") or os.path.join(plan.run_dir, "outputs")
+    print(f"snakebatch: run {plan.run_name!r} {summary['status']}: {summary['succeeded']} of "
+          f"{summary['items']} items succeeded, {summary['failed']} failed -> {target}", file=sys.stderr)
+
+
+def failure_report(plan) -> str:
+    """The root cause of a failed run, from the freshest reports in the run folder ('' if none)."""
+    job_result = os.path.join(plan.run_dir, "logs", "job_result.txt")
+    if _fresh(job_result):
+        with open(job_result, encoding="utf-8") as handle:
+            text = handle.read().strip()
+        if "status: failed" in text:
+            return text
+    lines = []
+    for log in sorted(glob.glob(os.path.join(plan.run_dir, "logs", "*.log")) +
+                      glob.glob(os.path.join(plan.run_dir, "logs", "sys", "node", "*.console.log"))):
+        if _fresh(log):
+            with open(log, encoding="utf-8", errors="replace") as handle:
+                lines += [line.rstrip() for line in handle if "error:" in line or line.startswith(" ")]
+    return "\n".join(lines[-40:])
+
+
+def announce_failure(plan) -> None:
+    """Print the root cause of a failed run as the console's last lines."""
+    report = failure_report(plan)
+    print(f"snakebatch: run {plan.run_name!r} failed." + (f"\n{report}" if report else ""), file=sys.stderr)

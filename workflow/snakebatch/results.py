@@ -1,0 +1,83 @@
+"""Result records that cross a file boundary: a failed item and a mini-batch result.
+
+A shard job writes one ``MiniBatchResult`` per line (JSON) to its shard result file, in input
+order; gather reads them back.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class FailedItem:
+    """One failed input item: ``item`` (its path; None when run() returned too few results and the
+    failed items are unknown), ``mini_batch`` (index), ``error`` (``"Type: message"``),
+    ``traceback`` (text, may be empty) and ``tries`` (calls made for it)."""
+
+    item: str | None
+    mini_batch: int
+    error: str
+    traceback: str
+    tries: int
+
+    def to_json(self) -> dict:
+        return {"item": self.item, "mini_batch": self.mini_batch, "error": self.error,
+                "traceback": self.traceback, "tries": self.tries}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "FailedItem":
+        return cls(item=data["item"], mini_batch=int(data["mini_batch"]), error=data["error"],
+                   traceback=data["traceback"], tries=int(data["tries"]))
+
+
+@dataclass(frozen=True)
+class MiniBatchResult:
+    """The durable outcome of one mini-batch.
+
+    ``index``/``key``/``first_item``: as in the manifest; ``item_count``: items in it;
+    ``succeeded``: items that produced a result (min(len(result), item_count), summed over the
+    bisected parts); ``lines``: the encoded append_row lines in item order; ``failures``: one
+    FailedItem per failed item; ``tries``: run() calls made; ``duration_s``: wall seconds;
+    ``agent_name``: the worker; ``started_at``: Unix time it started; ``reused``: True when taken from an earlier run.
+    """
+
+    index: int
+    key: str
+    first_item: int
+    item_count: int
+    succeeded: int
+    lines: tuple[str, ...]
+    failures: tuple[FailedItem, ...]
+    tries: int
+    duration_s: float
+    agent_name: str
+    started_at: float = 0.0
+    reused: bool = False
+
+    @property
+    def failed(self) -> int:
+        """Failed items: item_count - succeeded."""
+        return self.item_count - self.succeeded
+
+    def to_json(self) -> str:
+        return json.dumps({
+            "index": self.index, "key": self.key, "first_item": self.first_item,
+            "item_count": self.item_count, "succeeded": self.succeeded, "lines": list(self.lines),
+            "failures": [f.to_json() for f in self.failures], "tries": self.tries,
+            "duration_s": round(self.duration_s, 6), "agent_name": self.agent_name,
+            "started_at": round(self.started_at, 6), "reused": self.reused,
+        }, ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> "MiniBatchResult":
+        data = json.loads(text)
+        return cls(
+            index=int(data["index"]), key=data["key"], first_item=int(data["first_item"]),
+            item_count=int(data["item_count"]), succeeded=int(data["succeeded"]),
+            lines=tuple(data["lines"]), failures=tuple(FailedItem.from_json(f) for f in data["failures"]),
+            tries=int(data["tries"]), duration_s=float(data["duration_s"]),
+            agent_name=data["agent_name"], started_at=float(data.get("started_at", 0.0)),
+            reused=bool(data.get("reused", False)),
+        )

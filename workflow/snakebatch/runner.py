@@ -1,0 +1,407 @@
+"""The shard job: run every mini-batch of one shard manifest through a supervised worker.
+
+``python -m snakebatch.runner --spec JSON --manifest M --output O --run-dir DIR``
+
+For each mini-batch, in order: reuse its durable result when an earlier run finished it with the
+same input, entry script, models, side inputs and settings; otherwise send it to the worker, up to
+``run_max_try`` tries (ParallelRunStep: a raise, a timeout or a worker death each count). A
+``run()`` call that outlives ``run_invocation_timeout`` seconds gets its worker killed (SIGKILL, so
+native code stops too); a new worker is started and runs ``init()`` again. A mini-batch that fails
+every try is bisected until the failing items are isolated, so the other items still produce
+results. Each finished mini-batch is written atomically to the run's mini-batch store before the
+next starts, so a killed shard resumes where it stopped. The shard result file (one
+MiniBatchResult per line, input order) is written atomically at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import logging
+import multiprocessing
+import multiprocessing.connection
+import os
+import sys
+import time
+from dataclasses import dataclass
+
+from .config import RunnerSpec
+from .entry import MiniBatchContext, WorkerContext
+from .errors import ConfigError, EntryScriptError, ManifestError, SnakebatchError
+from .manifest import MiniBatch, ShardManifest, shard_id
+from .results import FailedItem, MiniBatchResult
+from .storage import atomic_open, write_text_atomic
+from .worker import WorkerSetup, worker_main
+
+STORE_VERSION = "1"
+log = logging.getLogger("snakebatch.runner")
+
+
+# ---------------------------------------------------------------------------------- fingerprints
+def path_fingerprint(path: str) -> str:
+    """Hex SHA-256 over (relative path, size, mtime_ns) of a file or of every file in a folder.
+
+    Raises FileNotFoundError when ``path`` does not exist."""
+    digest = hashlib.sha256()
+    if os.path.isdir(path):
+        for dirpath, dirnames, filenames in os.walk(path):
+            dirnames.sort()
+            for name in sorted(filenames):
+                full = os.path.join(dirpath, name)
+                st = os.stat(full)
+                digest.update(f"{os.path.relpath(full, path)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    else:
+        st = os.stat(path)
+        digest.update(f"{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def runner_fingerprint(spec: RunnerSpec) -> str:
+    """Hex SHA-256 of everything besides the input files that changes a mini-batch's result:
+    the entry script's bytes, arguments, environment variables, models and side inputs (their
+    files' sizes and mtimes), output action and format. Raises ConfigError naming the key of a
+    model or side input whose path does not exist, EntryScriptError when the script is missing."""
+    digest = hashlib.sha256(f"snakebatch-store-{STORE_VERSION}\n".encode())
+    try:
+        with open(spec.entry_script, "rb") as handle:
+            digest.update(handle.read())
+    except OSError as exc:
+        raise EntryScriptError(f"config key 'entry_script': cannot read {spec.entry_script!r}: {exc.strerror}") from None
+    digest.update(repr((spec.arguments, sorted(spec.environment_variables.items()),
+                        spec.output_action, spec.append_row_format)).encode())
+    for key in ("models", "side_inputs"):
+        for name, path in sorted(getattr(spec, key).items()):
+            try:
+                digest.update(f"{key}:{name}:{path_fingerprint(path)}\n".encode())
+            except FileNotFoundError:
+                raise ConfigError(f"config key '{key}.{name}': path {path!r} does not exist") from None
+    return digest.hexdigest()
+
+
+class MiniBatchStore:
+    """Durable mini-batch results of one run, keyed by input key + runner fingerprint.
+
+    Files live at ``{root}/{key[:2]}/{key}.json``; only fully successful results are stored
+    for reuse, so a rerun retries failures."""
+
+    def __init__(self, root: str, fingerprint: str) -> None:
+        self.root = root
+        self.fingerprint = fingerprint
+
+    def _path(self, mini_batch: MiniBatch) -> str:
+        key = hashlib.sha256(f"{self.fingerprint}:{mini_batch.key}".encode()).hexdigest()
+        return os.path.join(self.root, key[:2], key + ".json")
+
+    def load(self, mini_batch: MiniBatch) -> MiniBatchResult | None:
+        """The stored result of ``mini_batch`` or None (missing or unreadable: recompute)."""
+        try:
+            with open(self._path(mini_batch), encoding="utf-8") as handle:
+                result = MiniBatchResult.from_json(handle.read())
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        if result.key != mini_batch.key or result.item_count != len(mini_batch.items):
+            return None
+        return result
+
+    def save(self, result: MiniBatchResult, mini_batch: MiniBatch) -> None:
+        """Store ``result`` atomically when it has no failures."""
+        if result.failed == 0:
+            write_text_atomic(self._path(mini_batch), result.to_json() + "\n")
+
+
+# -------------------------------------------------------------------------------------- workers
+@dataclass(frozen=True)
+class Outcome:
+    """The answer to one run() call: ``ok`` with ``lines`` and ``length`` (len of run()'s result),
+    or not ok with ``error`` and ``traceback``; ``restart`` when the worker was lost."""
+
+    ok: bool
+    lines: tuple[str, ...] = ()
+    length: int = 0
+    error: str = ""
+    traceback: str = ""
+    restart: bool = False
+
+
+class WorkerProcess:
+    """One supervised worker process (spawned, so CUDA and TensorFlow start clean).
+
+    ``start()`` blocks until ``init()`` returned and raises EntryScriptError when the script cannot
+    be imported or init() raised or the process died. ``call(items, context, timeout)`` returns an
+    Outcome; on timeout or death the process is gone and ``call`` starts a new one next time."""
+
+    def __init__(self, setup: WorkerSetup) -> None:
+        self.setup = setup
+        self.process = None
+        self.conn = None
+        self.starts = 0
+
+    def start(self) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        parent, child = ctx.Pipe()
+        self.process = ctx.Process(target=worker_main, args=(child, self.setup),
+                                   name=self.setup.context.agent_name, daemon=True)
+        self.process.start()
+        child.close()
+        self.conn = parent
+        self.starts += 1
+        log.info("worker %s started (pid %s, start #%d); waiting for init()",
+                 self.setup.context.agent_name, self.process.pid, self.starts)
+        message = self._receive(None)
+        if message is None:
+            code = self.process.exitcode
+            self.kill()
+            raise EntryScriptError(
+                f"the worker running {self.setup.entry_script!r} died during import/init() "
+                f"(exit code {code}); see {self.setup.stderr_path}")
+        if message[0] == "init_error":
+            self.kill()
+            raise EntryScriptError(f"init() of entry_script {self.setup.entry_script!r} failed: "
+                                   f"{message[1]}\n{message[2]}")
+        log.info("worker %s ready", self.setup.context.agent_name)
+
+    def _receive(self, timeout: float | None):
+        """Next message, or None when the process died; raises TimeoutError after ``timeout`` s."""
+        ready = multiprocessing.connection.wait([self.conn, self.process.sentinel], timeout)
+        if not ready:
+            raise TimeoutError
+        if self.conn in ready or self.conn.poll():
+            try:
+                return self.conn.recv()
+            except (EOFError, OSError):
+                return None
+        return None
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.is_alive()
+
+    def call(self, items: tuple[str, ...], context: MiniBatchContext, timeout: float) -> Outcome:
+        if not self.alive():
+            self.kill()
+            self.start()
+        try:
+            self.conn.send(("run", items, context))
+            message = self._receive(timeout)
+        except TimeoutError:
+            self.kill()
+            return Outcome(ok=False, restart=True, error=(
+                f"MiniBatchTimeout: run() did not return within run_invocation_timeout={timeout:g} s; "
+                "the worker was killed and restarted"))
+        except (BrokenPipeError, OSError):
+            message = None
+        if message is None:
+            code = self.process.exitcode if self.process else None
+            self.kill()
+            return Outcome(ok=False, restart=True,
+                           error=f"WorkerDied: the worker process exited during run() (exit code {code})")
+        if message[0] == "ok":
+            return Outcome(ok=True, lines=tuple(message[1]), length=int(message[2]))
+        return Outcome(ok=False, error=message[1], traceback=message[2])
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Ask the worker to call shutdown() and exit; kill it when it does not within ``timeout``."""
+        if self.alive():
+            try:
+                self.conn.send(("stop",))
+                self._receive(timeout)
+            except (TimeoutError, BrokenPipeError, OSError):
+                pass
+        self.kill()
+
+    def kill(self) -> None:
+        if self.process is not None:
+            if self.process.is_alive():
+                self.process.kill()
+            self.process.join(10)
+            self.process = None
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+
+# ---------------------------------------------------------------------------------- the shard job
+class ShardRunner:
+    """Runs the mini-batches of one manifest (see module doc). ``worker`` is a WorkerProcess or
+    anything with ``call(items, context, timeout) -> Outcome``, ``start()`` and ``stop()``."""
+
+    def __init__(self, spec: RunnerSpec, worker, store: MiniBatchStore | None, error_log: str) -> None:
+        self.spec = spec
+        self.worker = worker
+        self.store = store
+        self.error_log = error_log
+        self.started = False
+
+    def _call(self, items, mini_batch: MiniBatch, first_item: int) -> Outcome:
+        if not self.started:
+            self.worker.start()
+            self.started = True
+        context = MiniBatchContext(minibatch_index=mini_batch.index, global_row_index_lower_bound=first_item)
+        return self.worker.call(tuple(items), context, self.spec.run_invocation_timeout)
+
+    def _record_error(self, mini_batch: MiniBatch, items, attempt: int, outcome: Outcome) -> None:
+        log.warning("mini-batch %d (%d item(s), try %d/%d) failed: %s", mini_batch.index, len(items),
+                    attempt, self.spec.run_max_try, outcome.error)
+        with open(self.error_log, "a", encoding="utf-8") as handle:
+            handle.write(f"--- mini-batch {mini_batch.index}, {len(items)} item(s) from {items[0]!r}, "
+                         f"try {attempt}/{self.spec.run_max_try}: {outcome.error}\n{outcome.traceback}\n")
+
+    def _run_items(self, mini_batch: MiniBatch, items: tuple[str, ...], first_item: int):
+        """Returns (lines, succeeded, failures, tries) for ``items`` with retries and bisection."""
+        tries = 0
+        outcome = None
+        for attempt in range(1, self.spec.run_max_try + 1):
+            tries += 1
+            outcome = self._call(items, mini_batch, first_item)
+            if outcome.ok:
+                succeeded = min(outcome.length, len(items))
+                failures = []
+                if outcome.length < len(items):
+                    deficit = len(items) - outcome.length
+                    message = (f"ResultCountError: run() returned {outcome.length} result(s) for "
+                               f"{len(items)} item(s); {deficit} item(s) counted as failed")
+                    log.warning("mini-batch %d: %s", mini_batch.index, message)
+                    failures = [FailedItem(None, mini_batch.index, message, "", tries)] * deficit
+                elif outcome.length > len(items):
+                    log.warning("mini-batch %d: run() returned %d results for %d items; all kept",
+                                mini_batch.index, outcome.length, len(items))
+                return list(outcome.lines), succeeded, failures, tries
+            self._record_error(mini_batch, items, attempt, outcome)
+        if len(items) == 1:
+            return [], 0, [FailedItem(items[0], mini_batch.index, outcome.error, outcome.traceback, tries)], tries
+        half = len(items) // 2
+        log.info("mini-batch %d: bisecting %d items to isolate the failing ones", mini_batch.index, len(items))
+        lines_a, ok_a, fail_a, tries_a = self._run_items(mini_batch, items[:half], first_item)
+        lines_b, ok_b, fail_b, tries_b = self._run_items(mini_batch, items[half:], first_item + half)
+        return lines_a + lines_b, ok_a + ok_b, fail_a + fail_b, tries + tries_a + tries_b
+
+    def run_mini_batch(self, mini_batch: MiniBatch) -> MiniBatchResult:
+        """The result of one mini-batch: reused from the store or computed (and stored)."""
+        if self.store is not None and self.spec.allow_reuse:
+            cached = self.store.load(mini_batch)
+            if cached is not None:
+                return MiniBatchResult(**{**cached.__dict__, "reused": True})
+        start, started_at = time.monotonic(), time.time()
+        lines, succeeded, failures, tries = self._run_items(mini_batch, mini_batch.items, mini_batch.first_item)
+        result = MiniBatchResult(
+            index=mini_batch.index, key=mini_batch.key, first_item=mini_batch.first_item,
+            item_count=len(mini_batch.items), succeeded=succeeded, lines=tuple(lines),
+            failures=tuple(failures), tries=tries, duration_s=time.monotonic() - start,
+            agent_name=getattr(self.worker, "name", "worker"), started_at=started_at,
+        )
+        if self.store is not None:
+            self.store.save(result, mini_batch)
+        return result
+
+    def run(self, manifest: ShardManifest) -> list[MiniBatchResult]:
+        """Run every mini-batch of ``manifest`` in order; stops the worker at the end."""
+        results = []
+        start = time.monotonic()
+        done_items = 0
+        shard_items = sum(len(mb.items) for mb in manifest.mini_batches)
+        try:
+            for number, mini_batch in enumerate(manifest.mini_batches, 1):
+                result = self.run_mini_batch(mini_batch)
+                results.append(result)
+                done_items += result.item_count
+                elapsed = time.monotonic() - start
+                rate = done_items / elapsed if elapsed > 0 else 0.0
+                eta = (shard_items - done_items) / rate if rate > 0 else 0.0
+                log.info("mini-batch %d done (%d/%d in shard, %d/%d items, %d failed, %s, %.1f items/s, ETA %.0f s)",
+                         mini_batch.index, number, len(manifest.mini_batches), done_items, shard_items,
+                         result.failed, "reused" if result.reused else f"{result.tries} tr{'y' if result.tries == 1 else 'ies'}",
+                         rate, eta)
+        finally:
+            if self.started:
+                self.worker.stop()
+        return results
+
+
+def shard_log_paths(run_dir: str, shard: int) -> dict:
+    """The per-worker log files of ``shard`` (SPEC §6 layout), absolute."""
+    name = f"shard-{shard_id(shard)}"
+    logs = os.path.abspath(os.path.join(run_dir, "logs"))
+    return {
+        "stdout": os.path.join(logs, "user", "stdout", f"{name}.stdout.txt"),
+        "stderr": os.path.join(logs, "user", "stderr", f"{name}.stderr.txt"),
+        "error": os.path.join(logs, "user", "error", f"{name}.txt"),
+        "node": os.path.join(logs, "sys", "node", f"{name}.log"),
+    }
+
+
+def build_worker(spec: RunnerSpec, run_dir: str, shard: int) -> WorkerProcess:
+    """The WorkerProcess of ``shard`` with absolute paths and its log files."""
+    paths = shard_log_paths(run_dir, shard)
+    agent = f"shard-{shard_id(shard)}"
+    context = WorkerContext(
+        agent_name=agent,
+        output_dir=os.path.abspath(os.path.join(run_dir, "outputs")),
+        working_dir=os.getcwd(),
+        log_dir=os.path.dirname(os.path.dirname(paths["stdout"])),
+        logging_level=spec.logging_level,
+        side_inputs={k: os.path.abspath(v) for k, v in spec.side_inputs.items()},
+        models={k: os.path.abspath(v) for k, v in spec.models.items()},
+    )
+    setup = WorkerSetup(
+        entry_script=os.path.abspath(spec.entry_script),
+        source_directory=os.path.abspath(spec.source_directory),
+        arguments=tuple(spec.arguments), environment_variables=dict(spec.environment_variables),
+        append_row_format=spec.append_row_format,
+        stdout_path=paths["stdout"], stderr_path=paths["stderr"], context=context,
+    )
+    worker = WorkerProcess(setup)
+    worker.name = agent
+    return worker
+
+
+def run_shard(spec: RunnerSpec, manifest_path: str, output_path: str, run_dir: str) -> list[MiniBatchResult]:
+    """Run one shard job end to end and write its result file atomically (one JSON line per
+    mini-batch). Raises SnakebatchError subclasses with a clear message."""
+    manifest = ShardManifest.read(manifest_path)
+    paths = shard_log_paths(run_dir, manifest.shard)
+    for path in paths.values():
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+    os.makedirs(os.path.join(run_dir, "outputs"), exist_ok=True)
+    handler = logging.FileHandler(paths["node"], encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(spec.logging_level)
+    try:
+        if manifest.run_name != spec.run_name:
+            raise ManifestError(f"shard manifest {manifest_path!r} belongs to run {manifest.run_name!r}, "
+                                f"not {spec.run_name!r}")
+        store = MiniBatchStore(os.path.join(run_dir, "minibatches"), runner_fingerprint(spec))
+        runner = ShardRunner(spec, build_worker(spec, run_dir, manifest.shard), store, paths["error"])
+        log.info("shard %d/%d: %d mini-batch(es)", manifest.shard, manifest.shard_count, len(manifest.mini_batches))
+        results = runner.run(manifest)
+        with atomic_open(output_path) as handle:
+            for result in results:
+                handle.write(result.to_json() + "\n")
+        return results
+    finally:
+        log.removeHandler(handler)
+        handler.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m snakebatch.runner", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--spec", required=True, help="RunnerSpec as JSON")
+    parser.add_argument("--manifest", required=True, help="the shard manifest to run")
+    parser.add_argument("--output", required=True, help="the shard result file to write (JSON lines)")
+    parser.add_argument("--run-dir", required=True, help="results/{run_name}")
+    args = parser.parse_args(argv)
+    spec = RunnerSpec.from_json(args.spec)
+    try:
+        results = run_shard(spec, args.manifest, args.output, args.run_dir)
+    except SnakebatchError as exc:
+        print(f"snakebatch runner: error: {exc}", file=sys.stderr)
+        return 1
+    items = sum(r.item_count for r in results)
+    failed = sum(r.failed for r in results)
+    reused = sum(1 for r in results if r.reused)
+    print(f"snakebatch runner: {os.path.basename(args.manifest)}: {len(results)} mini-batch(es), "
+          f"{items} item(s), {failed} failed, {reused} reused")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

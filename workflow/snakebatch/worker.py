@@ -1,0 +1,134 @@
+"""The worker: a child process of the runner that imports the entry script, calls ``init()``
+once, then ``run()`` once per mini-batch it is sent, and ``shutdown()`` (if defined) at the end.
+
+It talks to the runner over a ``multiprocessing`` pipe with tuples:
+runner -> worker ``("run", items, MiniBatchContext)`` or ``("stop",)``;
+worker -> runner ``("ready",)``, ``("init_error", message, traceback)``,
+``("ok", lines, result_length)`` or ``("error", message, traceback)``.
+Its stdout and stderr (file descriptors 1 and 2, so native code's output too) go to the worker's
+user log files.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import logging
+import os
+import sys
+import traceback
+from dataclasses import dataclass
+
+from . import entry
+from .outputs import encode_result
+
+COMPAT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "compat")
+
+
+@dataclass(frozen=True)
+class WorkerSetup:
+    """Everything a worker needs, picklable. Paths are absolute; ``stdout_path`` and
+    ``stderr_path`` are appended to."""
+
+    entry_script: str
+    source_directory: str
+    arguments: tuple
+    environment_variables: dict
+    append_row_format: str
+    stdout_path: str
+    stderr_path: str
+    context: entry.WorkerContext
+
+
+def _redirect_output(setup: WorkerSetup) -> None:
+    for fd, path in ((1, setup.stdout_path), (2, setup.stderr_path)):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        os.dup2(target, fd)
+        os.close(target)
+    sys.stdout.reconfigure(line_buffering=True)
+    sys.stderr.reconfigure(line_buffering=True)
+
+
+def load_entry_script(path: str, source_directory: str):
+    """Import the entry script at ``path`` as a module named after its file.
+
+    ``source_directory`` goes first on ``sys.path``; the ParallelRunStep import shims go last.
+    Raises FileNotFoundError, or any exception of the module's top-level code, or
+    AttributeError when ``init`` or ``run`` is missing or not callable.
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"entry_script {path!r} does not exist")
+    if source_directory not in sys.path:
+        sys.path.insert(0, source_directory)
+    if COMPAT_DIR not in sys.path:
+        sys.path.append(COMPAT_DIR)
+    name = os.path.splitext(os.path.basename(path))[0]
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    for func in ("init", "run"):
+        if not callable(getattr(module, func, None)):
+            raise AttributeError(f"entry_script {path!r} defines no {func}() function")
+    return module
+
+
+def _takes_context(run) -> bool:
+    try:
+        params = [p for p in inspect.signature(run).parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)]
+    except (TypeError, ValueError):
+        return False
+    return len(params) >= 2 or any(p.kind == p.VAR_POSITIONAL for p in params)
+
+
+def worker_main(conn, setup: WorkerSetup) -> None:
+    """Body of the worker process (``multiprocessing`` spawn target)."""
+    _redirect_output(setup)
+    os.environ.update(setup.environment_variables)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ["AZUREML_BI_OUTPUT_PATH"] = setup.context.output_dir
+    if setup.context.models:
+        os.environ["AZUREML_MODEL_DIR"] = next(iter(setup.context.models.values()))
+    logging.basicConfig(level=setup.context.logging_level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    entry.set_context(setup.context)
+    sys.argv = [setup.entry_script, *setup.arguments]
+    try:
+        module = load_entry_script(setup.entry_script, setup.source_directory)
+        module.init()
+    except BaseException as exc:  # noqa: BLE001 - report everything, SystemExit included
+        tb = traceback.format_exc()
+        print(tb, file=sys.stderr)
+        conn.send(("init_error", f"{type(exc).__name__}: {exc}", tb))
+        return
+    run = module.run
+    with_context = _takes_context(run)
+    conn.send(("ready",))
+    while True:
+        try:
+            message = conn.recv()
+        except EOFError:
+            break
+        if message[0] == "stop":
+            shutdown = getattr(module, "shutdown", None)
+            if callable(shutdown):
+                try:
+                    shutdown()
+                except Exception:  # noqa: BLE001
+                    traceback.print_exc()
+            conn.send(("stopped",))
+            break
+        _, items, context = message
+        try:
+            result = run(list(items), context) if with_context else run(list(items))
+            lines = encode_result(result, setup.append_row_format)
+            reply = ("ok", lines, len(result))
+        except BaseException as exc:  # noqa: BLE001
+            tb = traceback.format_exc()
+            print(tb, file=sys.stderr)
+            reply = ("error", f"{type(exc).__name__}: {exc}", tb)
+        conn.send(reply)
+    sys.stdout.flush()
+    sys.stderr.flush()
