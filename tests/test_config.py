@@ -1,0 +1,109 @@
+import jsonschema
+import pytest
+
+from conftest import validated
+from snakebatch.config import (GatherSpec, PartitionSpec, RunnerSpec, parse_mini_batch_size, plan_run,
+                               resolve_entry_script)
+from snakebatch.errors import ConfigError
+
+MINIMAL = {"input": {"path": "data"}, "entry_script": "score.py"}
+
+
+def test_minimal_config_gets_every_default():
+    config = validated(MINIMAL)
+    assert config["run_name"] == "mnist"
+    assert config["input"] == {"path": "data", "type": "file", "pattern": None, "format": None,
+                               "read_options": {}, "storage_options": {}}
+    assert config["mini_batch_size"] is None
+    assert config["error_threshold"] == -1
+    assert config["run_max_try"] == 3
+    assert config["run_invocation_timeout"] == 60
+    assert config["append_row_file_name"] == "parallel_run_step.txt"
+    assert config["process_count_per_node"] == "auto"
+    assert config["allow_reuse"] is True
+
+
+def test_plan_of_minimal_config():
+    plan = plan_run(validated(MINIMAL), cores=3)
+    assert plan.shard_count == 3
+    assert plan.run_dir == "results/mnist"
+    assert plan.partition == PartitionSpec(run_name="mnist", paths=("data",), pattern=None,
+                                           mini_batch_size=10, shard_count=3)
+    assert plan.runner.entry_script == "score.py"
+    assert plan.runner.source_directory == "."
+    assert plan.gather.error_threshold == -1
+
+
+def test_shard_count_is_nodes_times_processes():
+    plan = plan_run(validated({**MINIMAL, "node_count": 2, "process_count_per_node": 3}), cores=8)
+    assert plan.shard_count == 6
+
+
+def test_specs_round_trip_through_json():
+    plan = plan_run(validated({**MINIMAL, "arguments": ["--x", 1], "models": {"m": "model"}}), cores=1)
+    for spec, cls in ((plan.partition, PartitionSpec), (plan.runner, RunnerSpec), (plan.gather, GatherSpec)):
+        assert cls.from_json(spec.to_json()) == spec
+    assert plan.runner.arguments == ("--x", "1")
+
+
+@pytest.mark.parametrize("value,expected", [(None, 10), (5, 5), ("5", 5), (" 7 ", 7)])
+def test_mini_batch_size_file_counts(value, expected):
+    assert parse_mini_batch_size(value) == expected
+
+
+@pytest.mark.parametrize("value,message", [
+    ("1MB", "config key 'mini_batch_size': '1MB' is not a file count; for input.type 'file' it is a whole "
+            "number of files such as 5 (byte sizes like '1MB' are for tabular input)"),
+    (0, "config key 'mini_batch_size': 0 must be at least 1"),
+    (True, "config key 'mini_batch_size': True is not a file count"),
+])
+def test_mini_batch_size_rejects(value, message):
+    with pytest.raises(ConfigError) as info:
+        parse_mini_batch_size(value)
+    assert str(info.value) == message
+
+
+@pytest.mark.parametrize("override,message", [
+    ({"input": {"path": "data", "type": "tabular"}},
+     "config key 'input.type': value 'tabular' is not supported yet; this version reads file datasets only ('file')"),
+    ({"input": {"path": "az://container/images"}},
+     "config key 'input.path': value 'az://container/images' is not supported yet; this version reads local paths only"),
+    ({"append_row_format": "parquet"},
+     "config key 'append_row_format': value 'parquet' is not supported yet; use 'txt'"),
+    ({"gpus_per_process": 1},
+     "config key 'gpus_per_process': value 1 is not supported yet; workers run on the CPU (0)"),
+    ({"partition_keys": ["a"]},
+     "config key 'partition_keys': value ['a'] is not supported yet; it applies to tabular input"),
+    ({"models": {"m": "s3://bucket/model"}},
+     "config key 'models.m': value 's3://bucket/model' is not supported yet; this version reads local paths only"),
+])
+def test_accepted_but_unsupported_values_fail_with_the_key(override, message):
+    with pytest.raises(ConfigError) as info:
+        plan_run(validated({**MINIMAL, **override}), cores=1)
+    assert str(info.value) == message
+
+
+@pytest.mark.parametrize("override,fragment", [
+    ({"run_max_try": 0}, "0 is less than the minimum of 1"),
+    ({"error_threshold": -2}, "-2 is less than the minimum of -1"),
+    ({"output_action": "append"}, "'append' is not one of ['append_row', 'summary_only']"),
+    ({"process_count_per_node": "many"}, "'many'"),
+    ({"mini_batch_sise": 5}, "Additional properties are not allowed ('mini_batch_sise' was unexpected)"),
+])
+def test_schema_rejects_bad_values(override, fragment):
+    with pytest.raises(Exception) as info:
+        validated({**MINIMAL, **override})
+    assert fragment in str(info.value)
+
+
+def test_schema_requires_input_and_entry_script():
+    with pytest.raises(Exception) as info:
+        validated({"input": {"path": "x"}})
+    assert "'entry_script' is a required property" in str(info.value)
+
+
+def test_entry_script_is_relative_to_source_directory():
+    assert resolve_entry_script("score.py", "src") == ("src/score.py", "src")
+    assert resolve_entry_script("/abs/score.py", "src") == ("/abs/score.py", "src")
+    assert resolve_entry_script("scripts/score.py", None) == ("scripts/score.py", "scripts")
+    assert resolve_entry_script("score.py", None) == ("score.py", ".")

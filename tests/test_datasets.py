@@ -1,0 +1,83 @@
+import os
+
+import pytest
+
+from conftest import write
+from snakebatch.datasets import list_files, watched_paths
+from snakebatch.errors import DatasetError
+
+
+def paths(items):
+    return [item.path for item in items]
+
+
+def test_folder_is_listed_recursively_in_sorted_order(tmp_path):
+    for name in ["b/2.png", "a/1.png", "a/10.png", "c.png", "b/sub/0.png"]:
+        write(tmp_path / "data" / name, name)
+    root = str(tmp_path / "data")
+    assert paths(list_files([root])) == [os.path.join(root, p) for p in
+                                         ["a/1.png", "a/10.png", "b/2.png", "b/sub/0.png", "c.png"]]
+
+
+def test_items_carry_size_and_mtime(tmp_path):
+    path = write(tmp_path / "x.bin", "12345")
+    [item] = list_files([path])
+    assert item.size == 5
+    assert item.mtime_ns == os.stat(path).st_mtime_ns
+
+
+def test_pattern_filters_on_the_file_name(dataset):
+    write(dataset / "labels.csv", "x")
+    write(dataset / "sub" / "f99.txt", "x")
+    listed = paths(list_files([str(dataset)], pattern="f0[12].txt"))
+    assert listed == [str(dataset / "f01.txt"), str(dataset / "f02.txt")]
+    assert len(list_files([str(dataset)], pattern="*.txt")) == 11
+
+
+def test_glob_single_file_and_list_keep_the_given_order(dataset):
+    listed = paths(list_files([str(dataset / "f09.txt"), str(dataset / "f0[0-1].txt")]))
+    assert listed == [str(dataset / "f09.txt"), str(dataset / "f00.txt"), str(dataset / "f01.txt")]
+
+
+def test_a_file_reached_twice_is_listed_once(dataset):
+    listed = paths(list_files([str(dataset / "f03.txt"), str(dataset)]))
+    assert len(listed) == 10
+    assert listed[0] == str(dataset / "f03.txt")
+    assert listed.count(str(dataset / "f03.txt")) == 1
+
+
+def test_missing_path_names_the_path(tmp_path):
+    with pytest.raises(DatasetError) as info:
+        list_files([str(tmp_path / "nope")])
+    assert str(info.value) == f"input.path: {str(tmp_path / 'nope')!r} does not exist"
+
+
+def test_glob_matching_nothing_names_the_glob(tmp_path):
+    with pytest.raises(DatasetError) as info:
+        list_files([str(tmp_path / "*.png")])
+    assert str(info.value) == f"input.path: glob {str(tmp_path / '*.png')!r} matched no files"
+
+
+def test_empty_dataset_is_an_error(dataset):
+    with pytest.raises(DatasetError) as info:
+        list_files([str(dataset)], pattern="*.png")
+    assert str(info.value) == f"input.path: no files matching pattern '*.png' under {str(dataset)!r}: the dataset is empty"
+    empty = dataset.parent / "empty"
+    empty.mkdir()
+    with pytest.raises(DatasetError, match="the dataset is empty"):
+        list_files([str(empty)])
+
+
+def test_watched_paths_hold_folders_and_matching_files(dataset):
+    write(dataset / "sub" / "f50.txt", "x")
+    write(dataset / "notes.md", "x")
+    watched = watched_paths([str(dataset)], pattern="*.txt")
+    assert watched[:2] == [str(dataset), str(dataset / "sub")]
+    assert str(dataset / "sub" / "f50.txt") in watched
+    assert str(dataset / "notes.md") not in watched
+    assert len(watched) == 2 + 11
+
+
+def test_watched_paths_of_a_missing_root_is_the_root(tmp_path):
+    assert watched_paths([str(tmp_path / "demo")]) == [str(tmp_path / "demo")]
+    assert watched_paths([str(tmp_path / "x" / "*.png")]) == [str(tmp_path / "x")]

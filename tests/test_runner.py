@@ -1,0 +1,269 @@
+"""The shard runner with real worker processes and tiny entry scripts."""
+
+import json
+import os
+
+import pytest
+
+from conftest import write
+from snakebatch.config import RunnerSpec
+from snakebatch.errors import ConfigError, EntryScriptError
+from snakebatch.manifest import MiniBatch, ShardManifest
+from snakebatch.partition import manifest_path
+from snakebatch.runner import run_shard
+
+ECHO = """
+    import os
+    calls = []
+
+    def init():
+        with open(os.environ["INIT_LOG"], "a") as f:
+            f.write("init\\n")
+
+    def run(mini_batch):
+        return [os.path.basename(p) + ": " + open(p).read().strip() for p in mini_batch]
+"""
+
+
+def make_spec(script, **overrides):
+    values = dict(run_name="r", entry_script=str(script), source_directory=os.path.dirname(str(script)),
+                  arguments=(), environment_variables={}, models={}, side_inputs={},
+                  output_action="append_row", append_row_format="txt", run_invocation_timeout=20.0,
+                  run_max_try=3, logging_level="INFO", allow_reuse=True)
+    values.update(overrides)
+    return RunnerSpec(**values)
+
+
+def make_manifest(tmp_path, files, size):
+    batches = tuple(MiniBatch(index=i, first_item=start, items=tuple(files[start:start + size]), key=f"k{start}")
+                    for i, start in enumerate(range(0, len(files), size)))
+    manifest = ShardManifest(run_name="r", shard=0, shard_count=1, total_mini_batches=len(batches),
+                             total_items=len(files), mini_batches=batches)
+    path = manifest_path(str(tmp_path / "partition"), 0)
+    manifest.write(path)
+    return path
+
+
+def run(tmp_path, spec, files, size=3):
+    output = str(tmp_path / "shards" / "shard-00000.jsonl")
+    results = run_shard(spec, make_manifest(tmp_path, files, size), output, str(tmp_path / "run"))
+    with open(output) as handle:
+        assert [json.loads(line)["index"] for line in handle] == [r.index for r in results]
+    return results
+
+
+def lines(results):
+    return [line for r in results for line in r.lines]
+
+
+@pytest.fixture
+def files(dataset):
+    return [str(dataset / f"f{i:02d}.txt") for i in range(10)]
+
+
+@pytest.fixture
+def init_log(tmp_path, monkeypatch):
+    path = str(tmp_path / "init.log")
+    monkeypatch.setenv("INIT_LOG", path)
+    return path
+
+
+def init_count(path):
+    return open(path).read().count("init") if os.path.exists(path) else 0
+
+
+def test_every_item_yields_one_line_in_order(tmp_path, files, init_log):
+    results = run(tmp_path, make_spec(write(tmp_path / "echo.py", ECHO)), files)
+    assert lines(results) == [f"f{i:02d}.txt: {i}" for i in range(10)]
+    assert [(r.index, r.item_count, r.succeeded, r.tries) for r in results] == [(0, 3, 3, 1), (1, 3, 3, 1), (2, 3, 3, 1), (3, 1, 1, 1)]
+    assert init_count(init_log) == 1
+
+
+def test_finished_mini_batches_are_reused_without_starting_a_worker(tmp_path, files, init_log):
+    spec = make_spec(write(tmp_path / "echo.py", ECHO))
+    run(tmp_path, spec, files)
+    again = run(tmp_path, spec, files)
+    assert [r.reused for r in again] == [True] * 4
+    assert lines(again) == [f"f{i:02d}.txt: {i}" for i in range(10)]
+    assert init_count(init_log) == 1
+    assert all(not r.reused for r in run(tmp_path, make_spec(spec.entry_script, allow_reuse=False), files))
+
+
+def test_a_changed_entry_script_recomputes(tmp_path, files, init_log):
+    script = write(tmp_path / "echo.py", ECHO)
+    run(tmp_path, make_spec(script), files)
+    write(script, ECHO.replace('": "', '" = "'))
+    again = run(tmp_path, make_spec(script), files)
+    assert [r.reused for r in again] == [False] * 4
+    assert lines(again)[0] == "f00.txt = 0"
+
+
+def test_a_raising_run_is_retried(tmp_path, files, init_log):
+    script = write(tmp_path / "flaky.py", """
+        import os
+        tries = {}
+        def init():
+            pass
+        def run(mini_batch):
+            key = mini_batch[0]
+            tries[key] = tries.get(key, 0) + 1
+            if tries[key] < 3:
+                raise RuntimeError("flaky " + os.path.basename(key))
+            return [os.path.basename(p) for p in mini_batch]
+    """)
+    results = run(tmp_path, make_spec(script), files[:4], size=2)
+    assert lines(results) == ["f00.txt", "f01.txt", "f02.txt", "f03.txt"]
+    assert [r.tries for r in results] == [3, 3]
+    errors = open(tmp_path / "run" / "logs" / "user" / "error" / "shard-00000.txt").read()
+    assert "try 1/3: RuntimeError: flaky f00.txt\n" in errors
+    assert "try 2/3: RuntimeError: flaky f00.txt\n" in errors
+    assert "try 3/3" not in errors
+
+
+def test_failing_mini_batch_is_bisected_to_the_bad_item(tmp_path, files):
+    script = write(tmp_path / "bad.py", """
+        import os
+        def init():
+            pass
+        def run(mini_batch):
+            if any(p.endswith("f04.txt") for p in mini_batch):
+                raise ValueError("cannot read f04")
+            return [os.path.basename(p) for p in mini_batch]
+    """)
+    results = run(tmp_path, make_spec(script, run_max_try=2), files, size=5)
+    assert lines(results) == ["f00.txt", "f01.txt", "f02.txt", "f03.txt", "f05.txt", "f06.txt", "f07.txt", "f08.txt", "f09.txt"]
+    assert [(r.succeeded, r.failed) for r in results] == [(4, 1), (5, 0)]
+    [failure] = results[0].failures
+    assert failure.item == files[4]
+    assert failure.error == "ValueError: cannot read f04"
+    assert failure.tries == 2
+    assert 'raise ValueError("cannot read f04")' in failure.traceback
+    # 5 items fail twice, then [f00,f01] ok, [f02,f03,f04] x2, [f02] ok, [f03,f04] x2, [f03] ok, [f04] x2
+    assert results[0].tries == 2 + 1 + 2 + 1 + 2 + 1 + 2
+
+
+def test_a_hung_run_is_killed_at_the_timeout_and_init_runs_again(tmp_path, files, init_log):
+    script = write(tmp_path / "hang.py", """
+        import os, time
+        def init():
+            with open(os.environ["INIT_LOG"], "a") as f:
+                f.write("init\\n")
+        def run(mini_batch):
+            if os.path.basename(mini_batch[0]) == "f00.txt":
+                time.sleep(60)
+            return [os.path.basename(p) for p in mini_batch]
+    """)
+    results = run(tmp_path, make_spec(script, run_invocation_timeout=1.0, run_max_try=1), files[:2], size=1)
+    assert lines(results) == ["f01.txt"]
+    [failure] = results[0].failures
+    assert failure.error == ("MiniBatchTimeout: run() did not return within run_invocation_timeout=1 s; "
+                             "the worker was killed and restarted")
+    assert init_count(init_log) == 2
+
+
+def test_a_dying_worker_counts_as_a_try_and_is_replaced(tmp_path, files, init_log):
+    script = write(tmp_path / "die.py", """
+        import os
+        def init():
+            with open(os.environ["INIT_LOG"], "a") as f:
+                f.write("init\\n")
+        def run(mini_batch):
+            if os.path.basename(mini_batch[0]) == "f01.txt":
+                os._exit(3)
+            return [os.path.basename(p) for p in mini_batch]
+    """)
+    results = run(tmp_path, make_spec(script, run_max_try=2), files[:3], size=1)
+    assert lines(results) == ["f00.txt", "f02.txt"]
+    assert results[1].failures[0].error == "WorkerDied: the worker process exited during run() (exit code 3)"
+    assert results[1].tries == 2
+    assert init_count(init_log) == 3
+
+
+def test_short_result_counts_the_deficit_as_failed_items(tmp_path, files):
+    script = write(tmp_path / "short.py", """
+        def init():
+            pass
+        def run(mini_batch):
+            return ["only one"]
+    """)
+    [result] = run(tmp_path, make_spec(script), files[:3], size=3)
+    assert (result.succeeded, result.failed, result.lines) == (1, 2, ("only one",))
+    assert [f.item for f in result.failures] == [None, None]
+    assert result.failures[0].error == "ResultCountError: run() returned 1 result(s) for 3 item(s); 2 item(s) counted as failed"
+
+
+def test_wrong_return_type_is_a_failed_try_with_a_clear_message(tmp_path, files):
+    script = write(tmp_path / "none.py", """
+        def init():
+            pass
+        def run(mini_batch):
+            return None
+    """)
+    [result] = run(tmp_path, make_spec(script, run_max_try=1), files[:1], size=1)
+    assert result.failures[0].error.startswith("ResultTypeError: run() returned NoneType; it must return a list")
+
+
+def test_init_failure_stops_the_shard_with_the_traceback(tmp_path, files):
+    script = write(tmp_path / "broken.py", """
+        def init():
+            raise OSError("model file missing")
+        def run(mini_batch):
+            return mini_batch
+    """)
+    with pytest.raises(EntryScriptError) as info:
+        run(tmp_path, make_spec(script), files[:2])
+    assert str(info.value).startswith(f"init() of entry_script {script!r} failed: OSError: model file missing")
+    assert 'raise OSError("model file missing")' in str(info.value)
+    assert not os.path.exists(tmp_path / "shards" / "shard-00000.jsonl")
+
+
+def test_script_without_run_is_rejected(tmp_path, files):
+    script = write(tmp_path / "norun.py", "def init():\n    pass\n")
+    with pytest.raises(EntryScriptError, match=r"AttributeError: entry_script .*norun.py' defines no run\(\) function"):
+        run(tmp_path, make_spec(script), files[:1])
+
+
+def test_missing_model_path_names_the_key(tmp_path, files):
+    script = write(tmp_path / "echo.py", ECHO)
+    with pytest.raises(ConfigError) as info:
+        run(tmp_path, make_spec(script, models={"m": str(tmp_path / "nomodel")}), files[:1])
+    assert str(info.value) == f"config key 'models.m': path {str(tmp_path / 'nomodel')!r} does not exist"
+
+
+def test_worker_sees_arguments_environment_models_side_inputs_and_context(tmp_path, files):
+    model_dir = tmp_path / "model"
+    write(model_dir / "weights.txt", "w")
+    lookup = write(tmp_path / "lookup.csv", "a,b\n")
+    script = write(tmp_path / "src" / "inspect_me.py", """
+        import argparse, os, sys
+        from azureml_user.parallel_run import EntryScript
+        from azureml.core import Model
+        import helper
+
+        def init():
+            global args
+            parser = argparse.ArgumentParser()
+            parser.add_argument("--scale")
+            args, _ = parser.parse_known_args()
+            print("init on stdout")
+
+        def run(mini_batch, context):
+            es = EntryScript()
+            es.logger.info("logged from run")
+            return [repr((args.scale, os.environ["GREETING"], helper.NAME, os.path.basename(Model.get_model_path("m")),
+                          os.path.basename(es.side_inputs["lookup"]), es.agent_name,
+                          os.path.relpath(es.output_dir, es.working_dir) == os.path.relpath(os.environ["AZUREML_BI_OUTPUT_PATH"]),
+                          context.minibatch_index, context.global_row_index_lower_bound, sys.argv[1:]))]
+    """)
+    write(tmp_path / "src" / "helper.py", "NAME = 'helper'\n")
+    spec = make_spec(script, arguments=("--scale", "2", "--extra"), environment_variables={"GREETING": "hi"},
+                     models={"m": str(model_dir)}, side_inputs={"lookup": lookup})
+    results = run(tmp_path, spec, files[:2], size=1)
+    assert lines(results) == [
+        repr(("2", "hi", "helper", "model", "lookup.csv", "shard-00000", True, 0, 0, ["--scale", "2", "--extra"])),
+        repr(("2", "hi", "helper", "model", "lookup.csv", "shard-00000", True, 1, 1, ["--scale", "2", "--extra"])),
+    ]
+    logs = tmp_path / "run" / "logs"
+    assert "init on stdout" in open(logs / "user" / "stdout" / "shard-00000.stdout.txt").read()
+    assert "logged from run" in open(logs / "user" / "stderr" / "shard-00000.stderr.txt").read()
+    assert "mini-batch 1 done" in open(logs / "sys" / "node" / "shard-00000.log").read()
