@@ -1,7 +1,7 @@
 import jsonschema
 import pytest
 
-from conftest import validated
+from helpers import validated
 from snakebatch.config import (GatherSpec, PartitionSpec, RunnerSpec, parse_mini_batch_size, plan_run,
                                resolve_entry_script)
 from snakebatch.errors import ConfigError

@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-from conftest import write
+from helpers import write
 from snakebatch.datasets import list_files, watched_paths
 from snakebatch.errors import DatasetError
 

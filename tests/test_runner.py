@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from conftest import write
+from helpers import write
 from snakebatch.config import RunnerSpec
 from snakebatch.errors import ConfigError, EntryScriptError
 from snakebatch.manifest import MiniBatch, ShardManifest

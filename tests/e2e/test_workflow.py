@@ -1,0 +1,134 @@
+"""End to end with a tiny pure-Python entry script: partition -> infer_shard -> gather."""
+
+import json
+import os
+import time
+
+import pytest
+
+from helpers import write
+
+pytestmark = pytest.mark.slow
+
+SCRIPT = """
+    import os
+
+    def init():
+        pass
+
+    def run(mini_batch):
+        out = []
+        for path in mini_batch:
+            text = open(path).read().strip()
+            if text.startswith("bad"):
+                raise ValueError("unreadable " + os.path.basename(path))
+            out.append(os.path.basename(path) + ": " + text)
+        return out
+"""
+
+
+def setup(workflow, n=23, **config):
+    for i in range(n):
+        write(workflow.path("data", f"item{i:03d}.txt"), f"{i * i}\n")
+    write(workflow.path("scripts", "square.py"), SCRIPT)
+    workflow.write_config({"run_name": "sq", "input": {"path": "data", "pattern": "*.txt"},
+                           "entry_script": "square.py", "source_directory": "scripts",
+                           "mini_batch_size": 4, "append_row_file_name": "out.txt", **config})
+
+
+def expected(n, skip=()):
+    return "".join(f"item{i:03d}.txt: {i * i}\n" for i in range(n) if i not in skip)
+
+
+def test_run_merges_in_order_and_a_second_run_does_nothing(workflow):
+    setup(workflow)
+    proc = workflow.run()
+    assert workflow.read("results", "sq", "out.txt") == expected(23)
+    summary = json.loads(workflow.read("results", "sq", "summary.json"))
+    assert {k: summary[k] for k in ("status", "items", "succeeded", "failed", "mini_batches")} == {
+        "status": "succeeded", "items": 23, "succeeded": 23, "failed": 0, "mini_batches": 6}
+    assert sorted(os.listdir(workflow.path("results", "sq", "partition"))) == ["shard-00000.json", "shard-00001.json"]
+    assert "snakebatch: run 'sq' succeeded: 23 of 23 items succeeded, 0 failed -> results/sq/out.txt" in proc.stderr
+    assert workflow.read("results", "sq", "logs", "job_result.txt").startswith("status: succeeded\nitems: 23")
+
+    again = workflow.run()
+    assert "Nothing to be done" in again.stdout + again.stderr
+
+    time.sleep(0.01)
+    write(workflow.path("data", "item021.txt"), "7\n")
+    changed = workflow.run()
+    assert "rule partition" in changed.stdout + changed.stderr
+    assert workflow.read("results", "sq", "out.txt") == expected(23).replace("item021.txt: 441", "item021.txt: 7")
+    summary = json.loads(workflow.read("results", "sq", "summary.json"))
+    assert (summary["mini_batches"], summary["reused_mini_batches"]) == (6, 5)
+
+
+def test_added_file_is_picked_up(workflow):
+    setup(workflow, n=5)
+    workflow.run()
+    write(workflow.path("data", "item005.txt"), "25\n")
+    workflow.run()
+    assert workflow.read("results", "sq", "out.txt") == expected(6)
+
+
+def test_seed_resubmission_overrides_with_snakemake_config_syntax(workflow):
+    setup(workflow)
+    workflow.run("--config", "input={'path': 'data/item003.txt'}", "mini_batch_size=1",
+                 "process_count_per_node=1", "run_name=one")
+    assert workflow.read("results", "one", "out.txt") == "item003.txt: 9\n"
+    assert sorted(os.listdir(workflow.path("results", "one", "partition"))) == ["shard-00000.json"]
+
+
+def test_tolerated_failures_are_isolated_and_reported(workflow):
+    setup(workflow, error_threshold=2)
+    write(workflow.path("data", "item005.txt"), "bad\n")
+    write(workflow.path("data", "item017.txt"), "bad\n")
+    workflow.run()
+    assert workflow.read("results", "sq", "out.txt") == expected(23, skip=(5, 17))
+    errors = [json.loads(line) for line in workflow.read("results", "sq", "errors.jsonl").splitlines()]
+    assert [(os.path.basename(e["item"]), e["error"], e["tries"]) for e in errors] == [
+        ("item005.txt", "ValueError: unreadable item005.txt", 3), ("item017.txt", "ValueError: unreadable item017.txt", 3)]
+
+
+def test_exceeded_error_threshold_fails_with_the_root_cause(workflow):
+    setup(workflow, error_threshold=1, run_max_try=1)
+    for i in (2, 3, 9):
+        write(workflow.path("data", f"item{i:03d}.txt"), "bad\n")
+    proc = workflow.run(check=False)
+    assert proc.returncode != 0
+    tail = proc.stderr.strip().splitlines()
+    text = "\n".join(tail[-30:])
+    assert "snakebatch: run 'sq' failed." in text
+    assert "The run failed: 3 failed item(s) > error_threshold 1." in text
+    assert "item002.txt: ValueError: unreadable item002.txt (after 1 try)" in text
+    assert not os.path.exists(workflow.path("results", "sq", "out.txt"))
+    assert json.loads(workflow.read("results", "sq", "summary.json"))["status"] == "failed"
+
+
+@pytest.mark.parametrize("config,message", [
+    ({"mini_batch_size": "1MB"}, "snakebatch: invalid config: config key 'mini_batch_size': '1MB' is not a file count"),
+    ({"run_max_try": 0}, "run_max_try"),
+    ({"input": {"path": "missing_folder"}}, "snakebatch: invalid config: input.path: 'missing_folder' does not exist"),
+    ({"entry_script": "nope.py"}, "snakebatch: invalid config: entry_script: 'scripts/nope.py' does not exist"),
+    ({"input": {"path": "data", "type": "tabular"}}, "config key 'input.type': value 'tabular' is not supported yet"),
+])
+def test_bad_config_fails_the_dry_run_naming_the_key(workflow, config, message):
+    setup(workflow, **config)
+    proc = workflow.run("-n", check=False)
+    assert proc.returncode != 0
+    assert message in proc.stdout + proc.stderr
+
+
+def test_empty_dataset_fails_with_a_clear_error(workflow):
+    setup(workflow)
+    workflow.write_config({"input": {"path": "data", "pattern": "*.png"}, "entry_script": "scripts/square.py"})
+    proc = workflow.run(check=False)
+    assert proc.returncode != 0
+    assert "input.path: no files matching pattern '*.png' under 'data': the dataset is empty" in proc.stderr
+
+
+def test_a_config_of_just_input_and_entry_script_is_complete(workflow):
+    setup(workflow)
+    write(workflow.path("mine.yaml"), "input:\n  path: data\nentry_script: scripts/square.py\n")
+    workflow.run("--configfile", "mine.yaml", "--replace-workflow-config")
+    assert workflow.read("results", "mnist", "parallel_run_step.txt") == expected(23)

@@ -1,0 +1,112 @@
+import json
+import os
+
+import pytest
+
+from snakebatch.config import GatherSpec
+from snakebatch.errors import ErrorThresholdExceeded, ManifestError
+from snakebatch.gather import gather
+from snakebatch.results import FailedItem, MiniBatchResult
+
+
+def result(index, lines, failed_items=(), reused=False):
+    failures = tuple(FailedItem(item, index, "ValueError: bad " + item, "Traceback...\nValueError: bad " + item, 3)
+                     for item in failed_items)
+    return MiniBatchResult(index=index, key=f"k{index}", first_item=index * 2, item_count=len(lines) + len(failures),
+                           succeeded=len(lines), lines=tuple(lines), failures=failures, tries=1,
+                           duration_s=0.5, agent_name="shard-00000", started_at=1000.0 + index, reused=reused)
+
+
+def write_shards(tmp_path, shards):
+    paths = []
+    for number, results in enumerate(shards):
+        path = tmp_path / "shards" / f"shard-{number:05d}.jsonl"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(r.to_json() + "\n" for r in results))
+        paths.append(str(path))
+    return paths
+
+
+def spec(**overrides):
+    values = dict(run_name="r", output_action="append_row", append_row_file_name="out.txt",
+                  append_row_format="txt", error_threshold=-1, allowed_failed_count=None, allowed_failed_percent=None)
+    values.update(overrides)
+    return GatherSpec(**values)
+
+
+def test_merge_follows_input_order_across_shards(tmp_path):
+    shards = write_shards(tmp_path, [[result(0, ["a", "b"]), result(1, ["c", "d"])], [result(2, ["e"])], []])
+    run_dir = tmp_path / "run"
+    summary = gather(spec(), shards, str(run_dir))
+    assert (run_dir / "out.txt").read_text() == "a\nb\nc\nd\ne\n"
+    assert (run_dir / "_SUCCESS").read_text() == ""
+    assert (run_dir / "errors.jsonl").read_text() == ""
+    assert {k: summary[k] for k in ("status", "items", "succeeded", "failed", "mini_batches", "output")} == {
+        "status": "succeeded", "items": 5, "succeeded": 5, "failed": 0, "mini_batches": 3, "output": str(run_dir / "out.txt")}
+    assert summary["compute_s"] == 1.5
+    assert summary["wall_s"] == 2.5
+    assert summary["items_per_s"] == 2.0
+    assert json.loads((run_dir / "summary.json").read_text()) == summary
+    csv_rows = (run_dir / "logs" / "sys" / "job_report" / "processed_mini-batches.csv").read_text().splitlines()
+    assert csv_rows[0] == "mini_batch,first_item,items,succeeded,failed,tries,duration_s,agent_name,reused"
+    assert csv_rows[1] == "0,0,2,2,0,1,0.500,shard-00000,False"
+    assert (run_dir / "logs" / "job_result.txt").read_text() == (
+        "status: succeeded\nitems: 5 (succeeded 5, failed 0)\nmini-batches: 3 (failed 0, reused 0)\n")
+
+
+def test_tolerated_failures_are_reported_and_not_merged(tmp_path):
+    shards = write_shards(tmp_path, [[result(0, ["a"], failed_items=["x.png"]), result(1, ["c", "d"])]])
+    summary = gather(spec(error_threshold=1), shards, str(tmp_path / "run"))
+    assert (tmp_path / "run" / "out.txt").read_text() == "a\nc\nd\n"
+    assert (summary["failed"], summary["failed_mini_batches"]) == (1, 1)
+    [error] = [json.loads(line) for line in (tmp_path / "run" / "errors.jsonl").read_text().splitlines()]
+    assert error == {"item": "x.png", "mini_batch": 0, "error": "ValueError: bad x.png",
+                     "traceback": "Traceback...\nValueError: bad x.png", "tries": 3}
+
+
+@pytest.mark.parametrize("overrides,breach", [
+    ({"error_threshold": 1}, "2 failed item(s) > error_threshold 1"),
+    ({"allowed_failed_count": 0}, "1 failed mini-batch(es) > allowed_failed_count 0"),
+    ({"allowed_failed_percent": 10}, "50.00% failed mini-batches > allowed_failed_percent 10%"),
+])
+def test_exceeded_threshold_fails_with_the_root_cause_and_no_merged_file(tmp_path, overrides, breach):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "out.txt").write_text("stale\n")
+    (run_dir / "_SUCCESS").write_text("")
+    shards = write_shards(tmp_path, [[result(0, ["a"], failed_items=["x.png", "y.png"]), result(1, ["c"])]])
+    with pytest.raises(ErrorThresholdExceeded) as info:
+        gather(spec(**overrides), shards, str(run_dir))
+    message = str(info.value)
+    assert message.startswith(f"The run failed: {breach}.\nFirst failures:\n  x.png: ValueError: bad x.png (after 3 tries)")
+    assert "  y.png: ValueError: bad y.png (after 3 tries)" in message
+    assert not (run_dir / "out.txt").exists()
+    assert not (run_dir / "_SUCCESS").exists()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "failed"
+    assert summary["threshold_breaches"] == [breach]
+    assert len((run_dir / "errors.jsonl").read_text().splitlines()) == 2
+    assert f"The run failed: {breach}." in (run_dir / "logs" / "job_result.txt").read_text()
+
+
+def test_summary_only_writes_no_merged_file(tmp_path):
+    shards = write_shards(tmp_path, [[result(0, ["a"])]])
+    summary = gather(spec(output_action="summary_only"), shards, str(tmp_path / "run"))
+    assert summary["output"] is None
+    assert sorted(os.listdir(tmp_path / "run")) == ["_SUCCESS", "errors.jsonl", "logs", "summary.json"]
+
+
+def test_missing_or_duplicated_mini_batch_is_detected(tmp_path):
+    shards = write_shards(tmp_path, [[result(0, ["a"])], [result(0, ["a"])]])
+    with pytest.raises(ManifestError, match="shard results hold mini-batch 0 where mini-batch 1 was expected"):
+        gather(spec(), shards, str(tmp_path / "run"))
+    with pytest.raises(ManifestError, match="does not exist"):
+        gather(spec(), [str(tmp_path / "nope.jsonl")], str(tmp_path / "run"))
+
+
+def test_corrupt_shard_result_names_file_and_line(tmp_path):
+    [path] = write_shards(tmp_path, [[result(0, ["a"])]])
+    with open(path, "a") as handle:
+        handle.write("{not json\n")
+    with pytest.raises(ManifestError, match=r"shard result .*shard-00000.jsonl' line 2 is corrupt"):
+        gather(spec(), [path], str(tmp_path / "run"))
