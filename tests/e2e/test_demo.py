@@ -1,0 +1,26 @@
+"""The bundled demo (README command 1) in a fresh copy: TensorFlow, the real entry script."""
+
+import json
+import os
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def test_demo_predicts_every_test_digit_in_file_order(workflow):
+    proc = workflow.run()
+    images = sorted(name for name in os.listdir(workflow.path("resources", "demo", "mnist")) if name.endswith(".png"))
+    assert len(images) == 450
+    lines = workflow.read("results", "mnist", "mnist_outputs.txt").splitlines()
+    assert [line.split(": ")[0] for line in lines] == images
+    assert all(line.split(": ")[1] in "0123456789" and len(line.split(": ")[1]) == 1 for line in lines)
+    accuracy = json.loads(workflow.read("results", "mnist", "demo_accuracy.json"))
+    assert accuracy["scored"] == 450
+    assert accuracy["accuracy"] >= 0.90
+    assert f"demo accuracy: {accuracy['accuracy']:.4f}" in proc.stdout + proc.stderr
+    summary = json.loads(workflow.read("results", "mnist", "summary.json"))
+    assert (summary["items"], summary["succeeded"], summary["mini_batches"]) == (450, 450, 90)
+
+    again = workflow.run()
+    assert "Nothing to be done" in again.stdout + again.stderr
