@@ -2,6 +2,7 @@
 
 import json
 import os
+import time
 
 import pytest
 
@@ -267,3 +268,31 @@ def test_worker_sees_arguments_environment_models_side_inputs_and_context(tmp_pa
     assert "init on stdout" in open(logs / "user" / "stdout" / "shard-00000.stdout.txt").read()
     assert "logged from run" in open(logs / "user" / "stderr" / "shard-00000.stderr.txt").read()
     assert "mini-batch 1 done" in open(logs / "sys" / "node" / "shard-00000.log").read()
+
+
+def test_timeout_also_kills_what_run_spawned(tmp_path, files):
+    marker = tmp_path / "grandchild.pid"
+    script = write(tmp_path / "spawner.py", f"""
+        import subprocess, time
+        def init():
+            pass
+        def run(mini_batch):
+            child = subprocess.Popen(["sleep", "300"])
+            open({str(marker)!r}, "w").write(str(child.pid))
+            time.sleep(300)
+    """)
+    [result] = run(tmp_path, make_spec(script, run_invocation_timeout=1.0, run_max_try=1), files[:1], size=1)
+    assert result.failures[0].error.startswith("MiniBatchTimeout")
+    pid = int(marker.read_text())
+    deadline = time.time() + 5
+    while time.time() < deadline and _alive(pid):
+        time.sleep(0.1)
+    assert not _alive(pid)
+
+
+def _alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False

@@ -55,8 +55,10 @@ def check_paths_exist(produced):
 
 
 def runner_inputs():
-    """Files whose change must re-run the shard jobs: the entry script, models, side inputs."""
-    return [PLAN.runner.entry_script, *PLAN.runner.models.values(), *PLAN.runner.side_inputs.values()]
+    """Files whose change must re-run the shard jobs: the entry script, and the folders and files
+    of every model and side input (a folder's own mtime misses a file rewritten inside it)."""
+    paths = [*PLAN.runner.models.values(), *PLAN.runner.side_inputs.values()]
+    return [PLAN.runner.entry_script, *(watched_paths(paths) if paths else [])]
 
 
 def merged_output():

@@ -21,6 +21,7 @@ import logging
 import multiprocessing
 import multiprocessing.connection
 import os
+import signal
 import sys
 import time
 from dataclasses import dataclass
@@ -149,6 +150,7 @@ class WorkerProcess:
                  self.setup.context.agent_name, self.process.pid, self.starts)
         message = self._receive(None)
         if message is None:
+            self.process.join(5)
             code = self.process.exitcode
             self.kill()
             raise EntryScriptError(
@@ -190,7 +192,10 @@ class WorkerProcess:
         except (BrokenPipeError, OSError):
             message = None
         if message is None:
-            code = self.process.exitcode if self.process else None
+            code = None
+            if self.process is not None:
+                self.process.join(5)
+                code = self.process.exitcode
             self.kill()
             return Outcome(ok=False, restart=True,
                            error=f"WorkerDied: the worker process exited during run() (exit code {code})")
@@ -209,7 +214,13 @@ class WorkerProcess:
         self.kill()
 
     def kill(self) -> None:
+        """SIGKILL the worker and its process group (what run() spawned), then reap it."""
         if self.process is not None:
+            if self.process.pid is not None:
+                try:
+                    os.killpg(self.process.pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
             if self.process.is_alive():
                 self.process.kill()
             self.process.join(10)

@@ -50,6 +50,23 @@ def _redirect_output(setup: WorkerSetup) -> None:
     sys.stderr.reconfigure(line_buffering=True)
 
 
+def _bind_to_runner() -> None:
+    """Start a process group of our own (so a timeout kills what run() spawned too) and ask Linux
+    to SIGKILL this worker when the runner dies, so no worker outlives a killed shard job."""
+    try:
+        os.setsid()
+    except OSError:
+        pass
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+            import signal
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+
+
 def load_entry_script(path: str, source_directory: str):
     """Import the entry script at ``path`` as a module named after its file.
 
@@ -85,6 +102,7 @@ def _takes_context(run) -> bool:
 
 def worker_main(conn, setup: WorkerSetup) -> None:
     """Body of the worker process (``multiprocessing`` spawn target)."""
+    _bind_to_runner()
     _redirect_output(setup)
     os.environ.update(setup.environment_variables)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
