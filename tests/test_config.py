@@ -107,3 +107,29 @@ def test_entry_script_is_relative_to_source_directory():
     assert resolve_entry_script("/abs/score.py", "src") == ("/abs/score.py", "src")
     assert resolve_entry_script("scripts/score.py", None) == ("scripts/score.py", "scripts")
     assert resolve_entry_script("score.py", None) == ("score.py", ".")
+
+
+def _properties(schema, prefix=""):
+    for name, prop in schema.get("properties", {}).items():
+        yield prefix + name, prop
+        yield from _properties(prop, prefix + name + ".")
+
+
+def test_every_key_has_a_description_and_all_but_the_required_ones_a_default():
+    import yaml
+
+    from helpers import SCHEMA
+
+    with open(SCHEMA) as handle:
+        schema = yaml.safe_load(handle)
+    keys = dict(_properties(schema))
+    assert {k for k, p in keys.items() if "description" not in p} == set()
+    assert {k for k, p in keys.items() if "default" not in p} == {"input", "input.path", "entry_script"}
+    spec_keys = {"run_name", "input.type", "input.path", "input.pattern", "input.format", "input.read_options",
+                 "input.storage_options", "side_inputs", "entry_script", "source_directory", "arguments",
+                 "environment_variables", "models", "mini_batch_size", "partition_keys", "error_threshold",
+                 "allowed_failed_count", "allowed_failed_percent", "output_action", "append_row_file_name",
+                 "append_row_format", "run_invocation_timeout", "run_max_try", "node_count",
+                 "process_count_per_node", "gpus_per_process", "logging_level"}
+    assert spec_keys <= set(keys)
+    assert set(keys) - spec_keys == {"input", "allow_reuse"}
