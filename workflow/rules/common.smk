@@ -54,6 +54,14 @@ def check_paths_exist(produced):
             raise WorkflowError(f"snakebatch: invalid config: {key}: {path!r} does not exist")
 
 
+def dataset_inputs():
+    """The dataset's folders and files, so an added, removed or rewritten file re-runs partition.
+    Listed by the main snakemake process only: a job's own sub-process (cluster) needs just the roots."""
+    if workflow.is_main_process:
+        return watched_paths(PLAN.partition.paths, PLAN.partition.pattern)
+    return [p for p in PLAN.partition.paths if not is_glob(p)]
+
+
 def runner_inputs():
     """Files whose change must re-run the shard jobs: the entry script, and the folders and files
     of every model and side input (a folder's own mtime misses a file rewritten inside it)."""

@@ -4,7 +4,7 @@
 
 rule partition:
     input:
-        dataset=watched_paths(PLAN.partition.paths, PLAN.partition.pattern),
+        dataset=dataset_inputs(),
     output:
         manifests=expand(f"{RUN_DIR}/partition/shard-{{shard}}.json", shard=SHARD_IDS),
     log:
