@@ -1,0 +1,37 @@
+import os
+import stat
+
+import pytest
+
+from snakebatch.errors import ManifestError
+from snakebatch.storage import FILE_MODE, atomic_open, read_json, write_json_atomic
+
+
+def test_atomic_write_replaces_the_file_with_normal_permissions(tmp_path):
+    path = tmp_path / "sub" / "out.txt"
+    with atomic_open(path) as handle:
+        handle.write("new\n")
+    assert path.read_text() == "new\n"
+    assert stat.S_IMODE(os.stat(path).st_mode) == FILE_MODE
+    assert os.listdir(tmp_path / "sub") == ["out.txt"]
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
+    path = tmp_path / "out.txt"
+    path.write_text("old\n")
+    with pytest.raises(RuntimeError):
+        with atomic_open(path) as handle:
+            handle.write("half")
+            raise RuntimeError("disk full")
+    assert path.read_text() == "old\n"
+    assert os.listdir(tmp_path) == ["out.txt"]
+
+
+def test_read_json_names_the_file(tmp_path):
+    write_json_atomic(tmp_path / "ok.json", {"a": 1})
+    assert read_json(tmp_path / "ok.json", "thing") == {"a": 1}
+    (tmp_path / "bad.json").write_text("{")
+    with pytest.raises(ManifestError, match=r"thing '.*bad.json' is corrupt"):
+        read_json(tmp_path / "bad.json", "thing")
+    with pytest.raises(ManifestError, match=r"thing '.*none.json' does not exist"):
+        read_json(tmp_path / "none.json", "thing")
