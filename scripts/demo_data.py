@@ -48,6 +48,9 @@ def split():
 
 
 def _publish(tmp: str, out: str) -> None:
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(tmp, 0o777 & ~mask)  # mkdtemp makes 0700
     if os.path.exists(out):
         shutil.rmtree(out)
     os.rename(tmp, out)

@@ -107,7 +107,9 @@ def test_exceeded_error_threshold_fails_with_the_root_cause(workflow):
 
 @pytest.mark.parametrize("config,message", [
     ({"mini_batch_size": "1MB"}, "snakebatch: invalid config: config key 'mini_batch_size': '1MB' is not a file count"),
-    ({"run_max_try": 0}, "run_max_try"),
+    ({"run_max_try": 0}, "snakebatch: invalid config: config key 'run_max_try': 0 is less than the minimum of 1"),
+    ({"process_count_per_node": 0}, "snakebatch: invalid config: config key 'process_count_per_node': 0 is less than the minimum of 1"),
+    ({"mini_batchsize": 3}, "snakebatch: invalid config: config: Additional properties are not allowed ('mini_batchsize' was unexpected)"),
     ({"input": {"path": "missing_folder"}}, "snakebatch: invalid config: input.path: 'missing_folder' does not exist"),
     ({"entry_script": "nope.py"}, "snakebatch: invalid config: entry_script: 'scripts/nope.py' does not exist"),
     ({"input": {"path": "data", "type": "tabular"}}, "config key 'input.type': value 'tabular' is not supported yet"),
@@ -119,12 +121,13 @@ def test_bad_config_fails_the_dry_run_naming_the_key(workflow, config, message):
     assert message in proc.stdout + proc.stderr
 
 
-def test_empty_dataset_fails_with_a_clear_error(workflow):
+def test_empty_dataset_fails_the_dry_run_with_a_clear_error(workflow):
     setup(workflow)
     workflow.write_config({"input": {"path": "data", "pattern": "*.png"}, "entry_script": "scripts/square.py"})
-    proc = workflow.run(check=False)
+    proc = workflow.run("-n", check=False)
     assert proc.returncode != 0
-    assert "input.path: no files matching pattern '*.png' under 'data': the dataset is empty" in proc.stderr
+    assert ("snakebatch: invalid input: input.path: no files matching pattern '*.png' under 'data': "
+            "the dataset is empty") in proc.stdout + proc.stderr
 
 
 def test_a_config_of_just_input_and_entry_script_is_complete(workflow):

@@ -12,13 +12,21 @@ if WORKFLOW_DIR not in sys.path:
     sys.path.insert(0, WORKFLOW_DIR)
 os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (WORKFLOW_DIR, os.environ.get("PYTHONPATH")) if p)
 
-from snakebatch.config import plan_run
+import jsonschema
+
+from snakebatch.config import describe_validation_error, plan_run
 from snakebatch.datasets import is_glob, watched_paths
-from snakebatch.errors import ConfigError
+from snakebatch.errors import ConfigError, DatasetError
 from snakebatch.manifest import shard_id
 from snakebatch import progress
 
-validate(config, "../schemas/config.schema.yaml")
+try:
+    validate(config, "../schemas/config.schema.yaml")
+except WorkflowError as exc:
+    cause = exc.__cause__ or exc.__context__  # snakemake raises it while handling the ValidationError
+    if not isinstance(cause, jsonschema.ValidationError):
+        raise
+    raise WorkflowError(f"snakebatch: invalid config: {describe_validation_error(cause)}") from None
 
 try:
     _cores = workflow.cores
@@ -57,9 +65,16 @@ def check_paths_exist(produced):
 def dataset_inputs():
     """The dataset's folders and files, so an added, removed or rewritten file re-runs partition.
     Listed by the main snakemake process only: a job's own sub-process (cluster) needs just the roots."""
-    if workflow.is_main_process:
-        return watched_paths(PLAN.partition.paths, PLAN.partition.pattern)
-    return [p for p in PLAN.partition.paths if not is_glob(p)]
+    roots = [p for p in PLAN.partition.paths if not is_glob(p)]
+    if not workflow.is_main_process:
+        return roots
+    # A root a rule still has to make (the demo) cannot be listed yet; otherwise an empty or
+    # unreadable dataset fails the dry run already.
+    strict = all(os.path.exists(p) for p in roots)
+    try:
+        return watched_paths(PLAN.partition.paths, PLAN.partition.pattern, strict=strict)
+    except DatasetError as exc:
+        raise WorkflowError(f"snakebatch: invalid input: {exc}") from None
 
 
 def runner_inputs():

@@ -111,6 +111,19 @@ def is_url(path: str) -> bool:
     return "://" in path
 
 
+def describe_validation_error(error) -> str:
+    """One line for a ``jsonschema.ValidationError``: the dotted key and what is wrong with it,
+    e.g. ``config key 'run_max_try': 0 is less than the minimum of 1``. For ``oneOf`` failures the
+    most relevant alternative's message is used."""
+    from jsonschema.exceptions import best_match
+
+    if error.context:  # oneOf/anyOf: the branch whose type matched says what is wrong
+        typed = [e for e in error.context if e.validator != "type"]
+        error = typed[0] if typed else best_match(error.context)
+    key = ".".join(str(part) for part in error.absolute_path)
+    return f"config key {key!r}: {error.message}" if key else f"config: {error.message}"
+
+
 def _not_supported(key: str, value, hint: str) -> ConfigError:
     return ConfigError(f"config key {key!r}: value {value!r} is not supported yet; {hint}")
 

@@ -87,13 +87,14 @@ def list_files(paths: list[str] | tuple[str, ...], pattern: str | None = None) -
     return items
 
 
-def watched_paths(paths: list[str] | tuple[str, ...], pattern: str | None = None) -> list[str]:
+def watched_paths(paths: list[str] | tuple[str, ...], pattern: str | None = None, strict: bool = False) -> list[str]:
     """The paths whose modification times tell Snakemake that the dataset changed.
 
     Returns every root (a folder's mtime changes when a file is added, removed or renamed in it),
     every sub-folder, and every matching file (its mtime changes when it is rewritten). A root
     that does not exist yet is returned as is, so a rule that produces it (the demo) is found.
-    Globs contribute the folder before their first glob character. Never raises.
+    Globs contribute the folder before their first glob character. ``strict``: raise the
+    DatasetError of ``list_files`` (missing root, empty dataset) instead of leaving it to partition.
     """
     watched: list[str] = []
     for root in paths:
@@ -111,6 +112,8 @@ def watched_paths(paths: list[str] | tuple[str, ...], pattern: str | None = None
     try:
         watched.extend(item.path for item in list_files(paths, pattern))
     except DatasetError:
-        pass  # reported by the partition job with its full message
+        if strict:
+            raise
+        # otherwise reported by the partition job with its full message
     unique = list(dict.fromkeys(os.path.normpath(p) for p in watched))
     return unique

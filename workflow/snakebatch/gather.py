@@ -120,7 +120,7 @@ def _root_cause(results: list[MiniBatchResult], limit: int = 3) -> str:
     for failure in failures[:limit]:
         where = failure.item if failure.item is not None else f"mini-batch {failure.mini_batch}"
         lines.append(f"  {where}: {failure.error} (after {failure.tries} tr{'y' if failure.tries == 1 else 'ies'})")
-        tb = failure.traceback.strip().splitlines()
+        tb = [t for t in failure.traceback.strip().splitlines() if t.strip(" ^~")]
         if tb:
             lines.extend("      " + t for t in tb[-4:])
     if len(failures) > limit:
