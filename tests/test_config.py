@@ -133,3 +133,17 @@ def test_every_key_has_a_description_and_all_but_the_required_ones_a_default():
                  "process_count_per_node", "gpus_per_process", "logging_level"}
     assert spec_keys <= set(keys)
     assert set(keys) - spec_keys == {"input", "allow_reuse"}
+
+
+@pytest.mark.parametrize("override,fragment", [
+    ({"append_row_file_name": "summary.json"}, "should not be valid under"),
+    ({"append_row_file_name": ".."}, "does not match"),
+    ({"append_row_file_name": "a/b.txt"}, "does not match"),
+    ({"run_invocation_timeout": 1e9}, "is greater than the maximum of 604800"),
+    ({"environment_variables": {"A=B": "x"}}, "'A=B' does not match"),
+])
+def test_schema_rejects_names_and_values_the_run_cannot_use(override, fragment):
+    with pytest.raises(Exception) as info:
+        validated({**MINIMAL, **override})
+    assert fragment in str(info.value)
+    validated({**MINIMAL, "append_row_file_name": "out.v2.txt", "environment_variables": {"_OK1": 1}})

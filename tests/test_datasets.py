@@ -81,3 +81,34 @@ def test_watched_paths_hold_folders_and_matching_files(dataset):
 def test_watched_paths_of_a_missing_root_is_the_root(tmp_path):
     assert watched_paths([str(tmp_path / "demo")]) == [str(tmp_path / "demo")]
     assert watched_paths([str(tmp_path / "x" / "*.png")]) == [str(tmp_path / "x")]
+
+
+def test_an_existing_folder_with_glob_characters_is_taken_literally(tmp_path):
+    write(tmp_path / "s[1]" / "a.txt", "x")
+    write(tmp_path / "s1" / "b.txt", "x")
+    assert paths(list_files([str(tmp_path / "s[1]")])) == [str(tmp_path / "s[1]" / "a.txt")]
+
+
+def test_symlink_loops_are_walked_once(tmp_path):
+    write(tmp_path / "data" / "a.txt", "x")
+    os.symlink(".", tmp_path / "data" / "l1")
+    os.symlink(".", tmp_path / "data" / "l2")
+    assert paths(list_files([str(tmp_path / "data")])) == [str(tmp_path / "data" / "a.txt")]
+    data = tmp_path / "data"
+    assert watched_paths([str(data)]) == [str(data), str(data / "l1"), str(data / "l2"), str(data / "a.txt")]
+
+
+def test_an_unreadable_folder_is_an_error_not_a_silent_gap(tmp_path, monkeypatch):
+    write(tmp_path / "data" / "a.txt", "x")
+    (tmp_path / "data" / "sub").mkdir()
+    real_scandir = os.scandir
+
+    def scandir(path="."):
+        if str(path).endswith("sub"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    with pytest.raises(DatasetError) as info:
+        list_files([str(tmp_path / "data")])
+    assert str(info.value) == f"input folder {str(tmp_path / 'data' / 'sub')!r} cannot be read: Permission denied"

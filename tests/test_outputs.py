@@ -33,3 +33,15 @@ def test_other_return_types_are_rejected_with_the_type(bad):
 def test_result_length():
     assert result_length([1, 2]) == 2
     assert result_length(pd.DataFrame({"a": [1, 2, 3]})) == 3
+
+
+def test_every_splitlines_break_and_lone_surrogates_are_escaped():
+    lines = to_txt_lines(["a\x0bb\x0cc\x1cd\x85e\u2028f\u2029g", "bad\udcff"])
+    assert lines == ["a\\x0bb\\x0cc\\x1cd\\x85e\\u2028f\\u2029g", "bad\\udcff"]
+    assert "\n".join(lines).splitlines() == lines
+    "\n".join(lines).encode("utf-8")
+
+
+def test_dataframe_carriage_return_and_surrogates_stay_on_one_line():
+    frame = pd.DataFrame({"a": ["x\ry", "ok"], "b": ["\udcff", "z"]})
+    assert to_txt_lines(frame) == ["x\\ry \\udcff", "ok z"]

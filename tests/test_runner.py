@@ -296,3 +296,11 @@ def _alive(pid):
             return handle.read().split()[2] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_reused_mini_batches_take_their_new_position(tmp_path, files, init_log):
+    spec = make_spec(write(tmp_path / "echo.py", ECHO))
+    run(tmp_path, spec, files[2:], size=1)
+    shifted = run(tmp_path, spec, files, size=1)
+    assert [(r.index, r.first_item, r.reused) for r in shifted[:4]] == [(0, 0, False), (1, 1, False), (2, 2, True), (3, 3, True)]
+    assert lines(shifted) == [f"f{i:02d}.txt: {i}" for i in range(10)]

@@ -27,15 +27,34 @@ class FileItem:
 
 
 def is_glob(path: str) -> bool:
-    """True when ``path`` holds a glob character (``*``, ``?`` or ``[``)."""
-    return any(ch in path for ch in GLOB_CHARS)
+    """True when ``path`` holds a glob character (``*``, ``?`` or ``[``) and is not an existing
+    file or folder (a folder named ``s[1]`` is taken literally)."""
+    return any(ch in path for ch in GLOB_CHARS) and not os.path.lexists(path)
+
+
+def _raise_unreadable(error: OSError) -> None:
+    raise DatasetError(f"input folder {error.filename!r} cannot be read: {error.strerror}")
+
+
+def walk_folders(folder: str):
+    """``os.walk(folder)`` following links, sorted, each real folder once (a symlink loop is
+    walked once, not forever), skipping Snakemake's own ``.snakemake*`` entries. Yields
+    (dirpath, dirnames, filenames). Raises DatasetError naming a folder that cannot be read."""
+    seen: set[str] = set()
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True, onerror=_raise_unreadable):
+        real = os.path.realpath(dirpath)
+        if real in seen:
+            dirnames[:] = []
+            continue
+        seen.add(real)
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".snakemake"))
+        yield dirpath, dirnames, sorted(f for f in filenames if f != ".snakemake_timestamp")
 
 
 def _walk(folder: str) -> list[str]:
     found = []
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".snakemake")]
-        found.extend(os.path.join(dirpath, name) for name in filenames if name != ".snakemake_timestamp")
+    for dirpath, _, filenames in walk_folders(folder):
+        found.extend(os.path.join(dirpath, name) for name in filenames)
     return sorted(found)
 
 
@@ -106,9 +125,12 @@ def watched_paths(paths: list[str] | tuple[str, ...], pattern: str | None = None
         if not os.path.exists(base):
             continue
         if os.path.isdir(base):
-            for dirpath, dirnames, _ in os.walk(base, followlinks=True):
-                dirnames[:] = sorted(d for d in dirnames if not d.startswith(".snakemake"))
-                watched.extend(os.path.join(dirpath, d) for d in dirnames)
+            try:
+                for dirpath, dirnames, _ in walk_folders(base):
+                    watched.extend(os.path.join(dirpath, d) for d in dirnames)
+            except DatasetError:
+                if strict:
+                    raise
     try:
         watched.extend(item.path for item in list_files(paths, pattern))
     except DatasetError:

@@ -2,7 +2,8 @@
 
 txt follows ParallelRunStep: ``str(element)`` per element of a list or tuple; a pandas DataFrame
 gives one line per row, values separated by a space, no header, no index. A line break inside an
-element is written as the two characters ``\\n`` (and ``\\r``), so one result is always one line.
+element is written as its escape (``\\n``, ``\\r``, ``\\x0b``, ``\\u2028`` ...: every break
+``str.splitlines`` knows), and a lone surrogate as ``\\udcff``, so one result is always one UTF-8 line.
 """
 
 from __future__ import annotations
@@ -16,8 +17,18 @@ def _is_dataframe(value) -> bool:
     return type(value).__name__ == "DataFrame" and type(value).__module__.startswith("pandas")
 
 
+# Every character str.splitlines() breaks on, written as its escape, so one result is one line.
+_LINE_BREAKS = {ord(c): c.encode("unicode_escape").decode("ascii")
+                for c in "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"}
+
+
 def _one_line(text: str) -> str:
-    return text.replace("\r", "\\r").replace("\n", "\\n")
+    line = text.translate(_LINE_BREAKS)
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates: keep them visible as \udcff
+        line = line.encode("utf-8", "backslashreplace").decode("utf-8")
+    return line
 
 
 def result_length(result) -> int:
@@ -40,7 +51,8 @@ def to_txt_lines(result) -> list[str]:
             return [""] * len(result)
         text = result.to_csv(sep=" ", header=False, index=False, lineterminator="\n")
         lines = text.split("\n")[:-1] if text else []
-        if len(lines) != len(result):  # a value held a line break: keep one row per line
+        if len(lines) != len(result) or any(_one_line(line) != line for line in lines):
+            # a value held a line break or an unencodable character: escape value by value
             lines = [" ".join(_one_line(str(v)) for v in row) for row in result.itertuples(index=False)]
         return lines
     return [_one_line(str(element)) for element in result]

@@ -16,6 +16,7 @@ MiniBatchResult per line, input order) is written atomically at the end.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import logging
 import multiprocessing
@@ -289,8 +290,9 @@ class ShardRunner:
         """The result of one mini-batch: reused from the store or computed (and stored)."""
         if self.store is not None and self.spec.allow_reuse:
             cached = self.store.load(mini_batch)
-            if cached is not None:
-                return MiniBatchResult(**{**cached.__dict__, "reused": True})
+            if cached is not None:  # same files, maybe at another position of the input now
+                return dataclasses.replace(cached, index=mini_batch.index, first_item=mini_batch.first_item,
+                                           reused=True)
         start, started_at = time.monotonic(), time.time()
         lines, succeeded, failures, tries = self._run_items(mini_batch, mini_batch.items, mini_batch.first_item)
         result = MiniBatchResult(
