@@ -36,7 +36,8 @@ def make_spec(script, **overrides):
 
 
 def make_manifest(tmp_path, files, size):
-    batches = tuple(MiniBatch(index=i, first_item=start, items=tuple(files[start:start + size]), key=f"k{start}")
+    batches = tuple(MiniBatch(index=i, first_item=start, items=tuple(files[start:start + size]),
+                              key="|".join(files[start:start + size]))
                     for i, start in enumerate(range(0, len(files), size)))
     manifest = ShardManifest(run_name="r", shard=0, shard_count=1, total_mini_batches=len(batches),
                              total_items=len(files), mini_batches=batches)

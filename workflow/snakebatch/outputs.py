@@ -49,8 +49,11 @@ def to_txt_lines(result) -> list[str]:
     if _is_dataframe(result):
         if result.shape[1] == 0:
             return [""] * len(result)
-        text = result.to_csv(sep=" ", header=False, index=False, lineterminator="\n")
-        lines = text.split("\n")[:-1] if text else []
+        try:
+            text = result.to_csv(sep=" ", header=False, index=False, lineterminator="\n")
+            lines = text.split("\n")[:-1] if text else []
+        except UnicodeError:
+            lines = []
         if len(lines) != len(result) or any(_one_line(line) != line for line in lines):
             # a value held a line break or an unencodable character: escape value by value
             lines = [" ".join(_one_line(str(v)) for v in row) for row in result.itertuples(index=False)]
