@@ -43,5 +43,5 @@ def test_every_splitlines_break_and_lone_surrogates_are_escaped():
 
 
 def test_dataframe_carriage_return_and_surrogates_stay_on_one_line():
-    frame = pd.DataFrame({"a": ["x\ry", "ok"], "b": ["\udcff", "z"]})
+    frame = pd.DataFrame({"a": ["x\ry", "ok"], "b": ["\udcff", "z"]}, dtype=object)
     assert to_txt_lines(frame) == ["x\\ry \\udcff", "ok z"]
