@@ -160,6 +160,8 @@ def test_a_hung_run_is_killed_at_the_timeout_and_init_runs_again(tmp_path, files
     [failure] = results[0].failures
     assert failure.error == ("MiniBatchTimeout: run() did not return within run_invocation_timeout=1 s; "
                              "the worker was killed and restarted")
+    assert failure.traceback.startswith("Stack of the worker when it was killed:\n")
+    assert f'File "{script}", line 8 in run' in failure.traceback
     assert init_count(init_log) == 2
 
 
@@ -305,3 +307,24 @@ def test_reused_mini_batches_take_their_new_position(tmp_path, files, init_log):
     shifted = run(tmp_path, spec, files, size=1)
     assert [(r.index, r.first_item, r.reused) for r in shifted[:4]] == [(0, 0, False), (1, 1, False), (2, 2, True), (3, 3, True)]
     assert lines(shifted) == [f"f{i:02d}.txt: {i}" for i in range(10)]
+
+
+def test_a_changed_helper_module_recomputes(tmp_path, files, init_log):
+    write(tmp_path / "src" / "helper.py", "SUFFIX = '!'\n")
+    script = write(tmp_path / "src" / "uses_helper.py", """
+        import os
+        import helper
+        def init():
+            pass
+        def run(mini_batch):
+            return [os.path.basename(p) + helper.SUFFIX for p in mini_batch]
+    """)
+    spec = make_spec(script)
+    assert lines(run(tmp_path, spec, files[:2], size=1)) == ["f00.txt!", "f01.txt!"]
+    modules = json.loads((tmp_path / "run" / "minibatches" / "entry_script_modules.json").read_text())
+    assert modules == {"entry_script": script, "modules": [str(tmp_path / "src" / "helper.py")]}
+    assert [r.reused for r in run(tmp_path, spec, files[:2], size=1)] == [True, True]
+    write(tmp_path / "src" / "helper.py", "SUFFIX = '?'\n")
+    again = run(tmp_path, spec, files[:2], size=1)
+    assert [r.reused for r in again] == [False, False]
+    assert lines(again) == ["f00.txt?", "f01.txt?"]

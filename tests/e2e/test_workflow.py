@@ -135,3 +135,44 @@ def test_a_config_of_just_input_and_entry_script_is_complete(workflow):
     write(workflow.path("mine.yaml"), "input:\n  path: data\nentry_script: scripts/square.py\n")
     workflow.run("--configfile", "mine.yaml", "--replace-workflow-config")
     assert workflow.read("results", "mnist", "parallel_run_step.txt") == expected(23)
+
+
+def test_a_failed_rerun_leaves_no_earlier_result_looking_complete(workflow):
+    setup(workflow)
+    workflow.run()
+    write(workflow.path("scripts", "square.py"), "def init():\n    raise RuntimeError('model gone')\n"
+                                                 "def run(mini_batch):\n    return mini_batch\n")
+    proc = workflow.run(check=False)
+    assert proc.returncode != 0
+    assert not os.path.exists(workflow.path("results", "sq", "_SUCCESS"))
+    assert not os.path.exists(workflow.path("results", "sq", "out.txt"))
+    assert json.loads(workflow.read("results", "sq", "summary.json"))["status"] == "failed"
+    tail = "\n".join(proc.stderr.strip().splitlines()[-20:])
+    assert "snakebatch: run 'sq' failed." in tail
+    assert "RuntimeError: model gone" in tail
+
+
+def test_braces_in_file_names_are_not_wildcards(workflow):
+    setup(workflow, n=2)
+    write(workflow.path("data", "x{y}.txt"), "5\n")
+    workflow.run()
+    assert workflow.read("results", "sq", "out.txt") == expected(2) + "x{y}.txt: 5\n"
+
+
+def test_a_changed_helper_module_reruns_the_shards(workflow):
+    setup(workflow, n=3)
+    write(workflow.path("scripts", "helper.py"), "SUFFIX = '!'\n")
+    write(workflow.path("scripts", "square.py"), """
+        import os
+        import helper
+        def init():
+            pass
+        def run(mini_batch):
+            return [os.path.basename(p) + helper.SUFFIX for p in mini_batch]
+    """)
+    workflow.run()
+    assert "Nothing to be done" in workflow.run().stderr
+    time.sleep(0.01)
+    write(workflow.path("scripts", "helper.py"), "SUFFIX = '?'\n")
+    workflow.run()
+    assert workflow.read("results", "sq", "out.txt") == "item000.txt?\nitem001.txt?\nitem002.txt?\n"

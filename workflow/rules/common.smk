@@ -1,5 +1,6 @@
 # Load and validate the config, derive what the rules share (shard ids, run folder, specs).
 import os
+import re
 import shlex
 import sys
 import time
@@ -18,6 +19,7 @@ from snakebatch.config import describe_validation_error, plan_run
 from snakebatch.datasets import is_glob, watched_paths
 from snakebatch.errors import ConfigError, DatasetError
 from snakebatch.manifest import shard_id
+from snakebatch.runner import known_modules
 from snakebatch import progress
 
 try:
@@ -62,26 +64,35 @@ def check_paths_exist(produced):
             raise WorkflowError(f"snakebatch: invalid config: {key}: {path!r} does not exist")
 
 
+def plain_paths(paths):
+    """Snakemake reads ``{name}`` in any input path as a wildcard and cannot escape it, so a file
+    named like ``x{y}.txt`` is left out of the tracked inputs (its folder still is: adding or
+    removing it is noticed, rewriting it in place is not). The partition itself lists it."""
+    return [p for p in paths if not re.search(r"\{[^{}]*\}", p)]
+
+
 def dataset_inputs():
     """The dataset's folders and files, so an added, removed or rewritten file re-runs partition.
     Listed by the main snakemake process only: a job's own sub-process (cluster) needs just the roots."""
     roots = [p for p in PLAN.partition.paths if not is_glob(p)]
     if not workflow.is_main_process:
-        return roots
+        return plain_paths(roots)
     # A root a rule still has to make (the demo) cannot be listed yet; otherwise an empty or
     # unreadable dataset fails the dry run already.
     strict = all(os.path.exists(p) for p in roots)
     try:
-        return watched_paths(PLAN.partition.paths, PLAN.partition.pattern, strict=strict)
+        return plain_paths(watched_paths(PLAN.partition.paths, PLAN.partition.pattern, strict=strict))
     except DatasetError as exc:
         raise WorkflowError(f"snakebatch: invalid input: {exc}") from None
 
 
 def runner_inputs():
-    """Files whose change must re-run the shard jobs: the entry script, and the folders and files
-    of every model and side input (a folder's own mtime misses a file rewritten inside it)."""
+    """Files whose change must re-run the shard jobs: the entry script, the helper modules it
+    imported from source_directory last time, and the folders and files of every model and side
+    input (a folder's own mtime misses a file rewritten inside it)."""
     paths = [*PLAN.runner.models.values(), *PLAN.runner.side_inputs.values()]
-    return [PLAN.runner.entry_script, *(watched_paths(paths) if paths else [])]
+    modules = [m for m in known_modules(os.path.join(RUN_DIR, "minibatches")) if os.path.exists(m)]
+    return plain_paths([PLAN.runner.entry_script, *modules, *(watched_paths(paths) if paths else [])])
 
 
 def merged_output():
@@ -112,4 +123,5 @@ def announce_success():
 
 
 def announce_failure():
+    progress.invalidate_stale_result(PLAN)
     progress.announce_failure(PLAN)

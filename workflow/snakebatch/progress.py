@@ -12,6 +12,8 @@ import os
 import sys
 import time
 
+from .storage import write_json_atomic
+
 _STARTED_AT = time.time()
 
 
@@ -40,20 +42,54 @@ def announce_success(plan) -> None:
 
 
 def failure_report(plan) -> str:
-    """The root cause of a failed run, from the freshest reports in the run folder ('' if none)."""
+    """The root cause of a failed run, from the freshest reports in the run folder ('' if none):
+    gather's verdict, or the end of every stage log written in this run that holds an error."""
     job_result = os.path.join(plan.run_dir, "logs", "job_result.txt")
     if _fresh(job_result):
         with open(job_result, encoding="utf-8") as handle:
             text = handle.read().strip()
         if "status: failed" in text:
             return text
-    lines = []
+    parts, seen = [], {}
     for log in sorted(glob.glob(os.path.join(plan.run_dir, "logs", "*.log")) +
                       glob.glob(os.path.join(plan.run_dir, "logs", "sys", "node", "*.console.log"))):
-        if _fresh(log):
-            with open(log, encoding="utf-8", errors="replace") as handle:
-                lines += [line.rstrip() for line in handle if "error:" in line or line.startswith(" ")]
-    return "\n".join(lines[-40:])
+        if not _fresh(log):
+            continue
+        with open(log, encoding="utf-8", errors="replace") as handle:
+            lines = [line.rstrip() for line in handle if line.strip(" ^~\n")]
+        if any("error:" in line or line.startswith("Traceback") for line in lines):
+            last = lines[-1].replace(os.path.basename(log), "")
+            if last in seen:  # the same error in another shard: name the log only
+                seen[last].append(log)
+                continue
+            seen[last] = []
+            parts.append((last, f"{log}:\n" + "\n".join("  " + line for line in lines[-15:])))
+    return "\n".join(text + (f"\n  (the same error in {', '.join(seen[last])})" if seen[last] else "")
+                     for last, text in parts)
+
+
+def invalidate_stale_result(plan) -> None:
+    """After a failed run, a result of an earlier run must not look complete: remove its
+    ``_SUCCESS`` and merged file, and mark its summary failed. A result gather wrote in this run
+    (then a later job, such as the demo's score, failed) is kept."""
+    marker = os.path.join(plan.run_dir, "_SUCCESS")
+    if not os.path.exists(marker) or _fresh(marker):
+        return
+    os.unlink(marker)
+    if plan.gather.output_action == "append_row":
+        merged = os.path.join(plan.run_dir, plan.gather.append_row_file_name)
+        if os.path.exists(merged):
+            os.unlink(merged)
+    summary_path = os.path.join(plan.run_dir, "summary.json")
+    try:
+        with open(summary_path, encoding="utf-8") as handle:
+            summary = json.load(handle)
+    except (OSError, ValueError):
+        return
+    summary["status"] = "failed"
+    summary["threshold_breaches"] = summary.get("threshold_breaches", [])
+    summary["failure"] = "a later run failed before gather; this summary is of the run before it"
+    write_json_atomic(summary_path, summary)
 
 
 def announce_failure(plan) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import hashlib
+import json
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -58,17 +59,24 @@ def path_fingerprint(path: str) -> str:
     return digest.hexdigest()
 
 
-def runner_fingerprint(spec: RunnerSpec) -> str:
+def runner_fingerprint(spec: RunnerSpec, modules: list[str] | tuple[str, ...] = ()) -> str:
     """Hex SHA-256 of everything besides the input files that changes a mini-batch's result:
-    the entry script's bytes, arguments, environment variables, models and side inputs (their
-    files' sizes and mtimes), output action and format. Raises ConfigError naming the key of a
-    model or side input whose path does not exist, EntryScriptError when the script is missing."""
+    the bytes of the entry script and of ``modules`` (the helper modules it imported from
+    source_directory), arguments, environment variables, models and side inputs (their files'
+    sizes and mtimes), output action and format. Raises ConfigError naming the key of a model or
+    side input whose path does not exist, EntryScriptError when the script is missing."""
     digest = hashlib.sha256(f"snakebatch-store-{STORE_VERSION}\n".encode())
     try:
         with open(spec.entry_script, "rb") as handle:
             digest.update(handle.read())
     except OSError as exc:
         raise EntryScriptError(f"config key 'entry_script': cannot read {spec.entry_script!r}: {exc.strerror}") from None
+    for module in sorted(modules):
+        try:
+            with open(module, "rb") as handle:
+                digest.update(f"module:{module}\n".encode() + handle.read())
+        except OSError:
+            digest.update(f"module:{module}:missing\n".encode())
     digest.update(repr((spec.arguments, sorted(spec.environment_variables.items()),
                         spec.output_action, spec.append_row_format)).encode())
     for key in ("models", "side_inputs"):
@@ -80,15 +88,40 @@ def runner_fingerprint(spec: RunnerSpec) -> str:
     return digest.hexdigest()
 
 
+MODULES_FILE = "entry_script_modules.json"
+
+
+def known_modules(store_root: str) -> list[str]:
+    """The helper modules the entry script imported last time (``[]`` when unknown)."""
+    try:
+        with open(os.path.join(store_root, MODULES_FILE), encoding="utf-8") as handle:
+            return [str(m) for m in json.load(handle)["modules"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+
+
 class MiniBatchStore:
     """Durable mini-batch results of one run, keyed by input key + runner fingerprint.
 
     Files live at ``{root}/{key[:2]}/{key}.json``; only fully successful results are stored
-    for reuse, so a rerun retries failures."""
+    for reuse, so a rerun retries failures. ``modules`` are the entry script's helper modules
+    the fingerprint covers; ``note_modules`` updates them when a worker reports others."""
 
-    def __init__(self, root: str, fingerprint: str) -> None:
+    def __init__(self, root: str, spec: RunnerSpec) -> None:
         self.root = root
-        self.fingerprint = fingerprint
+        self.spec = spec
+        self.modules = known_modules(root)
+        self.fingerprint = runner_fingerprint(spec, self.modules)
+
+    def note_modules(self, modules: list[str]) -> None:
+        """Results stored from now on are keyed with ``modules``; remember them for the next run
+        (and for Snakemake, which tracks them as inputs of the shard jobs)."""
+        modules = sorted(set(modules))
+        if modules != self.modules:
+            self.modules = modules
+            self.fingerprint = runner_fingerprint(self.spec, modules)
+            write_text_atomic(os.path.join(self.root, MODULES_FILE),
+                              json.dumps({"entry_script": self.spec.entry_script, "modules": modules}, indent=1) + "\n")
 
     def _path(self, mini_batch: MiniBatch) -> str:
         key = hashlib.sha256(f"{self.fingerprint}:{mini_batch.key}".encode()).hexdigest()
@@ -137,6 +170,7 @@ class WorkerProcess:
         self.process = None
         self.conn = None
         self.starts = 0
+        self.modules: list[str] = []
 
     def start(self) -> None:
         ctx = multiprocessing.get_context("spawn")
@@ -161,6 +195,7 @@ class WorkerProcess:
             self.kill()
             raise EntryScriptError(f"init() of entry_script {self.setup.entry_script!r} failed: "
                                    f"{message[1]}\n{message[2]}")
+        self.modules = list(message[1])
         log.info("worker %s ready", self.setup.context.agent_name)
 
     def _receive(self, timeout: float | None):
@@ -186,8 +221,9 @@ class WorkerProcess:
             self.conn.send(("run", items, context))
             message = self._receive(timeout)
         except TimeoutError:
+            stack = self.dump_stack()
             self.kill()
-            return Outcome(ok=False, restart=True, error=(
+            return Outcome(ok=False, restart=True, traceback=stack, error=(
                 f"MiniBatchTimeout: run() did not return within run_invocation_timeout={timeout:g} s; "
                 "the worker was killed and restarted"))
         except (BrokenPipeError, OSError):
@@ -204,12 +240,34 @@ class WorkerProcess:
             return Outcome(ok=True, lines=tuple(message[1]), length=int(message[2]))
         return Outcome(ok=False, error=message[1], traceback=message[2])
 
+    def dump_stack(self, wait: float = 2.0) -> str:
+        """Where the worker is now: the stack of each of its threads (faulthandler, also inside
+        native code), '' when it cannot tell within ``wait`` seconds."""
+        path = self.setup.stack_path
+        try:
+            open(path, "w").close()
+            os.kill(self.process.pid, signal.SIGUSR1)
+        except (OSError, AttributeError):
+            return ""
+        deadline = time.monotonic() + wait
+        text = ""
+        while time.monotonic() < deadline:
+            time.sleep(0.05)
+            with open(path, encoding="utf-8", errors="replace") as handle:
+                current = handle.read()
+            if current and current == text:
+                break
+            text = current
+        return "Stack of the worker when it was killed:\n" + text if text else ""
+
     def stop(self, timeout: float = 30.0) -> None:
         """Ask the worker to call shutdown() and exit; kill it when it does not within ``timeout``."""
         if self.alive():
             try:
                 self.conn.send(("stop",))
-                self._receive(timeout)
+                message = self._receive(timeout)
+                if message and message[0] == "stopped":
+                    self.modules = sorted(set(self.modules) | set(message[1]))
             except (TimeoutError, BrokenPipeError, OSError):
                 pass
         self.kill()
@@ -243,12 +301,19 @@ class ShardRunner:
         self.error_log = error_log
         self.started = False
 
+    def _note_modules(self) -> None:
+        if self.store is not None and self.worker.modules:
+            self.store.note_modules(self.worker.modules)
+
     def _call(self, items, mini_batch: MiniBatch, first_item: int) -> Outcome:
         if not self.started:
             self.worker.start()
             self.started = True
+            self._note_modules()
         context = MiniBatchContext(minibatch_index=mini_batch.index, global_row_index_lower_bound=first_item)
-        return self.worker.call(tuple(items), context, self.spec.run_invocation_timeout)
+        outcome = self.worker.call(tuple(items), context, self.spec.run_invocation_timeout)
+        self._note_modules()
+        return outcome
 
     def _record_error(self, mini_batch: MiniBatch, items, attempt: int, outcome: Outcome) -> None:
         log.warning("mini-batch %d (%d item(s), try %d/%d) failed: %s", mini_batch.index, len(items),
@@ -311,6 +376,7 @@ class ShardRunner:
         start = time.monotonic()
         done_items = 0
         shard_items = sum(len(mb.items) for mb in manifest.mini_batches)
+        finished = False
         try:
             for number, mini_batch in enumerate(manifest.mini_batches, 1):
                 result = self.run_mini_batch(mini_batch)
@@ -323,9 +389,14 @@ class ShardRunner:
                          mini_batch.index, number, len(manifest.mini_batches), done_items, shard_items,
                          result.failed, "reused" if result.reused else f"{result.tries} tr{'y' if result.tries == 1 else 'ies'}",
                          rate, eta)
+            finished = True
         finally:
             if self.started:
-                self.worker.stop()
+                if finished:  # shutdown() gets its chance; an interrupted shard kills at once
+                    self.worker.stop()
+                    self._note_modules()
+                else:
+                    self.worker.kill()
         return results
 
 
@@ -338,6 +409,7 @@ def shard_log_paths(run_dir: str, shard: int) -> dict:
         "stderr": os.path.join(logs, "user", "stderr", f"{name}.stderr.txt"),
         "error": os.path.join(logs, "user", "error", f"{name}.txt"),
         "node": os.path.join(logs, "sys", "node", f"{name}.log"),
+        "stack": os.path.join(logs, "sys", "node", f"{name}.stack.txt"),
     }
 
 
@@ -359,7 +431,7 @@ def build_worker(spec: RunnerSpec, run_dir: str, shard: int) -> WorkerProcess:
         source_directory=os.path.abspath(spec.source_directory),
         arguments=tuple(spec.arguments), environment_variables=dict(spec.environment_variables),
         append_row_format=spec.append_row_format,
-        stdout_path=paths["stdout"], stderr_path=paths["stderr"], context=context,
+        stdout_path=paths["stdout"], stderr_path=paths["stderr"], stack_path=paths["stack"], context=context,
     )
     worker = WorkerProcess(setup)
     worker.name = agent
@@ -382,7 +454,7 @@ def run_shard(spec: RunnerSpec, manifest_path: str, output_path: str, run_dir: s
         if manifest.run_name != spec.run_name:
             raise ManifestError(f"shard manifest {manifest_path!r} belongs to run {manifest.run_name!r}, "
                                 f"not {spec.run_name!r}")
-        store = MiniBatchStore(os.path.join(run_dir, "minibatches"), runner_fingerprint(spec))
+        store = MiniBatchStore(os.path.join(run_dir, "minibatches"), spec)
         runner = ShardRunner(spec, build_worker(spec, run_dir, manifest.shard), store, paths["error"])
         log.info("shard %d/%d: %d mini-batch(es)", manifest.shard, manifest.shard_count, len(manifest.mini_batches))
         results = runner.run(manifest)
@@ -395,6 +467,10 @@ def run_shard(spec: RunnerSpec, manifest_path: str, output_path: str, run_dir: s
         handler.close()
 
 
+def _terminate(signum, frame):
+    raise SystemExit(128 + signum)  # unwinds through ShardRunner.run, which kills the worker
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m snakebatch.runner", description=__doc__.split("\n\n")[0])
     parser.add_argument("--spec", required=True, help="RunnerSpec as JSON")
@@ -403,6 +479,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run-dir", required=True, help="results/{run_name}")
     args = parser.parse_args(argv)
     spec = RunnerSpec.from_json(args.spec)
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         results = run_shard(spec, args.manifest, args.output, args.run_dir)
     except SnakebatchError as exc:

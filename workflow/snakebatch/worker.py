@@ -3,18 +3,23 @@ once, then ``run()`` once per mini-batch it is sent, and ``shutdown()`` (if defi
 
 It talks to the runner over a ``multiprocessing`` pipe with tuples:
 runner -> worker ``("run", items, MiniBatchContext)`` or ``("stop",)``;
-worker -> runner ``("ready",)``, ``("init_error", message, traceback)``,
-``("ok", lines, result_length)`` or ``("error", message, traceback)``.
+worker -> runner ``("ready", module_files)``, ``("init_error", message, traceback)``,
+``("ok", lines, result_length)``, ``("error", message, traceback)`` or ``("stopped", module_files)``.
+``module_files`` are the files of the modules loaded from ``source_directory`` besides the entry
+script (its helpers), so the runner can tell when they change. On SIGUSR1 the worker writes the
+stack of every thread to ``stack_path`` (how the runner learns where a timed-out run() was stuck).
 Its stdout and stderr (file descriptors 1 and 2, so native code's output too) go to the worker's
 user log files.
 """
 
 from __future__ import annotations
 
+import faulthandler
 import importlib.util
 import inspect
 import logging
 import os
+import signal
 import sys
 import traceback
 from dataclasses import dataclass
@@ -37,6 +42,7 @@ class WorkerSetup:
     append_row_format: str
     stdout_path: str
     stderr_path: str
+    stack_path: str
     context: entry.WorkerContext
 
 
@@ -60,7 +66,6 @@ def _bind_to_runner() -> None:
     if sys.platform.startswith("linux"):
         try:
             import ctypes
-            import signal
 
             ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
         except (OSError, AttributeError):
@@ -91,6 +96,20 @@ def load_entry_script(path: str, source_directory: str):
     return module
 
 
+def source_modules(source_directory: str, entry_script: str) -> list[str]:
+    """Sorted absolute files of the loaded modules that live under ``source_directory``, the
+    entry script excluded."""
+    root = os.path.join(os.path.abspath(source_directory), "")
+    found = set()
+    for module in list(sys.modules.values()):
+        path = getattr(module, "__file__", None)
+        if path:
+            path = os.path.abspath(path)
+            if path.startswith(root) and path != entry_script:
+                found.add(path)
+    return sorted(found)
+
+
 def _takes_context(run) -> bool:
     try:
         params = [p for p in inspect.signature(run).parameters.values()
@@ -104,6 +123,8 @@ def worker_main(conn, setup: WorkerSetup) -> None:
     """Body of the worker process (``multiprocessing`` spawn target)."""
     _bind_to_runner()
     _redirect_output(setup)
+    stack_file = open(setup.stack_path, "a", encoding="utf-8")  # noqa: SIM115 - lives as long as the worker
+    faulthandler.register(signal.SIGUSR1, file=stack_file, all_threads=True)
     os.environ.update(setup.environment_variables)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ["AZUREML_BI_OUTPUT_PATH"] = setup.context.output_dir
@@ -123,7 +144,7 @@ def worker_main(conn, setup: WorkerSetup) -> None:
         return
     run = module.run
     with_context = _takes_context(run)
-    conn.send(("ready",))
+    conn.send(("ready", source_modules(setup.source_directory, setup.entry_script)))
     while True:
         try:
             message = conn.recv()
@@ -136,7 +157,7 @@ def worker_main(conn, setup: WorkerSetup) -> None:
                     shutdown()
                 except Exception:  # noqa: BLE001
                     traceback.print_exc()
-            conn.send(("stopped",))
+            conn.send(("stopped", source_modules(setup.source_directory, setup.entry_script)))
             break
         _, items, context = message
         try:
