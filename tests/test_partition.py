@@ -58,10 +58,32 @@ def test_write_manifests_round_trips_and_removes_stale_ones(dataset, tmp_path):
     out = str(tmp_path / "partition")
     spec = PartitionSpec(run_name="r", paths=(str(dataset),), pattern=None, mini_batch_size=3, shard_count=3)
     write_manifests(spec, out)
-    assert sorted(os.listdir(out)) == ["shard-00000.json", "shard-00001.json", "shard-00002.json"]
+    assert sorted(os.listdir(out)) == ["dataset.json", "shard-00000.json", "shard-00001.json", "shard-00002.json"]
     write_manifests(PartitionSpec(**{**spec.__dict__, "shard_count": 2}), out)
-    assert sorted(os.listdir(out)) == ["shard-00000.json", "shard-00001.json"]
+    assert sorted(os.listdir(out)) == ["dataset.json", "shard-00000.json", "shard-00001.json"]
     manifest = ShardManifest.read(manifest_path(out, 1))
     assert [b.items for b in manifest.mini_batches] == [(str(dataset / "f06.txt"), str(dataset / "f07.txt"),
                                                          str(dataset / "f08.txt")),
                                                         (str(dataset / "f09.txt"),)]
+
+
+def test_dataset_param_is_stable_until_the_listing_changes(dataset, tmp_path):
+    from snakebatch.datasets import list_files, listing_fingerprint
+    from snakebatch.partition import dataset_param
+
+    out = str(tmp_path / "partition")
+    spec = PartitionSpec(run_name="r", paths=(str(dataset),), pattern=None, mini_batch_size=3, shard_count=1)
+    # first run: the data did not exist at parse time (the demo), nothing recorded yet
+    assert dataset_param(spec, out, None) == ""
+    write_manifests(spec, out, "")
+    now = listing_fingerprint(list_files(spec.paths))
+    assert dataset_param(spec, out, now) == ""            # unchanged: same parameter, no rerun
+    # a file replaced by an older copy of other content: same mtime order, other size and mtime
+    path = dataset / "f03.txt"
+    path.write_text("changed content\n")
+    os.utime(path, ns=(1_000_000_000, 1_000_000_000))
+    changed = listing_fingerprint(list_files(spec.paths))
+    assert dataset_param(spec, out, changed) == changed   # differs: rerun
+    write_manifests(spec, out, changed)
+    assert dataset_param(spec, out, changed) == changed   # and stable after it
+    assert dataset_param(spec, out, None) == changed      # data missing again: leave it to the rule

@@ -47,7 +47,7 @@ def test_run_merges_in_order_and_a_second_run_does_nothing(workflow):
     summary = json.loads(workflow.read("results", "sq", "summary.json"))
     assert {k: summary[k] for k in ("status", "items", "succeeded", "failed", "mini_batches")} == {
         "status": "succeeded", "items": 23, "succeeded": 23, "failed": 0, "mini_batches": 6}
-    assert sorted(os.listdir(workflow.path("results", "sq", "partition"))) == ["shard-00000.json", "shard-00001.json"]
+    assert sorted(os.listdir(workflow.path("results", "sq", "partition"))) == ["dataset.json", "shard-00000.json", "shard-00001.json"]
     assert "snakebatch: run 'sq' succeeded: 23 of 23 items succeeded, 0 failed -> results/sq/out.txt" in proc.stderr
     assert workflow.read("results", "sq", "logs", "job_result.txt").startswith("status: succeeded\nitems: 23")
 
@@ -76,7 +76,7 @@ def test_seed_resubmission_overrides_with_snakemake_config_syntax(workflow):
     workflow.run("--config", "input={'path': 'data/item003.txt'}", "mini_batch_size=1",
                  "process_count_per_node=1", "run_name=one")
     assert workflow.read("results", "one", "out.txt") == "item003.txt: 9\n"
-    assert sorted(os.listdir(workflow.path("results", "one", "partition"))) == ["shard-00000.json"]
+    assert sorted(os.listdir(workflow.path("results", "one", "partition"))) == ["dataset.json", "shard-00000.json"]
 
 
 def test_tolerated_failures_are_isolated_and_reported(workflow):
@@ -176,3 +176,15 @@ def test_a_changed_helper_module_reruns_the_shards(workflow):
     write(workflow.path("scripts", "helper.py"), "SUFFIX = '?'\n")
     workflow.run()
     assert workflow.read("results", "sq", "out.txt") == "item000.txt?\nitem001.txt?\nitem002.txt?\n"
+
+
+def test_a_file_replaced_by_an_older_copy_is_recomputed(workflow):
+    setup(workflow, n=6)
+    workflow.run()
+    path = workflow.path("data", "item004.txt")
+    with open(path, "w") as handle:
+        handle.write("old copy\n")
+    os.utime(path, (1_000_000_000, 1_000_000_000))   # like cp -p / rsync -a from an old backup
+    workflow.run()
+    assert workflow.read("results", "sq", "out.txt") == expected(6).replace("item004.txt: 16", "item004.txt: old copy")
+    assert "Nothing to be done" in workflow.run().stderr

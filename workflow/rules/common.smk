@@ -16,9 +16,10 @@ os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (WORKFLOW_DIR, os.environ.
 import jsonschema
 
 from snakebatch.config import describe_validation_error, plan_run
-from snakebatch.datasets import is_glob, watched_paths
+from snakebatch.datasets import is_glob, list_files, listing_fingerprint, root_folders, watched_paths
 from snakebatch.errors import ConfigError, DatasetError
 from snakebatch.manifest import shard_id
+from snakebatch.partition import dataset_param as partition_dataset_param
 from snakebatch.runner import known_modules
 from snakebatch import progress
 
@@ -44,6 +45,7 @@ except ConfigError as exc:
 SNAKEBATCH = shlex.quote(sys.executable) + " -m snakebatch"
 PYTHON = shlex.quote(sys.executable)
 RUN_DIR = PLAN.run_dir
+PARTITION_DIR = os.path.join(RUN_DIR, "partition")
 SHARD_IDS = [shard_id(i) for i in range(PLAN.shard_count)]
 # allow_reuse: false -> a parameter that differs on every invocation, so everything reruns.
 REUSE_NONCE = "" if PLAN.runner.allow_reuse else str(time.time_ns())
@@ -72,18 +74,22 @@ def plain_paths(paths):
 
 
 def dataset_inputs():
-    """The dataset's folders and files, so an added, removed or rewritten file re-runs partition.
-    Listed by the main snakemake process only: a job's own sub-process (cluster) needs just the roots."""
+    """The dataset's roots, so Snakemake runs the demo rule that makes a missing one."""
+    return plain_paths(root_folders(PLAN.partition.paths))
+
+
+def dataset_param():
+    """Changes when the dataset's listing (paths, sizes, mtimes) differs from what the last
+    partition saw; see snakebatch.partition.dataset_param. An empty or unreadable dataset fails
+    the dry run here, unless a rule still has to make it."""
     roots = [p for p in PLAN.partition.paths if not is_glob(p)]
-    if not workflow.is_main_process:
-        return plain_paths(roots)
-    # A root a rule still has to make (the demo) cannot be listed yet; otherwise an empty or
-    # unreadable dataset fails the dry run already.
-    strict = all(os.path.exists(p) for p in roots)
-    try:
-        return plain_paths(watched_paths(PLAN.partition.paths, PLAN.partition.pattern, strict=strict))
-    except DatasetError as exc:
-        raise WorkflowError(f"snakebatch: invalid input: {exc}") from None
+    current = None
+    if all(os.path.exists(p) for p in roots):
+        try:
+            current = listing_fingerprint(list_files(PLAN.partition.paths, PLAN.partition.pattern))
+        except DatasetError as exc:
+            raise WorkflowError(f"snakebatch: invalid input: {exc}") from None
+    return partition_dataset_param(PLAN.partition, PARTITION_DIR, current)
 
 
 def runner_inputs():

@@ -1,5 +1,6 @@
 # partition: list the dataset, cut it into mini-batches, write one manifest per shard.
-# Inputs are the dataset's folders and files, so an added, removed or rewritten file re-runs it.
+# It re-runs when a root's mtime is newer, or when the listing's fingerprint (paths, sizes,
+# mtimes) differs from the one it recorded: the `dataset` parameter.
 
 
 rule partition:
@@ -11,8 +12,10 @@ rule partition:
         f"{RUN_DIR}/logs/partition.log",
     params:
         spec=PLAN.partition.to_json(),
-        out_dir=f"{RUN_DIR}/partition",
+        out_dir=PARTITION_DIR,
+        dataset=dataset_param(),
         nonce=REUSE_NONCE,
     threads: 1
     shell:
-        SNAKEBATCH + ".partition --spec {params.spec:q} --out-dir {params.out_dir:q} 2>&1 | tee {log:q}"
+        SNAKEBATCH + ".partition --spec {params.spec:q} --out-dir {params.out_dir:q}"
+        " --dataset-param={params.dataset} 2>&1 | tee {log:q}"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fnmatch
 import glob
+import hashlib
 import os
 from dataclasses import dataclass
 
@@ -106,36 +107,45 @@ def list_files(paths: list[str] | tuple[str, ...], pattern: str | None = None) -
     return items
 
 
-def watched_paths(paths: list[str] | tuple[str, ...], pattern: str | None = None, strict: bool = False) -> list[str]:
-    """The paths whose modification times tell Snakemake that the dataset changed.
+def listing_fingerprint(items: list[FileItem]) -> str:
+    """Hex SHA-256 over every item's path, size and mtime_ns, in order: it changes when a file
+    is added, removed, renamed or rewritten, even with an older mtime (``cp -p``, ``rsync -a``)."""
+    digest = hashlib.sha256()
+    for item in items:
+        digest.update(f"{item.path}\0{item.size}\0{item.mtime_ns}\n".encode())
+    return digest.hexdigest()
 
-    Returns every root (a folder's mtime changes when a file is added, removed or renamed in it),
-    every sub-folder, and every matching file (its mtime changes when it is rewritten). A root
-    that does not exist yet is returned as is, so a rule that produces it (the demo) is found.
-    Globs contribute the folder before their first glob character. ``strict``: raise the
-    DatasetError of ``list_files`` (missing root, empty dataset) instead of leaving it to partition.
+
+def root_folders(paths: list[str] | tuple[str, ...]) -> list[str]:
+    """Each root as Snakemake should see it: a folder or file as given, a glob as the folder
+    before its first glob character (``data/**/*.png`` -> ``data``)."""
+    roots = []
+    for root in paths:
+        if is_glob(root):
+            root = os.path.dirname(root[: min(root.find(c) for c in GLOB_CHARS if c in root)]) or "."
+        roots.append(os.path.normpath(root))
+    return list(dict.fromkeys(roots))
+
+
+def watched_paths(paths: list[str] | tuple[str, ...], pattern: str | None = None) -> list[str]:
+    """The paths whose modification times tell Snakemake that files changed (used for models and
+    side inputs, whose folders Snakemake would otherwise judge by the folder's own mtime only).
+
+    Returns every root (glob: its folder, see ``root_folders``), every sub-folder, and every
+    matching file. A root that does not exist yet is returned as is, so a rule that produces it
+    (the demo) is found. Never raises: an unreadable folder or empty root adds nothing.
     """
     watched: list[str] = []
-    for root in paths:
-        base = root
-        if is_glob(root):
-            base = root[: min(root.find(c) for c in GLOB_CHARS if c in root)]
-            base = os.path.dirname(base) or "."
-        watched.append(os.path.normpath(base))
-        if not os.path.exists(base):
-            continue
+    for base in root_folders(paths):
+        watched.append(base)
         if os.path.isdir(base):
             try:
                 for dirpath, dirnames, _ in walk_folders(base):
                     watched.extend(os.path.join(dirpath, d) for d in dirnames)
             except DatasetError:
-                if strict:
-                    raise
+                pass
     try:
         watched.extend(item.path for item in list_files(paths, pattern))
     except DatasetError:
-        if strict:
-            raise
-        # otherwise reported by the partition job with its full message
-    unique = list(dict.fromkeys(os.path.normpath(p) for p in watched))
-    return unique
+        pass
+    return list(dict.fromkeys(os.path.normpath(p) for p in watched))

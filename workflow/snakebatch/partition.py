@@ -9,13 +9,15 @@ from __future__ import annotations
 import argparse
 import glob
 import hashlib
+import json
 import os
 import sys
 
 from .config import PartitionSpec
-from .datasets import FileItem, list_files
+from .datasets import FileItem, list_files, listing_fingerprint
 from .errors import SnakebatchError
 from .manifest import MiniBatch, ShardManifest, shard_id
+from .storage import write_text_atomic
 
 
 def mini_batch_key(items: list[FileItem]) -> str:
@@ -70,10 +72,35 @@ def manifest_path(out_dir: str, shard: int) -> str:
     return os.path.join(out_dir, f"shard-{shard_id(shard)}.json")
 
 
-def write_manifests(spec: PartitionSpec, out_dir: str) -> list[ShardManifest]:
+DATASET_RECORD = "dataset.json"
+
+
+def dataset_param(spec: PartitionSpec, out_dir: str, current: str | None) -> str:
+    """The value of the partition rule's ``dataset`` parameter, which makes Snakemake re-run the
+    partition when the dataset changed in a way file times do not show (a file replaced by an
+    older copy). ``current`` is the listing fingerprint now, None when the dataset cannot be listed
+    yet (the demo rule still has to make it).
+
+    The partition records the fingerprint it saw and the parameter it ran with; while the
+    dataset still has that fingerprint the parameter stays the same (no rerun), otherwise it is
+    the new fingerprint (a rerun)."""
+    try:
+        with open(os.path.join(out_dir, DATASET_RECORD), encoding="utf-8") as handle:
+            record = json.load(handle)
+        recorded, param = str(record["fingerprint"]), str(record["param"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return current or ""
+    if current is None or current == recorded:
+        return param
+    return current
+
+
+def write_manifests(spec: PartitionSpec, out_dir: str, param: str = "") -> list[ShardManifest]:
     """List the dataset, write one manifest per shard atomically, remove stale manifests of an
-    earlier, larger shard count. Raises DatasetError when the dataset is missing or empty."""
-    manifests = build_manifests(spec, list_files(spec.paths, spec.pattern))
+    earlier, larger shard count, and record the listing's fingerprint with ``param`` (see
+    ``dataset_param``). Raises DatasetError when the dataset is missing or empty."""
+    listing = list_files(spec.paths, spec.pattern)
+    manifests = build_manifests(spec, listing)
     keep = set()
     for manifest in manifests:
         path = manifest_path(out_dir, manifest.shard)
@@ -82,6 +109,8 @@ def write_manifests(spec: PartitionSpec, out_dir: str) -> list[ShardManifest]:
     for stale in glob.glob(os.path.join(out_dir, "shard-*.json")):
         if os.path.abspath(stale) not in keep:
             os.unlink(stale)
+    write_text_atomic(os.path.join(out_dir, DATASET_RECORD),
+                      json.dumps({"fingerprint": listing_fingerprint(listing), "param": param}) + "\n")
     return manifests
 
 
@@ -89,10 +118,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m snakebatch.partition", description=__doc__)
     parser.add_argument("--spec", required=True, help="PartitionSpec as JSON")
     parser.add_argument("--out-dir", required=True, help="folder for shard-NNNNN.json manifests")
+    parser.add_argument("--dataset-param", default="", help="the rule's dataset parameter, recorded")
     args = parser.parse_args(argv)
     spec = PartitionSpec.from_json(args.spec)
     try:
-        manifests = write_manifests(spec, args.out_dir)
+        manifests = write_manifests(spec, args.out_dir, args.dataset_param)
     except SnakebatchError as exc:
         print(f"snakebatch partition: error: {exc}", file=sys.stderr)
         return 1
