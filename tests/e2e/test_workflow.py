@@ -188,3 +188,43 @@ def test_a_file_replaced_by_an_older_copy_is_recomputed(workflow):
     workflow.run()
     assert workflow.read("results", "sq", "out.txt") == expected(6).replace("item004.txt: 16", "item004.txt: old copy")
     assert "Nothing to be done" in workflow.run().stderr
+
+
+SLOW_SCRIPT = """
+    import os, time
+
+    def init():
+        pass
+
+    def run(mini_batch):
+        time.sleep(0.3)
+        return [os.path.basename(p) + ": " + open(p).read().strip() for p in mini_batch]
+"""
+
+
+def test_a_killed_run_resumes_to_the_same_bytes_redoing_only_unfinished_mini_batches(workflow):
+    import signal
+    import subprocess
+    import sys
+
+    setup(workflow, n=40, mini_batch_size=2)
+    write(workflow.path("scripts", "square.py"), SLOW_SCRIPT)
+    proc = subprocess.Popen([sys.executable, "-m", "snakemake", "--cores", "2"], cwd=workflow.root,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    store = workflow.path("results", "sq", "minibatches")
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        done = sum(len(files) for _, _, files in os.walk(store) if files) if os.path.isdir(store) else 0
+        if done >= 6:
+            break
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)   # snakemake, the shard runners and their workers
+    proc.wait()
+    assert not os.path.exists(workflow.path("results", "sq", "_SUCCESS"))
+
+    workflow.run("--unlock")
+    workflow.run()
+    assert workflow.read("results", "sq", "out.txt") == expected(40)
+    summary = json.loads(workflow.read("results", "sq", "summary.json"))
+    assert summary["mini_batches"] == 20
+    assert 6 <= summary["reused_mini_batches"] < 20
