@@ -39,7 +39,7 @@ def test_merge_follows_input_order_across_shards(tmp_path):
     run_dir = tmp_path / "run"
     summary = gather(spec(), shards, str(run_dir))
     assert (run_dir / "out.txt").read_text() == "a\nb\nc\nd\ne\n"
-    assert (run_dir / "_SUCCESS").read_text() == ""
+    assert (run_dir / "_SUCCESS").read_text() == "out.txt\n"
     assert (run_dir / "errors.jsonl").read_text() == ""
     assert {k: summary[k] for k in ("status", "items", "succeeded", "failed", "mini_batches", "output")} == {
         "status": "succeeded", "items": 5, "succeeded": 5, "failed": 0, "mini_batches": 3, "output": str(run_dir / "out.txt")}
@@ -110,3 +110,26 @@ def test_corrupt_shard_result_names_file_and_line(tmp_path):
         handle.write("{not json\n")
     with pytest.raises(ManifestError, match=r"shard result .*shard-00000.jsonl' line 2 is corrupt"):
         gather(spec(), [path], str(tmp_path / "run"))
+
+
+def test_invalidate_removes_the_earlier_result_once(tmp_path):
+    from snakebatch.gather import invalidate_result
+
+    shards = write_shards(tmp_path, [[result(0, ["a"])]])
+    run_dir = tmp_path / "run"
+    gather(spec(), shards, str(run_dir))
+    invalidate_result(str(run_dir))
+    assert sorted(os.listdir(run_dir)) == ["errors.jsonl", "logs", "summary.json"]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "stale"
+    invalidate_result(str(run_dir))   # a second shard job doing the same: nothing left to do
+    assert json.loads((run_dir / "summary.json").read_text()) == summary
+
+
+def test_exceeded_threshold_removes_the_shards_with_failures_for_a_retry(tmp_path):
+    shards = write_shards(tmp_path, [[result(0, ["a"])], [result(1, ["b"], failed_items=["x.png"])]])
+    with pytest.raises(ErrorThresholdExceeded) as info:
+        gather(spec(error_threshold=0), shards, str(tmp_path / "run"))
+    assert os.path.exists(shards[0]) and not os.path.exists(shards[1])
+    assert str(info.value).endswith("The next run retries the failed mini-batches (1 shard(s) rerun; "
+                                    "finished mini-batches are reused).")

@@ -67,23 +67,26 @@ def test_write_manifests_round_trips_and_removes_stale_ones(dataset, tmp_path):
                                                         (str(dataset / "f09.txt"),)]
 
 
-def test_dataset_param_is_stable_until_the_listing_changes(dataset, tmp_path):
+def test_the_dataset_stamp_is_renewed_only_when_the_listing_changed(dataset, tmp_path):
     from snakebatch.datasets import list_files, listing_fingerprint
-    from snakebatch.partition import dataset_param
+    from snakebatch.partition import mark_dataset_changes
 
     out = str(tmp_path / "partition")
     spec = PartitionSpec(run_name="r", paths=(str(dataset),), pattern=None, mini_batch_size=3, shard_count=1)
-    # first run: the data did not exist at parse time (the demo), nothing recorded yet
-    assert dataset_param(spec, out, None) == ""
-    write_manifests(spec, out, "")
+    # first run: the data does not exist yet at parse time (the demo): a stamp from 1970
+    stamp = mark_dataset_changes(out, None)
+    assert os.stat(stamp).st_mtime == 0
+    write_manifests(spec, out)
     now = listing_fingerprint(list_files(spec.paths))
-    assert dataset_param(spec, out, now) == ""            # unchanged: same parameter, no rerun
-    # a file replaced by an older copy of other content: same mtime order, other size and mtime
+    assert mark_dataset_changes(out, now) == stamp and os.stat(stamp).st_mtime == 0   # unchanged
+    # a file replaced by an older copy with other content
     path = dataset / "f03.txt"
     path.write_text("changed content\n")
     os.utime(path, ns=(1_000_000_000, 1_000_000_000))
     changed = listing_fingerprint(list_files(spec.paths))
-    assert dataset_param(spec, out, changed) == changed   # differs: rerun
-    write_manifests(spec, out, changed)
-    assert dataset_param(spec, out, changed) == changed   # and stable after it
-    assert dataset_param(spec, out, None) == changed      # data missing again: leave it to the rule
+    mark_dataset_changes(out, changed)
+    renewed = os.stat(stamp).st_mtime
+    assert renewed > os.stat(manifest_path(out, 0)).st_mtime - 1 and renewed > 1_000_000
+    write_manifests(spec, out)
+    mark_dataset_changes(out, changed)
+    assert os.stat(stamp).st_mtime == renewed                                         # stable after it

@@ -321,10 +321,31 @@ def test_a_changed_helper_module_recomputes(tmp_path, files, init_log):
     """)
     spec = make_spec(script)
     assert lines(run(tmp_path, spec, files[:2], size=1)) == ["f00.txt!", "f01.txt!"]
-    modules = json.loads((tmp_path / "run" / "minibatches" / "entry_script_modules.json").read_text())
-    assert modules == {"entry_script": script, "modules": [str(tmp_path / "src" / "helper.py")]}
+    modules = json.loads((tmp_path / "run" / "entry_script_modules.json").read_text())
+    assert modules == {"entry_script": script, "modules": [str(tmp_path / "src" / "helper.py")]}  # outside the cwd: absolute
     assert [r.reused for r in run(tmp_path, spec, files[:2], size=1)] == [True, True]
     write(tmp_path / "src" / "helper.py", "SUFFIX = '?'\n")
     again = run(tmp_path, spec, files[:2], size=1)
     assert [r.reused for r in again] == [False, False]
     assert lines(again) == ["f00.txt?", "f01.txt?"]
+
+
+def test_helpers_imported_inside_run_are_tracked_too(tmp_path, files, init_log):
+    write(tmp_path / "src" / "eager.py", "TAG = 'e1'\n")
+    write(tmp_path / "src" / "lazy.py", "TAG = 'l1'\n")
+    script = write(tmp_path / "src" / "uses_lazy.py", """
+        import os
+        import eager
+        def init():
+            pass
+        def run(mini_batch):
+            import lazy
+            return [os.path.basename(p) + eager.TAG + lazy.TAG for p in mini_batch]
+    """)
+    spec = make_spec(script)
+    assert lines(run(tmp_path, spec, files[:3], size=1)) == ["f00.txte1l1", "f01.txte1l1", "f02.txte1l1"]
+    assert [r.reused for r in run(tmp_path, spec, files[:3], size=1)] == [True, True, True]
+    write(tmp_path / "src" / "lazy.py", "TAG = 'l2'\n")
+    again = run(tmp_path, spec, files[:3], size=1)
+    assert lines(again) == ["f00.txte1l2", "f01.txte1l2", "f02.txte1l2"]
+    assert [r.reused for r in again] == [False, False, False]

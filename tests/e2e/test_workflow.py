@@ -47,7 +47,7 @@ def test_run_merges_in_order_and_a_second_run_does_nothing(workflow):
     summary = json.loads(workflow.read("results", "sq", "summary.json"))
     assert {k: summary[k] for k in ("status", "items", "succeeded", "failed", "mini_batches")} == {
         "status": "succeeded", "items": 23, "succeeded": 23, "failed": 0, "mini_batches": 6}
-    assert sorted(os.listdir(workflow.path("results", "sq", "partition"))) == ["dataset.json", "shard-00000.json", "shard-00001.json"]
+    assert sorted(os.listdir(workflow.path("results", "sq", "partition"))) == ["dataset.json", "dataset.stamp", "shard-00000.json", "shard-00001.json"]
     assert "snakebatch: run 'sq' succeeded: 23 of 23 items succeeded, 0 failed -> results/sq/out.txt" in proc.stderr
     assert workflow.read("results", "sq", "logs", "job_result.txt").startswith("status: succeeded\nitems: 23")
 
@@ -76,7 +76,7 @@ def test_seed_resubmission_overrides_with_snakemake_config_syntax(workflow):
     workflow.run("--config", "input={'path': 'data/item003.txt'}", "mini_batch_size=1",
                  "process_count_per_node=1", "run_name=one")
     assert workflow.read("results", "one", "out.txt") == "item003.txt: 9\n"
-    assert sorted(os.listdir(workflow.path("results", "one", "partition"))) == ["dataset.json", "shard-00000.json"]
+    assert sorted(os.listdir(workflow.path("results", "one", "partition"))) == ["dataset.json", "dataset.stamp", "shard-00000.json"]
 
 
 def test_tolerated_failures_are_isolated_and_reported(workflow):
@@ -146,7 +146,7 @@ def test_a_failed_rerun_leaves_no_earlier_result_looking_complete(workflow):
     assert proc.returncode != 0
     assert not os.path.exists(workflow.path("results", "sq", "_SUCCESS"))
     assert not os.path.exists(workflow.path("results", "sq", "out.txt"))
-    assert json.loads(workflow.read("results", "sq", "summary.json"))["status"] == "failed"
+    assert json.loads(workflow.read("results", "sq", "summary.json"))["status"] == "stale"
     tail = "\n".join(proc.stderr.strip().splitlines()[-20:])
     assert "snakebatch: run 'sq' failed." in tail
     assert "RuntimeError: model gone" in tail
@@ -228,3 +228,29 @@ def test_a_killed_run_resumes_to_the_same_bytes_redoing_only_unfinished_mini_bat
     summary = json.loads(workflow.read("results", "sq", "summary.json"))
     assert summary["mini_batches"] == 20
     assert 6 <= summary["reused_mini_batches"] < 20
+
+
+def test_the_next_run_retries_failed_mini_batches_after_a_threshold_failure(workflow):
+    setup(workflow, n=8, error_threshold=0, run_max_try=1, mini_batch_size=2)
+    write(workflow.path("scripts", "square.py"), SCRIPT.replace(
+        'if text.startswith("bad"):', 'if path.endswith("item005.txt") and os.path.exists("share_down"):'))
+    write(workflow.path("share_down"), "")
+    proc = workflow.run(check=False)
+    assert proc.returncode != 0
+    assert "The next run retries the failed mini-batches (1 shard(s) rerun" in proc.stderr
+    os.unlink(workflow.path("share_down"))   # the cause went away; no input changed
+    retried = workflow.run()
+    assert "rule partition" not in retried.stdout + retried.stderr
+    assert workflow.read("results", "sq", "out.txt") == expected(8)
+    assert json.loads(workflow.read("results", "sq", "summary.json"))["reused_mini_batches"] == 1
+
+
+def test_an_edit_is_noticed_without_snakemakes_metadata(workflow):
+    import shutil
+
+    setup(workflow, n=6)
+    workflow.run()
+    shutil.rmtree(workflow.path(".snakemake"))
+    write(workflow.path("data", "item002.txt"), "edited\n")
+    workflow.run()
+    assert workflow.read("results", "sq", "out.txt") == expected(6).replace("item002.txt: 4", "item002.txt: edited")

@@ -19,7 +19,7 @@ from snakebatch.config import describe_validation_error, plan_run
 from snakebatch.datasets import is_glob, list_files, listing_fingerprint, root_folders, watched_paths
 from snakebatch.errors import ConfigError, DatasetError
 from snakebatch.manifest import shard_id
-from snakebatch.partition import dataset_param as partition_dataset_param
+from snakebatch.partition import DATASET_STAMP, mark_dataset_changes
 from snakebatch.runner import known_modules
 from snakebatch import progress
 
@@ -33,8 +33,8 @@ except WorkflowError as exc:
 
 try:
     _cores = workflow.cores
-except WorkflowError:
-    _cores = None
+except WorkflowError:  # a dry run without --cores: plan as for --cores all
+    _cores = os.cpu_count()
 
 try:
     PLAN = plan_run(config, _cores)
@@ -74,22 +74,21 @@ def plain_paths(paths):
 
 
 def dataset_inputs():
-    """The dataset's roots, so Snakemake runs the demo rule that makes a missing one."""
-    return plain_paths(root_folders(PLAN.partition.paths))
-
-
-def dataset_param():
-    """Changes when the dataset's listing (paths, sizes, mtimes) differs from what the last
-    partition saw; see snakebatch.partition.dataset_param. An empty or unreadable dataset fails
-    the dry run here, unless a rule still has to make it."""
-    roots = [p for p in PLAN.partition.paths if not is_glob(p)]
+    """The dataset's roots (so Snakemake runs the demo rule that makes a missing one) and the
+    dataset stamp, rewritten when the listing differs from what the last partition saw (see
+    snakebatch.partition.mark_dataset_changes). An empty or unreadable dataset fails the dry run
+    here, unless a rule still has to make it. A job's own sub-process (cluster) lists nothing."""
+    roots = plain_paths(root_folders(PLAN.partition.paths))
+    stamp = os.path.join(PARTITION_DIR, DATASET_STAMP)
+    if not workflow.is_main_process:
+        return roots + [stamp]
     current = None
-    if all(os.path.exists(p) for p in roots):
+    if all(os.path.exists(p) for p in PLAN.partition.paths if not is_glob(p)):
         try:
             current = listing_fingerprint(list_files(PLAN.partition.paths, PLAN.partition.pattern))
         except DatasetError as exc:
             raise WorkflowError(f"snakebatch: invalid input: {exc}") from None
-    return partition_dataset_param(PLAN.partition, PARTITION_DIR, current)
+    return roots + [mark_dataset_changes(PARTITION_DIR, current)]
 
 
 def runner_inputs():
@@ -97,7 +96,7 @@ def runner_inputs():
     imported from source_directory last time, and the folders and files of every model and side
     input (a folder's own mtime misses a file rewritten inside it)."""
     paths = [*PLAN.runner.models.values(), *PLAN.runner.side_inputs.values()]
-    modules = [m for m in known_modules(os.path.join(RUN_DIR, "minibatches")) if os.path.exists(m)]
+    modules = [m for m in known_modules(RUN_DIR) if os.path.exists(m)]
     return plain_paths([PLAN.runner.entry_script, *modules, *(watched_paths(paths) if paths else [])])
 
 
@@ -129,5 +128,4 @@ def announce_success():
 
 
 def announce_failure():
-    progress.invalidate_stale_result(PLAN)
     progress.announce_failure(PLAN)

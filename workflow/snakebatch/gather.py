@@ -6,8 +6,10 @@ enforce the error thresholds.
 Writes under ``results/{run_name}/``: ``{append_row_file_name}`` (append_row only), ``summary.json``,
 ``errors.jsonl`` (one line per failed item), ``logs/job_result.txt``,
 ``logs/job_progress_overview.txt``, ``logs/sys/job_report/processed_mini-batches.csv`` and, last,
-``_SUCCESS``. Every file is written atomically. When a threshold is exceeded the merged file and
-``_SUCCESS`` are removed, the reports say why, and the exit status is 1.
+``_SUCCESS`` (holding the merged file's name). Every file is written atomically. When a threshold is
+exceeded the merged file and ``_SUCCESS`` are removed, the reports say why, the shard result files
+that hold failures are removed (so the next run retries those mini-batches), and the exit status
+is 1.
 """
 
 from __future__ import annotations
@@ -27,20 +29,26 @@ from .results import MiniBatchResult
 from .storage import atomic_open, write_json_atomic, write_text_atomic
 
 
+def read_shard_file(path: str) -> list[MiniBatchResult]:
+    """The mini-batch results of one shard result file; ManifestError names the file and line
+    when it is missing or corrupt."""
+    results: list[MiniBatchResult] = []
+    try:
+        with open(path, encoding="utf-8") as handle:
+            for number, line in enumerate(handle, 1):
+                try:
+                    results.append(MiniBatchResult.from_json(line))
+                except (ValueError, KeyError, TypeError) as exc:
+                    raise ManifestError(f"shard result {path!r} line {number} is corrupt: {exc!r}") from None
+    except FileNotFoundError:
+        raise ManifestError(f"shard result {path!r} does not exist") from None
+    return results
+
+
 def read_shard_results(paths: list[str]) -> list[MiniBatchResult]:
     """Read shard result files in the order given and check that they hold mini-batches
     0..N-1 exactly once, in order. Raises ManifestError naming the file otherwise."""
-    results: list[MiniBatchResult] = []
-    for path in paths:
-        try:
-            with open(path, encoding="utf-8") as handle:
-                for number, line in enumerate(handle, 1):
-                    try:
-                        results.append(MiniBatchResult.from_json(line))
-                    except (ValueError, KeyError, TypeError) as exc:
-                        raise ManifestError(f"shard result {path!r} line {number} is corrupt: {exc!r}") from None
-        except FileNotFoundError:
-            raise ManifestError(f"shard result {path!r} does not exist") from None
+    results = [result for path in paths for result in read_shard_file(path)]
     for expected, result in enumerate(results):
         if result.index != expected:
             raise ManifestError(
@@ -121,7 +129,9 @@ def _root_cause(results: list[MiniBatchResult], limit: int = 3) -> str:
         where = failure.item if failure.item is not None else f"mini-batch {failure.mini_batch}"
         lines.append(f"  {where}: {failure.error} (after {failure.tries} tr{'y' if failure.tries == 1 else 'ies'})")
         tb = [t for t in failure.traceback.strip().splitlines() if t.strip(" ^~")]
-        if tb:
+        if tb and tb[0].startswith("Stack of the worker"):  # faulthandler: innermost frame first
+            lines.extend("      " + t for t in tb[:5])
+        elif tb:
             lines.extend("      " + t for t in tb[-4:])
     if len(failures) > limit:
         lines.append(f"  ... and {len(failures) - limit} more; every failure is in errors.jsonl")
@@ -180,15 +190,48 @@ def gather(spec: GatherSpec, shard_results: list[str], run_dir: str) -> dict:
 
     if breaches:
         write_json_atomic(os.path.join(run_dir, "summary.json"), summary)
-        raise ErrorThresholdExceeded("\n".join(result_text[3:]))
+        retry = [path for path in shard_results if any(r.failed for r in read_shard_file(path))]
+        for path in retry:  # so the next run reruns these shards: their failures get new tries
+            os.unlink(path)
+        raise ErrorThresholdExceeded("\n".join(result_text[3:]) + (
+            f"\nThe next run retries the failed mini-batches ({len(retry)} shard(s) rerun; "
+            "finished mini-batches are reused)." if retry else ""))
     if merged:
         with atomic_open(merged) as handle:
             for result in results:
                 for line in result.lines:
                     handle.write(line + "\n")
     write_json_atomic(os.path.join(run_dir, "summary.json"), summary)
-    write_text_atomic(success_marker, "")
+    write_text_atomic(success_marker, (spec.append_row_file_name if merged else "") + "\n")
     return summary
+
+
+def invalidate_result(run_dir: str) -> None:
+    """Called when a stage before gather starts: the earlier run's result no longer describes
+    the input, so it must not look complete. Removes ``_SUCCESS`` and the merged file it names,
+    and marks ``summary.json`` ``"stale"``. Does nothing when there is no ``_SUCCESS``; safe when
+    several shard jobs call it at once (the one that removes ``_SUCCESS`` does the rest)."""
+    marker = os.path.join(run_dir, "_SUCCESS")
+    try:
+        with open(marker, encoding="utf-8") as handle:
+            merged = handle.read().strip()
+        os.unlink(marker)
+    except FileNotFoundError:
+        return
+    if merged and "/" not in merged and merged not in (".", ".."):
+        try:
+            os.unlink(os.path.join(run_dir, merged))
+        except FileNotFoundError:
+            pass
+    summary_path = os.path.join(run_dir, "summary.json")
+    try:
+        with open(summary_path, encoding="utf-8") as handle:
+            summary = json.load(handle)
+        summary["status"] = "stale"
+        summary["note"] = "a newer run started; this summary describes the run before it"
+        write_json_atomic(summary_path, summary)
+    except (OSError, ValueError):
+        pass
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,15 +16,17 @@ import sys
 from .config import PartitionSpec
 from .datasets import FileItem, list_files, listing_fingerprint
 from .errors import SnakebatchError
+from .gather import invalidate_result
 from .manifest import MiniBatch, ShardManifest, shard_id
 from .storage import write_text_atomic
 
 
 def mini_batch_key(items: list[FileItem]) -> str:
-    """Hex SHA-256 of the items' paths, sizes and mtimes: the identity of a mini-batch's input."""
+    """Hex SHA-256 of the items' paths (as run() receives them, and absolute), sizes and mtimes:
+    the identity of a mini-batch's input."""
     digest = hashlib.sha256()
     for item in items:
-        digest.update(f"{os.path.abspath(item.path)}\0{item.size}\0{item.mtime_ns}\n".encode())
+        digest.update(f"{item.path}\0{os.path.abspath(item.path)}\0{item.size}\0{item.mtime_ns}\n".encode())
     return digest.hexdigest()
 
 
@@ -73,32 +75,41 @@ def manifest_path(out_dir: str, shard: int) -> str:
 
 
 DATASET_RECORD = "dataset.json"
+DATASET_STAMP = "dataset.stamp"
 
 
-def dataset_param(spec: PartitionSpec, out_dir: str, current: str | None) -> str:
-    """The value of the partition rule's ``dataset`` parameter, which makes Snakemake re-run the
-    partition when the dataset changed in a way file times do not show (a file replaced by an
-    older copy). ``current`` is the listing fingerprint now, None when the dataset cannot be listed
-    yet (the demo rule still has to make it).
-
-    The partition records the fingerprint it saw and the parameter it ran with; while the
-    dataset still has that fingerprint the parameter stays the same (no rerun), otherwise it is
-    the new fingerprint (a rerun)."""
+def recorded_fingerprint(out_dir: str) -> str | None:
+    """The listing fingerprint the last partition saw, None when there is none."""
     try:
         with open(os.path.join(out_dir, DATASET_RECORD), encoding="utf-8") as handle:
-            record = json.load(handle)
-        recorded, param = str(record["fingerprint"]), str(record["param"])
+            return str(json.load(handle)["fingerprint"])
     except (OSError, ValueError, KeyError, TypeError):
-        return current or ""
-    if current is None or current == recorded:
-        return param
-    return current
+        return None
 
 
-def write_manifests(spec: PartitionSpec, out_dir: str, param: str = "") -> list[ShardManifest]:
+def mark_dataset_changes(out_dir: str, current: str | None) -> str:
+    """Keep the dataset stamp, an input of the partition rule, in step with the dataset; return
+    its path. The one write snakebatch makes while Snakemake parses the workflow.
+
+    File times alone miss a file rewritten in place inside a folder, or replaced by an older
+    copy (``cp -p``, ``rsync -a``). So when the listing's fingerprint ``current`` (None: the
+    dataset cannot be listed yet because a rule makes it) differs from the one the last partition
+    recorded, the stamp is rewritten: being newer than the manifests, it makes Snakemake re-run
+    the partition, with or without its metadata in ``.snakemake/``. A missing stamp is created
+    with a time of 0, so it never triggers a rerun by itself."""
+    path = os.path.join(out_dir, DATASET_STAMP)
+    if current is not None and current != recorded_fingerprint(out_dir):
+        write_text_atomic(path, current + "\n")
+    elif not os.path.exists(path):
+        write_text_atomic(path, "\n")
+        os.utime(path, (0, 0))
+    return path
+
+
+def write_manifests(spec: PartitionSpec, out_dir: str) -> list[ShardManifest]:
     """List the dataset, write one manifest per shard atomically, remove stale manifests of an
-    earlier, larger shard count, and record the listing's fingerprint with ``param`` (see
-    ``dataset_param``). Raises DatasetError when the dataset is missing or empty."""
+    earlier, larger shard count, and record the listing's fingerprint (see
+    ``mark_dataset_changes``). Raises DatasetError when the dataset is missing or empty."""
     listing = list_files(spec.paths, spec.pattern)
     manifests = build_manifests(spec, listing)
     keep = set()
@@ -110,7 +121,7 @@ def write_manifests(spec: PartitionSpec, out_dir: str, param: str = "") -> list[
         if os.path.abspath(stale) not in keep:
             os.unlink(stale)
     write_text_atomic(os.path.join(out_dir, DATASET_RECORD),
-                      json.dumps({"fingerprint": listing_fingerprint(listing), "param": param}) + "\n")
+                      json.dumps({"fingerprint": listing_fingerprint(listing)}) + "\n")
     return manifests
 
 
@@ -118,11 +129,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m snakebatch.partition", description=__doc__)
     parser.add_argument("--spec", required=True, help="PartitionSpec as JSON")
     parser.add_argument("--out-dir", required=True, help="folder for shard-NNNNN.json manifests")
-    parser.add_argument("--dataset-param", default="", help="the rule's dataset parameter, recorded")
     args = parser.parse_args(argv)
     spec = PartitionSpec.from_json(args.spec)
+    invalidate_result(os.path.dirname(os.path.normpath(args.out_dir)))
     try:
-        manifests = write_manifests(spec, args.out_dir, args.dataset_param)
+        manifests = write_manifests(spec, args.out_dir)
     except SnakebatchError as exc:
         print(f"snakebatch partition: error: {exc}", file=sys.stderr)
         return 1

@@ -12,8 +12,6 @@ import os
 import sys
 import time
 
-from .storage import write_json_atomic
-
 _STARTED_AT = time.time()
 
 
@@ -66,30 +64,6 @@ def failure_report(plan) -> str:
             parts.append((last, f"{log}:\n" + "\n".join("  " + line for line in lines[-15:])))
     return "\n".join(text + (f"\n  (the same error in {', '.join(seen[last])})" if seen[last] else "")
                      for last, text in parts)
-
-
-def invalidate_stale_result(plan) -> None:
-    """After a failed run, a result of an earlier run must not look complete: remove its
-    ``_SUCCESS`` and merged file, and mark its summary failed. A result gather wrote in this run
-    (then a later job, such as the demo's score, failed) is kept."""
-    marker = os.path.join(plan.run_dir, "_SUCCESS")
-    if not os.path.exists(marker) or _fresh(marker):
-        return
-    os.unlink(marker)
-    if plan.gather.output_action == "append_row":
-        merged = os.path.join(plan.run_dir, plan.gather.append_row_file_name)
-        if os.path.exists(merged):
-            os.unlink(merged)
-    summary_path = os.path.join(plan.run_dir, "summary.json")
-    try:
-        with open(summary_path, encoding="utf-8") as handle:
-            summary = json.load(handle)
-    except (OSError, ValueError):
-        return
-    summary["status"] = "failed"
-    summary["threshold_breaches"] = summary.get("threshold_breaches", [])
-    summary["failure"] = "a later run failed before gather; this summary is of the run before it"
-    write_json_atomic(summary_path, summary)
 
 
 def announce_failure(plan) -> None:

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from .config import RunnerSpec
 from .entry import MiniBatchContext, WorkerContext
 from .errors import ConfigError, EntryScriptError, ManifestError, SnakebatchError
+from .gather import invalidate_result
 from .manifest import MiniBatch, ShardManifest, shard_id
 from .results import FailedItem, MiniBatchResult
 from .storage import atomic_open, write_text_atomic
@@ -71,7 +72,7 @@ def runner_fingerprint(spec: RunnerSpec, modules: list[str] | tuple[str, ...] = 
             digest.update(handle.read())
     except OSError as exc:
         raise EntryScriptError(f"config key 'entry_script': cannot read {spec.entry_script!r}: {exc.strerror}") from None
-    for module in sorted(modules):
+    for module in sorted(_portable(os.path.abspath(m)) for m in modules):
         try:
             with open(module, "rb") as handle:
                 digest.update(f"module:{module}\n".encode() + handle.read())
@@ -91,13 +92,34 @@ def runner_fingerprint(spec: RunnerSpec, modules: list[str] | tuple[str, ...] = 
 MODULES_FILE = "entry_script_modules.json"
 
 
-def known_modules(store_root: str) -> list[str]:
-    """The helper modules the entry script imported last time (``[]`` when unknown)."""
+def known_modules(run_dir: str) -> list[str]:
+    """The helper modules the entry script imported in earlier runs, from
+    ``{run_dir}/entry_script_modules.json``: paths relative to the working directory where they
+    live below it (so the project can move), else absolute. ``[]`` when unknown."""
     try:
-        with open(os.path.join(store_root, MODULES_FILE), encoding="utf-8") as handle:
-            return [str(m) for m in json.load(handle)["modules"]]
+        with open(os.path.join(run_dir, MODULES_FILE), encoding="utf-8") as handle:
+            return sorted(str(m) for m in json.load(handle)["modules"])
     except (OSError, ValueError, KeyError, TypeError):
         return []
+
+
+def _portable(path: str) -> str:
+    relative = os.path.relpath(path)
+    return path if relative.startswith("..") else relative
+
+
+def record_modules(run_dir: str, entry_script: str, modules: list[str]) -> list[str]:
+    """Add ``modules`` to the run's record (shards add theirs under a lock, none overwrites
+    another's) and return the whole record, sorted."""
+    import fcntl
+
+    os.makedirs(run_dir, exist_ok=True)
+    with open(os.path.join(run_dir, MODULES_FILE + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        merged = sorted(set(known_modules(run_dir)) | {_portable(m) for m in modules})
+        write_text_atomic(os.path.join(run_dir, MODULES_FILE),
+                          json.dumps({"entry_script": entry_script, "modules": merged}, indent=1) + "\n")
+    return merged
 
 
 class MiniBatchStore:
@@ -105,23 +127,23 @@ class MiniBatchStore:
 
     Files live at ``{root}/{key[:2]}/{key}.json``; only fully successful results are stored
     for reuse, so a rerun retries failures. ``modules`` are the entry script's helper modules
-    the fingerprint covers; ``note_modules`` updates them when a worker reports others."""
+    the fingerprint covers (all any run has seen, from ``{run_dir}/entry_script_modules.json``);
+    ``note_modules`` adds those a worker reports."""
 
-    def __init__(self, root: str, spec: RunnerSpec) -> None:
+    def __init__(self, root: str, spec: RunnerSpec, run_dir: str) -> None:
         self.root = root
         self.spec = spec
-        self.modules = known_modules(root)
+        self.run_dir = run_dir
+        self.modules = known_modules(run_dir)
         self.fingerprint = runner_fingerprint(spec, self.modules)
 
     def note_modules(self, modules: list[str]) -> None:
-        """Results stored from now on are keyed with ``modules``; remember them for the next run
-        (and for Snakemake, which tracks them as inputs of the shard jobs)."""
-        modules = sorted(set(modules))
-        if modules != self.modules:
-            self.modules = modules
-            self.fingerprint = runner_fingerprint(self.spec, modules)
-            write_text_atomic(os.path.join(self.root, MODULES_FILE),
-                              json.dumps({"entry_script": self.spec.entry_script, "modules": modules}, indent=1) + "\n")
+        """Results stored from now on are keyed with every module seen; remember them for the
+        next run (and for Snakemake, which tracks them as inputs of the shard jobs)."""
+        portable = {_portable(m) for m in modules}
+        if not portable <= set(self.modules):
+            self.modules = record_modules(self.run_dir, self.spec.entry_script, sorted(portable))
+            self.fingerprint = runner_fingerprint(self.spec, self.modules)
 
     def _path(self, mini_batch: MiniBatch) -> str:
         key = hashlib.sha256(f"{self.fingerprint}:{mini_batch.key}".encode()).hexdigest()
@@ -236,6 +258,8 @@ class WorkerProcess:
             self.kill()
             return Outcome(ok=False, restart=True,
                            error=f"WorkerDied: the worker process exited during run() (exit code {code})")
+        if message[3]:
+            self.modules = sorted(set(self.modules) | set(message[3]))
         if message[0] == "ok":
             return Outcome(ok=True, lines=tuple(message[1]), length=int(message[2]))
         return Outcome(ok=False, error=message[1], traceback=message[2])
@@ -441,6 +465,7 @@ def build_worker(spec: RunnerSpec, run_dir: str, shard: int) -> WorkerProcess:
 def run_shard(spec: RunnerSpec, manifest_path: str, output_path: str, run_dir: str) -> list[MiniBatchResult]:
     """Run one shard job end to end and write its result file atomically (one JSON line per
     mini-batch). Raises SnakebatchError subclasses with a clear message."""
+    invalidate_result(run_dir)
     manifest = ShardManifest.read(manifest_path)
     paths = shard_log_paths(run_dir, manifest.shard)
     for path in paths.values():
@@ -454,7 +479,7 @@ def run_shard(spec: RunnerSpec, manifest_path: str, output_path: str, run_dir: s
         if manifest.run_name != spec.run_name:
             raise ManifestError(f"shard manifest {manifest_path!r} belongs to run {manifest.run_name!r}, "
                                 f"not {spec.run_name!r}")
-        store = MiniBatchStore(os.path.join(run_dir, "minibatches"), spec)
+        store = MiniBatchStore(os.path.join(run_dir, "minibatches"), spec, run_dir)
         runner = ShardRunner(spec, build_worker(spec, run_dir, manifest.shard), store, paths["error"])
         log.info("shard %d/%d: %d mini-batch(es)", manifest.shard, manifest.shard_count, len(manifest.mini_batches))
         results = runner.run(manifest)

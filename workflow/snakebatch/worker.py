@@ -4,9 +4,10 @@ once, then ``run()`` once per mini-batch it is sent, and ``shutdown()`` (if defi
 It talks to the runner over a ``multiprocessing`` pipe with tuples:
 runner -> worker ``("run", items, MiniBatchContext)`` or ``("stop",)``;
 worker -> runner ``("ready", module_files)``, ``("init_error", message, traceback)``,
-``("ok", lines, result_length)``, ``("error", message, traceback)`` or ``("stopped", module_files)``.
-``module_files`` are the files of the modules loaded from ``source_directory`` besides the entry
-script (its helpers), so the runner can tell when they change. On SIGUSR1 the worker writes the
+``("ok", lines, result_length, module_files)``, ``("error", message, traceback, module_files)`` or
+``("stopped", module_files)``. ``module_files`` are the files of the modules loaded from
+``source_directory`` besides the entry script (its helpers, also those imported inside run()), so
+the runner can tell when they change; None in a reply when nothing was imported since the last. On SIGUSR1 the worker writes the
 stack of every thread to ``stack_path`` (how the runner learns where a timed-out run() was stuck).
 Its stdout and stderr (file descriptors 1 and 2, so native code's output too) go to the worker's
 user log files.
@@ -96,17 +97,24 @@ def load_entry_script(path: str, source_directory: str):
     return module
 
 
+PACKAGE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "")
+
+
 def source_modules(source_directory: str, entry_script: str) -> list[str]:
-    """Sorted absolute files of the loaded modules that live under ``source_directory``, the
-    entry script excluded."""
+    """Sorted absolute files of the loaded modules that live under ``source_directory``: the
+    entry script's own helpers. Left out: the entry script, snakebatch itself, and installed
+    packages (anything under a ``site-packages`` or ``dist-packages`` folder, e.g. a venv
+    inside the project)."""
     root = os.path.join(os.path.abspath(source_directory), "")
     found = set()
     for module in list(sys.modules.values()):
         path = getattr(module, "__file__", None)
-        if path:
-            path = os.path.abspath(path)
-            if path.startswith(root) and path != entry_script:
-                found.add(path)
+        if not path:
+            continue
+        path = os.path.abspath(path)
+        if (path.startswith(root) and path != entry_script and not path.startswith(PACKAGE_DIR)
+                and "site-packages" not in path and "dist-packages" not in path):
+            found.add(path)
     return sorted(found)
 
 
@@ -144,7 +152,9 @@ def worker_main(conn, setup: WorkerSetup) -> None:
         return
     run = module.run
     with_context = _takes_context(run)
-    conn.send(("ready", source_modules(setup.source_directory, setup.entry_script)))
+    modules = source_modules(setup.source_directory, setup.entry_script)
+    loaded = len(sys.modules)
+    conn.send(("ready", modules))
     while True:
         try:
             message = conn.recv()
@@ -168,6 +178,12 @@ def worker_main(conn, setup: WorkerSetup) -> None:
             tb = traceback.format_exc()
             print(tb, file=sys.stderr)
             reply = ("error", f"{type(exc).__name__}: {exc}", tb)
-        conn.send(reply)
+        news = None
+        if len(sys.modules) != loaded:  # run() imported something: maybe a helper
+            loaded = len(sys.modules)
+            current = source_modules(setup.source_directory, setup.entry_script)
+            if current != modules:
+                modules = news = current
+        conn.send((*reply, news))
     sys.stdout.flush()
     sys.stderr.flush()
