@@ -70,7 +70,7 @@ class Tally:
     reused_mini_batches: int
 
     @classmethod
-    def of(cls, results: list[MiniBatchResult]) -> "Tally":
+    def of(cls, results: list[MiniBatchResult]) -> Tally:
         return cls(
             items=sum(r.item_count for r in results),
             succeeded=sum(r.succeeded for r in results),

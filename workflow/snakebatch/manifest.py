@@ -26,7 +26,7 @@ class MiniBatch:
         return {"index": self.index, "first_item": self.first_item, "items": list(self.items), "key": self.key}
 
     @classmethod
-    def from_json(cls, data: dict) -> "MiniBatch":
+    def from_json(cls, data: dict) -> MiniBatch:
         return cls(index=int(data["index"]), first_item=int(data["first_item"]),
                    items=tuple(data["items"]), key=str(data["key"]))
 
@@ -55,7 +55,7 @@ class ShardManifest:
         }, indent=1) + "\n"
 
     @classmethod
-    def from_json(cls, data: dict) -> "ShardManifest":
+    def from_json(cls, data: dict) -> ShardManifest:
         if data.get("version") != MANIFEST_VERSION:
             raise ManifestError(f"manifest version {data.get('version')!r} is not {MANIFEST_VERSION}")
         return cls(
@@ -69,7 +69,7 @@ class ShardManifest:
         write_text_atomic(path, self.to_json())
 
     @classmethod
-    def read(cls, path: str) -> "ShardManifest":
+    def read(cls, path: str) -> ShardManifest:
         """Read a manifest; ManifestError names the file when it is missing or corrupt."""
         data = read_json(path, "shard manifest")
         try:

@@ -27,7 +27,7 @@ class FailedItem:
                 "traceback": self.traceback, "tries": self.tries}
 
     @classmethod
-    def from_json(cls, data: dict) -> "FailedItem":
+    def from_json(cls, data: dict) -> FailedItem:
         return cls(item=data["item"], mini_batch=int(data["mini_batch"]), error=data["error"],
                    traceback=data["traceback"], tries=int(data["tries"]))
 
@@ -71,7 +71,7 @@ class MiniBatchResult:
         }, ensure_ascii=False)
 
     @classmethod
-    def from_json(cls, text: str) -> "MiniBatchResult":
+    def from_json(cls, text: str) -> MiniBatchResult:
         data = json.loads(text)
         return cls(
             index=int(data["index"]), key=data["key"], first_item=int(data["first_item"]),

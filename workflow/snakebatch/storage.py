@@ -8,7 +8,8 @@ import contextlib
 import json
 import os
 import tempfile
-from typing import IO, Iterator
+from typing import IO
+from collections.abc import Iterator
 
 
 def _file_mode() -> int:
