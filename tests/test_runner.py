@@ -349,3 +349,39 @@ def test_helpers_imported_inside_run_are_tracked_too(tmp_path, files, init_log):
     again = run(tmp_path, spec, files[:3], size=1)
     assert lines(again) == ["f00.txte1l2", "f01.txte1l2", "f02.txte1l2"]
     assert [r.reused for r in again] == [False, False, False]
+
+
+def test_results_that_used_the_mini_batch_context_are_reused_only_in_place(tmp_path, files):
+    script = write(tmp_path / "where.py", """
+        import os
+        def init():
+            pass
+        def run(mini_batch, context):
+            return [f"{os.path.basename(p)} #{context.global_row_index_lower_bound + i}" for i, p in enumerate(mini_batch)]
+    """)
+    spec = make_spec(script)
+    run(tmp_path, spec, files[2:4], size=1)
+    assert [r.reused for r in run(tmp_path, spec, files[2:4], size=1)] == [True, True]
+    shifted = run(tmp_path, spec, files[:4], size=1)
+    assert lines(shifted) == ["f00.txt #0", "f01.txt #1", "f02.txt #2", "f03.txt #3"]
+    assert [r.reused for r in shifted] == [False] * 4
+
+
+def test_the_timeout_stack_shows_the_thread_that_ran_run_first(tmp_path, files):
+    script = write(tmp_path / "threads.py", """
+        import threading, time
+        def idle():
+            while True:
+                time.sleep(0.2)
+        def init():
+            threading.Thread(target=idle, daemon=True).start()
+        def inner():
+            time.sleep(100)
+        def run(mini_batch):
+            inner()
+    """)
+    [result] = run(tmp_path, make_spec(script, run_invocation_timeout=1.0, run_max_try=1), files[:1], size=1)
+    stack = result.failures[0].traceback.splitlines()
+    assert stack[0] == "Stack of the worker when it was killed:"
+    assert stack[1].startswith(("Thread 0x", "Current thread 0x"))
+    assert stack[2] == f'  File "{script}", line 9 in inner'

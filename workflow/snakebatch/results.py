@@ -40,7 +40,8 @@ class MiniBatchResult:
     ``succeeded``: items that produced a result (min(len(result), item_count), summed over the
     bisected parts); ``lines``: the encoded append_row lines in item order; ``failures``: one
     FailedItem per failed item; ``tries``: run() calls made; ``duration_s``: wall seconds;
-    ``agent_name``: the worker; ``started_at``: Unix time it started; ``reused``: True when taken from an earlier run.
+    ``agent_name``: the worker; ``started_at``: Unix time it started; ``positional``: run() took
+    the mini-batch context, so the result may depend on the mini-batch's position; ``reused``: True when taken from an earlier run.
     """
 
     index: int
@@ -54,6 +55,7 @@ class MiniBatchResult:
     duration_s: float
     agent_name: str
     started_at: float = 0.0
+    positional: bool = False
     reused: bool = False
 
     @property
@@ -67,7 +69,7 @@ class MiniBatchResult:
             "item_count": self.item_count, "succeeded": self.succeeded, "lines": list(self.lines),
             "failures": [f.to_json() for f in self.failures], "tries": self.tries,
             "duration_s": round(self.duration_s, 6), "agent_name": self.agent_name,
-            "started_at": round(self.started_at, 6), "reused": self.reused,
+            "started_at": round(self.started_at, 6), "positional": self.positional, "reused": self.reused,
         }, ensure_ascii=False)
 
     @classmethod
@@ -79,5 +81,5 @@ class MiniBatchResult:
             lines=tuple(data["lines"]), failures=tuple(FailedItem.from_json(f) for f in data["failures"]),
             tries=int(data["tries"]), duration_s=float(data["duration_s"]),
             agent_name=data["agent_name"], started_at=float(data.get("started_at", 0.0)),
-            reused=bool(data.get("reused", False)),
+            positional=bool(data.get("positional", False)), reused=bool(data.get("reused", False)),
         )

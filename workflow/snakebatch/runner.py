@@ -158,6 +158,8 @@ class MiniBatchStore:
             return None
         if result.key != mini_batch.key or result.item_count != len(mini_batch.items):
             return None
+        if result.positional and (result.index, result.first_item) != (mini_batch.index, mini_batch.first_item):
+            return None  # run() saw the mini-batch context: reuse only at the same position
         return result
 
     def save(self, result: MiniBatchResult, mini_batch: MiniBatch) -> None:
@@ -193,6 +195,8 @@ class WorkerProcess:
         self.conn = None
         self.starts = 0
         self.modules: list[str] = []
+        self.takes_context = False
+        self.main_thread = None
 
     def start(self) -> None:
         ctx = multiprocessing.get_context("spawn")
@@ -218,6 +222,7 @@ class WorkerProcess:
             raise EntryScriptError(f"init() of entry_script {self.setup.entry_script!r} failed: "
                                    f"{message[1]}\n{message[2]}")
         self.modules = list(message[1])
+        self.takes_context, self.main_thread = bool(message[2]), message[3]
         log.info("worker %s ready", self.setup.context.agent_name)
 
     def _receive(self, timeout: float | None):
@@ -282,7 +287,13 @@ class WorkerProcess:
             if current and current == text:
                 break
             text = current
-        return "Stack of the worker when it was killed:\n" + text if text else ""
+        if not text:
+            return ""
+        # One block per thread; the main thread (the one in run()) goes first.
+        blocks = [b for b in text.split("\n\n") if b.strip()]
+        main = f"0x{self.main_thread:016x}" if self.main_thread else None
+        blocks.sort(key=lambda block: 0 if main and main in block.split("\n", 1)[0] else 1)
+        return "Stack of the worker when it was killed:\n" + "\n\n".join(blocks) + "\n"
 
     def stop(self, timeout: float = 30.0) -> None:
         """Ask the worker to call shutdown() and exit; kill it when it does not within ``timeout``."""
@@ -389,6 +400,7 @@ class ShardRunner:
             item_count=len(mini_batch.items), succeeded=succeeded, lines=tuple(lines),
             failures=tuple(failures), tries=tries, duration_s=time.monotonic() - start,
             agent_name=getattr(self.worker, "name", "worker"), started_at=started_at,
+            positional=self.worker.takes_context,
         )
         if self.store is not None:
             self.store.save(result, mini_batch)

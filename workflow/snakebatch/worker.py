@@ -3,7 +3,7 @@ once, then ``run()`` once per mini-batch it is sent, and ``shutdown()`` (if defi
 
 It talks to the runner over a ``multiprocessing`` pipe with tuples:
 runner -> worker ``("run", items, MiniBatchContext)`` or ``("stop",)``;
-worker -> runner ``("ready", module_files)``, ``("init_error", message, traceback)``,
+worker -> runner ``("ready", module_files, takes_context, main_thread_id)``, ``("init_error", message, traceback)``,
 ``("ok", lines, result_length, module_files)``, ``("error", message, traceback, module_files)`` or
 ``("stopped", module_files)``. ``module_files`` are the files of the modules loaded from
 ``source_directory`` besides the entry script (its helpers, also those imported inside run()), so
@@ -22,6 +22,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 import traceback
 from dataclasses import dataclass
 
@@ -154,7 +155,7 @@ def worker_main(conn, setup: WorkerSetup) -> None:
     with_context = _takes_context(run)
     modules = source_modules(setup.source_directory, setup.entry_script)
     loaded = len(sys.modules)
-    conn.send(("ready", modules))
+    conn.send(("ready", modules, with_context, threading.get_ident()))
     while True:
         try:
             message = conn.recv()
