@@ -20,7 +20,7 @@ from snakebatch.datasets import is_glob, list_files, listing_fingerprint, root_f
 from snakebatch.errors import ConfigError, DatasetError
 from snakebatch.manifest import shard_id
 from snakebatch.partition import DATASET_STAMP, mark_dataset_changes
-from snakebatch.runner import known_modules
+from snakebatch.store import known_modules
 from snakebatch import progress
 
 try:

@@ -2,23 +2,21 @@
 
 ``python -m snakebatch.runner --spec JSON --manifest M --output O --run-dir DIR``
 
-For each mini-batch, in order: reuse its durable result when an earlier run finished it with the
-same input, entry script, models, side inputs and settings; otherwise send it to the worker, up to
-``run_max_try`` tries (ParallelRunStep: a raise, a timeout or a worker death each count). A
-``run()`` call that outlives ``run_invocation_timeout`` seconds gets its worker killed (SIGKILL, so
-native code stops too); a new worker is started and runs ``init()`` again. A mini-batch that fails
-every try is bisected until the failing items are isolated, so the other items still produce
-results. Each finished mini-batch is written atomically to the run's mini-batch store before the
-next starts, so a killed shard resumes where it stopped. The shard result file (one
-MiniBatchResult per line, input order) is written atomically at the end.
+For each mini-batch, in order: reuse its durable result (``store.MiniBatchStore``) when an earlier
+run finished it with the same input, entry script, models, side inputs and settings; otherwise send
+it to the worker, up to ``run_max_try`` tries (ParallelRunStep: a raise, a timeout or a worker death
+each count). A ``run()`` call that outlives ``run_invocation_timeout`` seconds gets its worker
+killed (SIGKILL of its process group, so native code and its children stop too); a new worker is
+started and runs ``init()`` again. A mini-batch that fails every try is bisected until the failing
+items are isolated, so the other items still produce results. Each finished mini-batch is written
+atomically to the store before the next starts, so a killed shard resumes where it stopped. The
+shard result file (one MiniBatchResult per line, input order) is written atomically at the end.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
-import json
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -30,142 +28,15 @@ from dataclasses import dataclass
 
 from .config import RunnerSpec
 from .entry import MiniBatchContext, WorkerContext
-from .errors import ConfigError, EntryScriptError, ManifestError, SnakebatchError
+from .errors import EntryScriptError, ManifestError, SnakebatchError
 from .gather import invalidate_result
 from .manifest import MiniBatch, ShardManifest, shard_id
 from .results import FailedItem, MiniBatchResult
-from .storage import atomic_open, write_text_atomic
+from .storage import atomic_open
+from .store import MiniBatchStore
 from .worker import WorkerSetup, worker_main
 
-STORE_VERSION = "1"
 log = logging.getLogger("snakebatch.runner")
-
-
-# ---------------------------------------------------------------------------------- fingerprints
-def path_fingerprint(path: str) -> str:
-    """Hex SHA-256 over (relative path, size, mtime_ns) of a file or of every file in a folder.
-
-    Raises FileNotFoundError when ``path`` does not exist."""
-    digest = hashlib.sha256()
-    if os.path.isdir(path):
-        for dirpath, dirnames, filenames in os.walk(path):
-            dirnames.sort()
-            for name in sorted(filenames):
-                full = os.path.join(dirpath, name)
-                st = os.stat(full)
-                digest.update(f"{os.path.relpath(full, path)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    else:
-        st = os.stat(path)
-        digest.update(f"{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    return digest.hexdigest()
-
-
-def runner_fingerprint(spec: RunnerSpec, modules: list[str] | tuple[str, ...] = ()) -> str:
-    """Hex SHA-256 of everything besides the input files that changes a mini-batch's result:
-    the bytes of the entry script and of ``modules`` (the helper modules it imported from
-    source_directory), arguments, environment variables, models and side inputs (their files'
-    sizes and mtimes), output action and format. Raises ConfigError naming the key of a model or
-    side input whose path does not exist, EntryScriptError when the script is missing."""
-    digest = hashlib.sha256(f"snakebatch-store-{STORE_VERSION}\n".encode())
-    try:
-        with open(spec.entry_script, "rb") as handle:
-            digest.update(handle.read())
-    except OSError as exc:
-        raise EntryScriptError(f"config key 'entry_script': cannot read {spec.entry_script!r}: {exc.strerror}") from None
-    for module in sorted(_portable(os.path.abspath(m)) for m in modules):
-        try:
-            with open(module, "rb") as handle:
-                digest.update(f"module:{module}\n".encode() + handle.read())
-        except OSError:
-            digest.update(f"module:{module}:missing\n".encode())
-    digest.update(repr((spec.arguments, sorted(spec.environment_variables.items()),
-                        spec.output_action, spec.append_row_format)).encode())
-    for key in ("models", "side_inputs"):
-        for name, path in sorted(getattr(spec, key).items()):
-            try:
-                digest.update(f"{key}:{name}:{path_fingerprint(path)}\n".encode())
-            except FileNotFoundError:
-                raise ConfigError(f"config key '{key}.{name}': path {path!r} does not exist") from None
-    return digest.hexdigest()
-
-
-MODULES_FILE = "entry_script_modules.json"
-
-
-def known_modules(run_dir: str) -> list[str]:
-    """The helper modules the entry script imported in earlier runs, from
-    ``{run_dir}/entry_script_modules.json``: paths relative to the working directory where they
-    live below it (so the project can move), else absolute. ``[]`` when unknown."""
-    try:
-        with open(os.path.join(run_dir, MODULES_FILE), encoding="utf-8") as handle:
-            return sorted(str(m) for m in json.load(handle)["modules"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return []
-
-
-def _portable(path: str) -> str:
-    relative = os.path.relpath(path)
-    return path if relative.startswith("..") else relative
-
-
-def record_modules(run_dir: str, entry_script: str, modules: list[str]) -> list[str]:
-    """Add ``modules`` to the run's record (shards add theirs under a lock, none overwrites
-    another's) and return the whole record, sorted."""
-    import fcntl
-
-    os.makedirs(run_dir, exist_ok=True)
-    with open(os.path.join(run_dir, MODULES_FILE + ".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        merged = sorted(set(known_modules(run_dir)) | {_portable(m) for m in modules})
-        write_text_atomic(os.path.join(run_dir, MODULES_FILE),
-                          json.dumps({"entry_script": entry_script, "modules": merged}, indent=1) + "\n")
-    return merged
-
-
-class MiniBatchStore:
-    """Durable mini-batch results of one run, keyed by input key + runner fingerprint.
-
-    Files live at ``{root}/{key[:2]}/{key}.json``; only fully successful results are stored
-    for reuse, so a rerun retries failures. ``modules`` are the entry script's helper modules
-    the fingerprint covers (all any run has seen, from ``{run_dir}/entry_script_modules.json``);
-    ``note_modules`` adds those a worker reports."""
-
-    def __init__(self, root: str, spec: RunnerSpec, run_dir: str) -> None:
-        self.root = root
-        self.spec = spec
-        self.run_dir = run_dir
-        self.modules = known_modules(run_dir)
-        self.fingerprint = runner_fingerprint(spec, self.modules)
-
-    def note_modules(self, modules: list[str]) -> None:
-        """Results stored from now on are keyed with every module seen; remember them for the
-        next run (and for Snakemake, which tracks them as inputs of the shard jobs)."""
-        portable = {_portable(m) for m in modules}
-        if not portable <= set(self.modules):
-            self.modules = record_modules(self.run_dir, self.spec.entry_script, sorted(portable))
-            self.fingerprint = runner_fingerprint(self.spec, self.modules)
-
-    def _path(self, mini_batch: MiniBatch) -> str:
-        key = hashlib.sha256(f"{self.fingerprint}:{mini_batch.key}".encode()).hexdigest()
-        return os.path.join(self.root, key[:2], key + ".json")
-
-    def load(self, mini_batch: MiniBatch) -> MiniBatchResult | None:
-        """The stored result of ``mini_batch`` or None (missing or unreadable: recompute)."""
-        try:
-            with open(self._path(mini_batch), encoding="utf-8") as handle:
-                result = MiniBatchResult.from_json(handle.read())
-        except (OSError, ValueError, KeyError, TypeError):
-            return None
-        if result.key != mini_batch.key or result.item_count != len(mini_batch.items):
-            return None
-        if result.positional and (result.index, result.first_item) != (mini_batch.index, mini_batch.first_item):
-            return None  # run() saw the mini-batch context: reuse only at the same position
-        return result
-
-    def save(self, result: MiniBatchResult, mini_batch: MiniBatch) -> None:
-        """Store ``result`` atomically when it has no failures."""
-        if result.failed == 0:
-            write_text_atomic(self._path(mini_batch), result.to_json() + "\n")
 
 
 # -------------------------------------------------------------------------------------- workers
