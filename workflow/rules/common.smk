@@ -68,8 +68,8 @@ def check_paths_exist(produced):
 
 def plain_paths(paths):
     """Snakemake reads ``{name}`` in any input path as a wildcard and cannot escape it, so a file
-    named like ``x{y}.txt`` is left out of the tracked inputs (its folder still is: adding or
-    removing it is noticed, rewriting it in place is not). The partition itself lists it."""
+    named like ``x{y}.txt`` is left out of the tracked inputs. The partition still lists it, and
+    the dataset fingerprint (see dataset_inputs) still notices when it changes."""
     return [p for p in paths if not re.search(r"\{[^{}]*\}", p)]
 
 
