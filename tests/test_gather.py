@@ -133,3 +133,19 @@ def test_exceeded_threshold_removes_the_shards_with_failures_for_a_retry(tmp_pat
     assert os.path.exists(shards[0]) and not os.path.exists(shards[1])
     assert str(info.value).endswith("The next run retries the failed mini-batches (1 shard(s) rerun; "
                                     "finished mini-batches are reused).")
+
+
+def test_shards_that_stopped_early_make_the_run_fail_with_full_reports(tmp_path):
+    shards = write_shards(tmp_path, [[result(0, ["a"], failed_items=["x.png", "y.png"])], [result(2, ["c"])]])
+    with open(shards[0], "a") as handle:
+        handle.write(json.dumps({"stopped_early": "stopped early: 2 failed item(s) > error_threshold 1 in this run "
+                                                  "so far (all shards).", "total_mini_batches": 10}) + "\n")
+    with pytest.raises(ErrorThresholdExceeded) as info:
+        gather(spec(error_threshold=1, allowed_failed_percent=5), shards, str(tmp_path / "run"))
+    assert str(info.value).startswith(
+        "The run failed: 2 failed item(s) > error_threshold 1; 10.00% failed mini-batches > allowed_failed_percent 5%. "
+        "1 shard(s) stopped early; 2 mini-batch(es) ran.\nFirst failures:\n  x.png: ValueError: bad x.png")
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert (summary["status"], summary["stopped_early"], summary["failed"]) == ("failed", True, 2)
+    assert len((tmp_path / "run" / "errors.jsonl").read_text().splitlines()) == 2
+    assert not os.path.exists(shards[0]) and os.path.exists(shards[1])

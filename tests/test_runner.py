@@ -35,10 +35,14 @@ def make_spec(script, **overrides):
     return RunnerSpec(**values)
 
 
+def make_manifest_batches(files, size):
+    return tuple(MiniBatch(index=i, first_item=start, items=tuple(files[start:start + size]),
+                           key="|".join(files[start:start + size]))
+                 for i, start in enumerate(range(0, len(files), size)))
+
+
 def make_manifest(tmp_path, files, size):
-    batches = tuple(MiniBatch(index=i, first_item=start, items=tuple(files[start:start + size]),
-                              key="|".join(files[start:start + size]))
-                    for i, start in enumerate(range(0, len(files), size)))
+    batches = make_manifest_batches(files, size)
     manifest = ShardManifest(run_name="r", shard=0, shard_count=1, total_mini_batches=len(batches),
                              total_items=len(files), mini_batches=batches)
     path = manifest_path(str(tmp_path / "partition"), 0)
@@ -48,9 +52,14 @@ def make_manifest(tmp_path, files, size):
 
 def run(tmp_path, spec, files, size=3):
     output = str(tmp_path / "shards" / "shard-00000.jsonl")
-    results = run_shard(spec, make_manifest(tmp_path, files, size), output, str(tmp_path / "run"))
+    results, stopped = run_shard(spec, make_manifest(tmp_path, files, size), output, str(tmp_path / "run"))
     with open(output) as handle:
-        assert [json.loads(line)["index"] for line in handle] == [r.index for r in results]
+        records = [json.loads(line) for line in handle]
+    if stopped:
+        assert records[-1] == {"stopped_early": stopped, "total_mini_batches": len(make_manifest_batches(files, size))}
+        records = records[:-1]
+    assert [r["index"] for r in records] == [r.index for r in results]
+    run.stopped = stopped
     return results
 
 
@@ -385,3 +394,50 @@ def test_the_timeout_stack_shows_the_thread_that_ran_run_first(tmp_path, files):
     assert stack[0] == "Stack of the worker when it was killed:"
     assert stack[1].startswith(("Thread 0x", "Current thread 0x"))
     assert stack[2] == f'  File "{script}", line 9 in inner'
+
+
+def test_shards_stop_early_once_the_failures_of_this_run_exceed_the_threshold(tmp_path, files, monkeypatch):
+    from snakebatch import progress
+
+    monkeypatch.setenv(progress.INVOCATION_ENV, "inv-1")
+    # another shard of this invocation already failed 2 items; one of an earlier invocation failed 50
+    progress.write_progress(str(tmp_path / "run"), progress.ShardProgress("inv-1", 7, 3, 3, 2, 1, "x.png: OSError: gone"))
+    progress.write_progress(str(tmp_path / "run"), progress.ShardProgress("inv-0", 8, 3, 3, 50, 3, "old"))
+    script = write(tmp_path / "fails.py", """
+        import os
+        def init():
+            pass
+        def run(mini_batch):
+            if os.path.basename(mini_batch[0]) == "f01.txt":
+                raise ValueError("broken f01")
+            return [os.path.basename(p) for p in mini_batch]
+    """)
+    results = run(tmp_path, make_spec(script, run_max_try=1, error_threshold=2), files[:6], size=1)
+    assert [r.index for r in results] == [0, 1]
+    assert run.stopped == (
+        "stopped early: 3 failed item(s) > error_threshold 2 in this run so far (all shards).\n"
+        "First failures:\n  shard 0: " + files[1] + ": ValueError: broken f01\n  shard 7: x.png: OSError: gone")
+    mine = json.loads((tmp_path / "run" / "progress" / "shard-00000.json").read_text())
+    assert (mine["done_mini_batches"], mine["failed_items"]) == (2, 1)
+
+
+def test_a_shard_starting_after_the_breach_runs_nothing(tmp_path, files, monkeypatch, init_log):
+    from snakebatch import progress
+
+    monkeypatch.setenv(progress.INVOCATION_ENV, "inv-2")
+    progress.write_progress(str(tmp_path / "run"), progress.ShardProgress("inv-2", 3, 1, 1, 5, 1, "y: E"))
+    results = run(tmp_path, make_spec(write(tmp_path / "echo.py", ECHO), error_threshold=4), files[:4], size=2)
+    assert results == []
+    assert run.stopped.startswith("stopped early: 5 failed item(s) > error_threshold 4")
+    assert init_count(init_log) == 0
+
+
+def test_without_thresholds_a_shard_runs_to_the_end(tmp_path, files, monkeypatch):
+    script = write(tmp_path / "fails.py", """
+        def init():
+            pass
+        def run(mini_batch):
+            raise ValueError("always")
+    """)
+    results = run(tmp_path, make_spec(script, run_max_try=1), files[:3], size=1)
+    assert [r.failed for r in results] == [1, 1, 1]

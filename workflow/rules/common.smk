@@ -4,6 +4,7 @@ import re
 import shlex
 import sys
 import time
+import uuid
 
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
@@ -40,6 +41,11 @@ try:
     PLAN = plan_run(config, _cores)
 except ConfigError as exc:
     raise WorkflowError(f"snakebatch: invalid config: {exc}") from None
+
+# One id per snakemake invocation, inherited by its shard jobs: they count each other's failures
+# to stop early (snakebatch.progress). Not a param, so it never re-runs a job.
+if workflow.is_main_process:
+    os.environ.setdefault(progress.INVOCATION_ENV, uuid.uuid4().hex)
 
 # The runtime package, run with the interpreter that runs snakemake.
 SNAKEBATCH = shlex.quote(sys.executable) + " -m snakebatch"

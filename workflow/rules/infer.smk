@@ -1,4 +1,5 @@
 # infer_shard: one job per shard; the runner supervises one worker that calls the entry script.
+# Shards publish progress under results/{run}/progress/ and stop early on a threshold breach.
 
 
 rule infer_shard:

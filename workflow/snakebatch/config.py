@@ -60,7 +60,8 @@ class RunnerSpec:
     """What one shard job (the runner and its worker) needs.
 
     Paths are as given in the config, relative to the working directory; ``entry_script`` is
-    already joined with ``source_directory``. ``run_invocation_timeout`` is in seconds.
+    already joined with ``source_directory``. ``run_invocation_timeout`` is in seconds. The
+    thresholds (as in GatherSpec) let shards stop early once the failures of this run exceed them.
     """
 
     run_name: str
@@ -76,6 +77,9 @@ class RunnerSpec:
     run_max_try: int
     logging_level: str
     allow_reuse: bool
+    error_threshold: int = -1
+    allowed_failed_count: int | None = None
+    allowed_failed_percent: float | None = None
 
 
 @_json_spec
@@ -228,6 +232,9 @@ def plan_run(config: dict, cores: int | None) -> RunPlan:
         run_max_try=int(config["run_max_try"]),
         logging_level=config["logging_level"],
         allow_reuse=bool(config["allow_reuse"]),
+        error_threshold=int(config["error_threshold"]),
+        allowed_failed_count=config["allowed_failed_count"],
+        allowed_failed_percent=config["allowed_failed_percent"],
     )
     gather = GatherSpec(
         run_name=run_name,

@@ -7,15 +7,16 @@ Writes under ``results/{run_name}/``: ``{append_row_file_name}`` (append_row onl
 ``errors.jsonl`` (one line per failed item), ``logs/job_result.txt``,
 ``logs/job_progress_overview.txt``, ``logs/sys/job_report/processed_mini-batches.csv`` and, last,
 ``_SUCCESS`` (holding the merged file's name). Every file is written atomically. When a threshold is
-exceeded the merged file and ``_SUCCESS`` are removed, the reports say why, the shard result files
-that hold failures are removed (so the next run retries those mini-batches), and the exit status
-is 1.
+exceeded (also when shards stopped early on it) the merged file and ``_SUCCESS`` are removed, the
+reports say why, the shard result files that hold failures or stopped early are removed (so the
+next run retries and finishes those shards, reusing what they finished), and the exit status is 1.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import io
 import json
 import os
@@ -29,31 +30,52 @@ from .results import MiniBatchResult
 from .storage import atomic_open, write_json_atomic, write_text_atomic
 
 
-def read_shard_file(path: str) -> list[MiniBatchResult]:
-    """The mini-batch results of one shard result file; ManifestError names the file and line
-    when it is missing or corrupt."""
+@dataclass(frozen=True)
+class ShardResults:
+    """One shard result file: its mini-batch results, in order, and, when the shard stopped
+    early on a threshold, why (``stopped_early``) and how many mini-batches the input has."""
+
+    path: str
+    results: tuple[MiniBatchResult, ...]
+    stopped_early: str | None = None
+    total_mini_batches: int | None = None
+
+
+def read_shard_file(path: str) -> ShardResults:
+    """Read one shard result file; ManifestError names the file and line when it is missing or
+    corrupt."""
     results: list[MiniBatchResult] = []
+    trailer: dict = {}
     try:
         with open(path, encoding="utf-8") as handle:
             for number, line in enumerate(handle, 1):
                 try:
+                    if line.startswith('{"stopped_early"'):
+                        trailer = json.loads(line)
+                        continue
                     results.append(MiniBatchResult.from_json(line))
                 except (ValueError, KeyError, TypeError) as exc:
                     raise ManifestError(f"shard result {path!r} line {number} is corrupt: {exc!r}") from None
     except FileNotFoundError:
         raise ManifestError(f"shard result {path!r} does not exist") from None
-    return results
+    return ShardResults(path=path, results=tuple(results), stopped_early=trailer.get("stopped_early"),
+                        total_mini_batches=trailer.get("total_mini_batches"))
 
 
-def read_shard_results(paths: list[str]) -> list[MiniBatchResult]:
-    """Read shard result files in the order given and check that they hold mini-batches
-    0..N-1 exactly once, in order. Raises ManifestError naming the file otherwise."""
-    results = [result for path in paths for result in read_shard_file(path)]
+def check_order(results: list[MiniBatchResult]) -> None:
+    """Mini-batches 0..N-1 exactly once, in order; ManifestError otherwise."""
     for expected, result in enumerate(results):
         if result.index != expected:
             raise ManifestError(
                 f"shard results hold mini-batch {result.index} where mini-batch {expected} was expected: "
                 "a mini-batch is missing or duplicated; rerun the infer jobs")
+
+
+def read_shard_results(paths: list[str]) -> list[MiniBatchResult]:
+    """Read shard result files in the order given and check that they hold mini-batches
+    0..N-1 exactly once, in order. Raises ManifestError naming the file otherwise."""
+    results = [result for path in paths for result in read_shard_file(path).results]
+    check_order(results)
     return results
 
 
@@ -81,9 +103,11 @@ class Tally:
         )
 
 
-def threshold_breaches(tally: Tally, spec: GatherSpec) -> list[str]:
+def threshold_breaches(tally: Tally, spec) -> list[str]:
     """Messages for each threshold the tally exceeds (ParallelRunStep: abort when count > threshold;
-    error_threshold -1 ignores item failures; allowed_failed_* unset = not checked)."""
+    error_threshold -1 ignores item failures; allowed_failed_* unset = not checked). ``spec`` is a
+    GatherSpec or RunnerSpec (anything with the three threshold attributes); the percentage is of
+    ``tally.mini_batches``."""
     breaches = []
     if spec.error_threshold != -1 and tally.failed > spec.error_threshold:
         breaches.append(f"{tally.failed} failed item(s) > error_threshold {spec.error_threshold}")
@@ -143,9 +167,18 @@ def gather(spec: GatherSpec, shard_results: list[str], run_dir: str) -> dict:
 
     Raises ErrorThresholdExceeded (after writing the reports) when a threshold is exceeded, and
     ManifestError when a shard result is missing or corrupt."""
-    results = read_shard_results(shard_results)
+    shards = [read_shard_file(path) for path in shard_results]
+    results = [result for shard in shards for result in shard.results]
+    stopped = [shard for shard in shards if shard.stopped_early]
     tally = Tally.of(results)
-    breaches = threshold_breaches(tally, spec)
+    if stopped:  # shards stopped early: some mini-batches never ran; percentages are of all of them
+        total = max(shard.total_mini_batches or 0 for shard in stopped)
+        breaches = threshold_breaches(dataclasses.replace(tally, mini_batches=max(total, tally.mini_batches)), spec)
+        if not breaches:
+            breaches = [stopped[0].stopped_early.split(" in this run so far")[0]]
+    else:
+        check_order(results)
+        breaches = threshold_breaches(tally, spec)
     status = "failed" if breaches else "succeeded"
     merged = os.path.join(run_dir, spec.append_row_file_name) if spec.output_action == "append_row" else None
     success_marker = os.path.join(run_dir, "_SUCCESS")
@@ -166,6 +199,7 @@ def gather(spec: GatherSpec, shard_results: list[str], run_dir: str) -> dict:
                        "allowed_failed_count": spec.allowed_failed_count,
                        "allowed_failed_percent": spec.allowed_failed_percent},
         "threshold_breaches": breaches,
+        "stopped_early": bool(stopped),
         "output_action": spec.output_action,
         "output": merged,
         **_timing(results),
@@ -182,7 +216,8 @@ def gather(spec: GatherSpec, shard_results: list[str], run_dir: str) -> dict:
                    f"mini-batches: {tally.mini_batches} (failed {tally.failed_mini_batches}, "
                    f"reused {tally.reused_mini_batches})"]
     if breaches:
-        result_text.append("The run failed: " + "; ".join(breaches) + ".")
+        result_text.append("The run failed: " + "; ".join(breaches) + "." + (
+            f" {len(stopped)} shard(s) stopped early; {tally.mini_batches} mini-batch(es) ran." if stopped else ""))
         result_text.append("First failures:\n" + _root_cause(results))
     elif tally.failed:
         result_text.append(f"{tally.failed} failed item(s) tolerated; see errors.jsonl")
@@ -190,7 +225,7 @@ def gather(spec: GatherSpec, shard_results: list[str], run_dir: str) -> dict:
 
     if breaches:
         write_json_atomic(os.path.join(run_dir, "summary.json"), summary)
-        retry = [path for path in shard_results if any(r.failed for r in read_shard_file(path))]
+        retry = [shard.path for shard in shards if shard.stopped_early or any(r.failed for r in shard.results)]
         for path in retry:  # so the next run reruns these shards: their failures get new tries
             os.unlink(path)
         raise ErrorThresholdExceeded("\n".join(result_text[3:]) + (

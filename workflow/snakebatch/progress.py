@@ -1,16 +1,22 @@
-"""What the run tells the console: a line at start, the outcome at the end.
+"""Progress: what the run tells the console, and what shards tell each other.
 
-On failure the last lines are the root cause written by gather (``logs/job_result.txt``) or, when
-a shard job failed before gather, the error lines of the shard logs, never a bare exit code.
+The console gets a line at start and the outcome at the end; on failure the last lines are the
+root cause written by gather (``logs/job_result.txt``) or, when a shard job failed before gather,
+the end of the shard logs, never a bare exit code. Shard jobs publish a ShardProgress record after
+each mini-batch, so every shard can stop early once the failures of this run exceed a threshold.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import json
 import os
 import sys
 import time
+from dataclasses import dataclass
+
+from .storage import write_text_atomic
 
 _STARTED_AT = time.time()
 
@@ -70,3 +76,70 @@ def announce_failure(plan) -> None:
     """Print the root cause of a failed run as the console's last lines."""
     report = failure_report(plan)
     print(f"snakebatch: run {plan.run_name!r} failed." + (f"\n{report}" if report else ""), file=sys.stderr)
+
+
+# ------------------------------------------------------------------ live progress across shards
+INVOCATION_ENV = "SNAKEBATCH_INVOCATION"
+
+
+def invocation_id() -> str:
+    """The id of this snakemake invocation, shared by all its shard jobs through the environment
+    (set by the Snakefile); a fresh one per process when unset."""
+    global _OWN_INVOCATION
+    value = os.environ.get(INVOCATION_ENV)
+    if value:
+        return value
+    if _OWN_INVOCATION is None:
+        import uuid
+
+        _OWN_INVOCATION = uuid.uuid4().hex
+    return _OWN_INVOCATION
+
+
+_OWN_INVOCATION: str | None = None
+
+
+@dataclass(frozen=True)
+class ShardProgress:
+    """What one shard job has done in this invocation: mini-batches done of its own, failed
+    items and failed mini-batches among them, and its first failure (``"item: error"``)."""
+
+    invocation: str
+    shard: int
+    done_mini_batches: int
+    shard_mini_batches: int
+    failed_items: int
+    failed_mini_batches: int
+    first_failure: str = ""
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> "ShardProgress":
+        return cls(**json.loads(text))
+
+
+def progress_path(run_dir: str, shard: int) -> str:
+    """``results/{run}/progress/shard-NNNNN.json``."""
+    return os.path.join(run_dir, "progress", f"shard-{shard:05d}.json")
+
+
+def write_progress(run_dir: str, record: ShardProgress) -> None:
+    """Publish ``record`` atomically for the other shards."""
+    write_text_atomic(progress_path(run_dir, record.shard), record.to_json() + "\n")
+
+
+def invocation_progress(run_dir: str, invocation: str) -> list[ShardProgress]:
+    """The progress records of every shard of ``invocation`` (records of earlier invocations,
+    or unreadable ones, are skipped: they say nothing about this run)."""
+    records = []
+    for path in sorted(glob.glob(os.path.join(run_dir, "progress", "shard-*.json"))):
+        try:
+            with open(path, encoding="utf-8") as handle:
+                record = ShardProgress.from_json(handle.read())
+        except (OSError, ValueError, TypeError):
+            continue
+        if record.invocation == invocation:
+            records.append(record)
+    return records

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -28,8 +29,9 @@ from dataclasses import dataclass
 
 from .config import RunnerSpec
 from .entry import MiniBatchContext, WorkerContext
+from . import progress
 from .errors import EntryScriptError, ManifestError, SnakebatchError
-from .gather import invalidate_result
+from .gather import Tally, invalidate_result, threshold_breaches
 from .manifest import MiniBatch, ShardManifest, shard_id
 from .results import FailedItem, MiniBatchResult
 from .storage import atomic_open
@@ -198,14 +200,24 @@ class WorkerProcess:
 # ---------------------------------------------------------------------------------- the shard job
 class ShardRunner:
     """Runs the mini-batches of one manifest (see module doc). ``worker`` is a WorkerProcess or
-    anything with ``call(items, context, timeout) -> Outcome``, ``start()`` and ``stop()``."""
+    anything with ``call(items, context, timeout) -> Outcome``, ``start()`` and ``stop()``.
+    With ``run_dir``, the shard publishes its progress and stops early once the failures of all
+    shards of this invocation exceed a threshold: ``stopped_early`` then holds the reason, and
+    gather reports the failure. Finished mini-batches stay in the store, so the next run resumes."""
 
-    def __init__(self, spec: RunnerSpec, worker, store: MiniBatchStore | None, error_log: str) -> None:
+    CHECK_EVERY_S = 2.0  # how often other shards' progress is read when this shard has no new failure
+
+    def __init__(self, spec: RunnerSpec, worker, store: MiniBatchStore | None, error_log: str,
+                 run_dir: str | None = None) -> None:
         self.spec = spec
         self.worker = worker
         self.store = store
         self.error_log = error_log
+        self.run_dir = run_dir
         self.started = False
+        self.invocation = progress.invocation_id()
+        self._last_check = 0.0
+        self.stopped_early: str | None = None
 
     def _note_modules(self) -> None:
         if self.store is not None and self.worker.modules:
@@ -277,15 +289,59 @@ class ShardRunner:
             self.store.save(result, mini_batch)
         return result
 
+    def _thresholds_set(self) -> bool:
+        return (self.spec.error_threshold != -1 or self.spec.allowed_failed_count is not None
+                or self.spec.allowed_failed_percent is not None)
+
+    def _check_early_stop(self, manifest: ShardManifest, results: list[MiniBatchResult], new_failure: bool) -> str | None:
+        """Publish this shard's progress; return why to stop when the failures of every shard of
+        this invocation already exceed a threshold (the final count can only be higher)."""
+        if self.run_dir is None:
+            return None
+        failures = [f for r in results for f in r.failures]
+        first = ""
+        if failures:
+            f = failures[0]
+            first = f"{f.item if f.item is not None else 'mini-batch %d' % f.mini_batch}: {f.error}"
+        mine = progress.ShardProgress(
+            invocation=self.invocation, shard=manifest.shard, done_mini_batches=len(results),
+            shard_mini_batches=len(manifest.mini_batches), failed_items=sum(r.failed for r in results),
+            failed_mini_batches=sum(1 for r in results if r.failed), first_failure=first)
+        now = time.monotonic()
+        if not (new_failure or now - self._last_check >= self.CHECK_EVERY_S):
+            return None
+        self._last_check = now
+        progress.write_progress(self.run_dir, mine)
+        if not self._thresholds_set():
+            return None
+        records = {r.shard: r for r in progress.invocation_progress(self.run_dir, self.invocation)}
+        records[mine.shard] = mine
+        tally = Tally(items=manifest.total_items, succeeded=0,
+                      failed=sum(r.failed_items for r in records.values()),
+                      mini_batches=manifest.total_mini_batches,
+                      failed_mini_batches=sum(r.failed_mini_batches for r in records.values()),
+                      reused_mini_batches=0)
+        breaches = threshold_breaches(tally, self.spec)
+        if not breaches:
+            return None
+        causes = [f"  shard {r.shard}: {r.first_failure}" for r in sorted(records.values(), key=lambda r: r.shard)
+                  if r.first_failure]
+        return ("stopped early: " + "; ".join(breaches) + " in this run so far (all shards).\n"
+                "First failures:\n" + "\n".join(causes[:5]))
+
     def run(self, manifest: ShardManifest) -> list[MiniBatchResult]:
-        """Run every mini-batch of ``manifest`` in order; stops the worker at the end."""
+        """Run the mini-batches of ``manifest`` in order, all of them unless it stops early (see
+        the class doc); stops the worker at the end."""
         results = []
         start = time.monotonic()
         done_items = 0
         shard_items = sum(len(mb.items) for mb in manifest.mini_batches)
         finished = False
         try:
+            self.stopped_early = self._check_early_stop(manifest, results, new_failure=True)
             for number, mini_batch in enumerate(manifest.mini_batches, 1):
+                if self.stopped_early:
+                    break
                 result = self.run_mini_batch(mini_batch)
                 results.append(result)
                 done_items += result.item_count
@@ -296,6 +352,9 @@ class ShardRunner:
                          mini_batch.index, number, len(manifest.mini_batches), done_items, shard_items,
                          result.failed, "reused" if result.reused else f"{result.tries} tr{'y' if result.tries == 1 else 'ies'}",
                          rate, eta)
+                self.stopped_early = self._check_early_stop(manifest, results, new_failure=result.failed > 0)
+            if self.stopped_early:
+                log.warning("%s", self.stopped_early)
             finished = True
         finally:
             if self.started:
@@ -345,9 +404,12 @@ def build_worker(spec: RunnerSpec, run_dir: str, shard: int) -> WorkerProcess:
     return worker
 
 
-def run_shard(spec: RunnerSpec, manifest_path: str, output_path: str, run_dir: str) -> list[MiniBatchResult]:
+def run_shard(spec: RunnerSpec, manifest_path: str, output_path: str,
+              run_dir: str) -> tuple[list[MiniBatchResult], str | None]:
     """Run one shard job end to end and write its result file atomically (one JSON line per
-    mini-batch). Raises SnakebatchError subclasses with a clear message."""
+    mini-batch, then a trailer line when it stopped early). Returns the results and why it
+    stopped early (None when it ran every mini-batch). Raises SnakebatchError subclasses with a
+    clear message."""
     invalidate_result(run_dir)
     manifest = ShardManifest.read(manifest_path)
     paths = shard_log_paths(run_dir, manifest.shard)
@@ -363,13 +425,16 @@ def run_shard(spec: RunnerSpec, manifest_path: str, output_path: str, run_dir: s
             raise ManifestError(f"shard manifest {manifest_path!r} belongs to run {manifest.run_name!r}, "
                                 f"not {spec.run_name!r}")
         store = MiniBatchStore(os.path.join(run_dir, "minibatches"), spec, run_dir)
-        runner = ShardRunner(spec, build_worker(spec, run_dir, manifest.shard), store, paths["error"])
+        runner = ShardRunner(spec, build_worker(spec, run_dir, manifest.shard), store, paths["error"], run_dir)
         log.info("shard %d/%d: %d mini-batch(es)", manifest.shard, manifest.shard_count, len(manifest.mini_batches))
         results = runner.run(manifest)
         with atomic_open(output_path) as handle:
             for result in results:
                 handle.write(result.to_json() + "\n")
-        return results
+            if runner.stopped_early:  # the trailer gather looks for (see gather.read_shard_file)
+                handle.write(json.dumps({"stopped_early": runner.stopped_early,
+                                         "total_mini_batches": manifest.total_mini_batches}) + "\n")
+        return results, runner.stopped_early
     finally:
         log.removeHandler(handler)
         handler.close()
@@ -389,7 +454,7 @@ def main(argv: list[str] | None = None) -> int:
     spec = RunnerSpec.from_json(args.spec)
     signal.signal(signal.SIGTERM, _terminate)
     try:
-        results = run_shard(spec, args.manifest, args.output, args.run_dir)
+        results, stopped = run_shard(spec, args.manifest, args.output, args.run_dir)
     except SnakebatchError as exc:
         print(f"snakebatch runner: error: {exc}", file=sys.stderr)
         return 1
@@ -397,7 +462,8 @@ def main(argv: list[str] | None = None) -> int:
     failed = sum(r.failed for r in results)
     reused = sum(1 for r in results if r.reused)
     print(f"snakebatch runner: {os.path.basename(args.manifest)}: {len(results)} mini-batch(es), "
-          f"{items} item(s), {failed} failed, {reused} reused")
+          f"{items} item(s), {failed} failed, {reused} reused"
+          + (" - stopped early, an error threshold is exceeded" if stopped else ""))
     return 0
 
 
