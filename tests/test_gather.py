@@ -149,3 +149,13 @@ def test_shards_that_stopped_early_make_the_run_fail_with_full_reports(tmp_path)
     assert (summary["status"], summary["stopped_early"], summary["failed"]) == ("failed", True, 2)
     assert len((tmp_path / "run" / "errors.jsonl").read_text().splitlines()) == 2
     assert not os.path.exists(shards[0]) and os.path.exists(shards[1])
+
+
+def test_shard_results_that_stopped_early_are_dropped_before_the_next_run(tmp_path):
+    from snakebatch.gather import drop_stopped_shard_results
+
+    shards = write_shards(tmp_path, [[result(0, ["a"])], [result(1, ["b"])]])
+    with open(shards[1], "a") as handle:
+        handle.write(json.dumps({"stopped_early": "stopped early: ...", "total_mini_batches": 4}) + "\n")
+    assert drop_stopped_shard_results(str(tmp_path / "shards")) == [shards[1]]
+    assert os.path.exists(shards[0]) and not os.path.exists(shards[1])

@@ -280,3 +280,17 @@ def test_all_shards_stop_early_once_the_threshold_is_exceeded(workflow):
     assert summary["mini_batches"] <= 15          # of 20: the healthy shard stopped too
     assert "stopped early" in proc.stderr
     assert "item000.txt: OSError: disk gone" in proc.stderr
+
+
+def test_a_shard_that_stopped_early_in_an_interrupted_run_runs_again(workflow):
+    setup(workflow, n=8, mini_batch_size=2)
+    workflow.run()
+    shard = workflow.path("results", "sq", "shards", "shard-00001.jsonl")
+    lines = open(shard).read().splitlines()
+    with open(shard, "w") as handle:   # as left by a run interrupted between an early stop and gather
+        handle.write(lines[0] + "\n" + json.dumps({"stopped_early": "stopped early: old", "total_mini_batches": 4}) + "\n")
+    os.unlink(workflow.path("results", "sq", "_SUCCESS"))   # the shards' start removed the earlier result
+    os.unlink(workflow.path("results", "sq", "out.txt"))
+    proc = workflow.run()
+    assert "rule infer_shard" in proc.stdout + proc.stderr
+    assert workflow.read("results", "sq", "out.txt") == expected(8)

@@ -19,6 +19,7 @@ import jsonschema
 from snakebatch.config import describe_validation_error, plan_run
 from snakebatch.datasets import is_glob, list_files, listing_fingerprint, root_folders, watched_paths
 from snakebatch.errors import ConfigError, DatasetError
+from snakebatch.gather import drop_stopped_shard_results
 from snakebatch.manifest import shard_id
 from snakebatch.partition import DATASET_STAMP, mark_dataset_changes
 from snakebatch.store import known_modules
@@ -43,9 +44,11 @@ except ConfigError as exc:
     raise WorkflowError(f"snakebatch: invalid config: {exc}") from None
 
 # One id per snakemake invocation, inherited by its shard jobs: they count each other's failures
-# to stop early (snakebatch.progress). Not a param, so it never re-runs a job.
+# to stop early (snakebatch.progress). Not a param, so it never re-runs a job. A shard result that
+# stopped early in an earlier invocation is unfinished: removed, so its shard runs again.
 if workflow.is_main_process:
-    os.environ.setdefault(progress.INVOCATION_ENV, uuid.uuid4().hex)
+    os.environ[progress.INVOCATION_ENV] = uuid.uuid4().hex
+    drop_stopped_shard_results(os.path.join(PLAN.run_dir, "shards"))
 
 # The runtime package, run with the interpreter that runs snakemake.
 SNAKEBATCH = shlex.quote(sys.executable) + " -m snakebatch"

@@ -2,8 +2,8 @@
 
 The JSON schema (``workflow/schemas/config.schema.yaml``) checks types, ranges and fills defaults;
 this module checks what a schema cannot (values this version does not support, sizes given as
-strings) and splits the config into one small frozen spec per stage, so a change to a gather-only
-setting such as ``error_threshold`` re-runs the gather and nothing else.
+strings) and splits the config into one small frozen spec per stage, so a change re-runs only the
+stages it concerns (``append_row_file_name``: gather only; ``mini_batch_size``: partition on).
 """
 
 from __future__ import annotations

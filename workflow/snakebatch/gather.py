@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
+import glob
 import io
 import json
 import os
@@ -60,6 +61,24 @@ def read_shard_file(path: str) -> ShardResults:
         raise ManifestError(f"shard result {path!r} does not exist") from None
     return ShardResults(path=path, results=tuple(results), stopped_early=trailer.get("stopped_early"),
                         total_mini_batches=trailer.get("total_mini_batches"))
+
+
+def drop_stopped_shard_results(shards_dir: str) -> list[str]:
+    """Remove the shard result files whose last line is the stopped-early trailer: their shard
+    did not finish, so the next run must run it again (reusing what it finished). Reads only the
+    end of each file. Returns the removed paths."""
+    removed = []
+    for path in sorted(glob.glob(os.path.join(shards_dir, "shard-*.jsonl"))):
+        try:
+            with open(path, "rb") as handle:
+                handle.seek(max(0, os.path.getsize(path) - 65536))
+                last = handle.read().rstrip(b"\n").rsplit(b"\n", 1)[-1]
+        except OSError:
+            continue
+        if last.startswith(b'{"stopped_early"'):
+            os.unlink(path)
+            removed.append(path)
+    return removed
 
 
 def check_order(results: list[MiniBatchResult]) -> None:
@@ -174,8 +193,8 @@ def gather(spec: GatherSpec, shard_results: list[str], run_dir: str) -> dict:
     if stopped:  # shards stopped early: some mini-batches never ran; percentages are of all of them
         total = max(shard.total_mini_batches or 0 for shard in stopped)
         breaches = threshold_breaches(dataclasses.replace(tally, mini_batches=max(total, tally.mini_batches)), spec)
-        if not breaches:
-            breaches = [stopped[0].stopped_early.split(" in this run so far")[0]]
+        if not breaches:  # counted while shards ran, e.g. with a shard that later failed outright
+            breaches = ["a shard stopped early: " + stopped[0].stopped_early.split("\n")[0]]
     else:
         check_order(results)
         breaches = threshold_breaches(tally, spec)
@@ -201,7 +220,7 @@ def gather(spec: GatherSpec, shard_results: list[str], run_dir: str) -> dict:
         "threshold_breaches": breaches,
         "stopped_early": bool(stopped),
         "output_action": spec.output_action,
-        "output": merged,
+        "output": merged if not breaches else None,
         **_timing(results),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
