@@ -90,14 +90,6 @@ def check_order(results: list[MiniBatchResult]) -> None:
                 "a mini-batch is missing or duplicated; rerun the infer jobs")
 
 
-def read_shard_results(paths: list[str]) -> list[MiniBatchResult]:
-    """Read shard result files in the order given and check that they hold mini-batches
-    0..N-1 exactly once, in order. Raises ManifestError naming the file otherwise."""
-    results = [result for path in paths for result in read_shard_file(path).results]
-    check_order(results)
-    return results
-
-
 @dataclass(frozen=True)
 class Tally:
     """Counts over the whole input: items, succeeded/failed items, mini-batches, failed
