@@ -10,11 +10,12 @@ from snakebatch.results import FailedItem, MiniBatchResult
 
 
 def result(index, lines, failed_items=(), reused=False):
-    failures = tuple(FailedItem(item, index, "ValueError: bad " + item, "Traceback...\nValueError: bad " + item, 3)
-                     for item in failed_items)
+    failures = tuple(FailedItem(item, index, "ValueError: bad " + item, "Traceback...\nValueError: bad " + item, 3,
+                                shard=1) for item in failed_items)
     return MiniBatchResult(index=index, key=f"k{index}", first_item=index * 2, item_count=len(lines) + len(failures),
                            succeeded=len(lines), lines=tuple(lines), failures=failures, tries=1,
-                           duration_s=0.5, agent_name="shard-00000", started_at=1000.0 + index, reused=reused)
+                           duration_s=0.5, agent_name="shard-00000", started_at=1000.0 + index, reused=reused,
+                           cpu_s=0.25)
 
 
 def write_shards(tmp_path, shards):
@@ -48,8 +49,8 @@ def test_merge_follows_input_order_across_shards(tmp_path):
     assert summary["items_per_s"] == 2.0
     assert json.loads((run_dir / "summary.json").read_text()) == summary
     csv_rows = (run_dir / "logs" / "sys" / "job_report" / "processed_mini-batches.csv").read_text().splitlines()
-    assert csv_rows[0] == "mini_batch,first_item,items,succeeded,failed,tries,duration_s,agent_name,reused"
-    assert csv_rows[1] == "0,0,2,2,0,1,0.500,shard-00000,False"
+    assert csv_rows[0] == "mini_batch,first_item,items,succeeded,failed,tries,duration_s,cpu_s,agent_name,reused"
+    assert csv_rows[1] == "0,0,2,2,0,1,0.500,0.250,shard-00000,False"
     assert (run_dir / "logs" / "job_result.txt").read_text() == (
         "status: succeeded\nitems: 5 (succeeded 5, failed 0)\nmini-batches: 3 (failed 0, reused 0)\n")
 
@@ -60,8 +61,9 @@ def test_tolerated_failures_are_reported_and_not_merged(tmp_path):
     assert (tmp_path / "run" / "out.txt").read_text() == "a\nc\nd\n"
     assert (summary["failed"], summary["failed_mini_batches"]) == (1, 1)
     [error] = [json.loads(line) for line in (tmp_path / "run" / "errors.jsonl").read_text().splitlines()]
-    assert error == {"item": "x.png", "mini_batch": 0, "error": "ValueError: bad x.png",
-                     "traceback": "Traceback...\nValueError: bad x.png", "tries": 3}
+    assert error == {"item": "x.png", "mini_batch": 0, "shard": 1, "tries": 3, "exception": "ValueError",
+                     "message": "bad x.png", "error": "ValueError: bad x.png",
+                     "traceback": "Traceback...\nValueError: bad x.png"}
 
 
 @pytest.mark.parametrize("overrides,breach", [
@@ -87,6 +89,8 @@ def test_exceeded_threshold_fails_with_the_root_cause_and_no_merged_file(tmp_pat
     assert summary["threshold_breaches"] == [breach]
     assert len((run_dir / "errors.jsonl").read_text().splitlines()) == 2
     assert f"The run failed: {breach}." in (run_dir / "logs" / "job_result.txt").read_text()
+    assert message.endswith(f"Error report: {run_dir}/errors.jsonl; worker error logs: {run_dir}/logs/user/error/\n"
+                            "The next run retries the failed mini-batches (1 shard(s) rerun; finished mini-batches are reused).")
 
 
 def test_summary_only_writes_no_merged_file(tmp_path):

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import time
 
 import pytest
@@ -188,6 +189,7 @@ def test_a_dying_worker_counts_as_a_try_and_is_replaced(tmp_path, files, init_lo
     results = run(tmp_path, make_spec(script, run_max_try=2), files[:3], size=1)
     assert lines(results) == ["f00.txt", "f02.txt"]
     assert results[1].failures[0].error == "WorkerDied: the worker process exited during run() (exit code 3)"
+    assert results[1].failures[0].shard == 0
     assert results[1].tries == 2
     assert init_count(init_log) == 3
 
@@ -225,8 +227,12 @@ def test_init_failure_stops_the_shard_with_the_traceback(tmp_path, files):
     """)
     with pytest.raises(EntryScriptError) as info:
         run(tmp_path, make_spec(script), files[:2])
-    assert str(info.value).startswith(f"init() of entry_script {script!r} failed: OSError: model file missing")
-    assert 'raise OSError("model file missing")' in str(info.value)
+    message = str(info.value)
+    assert message.startswith(f"init() of entry_script {script!r} failed 3 times in a row: OSError: model file missing\n")
+    assert 'raise OSError("model file missing")' in message
+    error_log = tmp_path / "run" / "logs" / "user" / "error" / "shard-00000.txt"
+    assert message.endswith(f"Worker error log: {error_log}")
+    assert error_log.read_text().count("--- worker start ") == 3
     assert not os.path.exists(tmp_path / "shards" / "shard-00000.jsonl")
 
 
@@ -279,7 +285,8 @@ def test_worker_sees_arguments_environment_models_side_inputs_and_context(tmp_pa
     logs = tmp_path / "run" / "logs"
     assert "init on stdout" in open(logs / "user" / "stdout" / "shard-00000.stdout.txt").read()
     assert "logged from run" in open(logs / "user" / "stderr" / "shard-00000.stderr.txt").read()
-    assert "mini-batch 1 done" in open(logs / "sys" / "node" / "shard-00000.log").read()
+    node_log = open(logs / "sys" / "node" / "shard-00000.log").read()
+    assert re.search(r"INFO mini-batch 1: 1 item\(s\), 1 succeeded, 0 failed, 1 try, wall \d+\.\d{3} s, cpu \d+\.\d{3} s ", node_log)
 
 
 def test_timeout_also_kills_what_run_spawned(tmp_path, files):

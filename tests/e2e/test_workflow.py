@@ -200,6 +200,8 @@ SLOW_SCRIPT = """
 
     def run(mini_batch):
         time.sleep(0.3)
+        with open(os.environ["COMPUTE_LOG"], "a") as log:   # one line per computed mini-batch
+            log.write(os.path.basename(mini_batch[0]) + "\\n")
         return [os.path.basename(p) + ": " + open(p).read().strip() for p in mini_batch]
 """
 
@@ -209,7 +211,7 @@ def test_a_killed_run_resumes_to_the_same_bytes_redoing_only_unfinished_mini_bat
     import subprocess
     import sys
 
-    setup(workflow, n=40, mini_batch_size=2)
+    setup(workflow, n=40, mini_batch_size=2, environment_variables={"COMPUTE_LOG": workflow.path("computed.log")})
     write(workflow.path("scripts", "square.py"), SLOW_SCRIPT)
     proc = subprocess.Popen([sys.executable, "-m", "snakemake", "--cores", "2"], cwd=workflow.root,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
@@ -226,10 +228,14 @@ def test_a_killed_run_resumes_to_the_same_bytes_redoing_only_unfinished_mini_bat
 
     workflow.run("--unlock")
     workflow.run()
-    assert workflow.read("results", "sq", "out.txt") == expected(40)
+    assert workflow.read("results", "sq", "out.txt") == expected(40)   # what an uninterrupted run writes
     summary = json.loads(workflow.read("results", "sq", "summary.json"))
     assert summary["mini_batches"] == 20
     assert 6 <= summary["reused_mini_batches"] < 20
+    computed = workflow.read("computed.log").splitlines()
+    assert sorted(set(computed)) == [f"item{i:03d}.txt" for i in range(0, 40, 2)]
+    # computed twice: at most the mini-batch each of the 2 shards had in flight when killed
+    assert len(computed) - 20 <= 2
 
 
 def test_the_next_run_retries_failed_mini_batches_after_a_threshold_failure(workflow):

@@ -150,10 +150,10 @@ def _processed_csv(results: list[MiniBatchResult]) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["mini_batch", "first_item", "items", "succeeded", "failed", "tries", "duration_s",
-                     "agent_name", "reused"])
+                     "cpu_s", "agent_name", "reused"])
     for r in results:
         writer.writerow([r.index, r.first_item, r.item_count, r.succeeded, r.failed, r.tries,
-                         f"{r.duration_s:.3f}", r.agent_name, r.reused])
+                         f"{r.duration_s:.3f}", f"{r.cpu_s:.3f}", r.agent_name, r.reused])
     return out.getvalue()
 
 
@@ -230,6 +230,8 @@ def gather(spec: GatherSpec, shard_results: list[str], run_dir: str) -> dict:
         result_text.append("The run failed: " + "; ".join(breaches) + "." + (
             f" {len(stopped)} shard(s) stopped early; {tally.mini_batches} mini-batch(es) ran." if stopped else ""))
         result_text.append("First failures:\n" + _root_cause(results))
+        result_text.append(f"Error report: {os.path.join(run_dir, 'errors.jsonl')}; worker error logs: "
+                           f"{os.path.join(run_dir, 'logs', 'user', 'error', '')}")
     elif tally.failed:
         result_text.append(f"{tally.failed} failed item(s) tolerated; see errors.jsonl")
     write_text_atomic(os.path.join(run_dir, "logs", "job_result.txt"), "\n".join(result_text) + "\n")

@@ -8,6 +8,7 @@ each mini-batch, so every shard can stop early once the failures of this run exc
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import glob
 import json
@@ -73,9 +74,17 @@ def failure_report(plan) -> str:
 
 
 def announce_failure(plan) -> None:
-    """Print the root cause of a failed run as the console's last lines."""
+    """Print the root cause of a failed run as the console's last lines: Snakemake prints its own
+    closing lines ("Complete log(s)", "At least one job did not complete successfully") after
+    ``onerror``, so the report is printed when the snakemake process exits (``atexit``)."""
     report = failure_report(plan)
-    print(f"snakebatch: run {plan.run_name!r} failed." + (f"\n{report}" if report else ""), file=sys.stderr)
+    text = f"snakebatch: run {plan.run_name!r} failed." + (f"\n{report}" if report else "")
+
+    def _print() -> None:
+        sys.stderr.flush()
+        print("\n" + text, file=sys.__stderr__, flush=True)
+
+    atexit.register(_print)
 
 
 # ------------------------------------------------------------------ live progress across shards

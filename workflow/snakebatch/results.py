@@ -13,23 +13,38 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class FailedItem:
     """One failed input item: ``item`` (its path; None when run() returned too few results and the
-    failed items are unknown), ``mini_batch`` (index), ``error`` (``"Type: message"``),
-    ``traceback`` (text, may be empty) and ``tries`` (calls made for it)."""
+    failed items are unknown), ``mini_batch`` (index), ``error`` (``"ExceptionType: message"``;
+    snakebatch's own causes are ``MiniBatchTimeout``, ``WorkerDied``, ``ResultTypeError`` and
+    ``ResultCountError``), ``traceback`` (text, may be empty), ``tries`` (calls made for it) and
+    ``shard`` (the shard job that ran it). Its errors.jsonl line (``to_json``) also splits
+    ``error`` into ``exception`` and ``message``."""
 
     item: str | None
     mini_batch: int
     error: str
     traceback: str
     tries: int
+    shard: int = 0
+
+    @property
+    def exception(self) -> str:
+        """The exception's type name, e.g. ``ValueError``."""
+        return self.error.split(":", 1)[0]
+
+    @property
+    def message(self) -> str:
+        """The exception's message (``str(exc)``)."""
+        return self.error.split(":", 1)[1].strip() if ":" in self.error else ""
 
     def to_json(self) -> dict:
-        return {"item": self.item, "mini_batch": self.mini_batch, "error": self.error,
-                "traceback": self.traceback, "tries": self.tries}
+        return {"item": self.item, "mini_batch": self.mini_batch, "shard": self.shard, "tries": self.tries,
+                "exception": self.exception, "message": self.message, "error": self.error,
+                "traceback": self.traceback}
 
     @classmethod
     def from_json(cls, data: dict) -> FailedItem:
         return cls(item=data["item"], mini_batch=int(data["mini_batch"]), error=data["error"],
-                   traceback=data["traceback"], tries=int(data["tries"]))
+                   traceback=data["traceback"], tries=int(data["tries"]), shard=int(data.get("shard", 0)))
 
 
 @dataclass(frozen=True)
@@ -40,6 +55,7 @@ class MiniBatchResult:
     ``succeeded``: items that produced a result (min(len(result), item_count), summed over the
     bisected parts); ``lines``: the encoded append_row lines in item order; ``failures``: one
     FailedItem per failed item; ``tries``: run() calls made; ``duration_s``: wall seconds;
+    ``cpu_s``: CPU seconds the worker spent in run() for it (all tries; 0 for a killed call);
     ``agent_name``: the worker; ``started_at``: Unix time it started; ``positional``: run() took
     the mini-batch context, so the result may depend on the mini-batch's position; ``reused``: True when taken from an earlier run.
     """
@@ -57,6 +73,7 @@ class MiniBatchResult:
     started_at: float = 0.0
     positional: bool = False
     reused: bool = False
+    cpu_s: float = 0.0
 
     @property
     def failed(self) -> int:
@@ -70,6 +87,7 @@ class MiniBatchResult:
             "failures": [f.to_json() for f in self.failures], "tries": self.tries,
             "duration_s": round(self.duration_s, 6), "agent_name": self.agent_name,
             "started_at": round(self.started_at, 6), "positional": self.positional, "reused": self.reused,
+            "cpu_s": round(self.cpu_s, 6),
         }, ensure_ascii=False)
 
     @classmethod
@@ -82,4 +100,5 @@ class MiniBatchResult:
             tries=int(data["tries"]), duration_s=float(data["duration_s"]),
             agent_name=data["agent_name"], started_at=float(data.get("started_at", 0.0)),
             positional=bool(data.get("positional", False)), reused=bool(data.get("reused", False)),
+            cpu_s=float(data.get("cpu_s", 0.0)),
         )

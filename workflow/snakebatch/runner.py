@@ -42,10 +42,35 @@ log = logging.getLogger("snakebatch.runner")
 
 
 # -------------------------------------------------------------------------------------- workers
+_SIGNAL_CAUSES = {
+    signal.SIGKILL: "killed: out of memory (the kernel's OOM killer) or an external kill",
+    signal.SIGSEGV: "segmentation fault, usually in native code",
+    signal.SIGABRT: "aborted, usually by native code",
+    signal.SIGBUS: "bus error in native code",
+    signal.SIGTERM: "terminated from outside",
+}
+
+
+def describe_exit(code: int | None) -> str:
+    """Human words for a worker's exit code: ``exit code 3``, ``signal SIGSEGV (segmentation
+    fault, ...)``; negative codes are signals (multiprocessing's convention)."""
+    if code is None:
+        return "exit code unknown"
+    if code < 0:
+        try:
+            sig = signal.Signals(-code)
+        except ValueError:
+            return f"signal {-code}"
+        cause = _SIGNAL_CAUSES.get(sig)
+        return f"signal {sig.name}" + (f": {cause}" if cause else "")
+    return f"exit code {code}"
+
+
 @dataclass(frozen=True)
 class Outcome:
     """The answer to one run() call: ``ok`` with ``lines`` and ``length`` (len of run()'s result),
-    or not ok with ``error`` and ``traceback``; ``restart`` when the worker was lost."""
+    or not ok with ``error`` (``"ExceptionType: message"``) and ``traceback``; ``restart`` when the
+    worker was lost; ``cpu_s``: CPU seconds the worker spent in the call (0 when it was lost)."""
 
     ok: bool
     lines: tuple[str, ...] = ()
@@ -53,13 +78,15 @@ class Outcome:
     error: str = ""
     traceback: str = ""
     restart: bool = False
+    cpu_s: float = 0.0
 
 
 class WorkerProcess:
     """One supervised worker process (spawned, so CUDA and TensorFlow start clean).
 
-    ``start()`` blocks until ``init()`` returned and raises EntryScriptError when the script cannot
-    be imported or init() raised or the process died. ``call(items, context, timeout)`` returns an
+    ``start()`` blocks until ``init()`` returned; it raises EntryScriptError when the script cannot
+    be imported (``retryable`` False: the same code fails the same way) or init() raised or the
+    process died during init() (``retryable`` True). ``call(items, context, timeout)`` returns an
     Outcome; on timeout or death the process is gone and ``call`` starts a new one next time."""
 
     def __init__(self, setup: WorkerSetup) -> None:
@@ -87,13 +114,17 @@ class WorkerProcess:
             self.process.join(5)
             code = self.process.exitcode
             self.kill()
-            raise EntryScriptError(
+            error = EntryScriptError(
                 f"the worker running {self.setup.entry_script!r} died during import/init() "
-                f"(exit code {code}); see {self.setup.stderr_path}")
-        if message[0] == "init_error":
+                f"({describe_exit(code)}); see {self.setup.stderr_path}")
+            error.retryable = True
+            raise error
+        if message[0] in ("init_error", "load_error"):
             self.kill()
-            raise EntryScriptError(f"init() of entry_script {self.setup.entry_script!r} failed: "
-                                   f"{message[1]}\n{message[2]}")
+            what = "init() of entry_script" if message[0] == "init_error" else "importing entry_script"
+            error = EntryScriptError(f"{what} {self.setup.entry_script!r} failed: {message[1]}\n{message[2]}")
+            error.retryable = message[0] == "init_error"
+            raise error
         self.modules = list(message[1])
         self.takes_context, self.main_thread = bool(message[2]), message[3]
         log.info("worker %s ready", self.setup.context.agent_name)
@@ -114,9 +145,7 @@ class WorkerProcess:
         return self.process is not None and self.process.is_alive()
 
     def call(self, items: tuple[str, ...], context: MiniBatchContext, timeout: float) -> Outcome:
-        if not self.alive():
-            self.kill()
-            self.start()
+        """Send one mini-batch to the running worker (see ``start``) and wait at most ``timeout`` s."""
         try:
             self.conn.send(("run", items, context))
             message = self._receive(timeout)
@@ -135,12 +164,12 @@ class WorkerProcess:
                 code = self.process.exitcode
             self.kill()
             return Outcome(ok=False, restart=True,
-                           error=f"WorkerDied: the worker process exited during run() (exit code {code})")
-        if message[3]:
-            self.modules = sorted(set(self.modules) | set(message[3]))
+                           error=f"WorkerDied: the worker process exited during run() ({describe_exit(code)})")
+        if message[4]:
+            self.modules = sorted(set(self.modules) | set(message[4]))
         if message[0] == "ok":
-            return Outcome(ok=True, lines=tuple(message[1]), length=int(message[2]))
-        return Outcome(ok=False, error=message[1], traceback=message[2])
+            return Outcome(ok=True, lines=tuple(message[1]), length=int(message[2]), cpu_s=float(message[3]))
+        return Outcome(ok=False, error=message[1], traceback=message[2], cpu_s=float(message[3]))
 
     def dump_stack(self, wait: float = 2.0) -> str:
         """Where the worker is now: the stack of each of its threads (faulthandler, also inside
@@ -218,16 +247,43 @@ class ShardRunner:
         self.invocation = progress.invocation_id()
         self._last_check = 0.0
         self.stopped_early: str | None = None
+        self.init_failures = 0
+        self.shard = 0
 
     def _note_modules(self) -> None:
         if self.store is not None and self.worker.modules:
             self.store.note_modules(self.worker.modules)
 
-    def _call(self, items, mini_batch: MiniBatch, first_item: int) -> Outcome:
-        if not self.started:
-            self.worker.start()
+    def _ensure_worker(self) -> None:
+        """Start a worker when none runs. A failing init() (or a worker dying in it) is retried up
+        to ``run_max_try`` times in a row, then the shard ends with the last init traceback
+        (ParallelRunStep also stops after a bounded number of init failures). A script that
+        cannot be imported fails at once. Raises EntryScriptError."""
+        if self.started and self.worker.alive():
+            return
+        self.worker.kill()
+        limit = self.spec.run_max_try
+        for attempt in range(1, limit + 1):
+            try:
+                self.worker.start()
+            except EntryScriptError as exc:
+                self.init_failures += 1
+                first_line = str(exc).split("\n", 1)[0]
+                log.warning("worker start %d/%d failed: %s", attempt, limit, first_line)
+                with open(self.error_log, "a", encoding="utf-8") as handle:
+                    handle.write(f"--- worker start {attempt}/{limit} failed: {exc}\n")
+                if not getattr(exc, "retryable", False) or attempt == limit:
+                    text = str(exc)
+                    if attempt > 1:
+                        text = text.replace(" failed: ", f" failed {attempt} times in a row: ", 1)
+                    raise EntryScriptError(f"{text.rstrip()}\nWorker error log: {self.error_log}") from None
+                continue
             self.started = True
             self._note_modules()
+            return
+
+    def _call(self, items, mini_batch: MiniBatch, first_item: int) -> Outcome:
+        self._ensure_worker()
         context = MiniBatchContext(minibatch_index=mini_batch.index, global_row_index_lower_bound=first_item)
         outcome = self.worker.call(tuple(items), context, self.spec.run_invocation_timeout)
         self._note_modules()
@@ -240,13 +296,18 @@ class ShardRunner:
             handle.write(f"--- mini-batch {mini_batch.index}, {len(items)} item(s) from {items[0]!r}, "
                          f"try {attempt}/{self.spec.run_max_try}: {outcome.error}\n{outcome.traceback}\n")
 
+    def _failure(self, item, mini_batch: MiniBatch, error: str, traceback: str, tries: int) -> FailedItem:
+        return FailedItem(item, mini_batch.index, error, traceback, tries, shard=self.shard)
+
     def _run_items(self, mini_batch: MiniBatch, items: tuple[str, ...], first_item: int):
-        """Returns (lines, succeeded, failures, tries) for ``items`` with retries and bisection."""
+        """Returns (lines, succeeded, failures, tries, cpu_s) for ``items`` with retries and bisection."""
         tries = 0
+        cpu_s = 0.0
         outcome = None
         for attempt in range(1, self.spec.run_max_try + 1):
             tries += 1
             outcome = self._call(items, mini_batch, first_item)
+            cpu_s += outcome.cpu_s
             if outcome.ok:
                 succeeded = min(outcome.length, len(items))
                 failures = []
@@ -255,19 +316,19 @@ class ShardRunner:
                     message = (f"ResultCountError: run() returned {outcome.length} result(s) for "
                                f"{len(items)} item(s); {deficit} item(s) counted as failed")
                     log.warning("mini-batch %d: %s", mini_batch.index, message)
-                    failures = [FailedItem(None, mini_batch.index, message, "", tries)] * deficit
+                    failures = [self._failure(None, mini_batch, message, "", tries)] * deficit
                 elif outcome.length > len(items):
                     log.warning("mini-batch %d: run() returned %d results for %d items; all kept",
                                 mini_batch.index, outcome.length, len(items))
-                return list(outcome.lines), succeeded, failures, tries
+                return list(outcome.lines), succeeded, failures, tries, cpu_s
             self._record_error(mini_batch, items, attempt, outcome)
         if len(items) == 1:
-            return [], 0, [FailedItem(items[0], mini_batch.index, outcome.error, outcome.traceback, tries)], tries
+            return [], 0, [self._failure(items[0], mini_batch, outcome.error, outcome.traceback, tries)], tries, cpu_s
         half = len(items) // 2
         log.info("mini-batch %d: bisecting %d items to isolate the failing ones", mini_batch.index, len(items))
-        lines_a, ok_a, fail_a, tries_a = self._run_items(mini_batch, items[:half], first_item)
-        lines_b, ok_b, fail_b, tries_b = self._run_items(mini_batch, items[half:], first_item + half)
-        return lines_a + lines_b, ok_a + ok_b, fail_a + fail_b, tries + tries_a + tries_b
+        lines_a, ok_a, fail_a, tries_a, cpu_a = self._run_items(mini_batch, items[:half], first_item)
+        lines_b, ok_b, fail_b, tries_b, cpu_b = self._run_items(mini_batch, items[half:], first_item + half)
+        return lines_a + lines_b, ok_a + ok_b, fail_a + fail_b, tries + tries_a + tries_b, cpu_s + cpu_a + cpu_b
 
     def run_mini_batch(self, mini_batch: MiniBatch) -> MiniBatchResult:
         """The result of one mini-batch: reused from the store or computed (and stored)."""
@@ -277,13 +338,13 @@ class ShardRunner:
                 return dataclasses.replace(cached, index=mini_batch.index, first_item=mini_batch.first_item,
                                            reused=True)
         start, started_at = time.monotonic(), time.time()
-        lines, succeeded, failures, tries = self._run_items(mini_batch, mini_batch.items, mini_batch.first_item)
+        lines, succeeded, failures, tries, cpu_s = self._run_items(mini_batch, mini_batch.items, mini_batch.first_item)
         result = MiniBatchResult(
             index=mini_batch.index, key=mini_batch.key, first_item=mini_batch.first_item,
             item_count=len(mini_batch.items), succeeded=succeeded, lines=tuple(lines),
             failures=tuple(failures), tries=tries, duration_s=time.monotonic() - start,
             agent_name=getattr(self.worker, "name", "worker"), started_at=started_at,
-            positional=self.worker.takes_context,
+            positional=self.worker.takes_context, cpu_s=cpu_s,
         )
         if self.store is not None:
             self.store.save(result, mini_batch)
@@ -333,6 +394,7 @@ class ShardRunner:
         """Run the mini-batches of ``manifest`` in order, all of them unless it stops early (see
         the class doc); stops the worker at the end."""
         results = []
+        self.shard = manifest.shard
         start = time.monotonic()
         done_items = 0
         shard_items = sum(len(mb.items) for mb in manifest.mini_batches)
@@ -348,10 +410,12 @@ class ShardRunner:
                 elapsed = time.monotonic() - start
                 rate = done_items / elapsed if elapsed > 0 else 0.0
                 eta = (shard_items - done_items) / rate if rate > 0 else 0.0
-                log.info("mini-batch %d done (%d/%d in shard, %d/%d items, %d failed, %s, %.1f items/s, ETA %.0f s)",
-                         mini_batch.index, number, len(manifest.mini_batches), done_items, shard_items,
-                         result.failed, "reused" if result.reused else f"{result.tries} tr{'y' if result.tries == 1 else 'ies'}",
-                         rate, eta)
+                log.info("mini-batch %d: %d item(s), %d succeeded, %d failed, %s, wall %.3f s, cpu %.3f s "
+                         "(%d/%d in shard, %d/%d items, %.1f items/s, ETA %.0f s)",
+                         mini_batch.index, result.item_count, result.succeeded, result.failed,
+                         "reused" if result.reused else f"{result.tries} tr{'y' if result.tries == 1 else 'ies'}",
+                         0.0 if result.reused else result.duration_s, 0.0 if result.reused else result.cpu_s,
+                         number, len(manifest.mini_batches), done_items, shard_items, rate, eta)
                 self.stopped_early = self._check_early_stop(manifest, results, new_failure=result.failed > 0)
             if self.stopped_early:
                 log.warning("%s", self.stopped_early)
@@ -396,7 +460,7 @@ def build_worker(spec: RunnerSpec, run_dir: str, shard: int) -> WorkerProcess:
         entry_script=os.path.abspath(spec.entry_script),
         source_directory=os.path.abspath(spec.source_directory),
         arguments=tuple(spec.arguments), environment_variables=dict(spec.environment_variables),
-        append_row_format=spec.append_row_format,
+        append_row_format=spec.append_row_format, output_action=spec.output_action,
         stdout_path=paths["stdout"], stderr_path=paths["stderr"], stack_path=paths["stack"], context=context,
     )
     worker = WorkerProcess(setup)

@@ -3,11 +3,14 @@ once, then ``run()`` once per mini-batch it is sent, and ``shutdown()`` (if defi
 
 It talks to the runner over a ``multiprocessing`` pipe with tuples:
 runner -> worker ``("run", items, MiniBatchContext)`` or ``("stop",)``;
-worker -> runner ``("ready", module_files, takes_context, main_thread_id)``, ``("init_error", message, traceback)``,
-``("ok", lines, result_length, module_files)``, ``("error", message, traceback, module_files)`` or
+worker -> runner ``("ready", module_files, takes_context, main_thread_id)``, ``("load_error", message, traceback)``
+(importing the script failed), ``("init_error", message, traceback)``,
+``("ok", lines, result_length, cpu_s, module_files)``, ``("error", message, traceback, cpu_s, module_files)`` or
 ``("stopped", module_files)``. ``module_files`` are the files of the modules loaded from
 ``source_directory`` besides the entry script (its helpers, also those imported inside run()), so
-the runner can tell when they change; None in a reply when nothing was imported since the last. On SIGUSR1 the worker writes the
+the runner can tell when they change; None in a reply when nothing was imported since the last.
+``cpu_s`` is the CPU time (user + system, all threads) the worker spent in that run() call. ``lines``
+is empty for ``output_action: summary_only``: only the length counts. On SIGUSR1 the worker writes the
 stack of every thread to ``stack_path`` (how the runner learns where a timed-out run() was stuck).
 Its stdout and stderr (file descriptors 1 and 2, so native code's output too) go to the worker's
 user log files.
@@ -23,11 +26,12 @@ import os
 import signal
 import sys
 import threading
+import time
 import traceback
 from dataclasses import dataclass
 
 from . import entry
-from .outputs import encode_result
+from .outputs import encode_result, result_length
 
 COMPAT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "compat")
 
@@ -42,6 +46,7 @@ class WorkerSetup:
     arguments: tuple
     environment_variables: dict
     append_row_format: str
+    output_action: str
     stdout_path: str
     stderr_path: str
     stack_path: str
@@ -128,6 +133,14 @@ def _takes_context(run) -> bool:
     return len(params) >= 2 or any(p.kind == p.VAR_POSITIONAL for p in params)
 
 
+def _user_traceback(exc: BaseException) -> str:
+    """The traceback of ``exc`` without this module's own frame (the call of init()/run())."""
+    tb = exc.__traceback__
+    if tb is not None and tb.tb_frame.f_code.co_filename == __file__ and tb.tb_next is not None:
+        tb = tb.tb_next
+    return "".join(traceback.format_exception(type(exc), exc, tb))
+
+
 def worker_main(conn, setup: WorkerSetup) -> None:
     """Body of the worker process (``multiprocessing`` spawn target)."""
     _bind_to_runner()
@@ -143,13 +156,15 @@ def worker_main(conn, setup: WorkerSetup) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     entry.set_context(setup.context)
     sys.argv = [setup.entry_script, *setup.arguments]
+    stage = "load_error"
     try:
         module = load_entry_script(setup.entry_script, setup.source_directory)
+        stage = "init_error"
         module.init()
     except BaseException as exc:  # noqa: BLE001 - report everything, SystemExit included
-        tb = traceback.format_exc()
+        tb = _user_traceback(exc)
         print(tb, file=sys.stderr)
-        conn.send(("init_error", f"{type(exc).__name__}: {exc}", tb))
+        conn.send((stage, f"{type(exc).__name__}: {exc}", tb))
         return
     run = module.run
     with_context = _takes_context(run)
@@ -171,14 +186,18 @@ def worker_main(conn, setup: WorkerSetup) -> None:
             conn.send(("stopped", source_modules(setup.source_directory, setup.entry_script)))
             break
         _, items, context = message
+        cpu_start = time.process_time()
         try:
             result = run(list(items), context) if with_context else run(list(items))
-            lines = encode_result(result, setup.append_row_format)
-            reply = ("ok", lines, len(result))
+            if setup.output_action == "append_row":
+                lines = encode_result(result, setup.append_row_format)
+            else:  # summary_only: the script wrote its own outputs; only the count matters
+                lines = []
+            reply = ("ok", lines, result_length(result), time.process_time() - cpu_start)
         except BaseException as exc:  # noqa: BLE001
-            tb = traceback.format_exc()
+            tb = _user_traceback(exc)
             print(tb, file=sys.stderr)
-            reply = ("error", f"{type(exc).__name__}: {exc}", tb)
+            reply = ("error", f"{type(exc).__name__}: {exc}", tb, time.process_time() - cpu_start)
         news = None
         if len(sys.modules) != loaded:  # run() imported something: maybe a helper
             loaded = len(sys.modules)

@@ -1,0 +1,129 @@
+"""Whole runs that fail, or nearly: thresholds at and over their limits, init() that always
+raises, summary_only, and mini-batches of varying latency (issue 3)."""
+
+import json
+import os
+import re
+
+import pytest
+
+from helpers import write
+from test_workflow import expected, setup
+
+pytestmark = pytest.mark.slow
+
+# 20 items, 4 per mini-batch = 5 mini-batches; items 2 and 9 are bad: 2 failed items in 2 of the
+# 5 mini-batches (40%), both in shard 0 (mini-batches 0-2; shard 1 has 3-4).
+BAD = (2, 9)
+
+
+def failure_tail(proc):
+    """The report that ends the console of a failed run: from the last "snakebatch: run 'sq'
+    failed." to the end, which must be within the last 40 lines."""
+    lines = proc.stderr.rstrip().splitlines()
+    start = max(i for i, line in enumerate(lines) if line == "snakebatch: run 'sq' failed.")
+    assert len(lines) - start <= 40
+    return "\n".join(lines[start:])
+
+
+def setup_bad(workflow, **config):
+    setup(workflow, n=20, run_max_try=1, **config)
+    for i in BAD:
+        write(workflow.path("data", f"item{i:03d}.txt"), "bad\n")
+
+
+@pytest.mark.parametrize("config", [
+    {"error_threshold": 2},
+    {"allowed_failed_count": 2},
+    {"allowed_failed_percent": 40},
+], ids=["error_threshold", "allowed_failed_count", "allowed_failed_percent"])
+def test_failures_exactly_at_a_threshold_pass(workflow, config):
+    setup_bad(workflow, **config)
+    proc = workflow.run()
+    assert workflow.read("results", "sq", "out.txt") == expected(20, skip=BAD)
+    summary = json.loads(workflow.read("results", "sq", "summary.json"))
+    assert (summary["status"], summary["failed"], summary["failed_mini_batches"]) == ("succeeded", 2, 2)
+    assert "snakebatch: run 'sq' succeeded: 18 of 20 items succeeded, 2 failed" in proc.stderr
+
+
+@pytest.mark.parametrize("config,breach", [
+    ({"error_threshold": 1}, "2 failed item(s) > error_threshold 1"),
+    ({"allowed_failed_count": 1}, "2 failed mini-batch(es) > allowed_failed_count 1"),
+    ({"allowed_failed_percent": 39}, "40.00% failed mini-batches > allowed_failed_percent 39%"),
+], ids=["error_threshold", "allowed_failed_count", "allowed_failed_percent"])
+def test_one_failure_over_a_threshold_fails_naming_the_cause(workflow, config, breach):
+    setup_bad(workflow, **config)
+    proc = workflow.run(check=False)
+    assert proc.returncode != 0
+    tail = failure_tail(proc)
+    assert f"The run failed: {breach}." in tail
+    assert "item002.txt: ValueError: unreadable item002.txt (after 1 try)" in tail
+    assert "item009.txt: ValueError: unreadable item009.txt (after 1 try)" in tail
+    assert re.search(r"Error report: \S*results/sq/errors\.jsonl; worker error logs: \S*results/sq/logs/user/error/", tail)
+    assert not os.path.exists(workflow.path("results", "sq", "out.txt"))
+    errors = [json.loads(line) for line in workflow.read("results", "sq", "errors.jsonl").splitlines()]
+    assert [(os.path.basename(e["item"]), e["mini_batch"], e["shard"], e["tries"], e["exception"], e["message"])
+            for e in errors] == [("item002.txt", 0, 0, 1, "ValueError", "unreadable item002.txt"),
+                                 ("item009.txt", 2, 0, 1, "ValueError", "unreadable item009.txt")]
+    assert all('raise ValueError("unreadable " + os.path.basename(path))' in e["traceback"] for e in errors)
+    assert all(e["traceback"].startswith("Traceback (most recent call last):\n  File ") for e in errors)
+    assert all("snakebatch" not in e["traceback"].split("\n")[1] for e in errors)   # starts in the user's code
+
+
+def test_an_init_that_always_raises_ends_the_run_with_its_traceback(workflow):
+    setup(workflow, n=4, run_max_try=2)
+    write(workflow.path("scripts", "square.py"), """
+        def init():
+            raise FileNotFoundError("model.pt not found")
+        def run(mini_batch):
+            return mini_batch
+    """)
+    proc = workflow.run(check=False)
+    assert proc.returncode != 0
+    tail = failure_tail(proc)
+    assert "failed 2 times in a row: FileNotFoundError: model.pt not found" in tail
+    assert 'raise FileNotFoundError("model.pt not found")' in tail
+    assert "Worker error log: " in tail and "results/sq/logs/user/error/shard-0000" in tail
+    assert not os.path.exists(workflow.path("results", "sq", "out.txt"))
+
+
+def test_summary_only_leaves_outputs_to_the_script_and_writes_no_merged_file(workflow):
+    setup(workflow, n=6, output_action="summary_only")
+    write(workflow.path("scripts", "square.py"), """
+        import os
+        from azureml_user.parallel_run import EntryScript
+        def init():
+            pass
+        def run(mini_batch):
+            for path in mini_batch:
+                with open(os.path.join(EntryScript().output_dir, os.path.basename(path)), "w") as f:
+                    f.write(str(int(open(path).read()) + 1))
+            return mini_batch
+    """)
+    proc = workflow.run()
+    run_dir = workflow.path("results", "sq")
+    assert not os.path.exists(os.path.join(run_dir, "out.txt"))
+    outputs = os.path.join(run_dir, "outputs")
+    assert {name: open(os.path.join(outputs, name)).read() for name in sorted(os.listdir(outputs))} == {
+        f"item{i:03d}.txt": str(i * i + 1) for i in range(6)}
+    summary = json.loads(workflow.read("results", "sq", "summary.json"))
+    assert (summary["status"], summary["succeeded"], summary["output"]) == ("succeeded", 6, None)
+    assert workflow.read("results", "sq", "_SUCCESS") == "\n"
+    assert f"6 of 6 items succeeded, 0 failed -> {os.path.join('results', 'sq', 'outputs')}" in proc.stderr
+
+
+def test_mini_batches_of_varying_latency_merge_in_input_order(workflow):
+    setup(workflow, n=30, mini_batch_size=1, process_count_per_node=3)
+    write(workflow.path("scripts", "square.py"), """
+        import os, random, time
+        def init():
+            pass
+        def run(mini_batch):
+            name = os.path.basename(mini_batch[0])
+            time.sleep(random.Random(name).uniform(0.0, 0.15))   # 0-150 ms, different per item
+            return [name + ": " + open(mini_batch[0]).read().strip()]
+    """)
+    workflow.run(cores=3)
+    assert workflow.read("results", "sq", "out.txt") == expected(30)
+    rows = workflow.read("results", "sq", "logs", "sys", "job_report", "processed_mini-batches.csv").splitlines()
+    assert [int(row.split(",")[0]) for row in rows[1:]] == list(range(30))
