@@ -448,3 +448,30 @@ def test_without_thresholds_a_shard_runs_to_the_end(tmp_path, files, monkeypatch
     """)
     results = run(tmp_path, make_spec(script, run_max_try=1), files[:3], size=1)
     assert [r.failed for r in results] == [1, 1, 1]
+
+
+def test_a_long_run_call_is_interrupted_when_another_shard_breaches_meanwhile(tmp_path, files, monkeypatch):
+    from snakebatch import progress
+    from snakebatch.runner import ShardRunner
+
+    monkeypatch.setenv(progress.INVOCATION_ENV, "inv-3")
+    monkeypatch.setattr(ShardRunner, "CHECK_EVERY_S", 0.2)
+    run_dir = str(tmp_path / "run")
+    script = write(tmp_path / "slow.py", f"""
+        import os, time
+        from snakebatch import progress
+        def init():
+            pass
+        def run(mini_batch):
+            if os.path.basename(mini_batch[0]) == "f01.txt":   # meanwhile shard 5 fails 3 items
+                progress.write_progress({run_dir!r}, progress.ShardProgress("inv-3", 5, 1, 4, 3, 1, "z.png: KeyError: 'z'"))
+                time.sleep(60)
+            return [os.path.basename(p) for p in mini_batch]
+    """)
+    start = time.monotonic()
+    results = run(tmp_path, make_spec(script, run_max_try=1, error_threshold=2, run_invocation_timeout=50.0),
+                  files[:4], size=1)
+    assert time.monotonic() - start < 15          # not the 60 s sleep, nor the 50 s timeout
+    assert [r.index for r in results] == [0]      # the interrupted mini-batch is not a result
+    assert run.stopped.startswith("stopped early: 3 failed item(s) > error_threshold 2 in this run so far")
+    assert "shard 5: z.png: KeyError: 'z'" in run.stopped

@@ -79,6 +79,7 @@ class Outcome:
     traceback: str = ""
     restart: bool = False
     cpu_s: float = 0.0
+    interrupted: bool = False
 
 
 class WorkerProcess:
@@ -144,11 +145,26 @@ class WorkerProcess:
     def alive(self) -> bool:
         return self.process is not None and self.process.is_alive()
 
-    def call(self, items: tuple[str, ...], context: MiniBatchContext, timeout: float) -> Outcome:
-        """Send one mini-batch to the running worker (see ``start``) and wait at most ``timeout`` s."""
+    def call(self, items: tuple[str, ...], context: MiniBatchContext, timeout: float,
+             interrupt=None, poll_s: float = 1.0) -> Outcome:
+        """Send one mini-batch to the running worker (see ``start``) and wait at most ``timeout`` s.
+        ``interrupt`` (no arguments -> bool) is asked every ``poll_s`` seconds while run() works;
+        when it says True the worker is killed and the Outcome is ``interrupted``."""
         try:
             self.conn.send(("run", items, context))
-            message = self._receive(timeout)
+            deadline = time.monotonic() + timeout
+            while True:
+                left = deadline - time.monotonic()
+                try:
+                    message = self._receive(max(0.0, min(left, poll_s)) if interrupt else max(0.0, left))
+                    break
+                except TimeoutError:
+                    if left <= poll_s or interrupt is None:
+                        raise
+                    if interrupt():
+                        self.kill()
+                        return Outcome(ok=False, restart=True, interrupted=True,
+                                       error="Interrupted: the run stopped early while run() worked")
         except TimeoutError:
             stack = self.dump_stack()
             self.kill()
@@ -227,12 +243,17 @@ class WorkerProcess:
 
 
 # ---------------------------------------------------------------------------------- the shard job
+class _StopEarly(Exception):
+    """Raised out of a mini-batch whose run() was interrupted because the run stopped early."""
+
+
 class ShardRunner:
     """Runs the mini-batches of one manifest (see module doc). ``worker`` is a WorkerProcess or
     anything with ``call(items, context, timeout) -> Outcome``, ``start()`` and ``stop()``.
     With ``run_dir``, the shard publishes its progress and stops early once the failures of all
-    shards of this invocation exceed a threshold: ``stopped_early`` then holds the reason, and
-    gather reports the failure. Finished mini-batches stay in the store, so the next run resumes."""
+    shards of this invocation exceed a threshold (checked after each mini-batch, and every
+    CHECK_EVERY_S seconds while run() works: an interrupted mini-batch is killed and left for the
+    next run): ``stopped_early`` then holds the reason, and gather reports the failure. Finished mini-batches stay in the store, so the next run resumes."""
 
     CHECK_EVERY_S = 2.0  # how often other shards' progress is read when this shard has no new failure
 
@@ -249,6 +270,9 @@ class ShardRunner:
         self.stopped_early: str | None = None
         self.init_failures = 0
         self.shard = 0
+        self._manifest: ShardManifest | None = None
+        self._mine: progress.ShardProgress | None = None
+        self._watching = False
 
     def _note_modules(self) -> None:
         if self.store is not None and self.worker.modules:
@@ -285,8 +309,11 @@ class ShardRunner:
     def _call(self, items, mini_batch: MiniBatch, first_item: int) -> Outcome:
         self._ensure_worker()
         context = MiniBatchContext(minibatch_index=mini_batch.index, global_row_index_lower_bound=first_item)
-        outcome = self.worker.call(tuple(items), context, self.spec.run_invocation_timeout)
+        interrupt = self._breached_elsewhere if self._watching else None
+        outcome = self.worker.call(tuple(items), context, self.spec.run_invocation_timeout, interrupt=interrupt)
         self._note_modules()
+        if outcome.interrupted:
+            raise _StopEarly
         return outcome
 
     def _record_error(self, mini_batch: MiniBatch, items, attempt: int, outcome: Outcome) -> None:
@@ -354,6 +381,16 @@ class ShardRunner:
         return (self.spec.error_threshold != -1 or self.spec.allowed_failed_count is not None
                 or self.spec.allowed_failed_percent is not None)
 
+    def _breached_elsewhere(self) -> bool:
+        """While run() works on a mini-batch: have the failures of all shards exceeded a threshold
+        meanwhile? (Read at most every CHECK_EVERY_S seconds; sets ``stopped_early``.)"""
+        now = time.monotonic()
+        if now - self._last_check < self.CHECK_EVERY_S or self._mine is None:
+            return False
+        self._last_check = now
+        self.stopped_early = self._breach(self._mine)
+        return self.stopped_early is not None
+
     def _check_early_stop(self, manifest: ShardManifest, results: list[MiniBatchResult], new_failure: bool) -> str | None:
         """Publish this shard's progress; return why to stop when the failures of every shard of
         this invocation already exceed a threshold (the final count can only be higher)."""
@@ -368,18 +405,24 @@ class ShardRunner:
             invocation=self.invocation, shard=manifest.shard, done_mini_batches=len(results),
             shard_mini_batches=len(manifest.mini_batches), failed_items=sum(r.failed for r in results),
             failed_mini_batches=sum(1 for r in results if r.failed), first_failure=first)
+        self._mine = mine
         now = time.monotonic()
         if not (new_failure or now - self._last_check >= self.CHECK_EVERY_S):
             return None
         self._last_check = now
         progress.write_progress(self.run_dir, mine)
+        return self._breach(mine)
+
+    def _breach(self, mine: progress.ShardProgress) -> str | None:
+        """Why to stop, from this shard's record ``mine`` and the other shards' published ones;
+        None while no threshold is exceeded."""
         if not self._thresholds_set():
             return None
         records = {r.shard: r for r in progress.invocation_progress(self.run_dir, self.invocation)}
         records[mine.shard] = mine
-        tally = Tally(items=manifest.total_items, succeeded=0,
+        tally = Tally(items=self._manifest.total_items, succeeded=0,
                       failed=sum(r.failed_items for r in records.values()),
-                      mini_batches=manifest.total_mini_batches,
+                      mini_batches=self._manifest.total_mini_batches,
                       failed_mini_batches=sum(r.failed_mini_batches for r in records.values()),
                       reused_mini_batches=0)
         breaches = threshold_breaches(tally, self.spec)
@@ -395,6 +438,8 @@ class ShardRunner:
         the class doc); stops the worker at the end."""
         results = []
         self.shard = manifest.shard
+        self._manifest = manifest
+        self._watching = self.run_dir is not None and self._thresholds_set()
         start = time.monotonic()
         done_items = 0
         shard_items = sum(len(mb.items) for mb in manifest.mini_batches)
@@ -404,7 +449,11 @@ class ShardRunner:
             for number, mini_batch in enumerate(manifest.mini_batches, 1):
                 if self.stopped_early:
                     break
-                result = self.run_mini_batch(mini_batch)
+                try:
+                    result = self.run_mini_batch(mini_batch)
+                except _StopEarly:  # another shard's failures went over a threshold meanwhile
+                    log.warning("mini-batch %d interrupted: the run stopped early", mini_batch.index)
+                    break
                 results.append(result)
                 done_items += result.item_count
                 elapsed = time.monotonic() - start
