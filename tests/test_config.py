@@ -63,16 +63,18 @@ def test_mini_batch_size_rejects(value, message):
 
 
 @pytest.mark.parametrize("override,message", [
-    ({"input": {"path": "data", "type": "tabular"}},
-     "config key 'input.type': value 'tabular' is not supported yet; this version reads file datasets only ('file')"),
     ({"input": {"path": "az://container/images"}},
      "config key 'input.path': value 'az://container/images' is not supported yet; this version reads local paths only"),
-    ({"append_row_format": "parquet"},
-     "config key 'append_row_format': value 'parquet' is not supported yet; use 'txt'"),
     ({"gpus_per_process": 1},
      "config key 'gpus_per_process': value 1 is not supported yet; workers run on the CPU (0)"),
     ({"partition_keys": ["a"]},
-     "config key 'partition_keys': value ['a'] is not supported yet; it applies to tabular input"),
+     "config key 'partition_keys': ['a'] applies to tabular input only (set input.type: tabular, or remove the key)"),
+    ({"input": {"path": "data", "format": "csv"}},
+     "config key 'input.format': 'csv' applies to tabular input only (set input.type: tabular, or remove the key)"),
+    ({"input": {"path": "data", "type": "tabular"}, "mini_batch_size": "1 MiB"},
+     "config key 'mini_batch_size': '1 MiB' is not a byte size such as 1024, '64KB', '1MB' or '1GB'"),
+    ({"input": {"path": "data", "type": "tabular"}, "mini_batch_size": 0},
+     "config key 'mini_batch_size': 0 must be at least 1 byte"),
     ({"models": {"m": "s3://bucket/model"}},
      "config key 'models.m': value 's3://bucket/model' is not supported yet; this version reads local paths only"),
 ])
@@ -146,3 +148,24 @@ def test_schema_rejects_names_and_values_the_run_cannot_use(override, fragment):
         validated({**MINIMAL, **override})
     assert fragment in str(info.value)
     validated({**MINIMAL, "append_row_file_name": "out.v2.txt", "environment_variables": {"_OK1": 1}})
+
+
+@pytest.mark.parametrize("value,size", [
+    (None, 1024 ** 2), (20, 20), ("512", 512), ("64KB", 64 * 1024), ("1MB", 1024 ** 2), ("1 mb", 1024 ** 2),
+    ("1GB", 1024 ** 3), ("3B", 3),
+])
+def test_tabular_mini_batch_size_is_bytes_1024_based(value, size):
+    assert parse_mini_batch_size(value, "tabular") == size
+
+
+def test_a_tabular_plan_carries_format_read_options_and_partition_keys():
+    config = validated({**MINIMAL, "input": {"path": "data", "type": "tabular", "format": "tsv",
+                                             "read_options": {"na_values": ["-"]}},
+                        "partition_keys": ["country"], "append_row_format": "parquet"})
+    plan = plan_run(config, cores=2)
+    assert (plan.partition.input_type, plan.partition.format, plan.partition.read_options,
+            plan.partition.partition_keys, plan.partition.mini_batch_size) == (
+        "tabular", "tsv", {"na_values": ["-"]}, ("country",), 1024 ** 2)
+    assert (plan.runner.input_type, plan.runner.read_options, plan.runner.append_row_format) == (
+        "tabular", {"na_values": ["-"]}, "parquet")
+    assert type(plan.partition).from_json(plan.partition.to_json()) == plan.partition

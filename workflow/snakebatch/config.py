@@ -43,8 +43,10 @@ class PartitionSpec:
     """What the partition stage needs.
 
     paths: dataset roots as given (folders, globs, files), relative to the working directory.
-    pattern: file-name glob filter or None. mini_batch_size: files per mini-batch (>= 1).
-    shard_count: number of shard manifests (= workers = infer jobs), >= 1.
+    pattern: file-name glob filter or None. mini_batch_size: files per mini-batch (``file``) or
+    bytes (``tabular``), >= 1. shard_count: number of shard manifests (= workers = infer jobs),
+    >= 1. input_type: ``file`` or ``tabular``; format (None = from each file's extension),
+    read_options and partition_keys: tabular only.
     """
 
     run_name: str
@@ -52,6 +54,10 @@ class PartitionSpec:
     pattern: str | None
     mini_batch_size: int
     shard_count: int
+    input_type: str = "file"
+    format: str | None = None
+    read_options: dict = dataclasses.field(default_factory=dict)
+    partition_keys: tuple[str, ...] = ()
 
 
 @_json_spec
@@ -80,6 +86,8 @@ class RunnerSpec:
     error_threshold: int = -1
     allowed_failed_count: int | None = None
     allowed_failed_percent: float | None = None
+    input_type: str = "file"
+    read_options: dict = dataclasses.field(default_factory=dict)
 
 
 @_json_spec
@@ -133,11 +141,20 @@ def _not_supported(key: str, value, hint: str) -> ConfigError:
 
 
 def parse_mini_batch_size(value, input_type: str = "file") -> int:
-    """Return the file count of a ``file`` dataset's ``mini_batch_size``.
+    """Return ``mini_batch_size`` as a file count (``file``) or bytes (``tabular``).
 
-    Accepts an int >= 1 or a string of digits (the seed passes ``"5"``); None means 10
-    (ParallelRunStep's default for FileDataset). Raises ConfigError naming the key otherwise.
+    file: an int >= 1 or a string of digits (the seed passes ``"5"``); None means 10
+    (ParallelRunStep's default for FileDataset). tabular: bytes as an int or ``"64KB"``, ``"1MB"``,
+    ``"1GB"`` (1024-based); None means 1MB (see ``tabular.parse_byte_size``). Raises ConfigError
+    naming the key otherwise.
     """
+    if input_type == "tabular":
+        from .tabular import parse_byte_size
+
+        try:
+            return parse_byte_size(value)
+        except ValueError as exc:
+            raise ConfigError(f"config key 'mini_batch_size': {exc}") from None
     if value is None:
         return 10
     if isinstance(value, bool):
@@ -163,24 +180,26 @@ def shard_count(config: dict, cores: int | None) -> int:
     return int(config["node_count"]) * int(per_node)
 
 
+def _only_for_tabular(key: str, value) -> ConfigError:
+    return ConfigError(f"config key {key!r}: {value!r} applies to tabular input only "
+                       "(set input.type: tabular, or remove the key)")
+
+
 def _check_supported(config: dict) -> None:
     inp = config["input"]
-    if inp["type"] != "file":
-        raise _not_supported("input.type", inp["type"], "this version reads file datasets only ('file')")
     paths = inp["path"] if isinstance(inp["path"], list) else [inp["path"]]
     for path in paths:
         if is_url(path):
             raise _not_supported("input.path", path, "this version reads local paths only")
-    if inp.get("format") is not None:
-        raise _not_supported("input.format", inp["format"], "it applies to tabular input")
-    if inp.get("read_options"):
-        raise _not_supported("input.read_options", inp["read_options"], "it applies to tabular input")
+    if inp["type"] == "file":
+        if inp.get("format") is not None:
+            raise _only_for_tabular("input.format", inp["format"])
+        if inp.get("read_options"):
+            raise _only_for_tabular("input.read_options", inp["read_options"])
+        if config["partition_keys"]:
+            raise _only_for_tabular("partition_keys", config["partition_keys"])
     if inp.get("storage_options"):
         raise _not_supported("input.storage_options", "<set>", "it applies to fsspec URLs")
-    if config["partition_keys"]:
-        raise _not_supported("partition_keys", config["partition_keys"], "it applies to tabular input")
-    if config["append_row_format"] != "txt":
-        raise _not_supported("append_row_format", config["append_row_format"], "use 'txt'")
     if config["gpus_per_process"] != 0:
         raise _not_supported("gpus_per_process", config["gpus_per_process"], "workers run on the CPU (0)")
     for key in ("side_inputs", "models"):
@@ -217,6 +236,10 @@ def plan_run(config: dict, cores: int | None) -> RunPlan:
         pattern=inp["pattern"],
         mini_batch_size=parse_mini_batch_size(config["mini_batch_size"], inp["type"]),
         shard_count=shards,
+        input_type=inp["type"],
+        format=inp.get("format"),
+        read_options=dict(inp.get("read_options") or {}),
+        partition_keys=tuple(config["partition_keys"]),
     )
     runner = RunnerSpec(
         run_name=run_name,
@@ -235,6 +258,8 @@ def plan_run(config: dict, cores: int | None) -> RunPlan:
         error_threshold=int(config["error_threshold"]),
         allowed_failed_count=config["allowed_failed_count"],
         allowed_failed_percent=config["allowed_failed_percent"],
+        input_type=inp["type"],
+        read_options=dict(inp.get("read_options") or {}),
     )
     gather = GatherSpec(
         run_name=run_name,

@@ -31,3 +31,8 @@ class WorkerDied(SnakebatchError):
 
 class ErrorThresholdExceeded(SnakebatchError):
     """More items or mini-batches failed than error_threshold / allowed_failed_* tolerate."""
+
+
+class ResultSchemaError(SnakebatchError):
+    """Mini-batch results that must share one table schema (append_row_format csv or parquet)
+    have different columns or types; the message names the two mini-batches."""

@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass
 
 from .config import GatherSpec
-from .errors import ErrorThresholdExceeded, ManifestError, SnakebatchError
+from .errors import ErrorThresholdExceeded, ManifestError, ResultSchemaError, SnakebatchError
 from .results import MiniBatchResult
 from .storage import atomic_open, write_json_atomic, write_text_atomic
 
@@ -245,13 +245,64 @@ def gather(spec: GatherSpec, shard_results: list[str], run_dir: str) -> dict:
             f"\nThe next run retries the failed mini-batches ({len(retry)} shard(s) rerun; "
             "finished mini-batches are reused)." if retry else ""))
     if merged:
-        with atomic_open(merged) as handle:
-            for result in results:
-                for line in result.lines:
-                    handle.write(line + "\n")
+        write_merged(merged, results, spec.append_row_format)
     write_json_atomic(os.path.join(run_dir, "summary.json"), summary)
     write_text_atomic(success_marker, (spec.append_row_file_name if merged else "") + "\n")
     return summary
+
+
+def _check_same(kind: str, first: tuple[int, object], result: MiniBatchResult, value, shown) -> None:
+    if value != first[1]:
+        raise ResultSchemaError(
+            f"append_row_format {kind}: mini-batch {result.index} returned {shown(value)} but mini-batch "
+            f"{first[0]} returned {shown(first[1])}; every run() must return the same columns")
+
+
+def write_merged(path: str, results: list[MiniBatchResult], append_row_format: str) -> None:
+    """Write the merged output of ``results`` (in order) atomically to ``path``: ``txt`` one line
+    per element; ``csv`` the header once, then every mini-batch's rows; ``parquet`` one file with
+    the schema of the first result table. Raises ResultSchemaError naming two mini-batches whose
+    columns (csv) or schemas (parquet) differ; nothing is written then."""
+    if append_row_format == "parquet":
+        _write_parquet(path, results)
+        return
+    header = None
+    if append_row_format == "csv":
+        headers = [(r.index, r.header) for r in results if r.header is not None]
+        header = headers[0] if headers else None
+        for result in results:
+            if result.header is not None:
+                _check_same("csv", header, result, result.header, lambda h: f"columns {h!r}")
+    with atomic_open(path) as handle:
+        if header is not None:
+            handle.write(header[1] + "\n")
+        for result in results:
+            for line in result.lines:
+                handle.write(line + "\n")
+
+
+def _write_parquet(path: str, results: list[MiniBatchResult]) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    parts = [(r, r.table_file) for r in results if r.table_file]
+    first = None
+    for result, table_file in parts:  # check every schema before writing anything
+        try:
+            schema = pq.read_schema(table_file).remove_metadata()
+        except OSError as exc:
+            raise ManifestError(f"the result table of mini-batch {result.index} ({table_file!r}) cannot be "
+                                f"read: {exc}") from None
+        if first is None:
+            first = (result.index, schema)
+        _check_same("parquet", first, result, schema,
+                    lambda s: "schema (" + ", ".join(f"{f.name}: {f.type}" for f in s) + ")")
+    tmp = f"{path}.tmp-{os.getpid()}"
+    schema = pq.read_schema(parts[0][1]) if parts else pa.schema([])
+    with pq.ParquetWriter(tmp, schema) as writer:
+        for _, table_file in parts:
+            writer.write_table(pq.read_table(table_file).replace_schema_metadata(schema.metadata))
+    os.replace(tmp, path)
 
 
 def invalidate_result(run_dir: str) -> None:

@@ -7,28 +7,41 @@ from dataclasses import dataclass
 
 from .errors import ManifestError
 from .storage import read_json, write_text_atomic
+from .tabular import TableChunk
 
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2
 
 
 @dataclass(frozen=True)
 class MiniBatch:
     """One mini-batch: ``index`` (0-based position in the whole input), ``items`` (file paths, in
-    input order), ``first_item`` (global index of items[0]) and ``key`` (hex digest of the items'
-    paths, sizes and mtimes: equal keys mean equal input)."""
+    input order; empty for tabular input), ``first_item`` (global index of its first item or
+    record: ParallelRunStep's global_row_index_lower_bound), ``key`` (hex digest of its input:
+    the files' paths, sizes and mtimes, and for tabular input the byte or row range; equal keys
+    mean equal input) and ``table`` (tabular input: the TableChunk to read, else None)."""
 
     index: int
     first_item: int
     items: tuple[str, ...]
     key: str
+    table: TableChunk | None = None
+
+    @property
+    def item_count(self) -> int:
+        """Files (file input) or records (tabular input, as counted at partition time)."""
+        return self.table.records if self.table is not None else len(self.items)
 
     def to_json(self) -> dict:
-        return {"index": self.index, "first_item": self.first_item, "items": list(self.items), "key": self.key}
+        data = {"index": self.index, "first_item": self.first_item, "items": list(self.items), "key": self.key}
+        if self.table is not None:
+            data["table"] = self.table.to_json()
+        return data
 
     @classmethod
     def from_json(cls, data: dict) -> MiniBatch:
+        table = TableChunk.from_json(data["table"]) if data.get("table") else None
         return cls(index=int(data["index"]), first_item=int(data["first_item"]),
-                   items=tuple(data["items"]), key=str(data["key"]))
+                   items=tuple(data["items"]), key=str(data["key"]), table=table)
 
 
 @dataclass(frozen=True)

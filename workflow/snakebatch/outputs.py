@@ -1,4 +1,5 @@
-"""append_row encoding: turn what ``run()`` returned into the lines of the merged file.
+"""append_row encoding: turn what ``run()`` returned into the lines of the merged file
+(``txt``, ``csv``) or into an Arrow table (``parquet``).
 
 txt follows ParallelRunStep: ``str(element)`` per element of a list or tuple; a pandas DataFrame
 gives one line per row, values separated by a space, no header, no index. A line break inside an
@@ -61,9 +62,50 @@ def to_txt_lines(result) -> list[str]:
     return [_one_line(str(element)) for element in result]
 
 
-ENCODERS = {"txt": to_txt_lines}
+def as_dataframe(result):
+    """A run() result as a DataFrame: a DataFrame as is; a list or tuple as one column named
+    ``result``. Raises ResultTypeError."""
+    import pandas as pd
+
+    result_length(result)
+    return result if _is_dataframe(result) else pd.DataFrame({"result": list(result)})
 
 
-def encode_result(result, append_row_format: str) -> list[str]:
-    """Encode a run() result for ``append_row_format`` (only ``txt`` in this version)."""
-    return ENCODERS[append_row_format](result)
+def to_csv_lines(result) -> tuple[list[str], str]:
+    """(lines, header) of a run() result for ``append_row_format: csv``: the header line of its
+    columns, and its rows as CSV text (pandas quoting: a value holding the separator, a quote or a
+    line break is quoted, so ``pd.read_csv`` reads back what run() returned; NaN is an empty
+    field), no index. The rows come as one element (the merged file writes element + newline),
+    none for zero rows. Raises ResultTypeError."""
+    import pandas as pd
+
+    frame = as_dataframe(result)
+    header = pd.DataFrame(columns=frame.columns).to_csv(index=False, lineterminator="\n")[:-1]
+    if not len(frame):
+        return [], header
+    body = frame.to_csv(index=False, header=False, lineterminator="\n")
+    return [body[:-1]], header
+
+
+def to_arrow_ipc(result) -> bytes:
+    """A run() result for ``append_row_format: parquet`` as an Arrow IPC stream (the schema
+    pyarrow infers from the DataFrame, no index). Raises ResultTypeError."""
+    import pyarrow as pa
+
+    table = pa.Table.from_pandas(as_dataframe(result), preserve_index=False)
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def encode_result(result, append_row_format: str) -> tuple[list[str], str | None, bytes | None]:
+    """Encode a run() result for ``append_row_format``: (lines, header, arrow_ipc). ``txt``: lines
+    only; ``csv``: lines and the header line; ``parquet``: the Arrow IPC bytes only.
+    Raises ResultTypeError."""
+    if append_row_format == "csv":
+        lines, header = to_csv_lines(result)
+        return lines, header, None
+    if append_row_format == "parquet":
+        return [], None, to_arrow_ipc(result)
+    return to_txt_lines(result), None, None

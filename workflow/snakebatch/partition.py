@@ -7,6 +7,7 @@ writes one manifest per shard: ``python -m snakebatch.partition --spec JSON --ou
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import glob
 import hashlib
 import json
@@ -17,7 +18,9 @@ from .config import PartitionSpec
 from .datasets import FileItem, list_files, listing_fingerprint
 from .errors import SnakebatchError
 from .gather import invalidate_result
+from . import tabular
 from .manifest import MiniBatch, ShardManifest, shard_id
+from .tabular import TableChunk
 from .storage import write_text_atomic
 
 
@@ -43,6 +46,50 @@ def make_mini_batches(listing: list[FileItem], mini_batch_size: int) -> list[Min
     return batches
 
 
+def table_mini_batch_key(item: FileItem, chunk: TableChunk) -> str:
+    """Hex SHA-256 of a tabular mini-batch's input: the file (path, size, mtime) and the range
+    it reads (bytes, row groups/rows, or partition-key value)."""
+    digest = hashlib.sha256()
+    digest.update(f"{item.path}\0{os.path.abspath(item.path)}\0{item.size}\0{item.mtime_ns}\n".encode())
+    digest.update(json.dumps(chunk.to_json(), sort_keys=True, default=str).encode())
+    return digest.hexdigest()
+
+
+def make_table_mini_batches(listing: list[FileItem], spec: PartitionSpec, log=print) -> list[MiniBatch]:
+    """The mini-batches of a tabular dataset (see ``tabular``): per file, record ranges of about
+    ``spec.mini_batch_size`` bytes that never cross the file's end; or, with partition_keys, one
+    per distinct key combination across all files. Raises DatasetError naming a file that cannot
+    be read or split."""
+    files = [(item, *tabular.detect_format(item.path, spec.format)) for item in listing]
+    chunks: list[tuple[TableChunk, list[FileItem]]] = []
+    if spec.partition_keys:
+        by_path = {item.path: item for item, _, _ in files}
+        for chunk in tabular.key_groups([(i.path, f, g) for i, f, g in files], list(spec.partition_keys),
+                                        spec.read_options):
+            chunks.append((chunk, [by_path[p] for p in chunk.files]))
+    else:
+        for item, fmt, gzipped in files:
+            if fmt == "parquet":
+                parts = tabular.split_parquet_file(item.path, spec.mini_batch_size)
+            else:
+                parts = tabular.split_text_file(item.path, fmt, gzipped, spec.mini_batch_size, spec.read_options)
+                if gzipped and item.size > spec.mini_batch_size:
+                    log(f"snakebatch partition: warning: {item.path!r} is gzip-compressed and cannot be split; "
+                        f"it is one mini-batch of {item.size} bytes (mini_batch_size {spec.mini_batch_size})")
+                if len(parts) > 1:
+                    dtypes = tabular.file_dtypes(item.path, fmt, gzipped, spec.read_options)
+                    parts = [dataclasses.replace(part, dtypes=dtypes) for part in parts]
+            chunks.extend((part, [item]) for part in parts)
+    batches, first = [], 0
+    for index, (chunk, items) in enumerate(chunks):
+        digest = hashlib.sha256()
+        for item in items:
+            digest.update(table_mini_batch_key(item, chunk).encode())
+        batches.append(MiniBatch(index=index, first_item=first, items=(), key=digest.hexdigest(), table=chunk))
+        first += chunk.records
+    return batches
+
+
 def assign_shards(mini_batches: list[MiniBatch], shard_count: int) -> list[list[MiniBatch]]:
     """Split mini-batches into ``shard_count`` contiguous runs whose lengths differ by at most one
     (earlier shards get the extra ones). Shards beyond the mini-batch count are empty. Contiguity
@@ -59,11 +106,16 @@ def assign_shards(mini_batches: list[MiniBatch], shard_count: int) -> list[list[
 
 
 def build_manifests(spec: PartitionSpec, listing: list[FileItem]) -> list[ShardManifest]:
-    """The shard manifests of ``listing`` under ``spec`` (pure)."""
-    mini_batches = make_mini_batches(listing, spec.mini_batch_size)
+    """The shard manifests of ``listing`` under ``spec`` (pure for file input; tabular input
+    reads the files to find record boundaries)."""
+    if spec.input_type == "tabular":
+        mini_batches = make_table_mini_batches(listing, spec)
+    else:
+        mini_batches = make_mini_batches(listing, spec.mini_batch_size)
+    total = sum(mb.item_count for mb in mini_batches)
     return [
         ShardManifest(run_name=spec.run_name, shard=shard, shard_count=spec.shard_count,
-                      total_mini_batches=len(mini_batches), total_items=len(listing),
+                      total_mini_batches=len(mini_batches), total_items=total,
                       mini_batches=tuple(batches))
         for shard, batches in enumerate(assign_shards(mini_batches, spec.shard_count))
     ]
@@ -139,8 +191,13 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     total = manifests[0].total_items
     batches = manifests[0].total_mini_batches
-    print(f"snakebatch partition: {total} files -> {batches} mini-batches of up to "
-          f"{spec.mini_batch_size} -> {spec.shard_count} shard(s)")
+    if spec.input_type == "tabular":
+        how = (f"one per value of {', '.join(spec.partition_keys)}" if spec.partition_keys
+               else f"of about {spec.mini_batch_size} bytes")
+        print(f"snakebatch partition: {total} records -> {batches} mini-batches {how} -> {spec.shard_count} shard(s)")
+    else:
+        print(f"snakebatch partition: {total} files -> {batches} mini-batches of up to "
+              f"{spec.mini_batch_size} -> {spec.shard_count} shard(s)")
     return 0
 
 

@@ -56,6 +56,8 @@ class MiniBatchResult:
     bisected parts); ``lines``: the encoded append_row lines in item order; ``failures``: one
     FailedItem per failed item; ``tries``: run() calls made; ``duration_s``: wall seconds;
     ``cpu_s``: CPU seconds the worker spent in run() for it (all tries; 0 for a killed call);
+    ``header``: the csv header line of its result (append_row_format csv); ``table_file``: the
+    Parquet file holding its result table (append_row_format parquet);
     ``agent_name``: the worker; ``started_at``: Unix time it started; ``positional``: run() took
     the mini-batch context, so the result may depend on the mini-batch's position; ``reused``: True when taken from an earlier run.
     """
@@ -74,6 +76,8 @@ class MiniBatchResult:
     positional: bool = False
     reused: bool = False
     cpu_s: float = 0.0
+    header: str | None = None
+    table_file: str | None = None
 
     @property
     def failed(self) -> int:
@@ -87,7 +91,7 @@ class MiniBatchResult:
             "failures": [f.to_json() for f in self.failures], "tries": self.tries,
             "duration_s": round(self.duration_s, 6), "agent_name": self.agent_name,
             "started_at": round(self.started_at, 6), "positional": self.positional, "reused": self.reused,
-            "cpu_s": round(self.cpu_s, 6),
+            "cpu_s": round(self.cpu_s, 6), "header": self.header, "table_file": self.table_file,
         }, ensure_ascii=False)
 
     @classmethod
@@ -100,5 +104,5 @@ class MiniBatchResult:
             tries=int(data["tries"]), duration_s=float(data["duration_s"]),
             agent_name=data["agent_name"], started_at=float(data.get("started_at", 0.0)),
             positional=bool(data.get("positional", False)), reused=bool(data.get("reused", False)),
-            cpu_s=float(data.get("cpu_s", 0.0)),
+            cpu_s=float(data.get("cpu_s", 0.0)), header=data.get("header"), table_file=data.get("table_file"),
         )

@@ -80,6 +80,8 @@ class Outcome:
     restart: bool = False
     cpu_s: float = 0.0
     interrupted: bool = False
+    header: str | None = None
+    ipc: bytes | None = None
 
 
 class WorkerProcess:
@@ -98,12 +100,14 @@ class WorkerProcess:
         self.modules: list[str] = []
         self.takes_context = False
         self.main_thread = None
+        self.loaded: str | None = None  # tabular: key of the mini-batch whose table the worker holds
 
     def start(self) -> None:
         ctx = multiprocessing.get_context("spawn")
         parent, child = ctx.Pipe()
         self.process = ctx.Process(target=worker_main, args=(child, self.setup),
                                    name=self.setup.context.agent_name, daemon=True)
+        self.loaded = None
         self.process.start()
         child.close()
         self.conn = parent
@@ -145,13 +149,25 @@ class WorkerProcess:
     def alive(self) -> bool:
         return self.process is not None and self.process.is_alive()
 
-    def call(self, items: tuple[str, ...], context: MiniBatchContext, timeout: float,
+    def call(self, items: tuple, context: MiniBatchContext, timeout: float,
              interrupt=None, poll_s: float = 1.0) -> Outcome:
         """Send one mini-batch to the running worker (see ``start``) and wait at most ``timeout`` s.
+        ``items``: file paths, or (tabular) row positions in the table ``load`` read.
         ``interrupt`` (no arguments -> bool) is asked every ``poll_s`` seconds while run() works;
         when it says True the worker is killed and the Outcome is ``interrupted``."""
+        return self._request(("run", items, context), timeout, interrupt, poll_s, "run()")
+
+    def load(self, table_key: str, chunk: dict, timeout: float) -> Outcome:
+        """Tabular: have the worker read a mini-batch's rows (a TableChunk as JSON); ``length`` of
+        the Outcome is the row count. A read error (malformed row, missing file) is a failed
+        Outcome whose error starts with ``TableReadError``."""
+        outcome = self._request(("load", chunk), timeout, None, 1.0, "reading the mini-batch")
+        self.loaded = table_key if outcome.ok else None
+        return outcome
+
+    def _request(self, request: tuple, timeout: float, interrupt, poll_s: float, what: str) -> Outcome:
         try:
-            self.conn.send(("run", items, context))
+            self.conn.send(request)
             deadline = time.monotonic() + timeout
             while True:
                 left = deadline - time.monotonic()
@@ -169,7 +185,7 @@ class WorkerProcess:
             stack = self.dump_stack()
             self.kill()
             return Outcome(ok=False, restart=True, traceback=stack, error=(
-                f"MiniBatchTimeout: run() did not return within run_invocation_timeout={timeout:g} s; "
+                f"MiniBatchTimeout: {what} did not return within run_invocation_timeout={timeout:g} s; "
                 "the worker was killed and restarted"))
         except (BrokenPipeError, OSError):
             message = None
@@ -180,11 +196,13 @@ class WorkerProcess:
                 code = self.process.exitcode
             self.kill()
             return Outcome(ok=False, restart=True,
-                           error=f"WorkerDied: the worker process exited during run() ({describe_exit(code)})")
+                           error=f"WorkerDied: the worker process exited during {what} ({describe_exit(code)})")
         if message[4]:
             self.modules = sorted(set(self.modules) | set(message[4]))
         if message[0] == "ok":
-            return Outcome(ok=True, lines=tuple(message[1]), length=int(message[2]), cpu_s=float(message[3]))
+            extra = message[5] if len(message) > 5 else {}
+            return Outcome(ok=True, lines=tuple(message[1]), length=int(message[2]), cpu_s=float(message[3]),
+                           header=extra.get("header"), ipc=extra.get("ipc"))
         return Outcome(ok=False, error=message[1], traceback=message[2], cpu_s=float(message[3]))
 
     def dump_stack(self, wait: float = 2.0) -> str:
@@ -243,6 +261,25 @@ class WorkerProcess:
 
 
 # ---------------------------------------------------------------------------------- the shard job
+@dataclass
+class _Part:
+    """What running some items of a mini-batch gave: merged lines, successes, failures, tries,
+    CPU seconds, csv headers and Arrow IPC tables (parquet) of each successful call, in order."""
+
+    lines: list
+    succeeded: int
+    failures: list
+    tries: int
+    cpu_s: float
+    headers: list = dataclasses.field(default_factory=list)
+    ipcs: list = dataclasses.field(default_factory=list)
+
+    def __add__(self, other: _Part) -> _Part:
+        return _Part(self.lines + other.lines, self.succeeded + other.succeeded, self.failures + other.failures,
+                     self.tries + other.tries, self.cpu_s + other.cpu_s, self.headers + other.headers,
+                     self.ipcs + other.ipcs)
+
+
 class _StopEarly(Exception):
     """Raised out of a mini-batch whose run() was interrupted because the run stopped early."""
 
@@ -308,7 +345,13 @@ class ShardRunner:
 
     def _call(self, items, mini_batch: MiniBatch, first_item: int) -> Outcome:
         self._ensure_worker()
-        context = MiniBatchContext(minibatch_index=mini_batch.index, global_row_index_lower_bound=first_item)
+        table = mini_batch.table
+        if table is not None and self.worker.loaded != mini_batch.key:  # a new worker: read the rows again
+            outcome = self.worker.load(mini_batch.key, table.to_json(), self.spec.run_invocation_timeout)
+            if not outcome.ok:
+                return outcome
+        context = MiniBatchContext(minibatch_index=mini_batch.index, global_row_index_lower_bound=first_item,
+                                   partition_key_value=dict(table.key_value) if table and table.key_value else {})
         interrupt = self._breached_elsewhere if self._watching else None
         outcome = self.worker.call(tuple(items), context, self.spec.run_invocation_timeout, interrupt=interrupt)
         self._note_modules()
@@ -324,10 +367,13 @@ class ShardRunner:
                          f"try {attempt}/{self.spec.run_max_try}: {outcome.error}\n{outcome.traceback}\n")
 
     def _failure(self, item, mini_batch: MiniBatch, error: str, traceback: str, tries: int) -> FailedItem:
+        if mini_batch.table is not None and item is not None:  # a row position: name file and record
+            item = mini_batch.table.describe_row(item)
         return FailedItem(item, mini_batch.index, error, traceback, tries, shard=self.shard)
 
-    def _run_items(self, mini_batch: MiniBatch, items: tuple[str, ...], first_item: int):
-        """Returns (lines, succeeded, failures, tries, cpu_s) for ``items`` with retries and bisection."""
+    def _run_items(self, mini_batch: MiniBatch, items: tuple, first_item: int) -> _Part:
+        """The _Part of ``items`` (file paths, or row positions of a tabular mini-batch) with
+        retries and bisection."""
         tries = 0
         cpu_s = 0.0
         outcome = None
@@ -347,15 +393,37 @@ class ShardRunner:
                 elif outcome.length > len(items):
                     log.warning("mini-batch %d: run() returned %d results for %d items; all kept",
                                 mini_batch.index, outcome.length, len(items))
-                return list(outcome.lines), succeeded, failures, tries, cpu_s
+                return _Part(list(outcome.lines), succeeded, failures, tries, cpu_s,
+                             [outcome.header] if outcome.header is not None else [],
+                             [outcome.ipc] if outcome.ipc is not None else [])
             self._record_error(mini_batch, items, attempt, outcome)
         if len(items) == 1:
-            return [], 0, [self._failure(items[0], mini_batch, outcome.error, outcome.traceback, tries)], tries, cpu_s
+            return _Part([], 0, [self._failure(items[0], mini_batch, outcome.error, outcome.traceback, tries)],
+                         tries, cpu_s)
         half = len(items) // 2
         log.info("mini-batch %d: bisecting %d items to isolate the failing ones", mini_batch.index, len(items))
-        lines_a, ok_a, fail_a, tries_a, cpu_a = self._run_items(mini_batch, items[:half], first_item)
-        lines_b, ok_b, fail_b, tries_b, cpu_b = self._run_items(mini_batch, items[half:], first_item + half)
-        return lines_a + lines_b, ok_a + ok_b, fail_a + fail_b, tries + tries_a + tries_b, cpu_s + cpu_a + cpu_b
+        return (_Part([], 0, [], tries, cpu_s) + self._run_items(mini_batch, items[:half], first_item)
+                + self._run_items(mini_batch, items[half:], first_item + half))
+
+    def _load_table(self, mini_batch: MiniBatch) -> tuple[int | None, _Part]:
+        """Tabular: read the mini-batch's rows in the worker, with up to run_max_try tries for a
+        worker that dies or times out (a read error is final: the same bytes fail the same way).
+        Returns (row count, _Part) - row count None when it cannot be read, the _Part then holds
+        one failure for the whole mini-batch, naming the file and line."""
+        tries, cpu_s, outcome = 0, 0.0, None
+        for attempt in range(1, self.spec.run_max_try + 1):
+            self._ensure_worker()
+            tries += 1
+            outcome = self.worker.load(mini_batch.key, mini_batch.table.to_json(), self.spec.run_invocation_timeout)
+            cpu_s += outcome.cpu_s
+            if outcome.ok:
+                return outcome.length, _Part([], 0, [], 0, cpu_s)
+            self._record_error(mini_batch, (mini_batch.table.describe(),), attempt, outcome)
+            if not outcome.restart:
+                break
+        failure = FailedItem(mini_batch.table.describe(), mini_batch.index, outcome.error, outcome.traceback,
+                             tries, shard=self.shard)
+        return None, _Part([], 0, [failure], tries, cpu_s)
 
     def run_mini_batch(self, mini_batch: MiniBatch) -> MiniBatchResult:
         """The result of one mini-batch: reused from the store or computed (and stored)."""
@@ -365,13 +433,26 @@ class ShardRunner:
                 return dataclasses.replace(cached, index=mini_batch.index, first_item=mini_batch.first_item,
                                            reused=True)
         start, started_at = time.monotonic(), time.time()
-        lines, succeeded, failures, tries, cpu_s = self._run_items(mini_batch, mini_batch.items, mini_batch.first_item)
+        items, item_count = mini_batch.items, len(mini_batch.items)
+        if mini_batch.table is not None:
+            rows, part = self._load_table(mini_batch)
+            if rows is not None:
+                items, item_count = tuple(range(rows)), rows
+                part = part + self._run_items(mini_batch, items, mini_batch.first_item) if rows else part
+            else:
+                item_count = mini_batch.table.records  # unreadable: every record counts as failed
+        else:
+            part = self._run_items(mini_batch, items, mini_batch.first_item)
+        table_file = None
+        if part.ipcs and self.store is not None:
+            table_file = self.store.save_table(mini_batch, part.ipcs)
         result = MiniBatchResult(
             index=mini_batch.index, key=mini_batch.key, first_item=mini_batch.first_item,
-            item_count=len(mini_batch.items), succeeded=succeeded, lines=tuple(lines),
-            failures=tuple(failures), tries=tries, duration_s=time.monotonic() - start,
+            item_count=item_count, succeeded=part.succeeded, lines=tuple(part.lines),
+            failures=tuple(part.failures), tries=part.tries, duration_s=time.monotonic() - start,
             agent_name=getattr(self.worker, "name", "worker"), started_at=started_at,
-            positional=self.worker.takes_context, cpu_s=cpu_s,
+            positional=self.worker.takes_context, cpu_s=part.cpu_s,
+            header=part.headers[0] if part.headers else None, table_file=table_file,
         )
         if self.store is not None:
             self.store.save(result, mini_batch)
@@ -442,7 +523,7 @@ class ShardRunner:
         self._watching = self.run_dir is not None and self._thresholds_set()
         start = time.monotonic()
         done_items = 0
-        shard_items = sum(len(mb.items) for mb in manifest.mini_batches)
+        shard_items = sum(mb.item_count for mb in manifest.mini_batches)
         finished = False
         try:
             self.stopped_early = self._check_early_stop(manifest, results, new_failure=True)
@@ -510,6 +591,7 @@ def build_worker(spec: RunnerSpec, run_dir: str, shard: int) -> WorkerProcess:
         source_directory=os.path.abspath(spec.source_directory),
         arguments=tuple(spec.arguments), environment_variables=dict(spec.environment_variables),
         append_row_format=spec.append_row_format, output_action=spec.output_action,
+        input_type=spec.input_type, read_options=dict(spec.read_options),
         stdout_path=paths["stdout"], stderr_path=paths["stderr"], stack_path=paths["stack"], context=context,
     )
     worker = WorkerProcess(setup)

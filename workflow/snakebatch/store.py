@@ -45,7 +45,7 @@ def runner_fingerprint(spec: RunnerSpec, modules: list[str] | tuple[str, ...] = 
     """Hex SHA-256 of everything besides the input files that changes a mini-batch's result:
     the bytes of the entry script and of ``modules`` (the helper modules it imported from
     source_directory), arguments, environment variables, models and side inputs (their files'
-    sizes and mtimes), output action and format. Raises ConfigError naming the key of a model or
+    sizes and mtimes), output action and format, input type and read options. Raises ConfigError naming the key of a model or
     side input whose path does not exist, EntryScriptError when the script is missing."""
     digest = hashlib.sha256(f"snakebatch-store-{STORE_VERSION}\n".encode())
     try:
@@ -60,7 +60,8 @@ def runner_fingerprint(spec: RunnerSpec, modules: list[str] | tuple[str, ...] = 
         except OSError:
             digest.update(f"module:{module}:missing\n".encode())
     digest.update(repr((spec.arguments, sorted(spec.environment_variables.items()),
-                        spec.output_action, spec.append_row_format)).encode())
+                        spec.output_action, spec.append_row_format, spec.input_type,
+                        json.dumps(spec.read_options, sort_keys=True, default=str))).encode())
     for key in ("models", "side_inputs"):
         for name, path in sorted(getattr(spec, key).items()):
             try:
@@ -137,11 +138,35 @@ class MiniBatchStore:
                 result = MiniBatchResult.from_json(handle.read())
         except (OSError, ValueError, KeyError, TypeError):
             return None
-        if result.key != mini_batch.key or result.item_count != len(mini_batch.items):
+        if result.key != mini_batch.key or (mini_batch.table is None and result.item_count != len(mini_batch.items)):
             return None
         if result.positional and (result.index, result.first_item) != (mini_batch.index, mini_batch.first_item):
             return None  # run() saw the mini-batch context: reuse only at the same position
+        if result.table_file is not None and not os.path.exists(result.table_file):
+            return None
         return result
+
+    def save_table(self, mini_batch: MiniBatch, ipcs: list[bytes]) -> str:
+        """Write the result tables of ``mini_batch`` (Arrow IPC streams, in order, concatenated)
+        atomically as one Parquet file next to its stored result; return its path. Raises
+        ResultSchemaError when the parts disagree on columns or types."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        from .errors import ResultSchemaError
+
+        tables = [pa.ipc.open_stream(data).read_all() for data in ipcs]
+        try:
+            table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+        except pa.ArrowInvalid as exc:
+            raise ResultSchemaError(f"mini-batch {mini_batch.index}: the parts of its result have different "
+                                    f"columns or types: {exc}") from None
+        path = self._path(mini_batch)[:-len(".json")] + ".parquet"
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = f"{path}.tmp-{os.getpid()}"
+        pq.write_table(table, tmp)
+        os.replace(tmp, path)
+        return path
 
     def save(self, result: MiniBatchResult, mini_batch: MiniBatch) -> None:
         """Store ``result`` atomically when it has no failures."""

@@ -2,10 +2,12 @@
 once, then ``run()`` once per mini-batch it is sent, and ``shutdown()`` (if defined) at the end.
 
 It talks to the runner over a ``multiprocessing`` pipe with tuples:
-runner -> worker ``("run", items, MiniBatchContext)`` or ``("stop",)``;
+runner -> worker ``("run", items, MiniBatchContext)``, ``("load", table_chunk_json)`` (tabular: read
+the mini-batch's DataFrame; later ``items`` are row positions in it) or ``("stop",)``;
 worker -> runner ``("ready", module_files, takes_context, main_thread_id)``, ``("load_error", message, traceback)``
 (importing the script failed), ``("init_error", message, traceback)``,
-``("ok", lines, result_length, cpu_s, module_files)``, ``("error", message, traceback, cpu_s, module_files)`` or
+``("ok", lines, result_length, cpu_s, module_files, extra)`` (``extra``: ``header`` for csv, ``ipc``
+Arrow bytes for parquet; a load answers ``ok`` with the row count), ``("error", message, traceback, cpu_s, module_files)`` or
 ``("stopped", module_files)``. ``module_files`` are the files of the modules loaded from
 ``source_directory`` besides the entry script (its helpers, also those imported inside run()), so
 the runner can tell when they change; None in a reply when nothing was imported since the last.
@@ -30,7 +32,7 @@ import time
 import traceback
 from dataclasses import dataclass
 
-from . import entry
+from . import entry, tabular
 from .outputs import encode_result, result_length
 
 COMPAT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "compat")
@@ -51,6 +53,8 @@ class WorkerSetup:
     stderr_path: str
     stack_path: str
     context: entry.WorkerContext
+    input_type: str = "file"
+    read_options: dict | None = None
 
 
 def _redirect_output(setup: WorkerSetup) -> None:
@@ -170,6 +174,8 @@ def worker_main(conn, setup: WorkerSetup) -> None:
     with_context = _takes_context(run)
     modules = source_modules(setup.source_directory, setup.entry_script)
     loaded = len(sys.modules)
+    table = None  # tabular: the DataFrame of the mini-batch being run
+    file_cache: dict = {}  # tabular partition keys: whole files, shared by the groups they hold
     conn.send(("ready", modules, with_context, threading.get_ident()))
     while True:
         try:
@@ -185,15 +191,32 @@ def worker_main(conn, setup: WorkerSetup) -> None:
                     traceback.print_exc()
             conn.send(("stopped", source_modules(setup.source_directory, setup.entry_script)))
             break
-        _, items, context = message
         cpu_start = time.process_time()
+        if message[0] == "load":  # tabular: read the mini-batch's rows once, run() gets slices
+            try:
+                table = None
+                table = tabular.read_chunk(tabular.TableChunk.from_json(message[1]), setup.read_options or {}, file_cache)
+                reply = ("ok", [], len(table), time.process_time() - cpu_start, {})
+            except tabular.TableReadError as exc:
+                reply = ("error", f"TableReadError: {exc}", "", time.process_time() - cpu_start)
+            except BaseException as exc:  # noqa: BLE001
+                tb = _user_traceback(exc)
+                reply = ("error", f"{type(exc).__name__}: {exc}", tb, time.process_time() - cpu_start)
+            conn.send((*reply[:4], None, *reply[4:]))
+            continue
+        _, items, context = message
         try:
-            result = run(list(items), context) if with_context else run(list(items))
+            if table is not None:  # items are row positions of the loaded table, contiguous
+                batch = table.iloc[items[0]:items[-1] + 1] if items else table.iloc[0:0]
+            else:
+                batch = list(items)
+            result = run(batch, context) if with_context else run(batch)
+            extra = {}
             if setup.output_action == "append_row":
-                lines = encode_result(result, setup.append_row_format)
+                lines, extra["header"], extra["ipc"] = encode_result(result, setup.append_row_format)
             else:  # summary_only: the script wrote its own outputs; only the count matters
                 lines = []
-            reply = ("ok", lines, result_length(result), time.process_time() - cpu_start)
+            reply = ("ok", lines, result_length(result), time.process_time() - cpu_start, extra)
         except BaseException as exc:  # noqa: BLE001
             tb = _user_traceback(exc)
             print(tb, file=sys.stderr)
@@ -204,6 +227,6 @@ def worker_main(conn, setup: WorkerSetup) -> None:
             current = source_modules(setup.source_directory, setup.entry_script)
             if current != modules:
                 modules = news = current
-        conn.send((*reply, news))
+        conn.send((*reply[:4], news, *reply[4:]))
     sys.stdout.flush()
     sys.stderr.flush()

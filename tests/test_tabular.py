@@ -1,0 +1,218 @@
+"""Tabular datasets: byte-size splitting at record boundaries, Parquet row groups and row ranges,
+partition keys, and reading a chunk back with the file's header and dtypes."""
+
+import gzip
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from helpers import write
+from snakebatch import tabular
+from snakebatch.config import PartitionSpec
+from snakebatch.datasets import list_files
+from snakebatch.errors import DatasetError
+from snakebatch.partition import make_table_mini_batches
+
+
+def spec(path, size, **overrides):
+    values = dict(run_name="t", paths=(str(path),), pattern=None, mini_batch_size=size, shard_count=1,
+                  input_type="tabular")
+    values.update(overrides)
+    return PartitionSpec(**values)
+
+
+def batches(path, size, **overrides):
+    s = spec(path, size, **overrides)
+    return make_table_mini_batches(list_files(s.paths, s.pattern), s, log=lambda message: None)
+
+
+def read_all(mini_batches, read_options=None):
+    frames = [tabular.read_chunk(mb.table, read_options or {}) for mb in mini_batches]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+TRICKY = pd.DataFrame({
+    "id": range(40),
+    "text": [f'row {i}, "quoted"\nsecond line' if i % 5 == 0 else f"plain {i}" for i in range(40)],
+    "value": [math.nan if i % 6 == 0 else i * 0.25 for i in range(40)],
+    "count": [i if i < 30 else i * 1000 for i in range(40)],
+})
+
+
+@pytest.mark.parametrize("size", [1, 7, 64, 1024, 10 ** 9])
+def test_every_csv_row_lands_in_exactly_one_mini_batch_with_the_files_header_and_dtypes(tmp_path, size):
+    path = tmp_path / "data.csv"
+    TRICKY.to_csv(path, index=False)
+    mbs = batches(path, size)
+    assert sum(mb.item_count for mb in mbs) == 40
+    assert [mb.first_item for mb in mbs] == [sum(m.item_count for m in mbs[:i]) for i in range(len(mbs))]
+    frames = [tabular.read_chunk(mb.table, {}) for mb in mbs]
+    for frame in frames:
+        assert list(frame.columns) == ["id", "text", "value", "count"]
+        assert frame.dtypes.map(str).to_dict() == pd.read_csv(path).dtypes.map(str).to_dict()
+    pd.testing.assert_frame_equal(pd.concat(frames, ignore_index=True), pd.read_csv(path))
+    if size == 1:
+        assert len(mbs) == 40                 # one record per mini-batch
+    if size == 10 ** 9:
+        assert len(mbs) == 1                  # a file smaller than the size is one mini-batch
+
+
+def test_a_split_point_inside_a_quoted_field_moves_to_the_record_end(tmp_path):
+    text = 'a,b\n1,"x,\ny\n\nz"\n2,plain\n'
+    path = write(tmp_path / "q.csv", text)
+    # a target offset just inside the quoted field (after "1,\"x,\n") must not cut the record
+    mbs = batches(path, 5)
+    assert [(mb.table.start, mb.table.end, mb.table.records) for mb in mbs] == [(4, 16, 1), (16, 24, 1)]
+    assert read_all(mbs).to_dict("list") == {"a": [1, 2], "b": ["x,\ny\n\nz", "plain"]}
+
+
+def test_crlf_line_endings(tmp_path):
+    path = tmp_path / "crlf.csv"
+    path.write_bytes(b"a,b\r\n1,x\r\n2,y\r\n3,z\r\n")
+    mbs = batches(path, 4)
+    assert len(mbs) == 3
+    assert read_all(mbs).to_dict("list") == {"a": [1, 2, 3], "b": ["x", "y", "z"]}
+
+
+def test_a_last_record_without_newline_is_kept(tmp_path):
+    path = write(tmp_path / "nonl.csv", "a\n1\n2")
+    mbs = batches(path, 1)
+    assert [mb.item_count for mb in mbs] == [1, 1]
+    assert read_all(mbs)["a"].tolist() == [1, 2]
+
+
+@pytest.mark.parametrize("text", ["", "a,b,c\n", "a,b,c"], ids=["empty", "header-only", "header-no-newline"])
+def test_files_without_records_give_no_mini_batch(tmp_path, text):
+    path = write(tmp_path / "none.csv", text)
+    assert batches(path, 10) == []
+
+
+def test_one_file_or_many_and_mini_batches_never_cross_files(tmp_path):
+    for name, rows in (("a.csv", range(0, 5)), ("b.csv", range(5, 12)), ("c.csv", range(12, 13))):
+        pd.DataFrame({"n": list(rows)}).to_csv(tmp_path / name, index=False)
+    mbs = batches(tmp_path, 10 ** 6)
+    assert [(mb.table.path.rsplit("/", 1)[1], mb.item_count, mb.first_item) for mb in mbs] == [
+        ("a.csv", 5, 0), ("b.csv", 7, 5), ("c.csv", 1, 12)]
+    assert read_all(mbs)["n"].tolist() == list(range(13))
+    assert len(batches(tmp_path, 1)) == 13
+
+
+def test_tsv_and_jsonl_split_and_read_back(tmp_path):
+    TRICKY.to_csv(tmp_path / "d.tsv", sep="\t", index=False)
+    TRICKY.to_json(tmp_path / "d.jsonl", orient="records", lines=True)
+    for name in ("d.tsv", "d.jsonl"):
+        mbs = batches(tmp_path / name, 200)
+        assert len(mbs) > 3
+        frame = read_all(mbs)
+        assert frame["text"].tolist() == TRICKY["text"].tolist()
+        assert frame["id"].tolist() == list(range(40))
+        assert frame["value"].isna().tolist() == TRICKY["value"].isna().tolist()
+
+
+def test_gzip_csv_is_read_whole(tmp_path):
+    path = tmp_path / "d.csv.gz"
+    with gzip.open(path, "wt") as handle:
+        TRICKY.to_csv(handle, index=False)
+    logged = []
+    s = spec(path, 10)
+    mbs = make_table_mini_batches(list_files(s.paths, None), s, log=logged.append)
+    assert len(mbs) == 1 and mbs[0].item_count == 40
+    assert "is gzip-compressed and cannot be split" in logged[0]
+    pd.testing.assert_frame_equal(read_all(mbs), TRICKY)
+
+
+def test_dtypes_of_a_split_file_match_the_whole_file(tmp_path):
+    # 'late' is int in the first half and float (NaN) in the second; 'mixed' turns to text late
+    n = 100
+    frame = pd.DataFrame({"late": [i if i < 90 else math.nan for i in range(n)],
+                          "mixed": [str(i) if i < 95 else f"x{i}" for i in range(n)]})
+    path = tmp_path / "d.csv"
+    frame.to_csv(path, index=False)
+    whole = pd.read_csv(path)
+    mbs = batches(path, 50)
+    assert len(mbs) > 5
+    first = tabular.read_chunk(mbs[0].table, {})
+    assert first.dtypes.map(str).to_dict() == whole.dtypes.map(str).to_dict() == {"late": "float64", "mixed": "str"}
+    pd.testing.assert_frame_equal(read_all(mbs), whole)
+
+
+def test_read_options_reach_the_reader(tmp_path):
+    path = write(tmp_path / "semi.csv", "a;b\n1;-\n2;x\n")
+    mbs = batches(path, 1, read_options={"sep": ";", "na_values": ["-"]})
+    frame = read_all(mbs, {"sep": ";", "na_values": ["-"]})
+    assert frame["a"].tolist() == [1, 2]
+    assert frame["b"].isna().tolist() == [True, False]
+
+
+def test_a_parquet_file_splits_by_row_groups_and_a_large_row_group_by_rows(tmp_path):
+    frame = pd.DataFrame({"n": np.arange(10_000), "s": [f"value {i}" for i in range(10_000)]})
+    many = tmp_path / "many" / "groups.parquet"
+    many.parent.mkdir()
+    frame.to_parquet(many, row_group_size=1000)
+    one = tmp_path / "one" / "single.parquet"
+    one.parent.mkdir()
+    frame.to_parquet(one, row_group_size=10_000)
+
+    import pyarrow.parquet as pq
+
+    meta = pq.ParquetFile(many).metadata
+    largest = max(tabular.row_group_bytes(meta, i) for i in range(meta.num_row_groups))
+    grouped = batches(many, largest)          # each row group fits; two do not
+    assert [mb.table.row_groups for mb in grouped] == [(i,) for i in range(10)]
+    assert [mb.item_count for mb in batches(many, 2 * largest + 1)] == [2000] * 5
+    pd.testing.assert_frame_equal(read_all(grouped), frame)
+    assert len(batches(many, 10 ** 9)) == 1
+
+    split = batches(one, 8 * 1024)
+    assert len(split) > 3
+    assert all(mb.table.row_groups == (0,) and mb.table.row_start is not None for mb in split)
+    assert sum(mb.item_count for mb in split) == 10_000
+    pd.testing.assert_frame_equal(read_all(split), frame)
+    assert read_all(split).dtypes.map(str).to_dict() == frame.dtypes.map(str).to_dict()
+
+
+def test_partition_keys_give_one_mini_batch_per_key_across_files(tmp_path):
+    files = {
+        "1.csv": pd.DataFrame({"k": ["b", "a", "b"], "n": [1, 2, 3]}),
+        "2.csv": pd.DataFrame({"k": ["a", "c"], "n": [4, 5]}),
+        "3.csv": pd.DataFrame({"k": ["c", "b", "a"], "n": [6, 7, 8]}),
+    }
+    for name, frame in files.items():
+        frame.to_csv(tmp_path / name, index=False)
+    mbs = batches(tmp_path, 1, partition_keys=("k",))
+    assert [(mb.table.key_value, mb.item_count) for mb in mbs] == [({"k": "b"}, 3), ({"k": "a"}, 3), ({"k": "c"}, 2)]
+    cache = {}
+    groups = [tabular.read_chunk(mb.table, {}, cache)["n"].tolist() for mb in mbs]
+    assert groups == [[1, 3, 7], [2, 4, 8], [5, 6]]
+
+
+def test_partition_keys_with_two_columns_and_a_missing_key(tmp_path):
+    pd.DataFrame({"a": [1, 1, 2], "b": ["x", "y", "x"], "n": [1, 2, 3]}).to_csv(tmp_path / "f.csv", index=False)
+    mbs = batches(tmp_path / "f.csv", 1, partition_keys=("a", "b"))
+    assert [mb.table.key_value for mb in mbs] == [{"a": 1, "b": "x"}, {"a": 1, "b": "y"}, {"a": 2, "b": "x"}]
+    with pytest.raises(DatasetError, match=r"has no column 'c' named in partition_keys \(columns: a, b, n\)"):
+        batches(tmp_path / "f.csv", 1, partition_keys=("c",))
+
+
+def test_an_unknown_extension_names_the_file(tmp_path):
+    path = write(tmp_path / "data.dat", "a\n1\n")
+    with pytest.raises(DatasetError, match=r"data\.dat': cannot tell its tabular format from the extension; set input\.format"):
+        batches(path, 10)
+    assert len(batches(path, 10, format="csv")) == 1
+
+
+def test_a_malformed_row_names_the_file_and_line(tmp_path):
+    path = write(tmp_path / "bad.csv", "a,b\n1,2\n3,4\n5,6,7\n8,9\n")
+    [first, second, third, fourth] = batches(path, 1)
+    assert tabular.read_chunk(first.table, {})["a"].tolist() == [1]
+    with pytest.raises(tabular.TableReadError) as info:
+        tabular.read_chunk(third.table, {})
+    assert str(info.value).startswith(f"ParserWarning reading {path}, line 4: Length of header or names does not "
+                                      "match length of data")
+    [whole] = batches(path, 10 ** 6)
+    with pytest.raises(tabular.TableReadError) as info:
+        tabular.read_chunk(whole.table, {})
+    assert str(info.value) == (f"ParserError reading {path}, lines 2-5: Error tokenizing data. C error: "
+                               "Expected 2 fields in line 4, saw 3")

@@ -1,0 +1,492 @@
+"""Tabular datasets: cut CSV/TSV/JSON Lines/Parquet files into mini-batches by byte size, and read
+a mini-batch back as a pandas DataFrame (``input.type: tabular``).
+
+A mini-batch never crosses a file boundary (ParallelRunStep). Text files (CSV, TSV, JSONL) are
+split at record boundaries found by one streaming pass over the bytes that tracks quote parity, so
+a quoted field holding newlines or delimiters never splits a record; each chunk is read with the
+file's header bytes in front, and with the file's dtypes (found by a chunked pandas pass over the
+whole file, only for files cut into several chunks), so every mini-batch has the file's header and
+dtypes. Parquet files are split by row groups, and a row group larger than the size by row ranges
+(ParallelRunStep cannot split a single-row-group file). Gzip-compressed text (``.gz``) cannot be
+read from an offset: such a file is one mini-batch. With ``partition_keys`` a mini-batch is every
+row, across all files, with one combination of key values.
+
+A ``TableChunk`` (JSON in the shard manifest) says what to read; ``read_chunk`` reads it.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+import re
+import warnings
+from dataclasses import dataclass, field
+
+from .errors import DatasetError
+
+FORMATS = ("csv", "tsv", "parquet", "jsonl")
+_EXTENSIONS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".parquet": "parquet", ".pq": "parquet",
+               ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
+_UNITS = {"": 1, "B": 1, "KB": 1024, "MB": 1024 ** 2, "GB": 1024 ** 3, "TB": 1024 ** 4}
+BLOCK = 8 * 1024 * 1024  # bytes read at a time while scanning for record boundaries
+# read_options that make byte offsets meaningless: a file read with them is one mini-batch
+_UNSPLITTABLE_OPTIONS = ("skiprows", "skipfooter", "nrows", "comment", "lineterminator", "encoding",
+                         "compression", "escapechar", "chunksize", "iterator")
+
+
+def parse_byte_size(value) -> int:
+    """Bytes of a tabular ``mini_batch_size``: an int >= 1, or a string ``"512"``, ``"64KB"``,
+    ``"1MB"``, ``"1GB"`` (1024-based, case-insensitive, optional space). None = 1MB (ParallelRunStep's
+    default). Raises ValueError with a message naming the accepted forms."""
+    if value is None:
+        return 1024 ** 2
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a byte size")
+    if isinstance(value, int):
+        number, unit = value, ""
+    else:
+        match = re.fullmatch(r"\s*(\d+)\s*([A-Za-z]*)\s*", str(value))
+        if not match or match.group(2).upper() not in _UNITS:
+            raise ValueError(f"{value!r} is not a byte size such as 1024, '64KB', '1MB' or '1GB'")
+        number, unit = int(match.group(1)), match.group(2).upper()
+    size = number * _UNITS[unit]
+    if size < 1:
+        raise ValueError(f"{value!r} must be at least 1 byte")
+    return size
+
+
+def detect_format(path: str, configured: str | None) -> tuple[str, bool]:
+    """(format, gzipped) of ``path``: ``configured`` (input.format) wins, else the extension
+    (``.csv``, ``.tsv``, ``.parquet``, ``.jsonl``/``.ndjson``/``.json``, each maybe ``.gz``).
+    Raises DatasetError naming the file when the format cannot be told."""
+    name = path.lower()
+    gzipped = name.endswith(".gz")
+    if gzipped:
+        name = name[:-3]
+    fmt = configured or _EXTENSIONS.get(os.path.splitext(name)[1])
+    if fmt is None:
+        raise DatasetError(f"input file {path!r}: cannot tell its tabular format from the extension; "
+                           f"set input.format to one of {', '.join(FORMATS)}")
+    if fmt == "parquet" and gzipped:
+        raise DatasetError(f"input file {path!r}: a gzip-compressed Parquet file cannot be read; "
+                           "Parquet compresses its own pages")
+    return fmt, gzipped
+
+
+@dataclass(frozen=True)
+class TableChunk:
+    """What one tabular mini-batch reads.
+
+    ``path``/``format``/``gzipped``: the file; ``start``/``end``: byte range of its records
+    (text formats; ``header_end``: the header record is bytes [0, header_end)); ``row_groups``
+    (Parquet) with ``row_start``/``row_stop`` when one row group is split by rows; ``records``:
+    data records in the chunk (rows; for text a count of records, which blank lines may make
+    larger than the rows pandas reads); ``first_record``: index of its first record in the file;
+    ``first_line``: 1-based line of that record in the file; ``dtypes``: column -> dtype for
+    files cut into several chunks; ``files``/``key_value``: a partition-key group (all rows of
+    ``files`` whose key columns equal ``key_value``)."""
+
+    path: str
+    format: str
+    records: int
+    gzipped: bool = False
+    start: int = 0
+    end: int = 0
+    header_end: int = 0
+    first_record: int = 0
+    first_line: int = 1
+    row_groups: tuple[int, ...] = ()
+    row_start: int | None = None
+    row_stop: int | None = None
+    dtypes: dict = field(default_factory=dict)
+    files: tuple[str, ...] = ()
+    key_value: dict | None = None
+
+    def to_json(self) -> dict:
+        data = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        data["row_groups"] = list(self.row_groups)
+        data["files"] = list(self.files)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict) -> TableChunk:
+        data = dict(data)
+        data["row_groups"] = tuple(data.get("row_groups", ()))
+        data["files"] = tuple(data.get("files", ()))
+        return cls(**data)
+
+    def describe(self) -> str:
+        """Where the chunk is, for messages: ``data.csv, lines 2-501`` or ``partition key {...}``."""
+        if self.key_value is not None:
+            return f"partition key {json.dumps(self.key_value, default=str)}"
+        if self.format == "parquet":
+            rows = f", rows {self.row_start}-{self.row_stop - 1}" if self.row_start is not None else ""
+            return f"{self.path}, row group(s) {list(self.row_groups)}{rows}"
+        if self.records == 0:
+            return self.path
+        last = self.first_line + self.records - 1
+        return f"{self.path}, line{'s' if last > self.first_line else ''} {self.first_line}" + (
+            f"-{last}" if last > self.first_line else "")
+
+    def describe_row(self, row: int) -> str:
+        """The ``row``-th row (0-based) of this chunk, for errors.jsonl: ``data.csv, record 17``."""
+        if self.key_value is not None:
+            return f"partition key {json.dumps(self.key_value, default=str)}, row {row}"
+        if self.format == "parquet":
+            base = self.row_start or 0
+            return f"{self.path}, row group(s) {list(self.row_groups)}, row {base + row}"
+        return f"{self.path}, record {self.first_record + row}"
+
+
+# ----------------------------------------------------------------------------------- text files
+def _quote_char(fmt: str, read_options: dict) -> bytes | None:
+    if fmt == "jsonl":
+        return None  # a JSON string cannot hold a raw newline: every newline ends a record
+    if read_options.get("quoting") == 3:  # csv.QUOTE_NONE
+        return None
+    return str(read_options.get("quotechar", '"')).encode()
+
+
+def record_ends(handle, quote: bytes | None, block: int = BLOCK):
+    """Yield the offset just past each record-ending newline of a text stream, in order: a
+    newline ends a record unless an odd number of ``quote`` bytes precede it (RFC 4180: quotes
+    inside a quoted field are doubled, so parity tells inside from outside). Streams ``block``
+    bytes at a time; quote-free stretches are handled at C speed."""
+    offset = 0
+    inside = False
+    pattern = re.compile(b"[" + re.escape(quote) + b"\n]") if quote else None
+    while True:
+        data = handle.read(block)
+        if not data:
+            return
+        if quote is None or (not inside and quote not in data):
+            position = data.find(b"\n")
+            while position != -1:
+                yield offset + position + 1
+                position = data.find(b"\n", position + 1)
+        else:
+            for match in pattern.finditer(data):
+                if match.group() == quote:
+                    inside = not inside
+                elif not inside:
+                    yield offset + match.end()
+        offset += len(data)
+
+
+def _open_binary(path: str, gzipped: bool):
+    return gzip.open(path, "rb") if gzipped else open(path, "rb")
+
+
+def split_text_file(path: str, fmt: str, gzipped: bool, size: int, read_options: dict) -> list[TableChunk]:
+    """The chunks of one CSV/TSV/JSONL file: consecutive record ranges of at least ``size`` bytes
+    (the last may be smaller; a single record larger than ``size`` is a chunk of its own), no
+    chunk for a file without data records. A gzipped file, or one read with options that shift
+    byte offsets (``skiprows``, ``comment``, ...), is one chunk. ``first_line`` assumes one line
+    per record (exact unless quoted fields hold newlines). Raises DatasetError naming the file
+    when it cannot be read."""
+    has_header = fmt != "jsonl" and read_options.get("header", "infer") not in (None, False)
+    quote = _quote_char(fmt, read_options)
+    unsplittable = gzipped or any(k in read_options for k in _UNSPLITTABLE_OPTIONS)
+    spans = []  # (start, end, records)
+    try:
+        with _open_binary(path, gzipped) as handle:
+            ends = record_ends(handle, quote)
+            header_end = (next(ends, None) if has_header else 0)
+            if header_end is None:  # empty, or a header without a newline: no data records
+                return []
+            start = previous = header_end
+            records = 0
+            for end in ends:
+                records += 1
+                previous = end
+                if not unsplittable and end - start >= size:
+                    spans.append((start, end, records))
+                    start, records = end, 0
+            handle.seek(previous)
+            tail = handle.read()  # the last record may lack its newline
+            if tail.strip():
+                records += 1
+            if records:
+                spans.append((start, previous + len(tail), records))
+    except OSError as exc:
+        if isinstance(exc, gzip.BadGzipFile):
+            raise DatasetError(f"input file {path!r} is not a valid gzip file: {exc}") from None
+        raise DatasetError(f"input file {path!r} cannot be read: {exc.strerror or exc}") from None
+    except EOFError as exc:
+        raise DatasetError(f"input file {path!r} is a truncated gzip file: {exc}") from None
+    chunks, first_record = [], 0
+    header_lines = 1 if has_header else 0
+    for start, end, records in spans:
+        chunks.append(TableChunk(path=path, format=fmt, gzipped=gzipped, records=records, start=start, end=end,
+                                 header_end=header_end, first_record=first_record,
+                                 first_line=header_lines + first_record + 1))
+        first_record += records
+    return chunks
+
+
+def file_dtypes(path: str, fmt: str, gzipped: bool, read_options: dict) -> dict:
+    """column -> dtype name of the whole file as pandas reads it, from a chunked pass (bounded
+    memory): a column int in one part and float in another is float64; one that mixes numbers
+    or bools with text is text (``str``, pandas 3's string dtype). Columns the user typed through
+    ``read_options`` (``dtype``, ``parse_dates``, ``converters``) are left out. ``{}`` when the
+    file has a malformed record."""
+    import pandas as pd
+
+    seen: dict[str, set[str]] = {}
+    options = {k: v for k, v in read_options.items() if k not in ("dtype",)}
+    try:
+        for part in _iter_text(path, fmt, gzipped, options, chunksize=500_000):
+            for column, dtype in part.dtypes.items():
+                seen.setdefault(str(column), set()).add(str(dtype))
+    except (ValueError, pd.errors.ParserError, UnicodeDecodeError):
+        return {}  # a malformed record: its mini-batch fails when read, naming the line; the others
+        # are read with their own inferred dtypes
+    typed = set()
+    for key in ("dtype", "converters"):
+        if isinstance(read_options.get(key), dict):
+            typed |= {str(c) for c in read_options[key]}
+    if isinstance(read_options.get("parse_dates"), list):
+        typed |= {str(c) for c in read_options["parse_dates"]}
+    result = {}
+    for column, kinds in seen.items():
+        if column in typed:
+            continue
+        if len(kinds) == 1:
+            kind = next(iter(kinds))
+        elif kinds <= {"int64", "float64"}:
+            kind = "float64"
+        elif "object" in kinds:
+            kind = "object"
+        else:  # numbers or bools in one part, text in another: text, as a whole-file read gives
+            kind = "str"
+        if kind in ("int64", "float64", "bool", "object", "str"):
+            result[column] = kind
+    return result
+
+
+def _text_reader_options(fmt: str, read_options: dict) -> dict:
+    options = dict(read_options)
+    if fmt == "tsv":
+        options.setdefault("sep", "\t")
+    return options
+
+
+def _iter_text(path: str, fmt: str, gzipped: bool, read_options: dict, chunksize: int):
+    import pandas as pd
+
+    options = _text_reader_options(fmt, read_options)
+    compression = "gzip" if gzipped else None
+    if fmt == "jsonl":
+        reader = pd.read_json(path, lines=True, chunksize=chunksize, compression=compression, **options)
+    else:
+        reader = pd.read_csv(path, chunksize=chunksize, compression=compression, **options)
+    with reader:
+        yield from reader
+
+
+# ------------------------------------------------------------------------------------ parquet
+def row_group_bytes(meta, index: int) -> int:
+    """Bytes row group ``index`` takes in the file (its columns' compressed sizes), at least 1."""
+    rg = meta.row_group(index)
+    return max(1, sum(rg.column(c).total_compressed_size for c in range(rg.num_columns)))
+
+
+def split_parquet_file(path: str, size: int) -> list[TableChunk]:
+    """The chunks of one Parquet file: consecutive row groups while their compressed size stays
+    under ``size``; a row group larger than ``size`` split into row ranges of about ``size``
+    bytes. Raises DatasetError naming the file when it is not Parquet."""
+    import pyarrow.parquet as pq
+
+    try:
+        meta = pq.ParquetFile(path).metadata
+    except OSError as exc:
+        raise DatasetError(f"input file {path!r} cannot be read as Parquet: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises ArrowInvalid for a corrupt file
+        raise DatasetError(f"input file {path!r} is not a valid Parquet file: {exc}") from None
+    chunks: list[TableChunk] = []
+    group: list[int] = []
+    group_rows = group_bytes = 0
+    record = 0
+
+    def flush():
+        nonlocal group, group_rows, group_bytes, record
+        if group and group_rows:
+            chunks.append(TableChunk(path=path, format="parquet", records=group_rows,
+                                     row_groups=tuple(group), first_record=record))
+        record += group_rows
+        group, group_rows, group_bytes = [], 0, 0
+
+    for index in range(meta.num_row_groups):
+        rg = meta.row_group(index)
+        rows, nbytes = rg.num_rows, row_group_bytes(meta, index)
+        if nbytes > size and rows > 1:
+            flush()
+            pieces = min(rows, -(-nbytes // size))
+            step = -(-rows // pieces)
+            for row_start in range(0, rows, step):
+                row_stop = min(rows, row_start + step)
+                chunks.append(TableChunk(path=path, format="parquet", records=row_stop - row_start,
+                                         row_groups=(index,), row_start=row_start, row_stop=row_stop,
+                                         first_record=record + row_start))
+            record += rows
+            continue
+        if group and group_bytes + nbytes > size:
+            flush()
+        group.append(index)
+        group_rows += rows
+        group_bytes += nbytes
+    flush()
+    return chunks
+
+
+# ----------------------------------------------------------------------------- partition keys
+def read_columns(path: str, fmt: str, gzipped: bool, columns: list[str], read_options: dict):
+    """Only ``columns`` of a whole file, as a DataFrame. Raises DatasetError naming the file and
+    the missing column."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    try:
+        if fmt == "parquet":
+            frame = pq.read_table(path, columns=columns).to_pandas()
+        elif fmt == "jsonl":
+            frame = pd.read_json(path, lines=True, compression="gzip" if gzipped else None,
+                                 **_text_reader_options(fmt, read_options))
+        else:
+            frame = pd.read_csv(path, compression="gzip" if gzipped else None,
+                                **_text_reader_options(fmt, read_options))
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame(columns=columns)
+    except (OSError, ValueError, KeyError) as exc:
+        raise DatasetError(f"input file {path!r} cannot be read: {exc}") from None
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise DatasetError(f"input file {path!r} has no column {missing[0]!r} named in partition_keys "
+                           f"(columns: {', '.join(map(str, frame.columns))})")
+    return frame[columns]
+
+
+def _plain(value):
+    """A JSON-friendly Python value of a pandas/numpy scalar (NaN stays float('nan'))."""
+    return value.item() if hasattr(value, "item") else value
+
+
+def key_groups(files: list[tuple[str, str, bool]], keys: list[str], read_options: dict) -> list[TableChunk]:
+    """One TableChunk per distinct combination of ``keys`` across ``files`` ((path, format,
+    gzipped) in input order), in order of first appearance; ``records`` = its rows."""
+    import pandas as pd
+
+    groups: dict[tuple, dict] = {}
+    for path, fmt, gzipped in files:
+        frame = read_columns(path, fmt, gzipped, keys, read_options)
+        if frame.empty:
+            continue
+        counts = frame.groupby(keys, sort=False, dropna=False).size()
+        for key, rows in counts.items():
+            key = key if isinstance(key, tuple) else (key,)
+            entry = groups.setdefault(tuple(_plain(k) for k in key), {"files": [], "rows": 0, "formats": set()})
+            entry["files"].append(path)
+            entry["rows"] += int(rows)
+            entry["formats"].add((fmt, gzipped))
+    chunks = []
+    for key, entry in groups.items():
+        fmt, gzipped = sorted(entry["formats"])[0]
+        value = {k: (None if isinstance(v, float) and pd.isna(v) else v) for k, v in zip(keys, key)}
+        chunks.append(TableChunk(path=entry["files"][0], format=fmt, gzipped=gzipped, records=entry["rows"],
+                                 files=tuple(entry["files"]), key_value=value))
+    return chunks
+
+
+# ------------------------------------------------------------------------------------ reading
+class TableReadError(Exception):
+    """A mini-batch's data cannot be read (a malformed row, a missing file); the message names the
+    file and, where the reader tells, the line."""
+
+
+_LINE = re.compile(r"(line|row) (\d+)")
+
+
+def _with_file_line(message: str, chunk: TableChunk) -> str:
+    """pandas reports lines counted inside the bytes it was given (header = line 1); turn them into
+    the file's line numbers."""
+    def shift(match):
+        inner = int(match.group(2))
+        offset = chunk.first_line - (2 if chunk.header_end else 1)
+        return f"{match.group(1)} {inner + offset}"
+
+    return _LINE.sub(shift, message, count=1) if chunk.start else message
+
+
+def read_chunk(chunk: TableChunk, read_options: dict, cache: dict | None = None):
+    """The pandas DataFrame of ``chunk`` with the file's header and dtypes. ``cache`` (a dict)
+    keeps whole files read for partition-key groups. Raises TableReadError naming the file and
+    line."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    try:
+        if chunk.key_value is not None:
+            return _read_group(chunk, read_options, cache if cache is not None else {})
+        if chunk.format == "parquet":
+            handle = pq.ParquetFile(chunk.path)
+            columns = read_options.get("columns")
+            table = handle.read_row_groups(list(chunk.row_groups), columns=columns)
+            if chunk.row_start is not None:
+                table = table.slice(chunk.row_start, chunk.row_stop - chunk.row_start)
+            return table.to_pandas()
+        options = _text_reader_options(chunk.format, read_options)
+        if chunk.dtypes:
+            options["dtype"] = {**chunk.dtypes, **(options.get("dtype") or {})} if isinstance(
+                options.get("dtype", {}), dict) else options["dtype"]
+        if chunk.gzipped:
+            with gzip.open(chunk.path, "rb") as handle:
+                data = handle.read()
+        else:
+            with open(chunk.path, "rb") as handle:
+                header = handle.read(chunk.header_end) if chunk.header_end else b""
+                handle.seek(chunk.start)
+                data = header + handle.read(chunk.end - chunk.start)
+        if chunk.format == "jsonl":
+            return pd.read_json(io.BytesIO(data), lines=True, **options)
+        # a first record with one field too many must not silently become the index
+        options.setdefault("index_col", False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            return pd.read_csv(io.BytesIO(data), **options)
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame()
+    except (OSError, ValueError, pd.errors.ParserError, pd.errors.ParserWarning) as exc:
+        where = chunk.describe()
+        raise TableReadError(f"{type(exc).__name__} reading {where}: {_with_file_line(str(exc).strip(), chunk)}") from None
+
+
+def _read_group(chunk: TableChunk, read_options: dict, cache: dict):
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    parts = []
+    for path in chunk.files:
+        frame = cache.get(path)
+        if frame is None:
+            fmt, gzipped = chunk.format, chunk.gzipped
+            if fmt == "parquet":
+                frame = pq.read_table(path, columns=read_options.get("columns")).to_pandas()
+            elif fmt == "jsonl":
+                frame = pd.read_json(path, lines=True, compression="gzip" if gzipped else None,
+                                     **_text_reader_options(fmt, read_options))
+            else:
+                frame = pd.read_csv(path, compression="gzip" if gzipped else None,
+                                    **_text_reader_options(fmt, read_options))
+            while len(cache) >= 4:  # keep the last few files: groups of a shard share files
+                cache.pop(next(iter(cache)))
+            cache[path] = frame
+        mask = pd.Series(True, index=frame.index)
+        for key, value in chunk.key_value.items():
+            column = frame[key]
+            mask &= column.isna() if value is None else (column == value)
+        parts.append(frame[mask])
+    if not parts:
+        return pd.DataFrame()
+    return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0].reset_index(drop=True)
