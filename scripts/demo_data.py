@@ -2,12 +2,18 @@
 
     python scripts/demo_data.py images   --out resources/demo/mnist
     python scripts/demo_data.py model    --out resources/demo/model
+    python scripts/demo_data.py tf1-model --out resources/demo/model-tf1
     python scripts/demo_data.py accuracy --results R --labels L --out A
 
 images: scikit-learn's UCI handwritten digits (1,797 8x8 images, 0-16) scaled to 28x28 grayscale
 PNG files like MNIST (digit in the middle 20x20, 4-pixel black border), the test split as
 {i}.png plus labels.csv (file,label). model: a Keras MLP 784-300-100-10 trained on the train split,
-saved as mnist.keras. accuracy: the share of "<file>: <digit>" result lines that match labels.csv.
+saved as mnist.keras. tf1-model: the same MLP as a TensorFlow 1-style checkpoint, for the seed's
+own entry script (scripts/prs/): mnist-tf.model.{meta,index,data-*} plus `checkpoint`, input
+placeholder network/X:0 ([None, 784] float32, raw 0-255 pixels, as the seed feeds them: the graph
+scales them itself) and logits network/output/MatMul:0 (the output layer has no bias, so the
+MatMul is the whole logit). accuracy: the share of "<file>: <digit>" result lines that match
+labels.csv.
 Folders are written to a temporary sibling and renamed, so a killed build leaves nothing behind.
 """
 
@@ -96,6 +102,82 @@ def train_model(out: str) -> None:
           f"(held-out accuracy {test_accuracy:.4f}) -> {out}/mnist.keras")
 
 
+def _tf1_mlp(tf):
+    """The inference graph in the default graph: network/X:0 -> network/output/MatMul:0.
+
+    Returns (X, logits, variables). The variables start He-initialised with fixed seeds; the
+    output layer has no bias, so the seed's MatMul tensor is the whole logit.
+    """
+    sizes = [784, 300, 100, 10]
+    variables = []
+    with tf.name_scope("network"):
+        x = tf.placeholder(tf.float32, shape=[None, 784], name="X")
+        layer = x * (1.0 / 255.0)  # the seed feeds raw 0-255 pixels
+        for i, (scope, n_in, n_out) in enumerate(zip(["hidden1", "hidden2", "output"], sizes, sizes[1:])):
+            with tf.name_scope(scope):
+                w = tf.Variable(tf.random.normal([n_in, n_out], stddev=(2.0 / n_in) ** 0.5, seed=SEED + i),
+                                name="W")
+                layer = tf.matmul(layer, w)
+                variables.append(w)
+                if scope != "output":
+                    b = tf.Variable(tf.zeros([n_out]), name="b")
+                    layer = tf.nn.relu(layer + b)
+                    variables.append(b)
+    return x, layer, variables
+
+
+def train_tf1_model(out: str) -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow.compat.v1 as tf
+
+    tf.disable_eager_execution()
+    x_train, x_test, y_train, y_test = split()
+    x_train = x_train.reshape(-1, 784).astype(np.float32)  # raw 0-255, as the seed's script feeds
+    x_test = x_test.reshape(-1, 784).astype(np.float32)
+    rng = np.random.RandomState(SEED)
+
+    parent = os.path.dirname(os.path.abspath(out))
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=".tmp-demo-model-tf1-", dir=parent)
+    prefix = os.path.join(tmp, "mnist-tf.model")
+    try:
+        # Train in one graph and save its weights (index, data, checkpoint)...
+        with tf.Graph().as_default():
+            tf.set_random_seed(SEED)
+            x, logits, variables = _tf1_mlp(tf)
+            y = tf.placeholder(tf.int64, shape=[None], name="y")
+            loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
+            train_op = tf.train.AdamOptimizer(learning_rate=1e-3).minimize(loss)
+            with tf.Session() as sess:
+                sess.run(tf.global_variables_initializer())
+                for _ in range(20):
+                    order = rng.permutation(len(x_train))
+                    for start in range(0, len(order), 32):
+                        batch = order[start:start + 32]
+                        sess.run(train_op, feed_dict={x: x_train[batch], y: y_train[batch]})
+                tf.train.Saver(var_list=variables, save_relative_paths=True).save(
+                    sess, prefix, write_meta_graph=False)
+        # ... and the meta graph of a clean copy of the inference graph (no optimizer ops or state).
+        with tf.Graph().as_default():
+            tf.set_random_seed(SEED)
+            _tf1_mlp(tf)
+            tf.train.Saver(save_relative_paths=True).export_meta_graph(prefix + ".meta")
+
+        # Score it the way the seed's script loads it: import_meta_graph, restore, raw pixels.
+        with tf.Graph().as_default():
+            saver = tf.train.import_meta_graph(prefix + ".meta")
+            with tf.Session() as sess:
+                saver.restore(sess, prefix)
+                logits = sess.run("network/output/MatMul:0", feed_dict={"network/X:0": x_test})
+        test_accuracy = float(np.mean(np.argmax(logits, axis=1) == y_test))
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _publish(tmp, out)
+    print(f"demo TF1 model: MLP 784-300-100-10 trained on {len(x_train)} digits "
+          f"(held-out accuracy {test_accuracy:.4f}) -> {out}/mnist-tf.model")
+
+
 def score(results: str, labels: str, out: str) -> None:
     import pandas as pd
 
@@ -115,7 +197,7 @@ def score(results: str, labels: str, out: str) -> None:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("what", choices=["images", "model", "accuracy"])
+    parser.add_argument("what", choices=["images", "model", "tf1-model", "accuracy"])
     parser.add_argument("--out", required=True)
     parser.add_argument("--results")
     parser.add_argument("--labels")
@@ -124,6 +206,8 @@ def main(argv=None) -> int:
         write_images(args.out)
     elif args.what == "model":
         train_model(args.out)
+    elif args.what == "tf1-model":
+        train_tf1_model(args.out)
     else:
         score(args.results, args.labels, args.out)
     return 0

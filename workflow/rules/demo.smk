@@ -1,12 +1,14 @@
 # The bundled demo (the seed's MNIST walk-through): scikit-learn's handwritten digits written as
-# 28x28 PNG files, and a Keras model trained on the other split. Built only when the config points
-# at these paths and they are missing; nothing is downloaded.
+# 28x28 PNG files, and a Keras model trained on the other split (plus the same MLP as a TensorFlow
+# 1-style checkpoint for the seed's own script, config/examples/mnist-prs.yaml). Built only when the
+# config points at these paths and they are missing; nothing is downloaded.
 
 DEMO_IMAGES = "resources/demo/mnist"
 DEMO_MODEL = "resources/demo/model"
+DEMO_TF1_MODEL = "resources/demo/model-tf1"
 DEMO_SCRIPT = os.path.join(workflow.basedir, "scripts", "demo_data.py")
 
-check_paths_exist([DEMO_IMAGES, DEMO_MODEL])
+check_paths_exist([DEMO_IMAGES, DEMO_MODEL, DEMO_TF1_MODEL])
 
 
 rule demo_images:
@@ -25,6 +27,15 @@ rule demo_model:
         "resources/demo/logs/demo_model.log",
     shell:
         PYTHON + " " + shlex.quote(DEMO_SCRIPT) + " model --out {output:q} 2>&1 | tee {log:q}"
+
+
+rule demo_tf1_model:
+    output:
+        directory(DEMO_TF1_MODEL),
+    log:
+        "resources/demo/logs/demo_tf1_model.log",
+    shell:
+        PYTHON + " " + shlex.quote(DEMO_SCRIPT) + " tf1-model --out {output:q} 2>&1 | tee {log:q}"
 
 
 def demo_input_used():
