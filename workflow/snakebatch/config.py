@@ -116,6 +116,7 @@ class RunPlan:
     partition: PartitionSpec
     runner: RunnerSpec
     gather: GatherSpec
+    warnings: tuple[str, ...] = ()
 
 
 def is_url(path: str) -> bool:
@@ -270,7 +271,13 @@ def plan_run(config: dict, cores: int | None) -> RunPlan:
         allowed_failed_count=config["allowed_failed_count"],
         allowed_failed_percent=config["allowed_failed_percent"],
     )
+    warnings = []
+    if config["partition_keys"] and config["mini_batch_size"] is not None:
+        warnings.append(f"partition_keys and mini_batch_size are both set; the keys win: one mini-batch per "
+                        f"value of {', '.join(config['partition_keys'])} (mini_batch_size "
+                        f"{config['mini_batch_size']!r} is ignored)")
     return RunPlan(
+        warnings=tuple(warnings),
         run_name=run_name,
         run_dir=os.path.join("results", run_name),
         shard_count=shards,
