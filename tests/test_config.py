@@ -133,7 +133,7 @@ def test_every_key_has_a_description_and_all_but_the_required_ones_a_default():
                  "append_row_format", "run_invocation_timeout", "run_max_try", "node_count",
                  "process_count_per_node", "gpus_per_process", "logging_level"}
     assert spec_keys <= set(keys)
-    assert set(keys) - spec_keys == {"input", "allow_reuse"}
+    assert set(keys) - spec_keys == {"input", "allow_reuse", "append_row_dataframe_header"}
 
 
 @pytest.mark.parametrize("override,fragment", [
@@ -169,3 +169,30 @@ def test_a_tabular_plan_carries_format_read_options_and_partition_keys():
     assert (plan.runner.input_type, plan.runner.read_options, plan.runner.append_row_format) == (
         "tabular", {"na_values": ["-"]}, "parquet")
     assert type(plan.partition).from_json(plan.partition.to_json()) == plan.partition
+
+
+@pytest.mark.parametrize("argument,message", [
+    ("--mini_batch_size", "config key 'arguments': '--mini_batch_size' is reserved by ParallelRunStep for its own "
+                          "setting; set the config key 'mini_batch_size' instead (arguments are for the entry "
+                          "script's own options)"),
+    ("--error_threshold=5", "config key 'arguments': '--error_threshold' is reserved by ParallelRunStep for its own "
+                            "setting; set the config key 'error_threshold' instead (arguments are for the entry "
+                            "script's own options)"),
+    ("--client_sdk_version", "config key 'arguments': '--client_sdk_version' is reserved by ParallelRunStep for its "
+                             "own setting; snakebatch sets it itself (arguments are for the entry script's own options)"),
+])
+def test_parallelrunsteps_reserved_arguments_are_rejected(argument, message):
+    with pytest.raises(ConfigError) as info:
+        plan_run(validated({**MINIMAL, "arguments": ["--model_name", "m", argument, "3"]}), cores=1)
+    assert str(info.value) == message
+
+
+def test_parallelrunsteps_tuning_arguments_are_kept_and_the_dataframe_header_applies():
+    plan = plan_run(validated({**MINIMAL, "arguments": [
+        "--progress_update_timeout", "600", "--append_row_dataframe_header", "True", "--model_name", "m"]}), cores=1)
+    assert plan.runner.arguments == ("--progress_update_timeout", "600", "--append_row_dataframe_header", "True",
+                                     "--model_name", "m")
+    assert plan.runner.append_row_dataframe_header and plan.gather.append_row_dataframe_header
+    assert plan.warnings == ("arguments: --progress_update_timeout tunes ParallelRunStep's agents; snakebatch has "
+                             "none and ignores it (it stays in the entry script's sys.argv)",)
+    assert not plan_run(validated(MINIMAL), cores=1).gather.append_row_dataframe_header

@@ -279,8 +279,8 @@ def test_worker_sees_arguments_environment_models_side_inputs_and_context(tmp_pa
                      models={"m": str(model_dir)}, side_inputs={"lookup": lookup})
     results = run(tmp_path, spec, files[:2], size=1)
     assert lines(results) == [
-        repr(("2", "hi", "helper", "model", "lookup.csv", "shard-00000", True, 0, 0, ["--scale", "2", "--extra"])),
-        repr(("2", "hi", "helper", "model", "lookup.csv", "shard-00000", True, 1, 1, ["--scale", "2", "--extra"])),
+        repr(("2", "hi", "helper", "model", "lookup.csv", "process000", True, 0, 0, ["--scale", "2", "--extra"])),
+        repr(("2", "hi", "helper", "model", "lookup.csv", "process000", True, 1, 1, ["--scale", "2", "--extra"])),
     ]
     logs = tmp_path / "run" / "logs"
     assert "init on stdout" in open(logs / "user" / "stdout" / "shard-00000.stdout.txt").read()
@@ -475,3 +475,26 @@ def test_a_long_run_call_is_interrupted_when_another_shard_breaches_meanwhile(tm
     assert [r.index for r in results] == [0]      # the interrupted mini-batch is not a result
     assert run.stopped.startswith("stopped early: 3 failed item(s) > error_threshold 2 in this run so far")
     assert "shard 5: z.png: KeyError: 'z'" in run.stopped
+
+
+def test_entry_script_is_a_singleton_and_the_azureml_imports_resolve(tmp_path, files):
+    script = write(tmp_path / "prs_style.py", """
+        import os
+        from azureml_user.parallel_run import EntryScript
+        from azureml.core.model import Model
+        from azureml.core import Model as SameModel
+
+        def init():
+            global first
+            first = EntryScript()
+
+        def run(mini_batch):
+            es = EntryScript()
+            return [repr((es is first, Model is SameModel, es.agent_name, os.path.basename(Model.get_model_path("m")),
+                          os.environ["AZUREML_MODEL_DIR"] == Model.get_model_path("m"),
+                          os.environ["AZUREML_BI_OUTPUT_PATH"] == es.output_dir, os.path.isdir(es.output_dir),
+                          es.working_dir == os.getcwd()))]
+    """)
+    write(tmp_path / "model" / "w.bin", "w")
+    [result] = run(tmp_path, make_spec(script, models={"m": str(tmp_path / "model")}), files[:1], size=1)
+    assert list(result.lines) == [repr((True, True, "process000", "model", True, True, True, True))]

@@ -88,6 +88,7 @@ class RunnerSpec:
     allowed_failed_percent: float | None = None
     input_type: str = "file"
     read_options: dict = dataclasses.field(default_factory=dict)
+    append_row_dataframe_header: bool = False
 
 
 @_json_spec
@@ -104,6 +105,7 @@ class GatherSpec:
     error_threshold: int
     allowed_failed_count: int | None
     allowed_failed_percent: float | None
+    append_row_dataframe_header: bool = False
 
 
 @dataclass(frozen=True)
@@ -209,6 +211,52 @@ def _check_supported(config: dict) -> None:
                 raise _not_supported(f"{key}.{name}", path, "this version reads local paths only")
 
 
+# ParallelRunStep's own settings: an entry-script argument with one of these names is rejected, as
+# ParallelRunStep does, because the value belongs in the config (the key in the second column).
+RESERVED_ARGUMENTS = {
+    "--mini_batch_size": "mini_batch_size", "--error_threshold": "error_threshold",
+    "--allowed_failed_count": "allowed_failed_count", "--allowed_failed_percent": "allowed_failed_percent",
+    "--output_action": "output_action", "--append_row_file_name": "append_row_file_name",
+    "--logging_level": "logging_level", "--run_invocation_timeout": "run_invocation_timeout",
+    "--run_max_try": "run_max_try", "--process_count_per_node": "process_count_per_node",
+    "--node_count": "node_count", "--partition_keys": "partition_keys", "--entry_script": "entry_script",
+    "--scoring_module_name": "entry_script", "--output": "append_row_file_name",
+    "--client_sdk_version": None,
+}
+# ParallelRunStep's tuning arguments: accepted in ``arguments`` (and left in sys.argv) so a
+# migrated config runs; they tune ParallelRunStep's agents, which snakebatch has not.
+PRS_TUNING_ARGUMENTS = (
+    "--task_overhead_timeout", "--progress_update_timeout", "--first_task_creation_timeout",
+    "--resource_monitor_interval", "--copy_logs_to_parent", "--metrics_name_prefix",
+    "--push_metrics_to_parent", "--append_row_dataframe_header",
+)
+
+
+def check_arguments(arguments: list[str]) -> tuple[bool | None, list[str]]:
+    """Check the entry script's ``arguments`` like ParallelRunStep does.
+
+    Returns (append_row_dataframe_header given as ``--append_row_dataframe_header X`` or None,
+    warnings for tuning arguments snakebatch ignores). Raises ConfigError naming a reserved
+    argument (``--mini_batch_size`` ...) and the config key to set instead."""
+    header, warnings = None, []
+    for position, argument in enumerate(arguments):
+        name = argument.split("=", 1)[0]
+        if name in RESERVED_ARGUMENTS:
+            key = RESERVED_ARGUMENTS[name]
+            instead = f"set the config key {key!r} instead" if key else "snakebatch sets it itself"
+            raise ConfigError(f"config key 'arguments': {name!r} is reserved by ParallelRunStep for its own "
+                              f"setting; {instead} (arguments are for the entry script's own options)")
+        if name in PRS_TUNING_ARGUMENTS:
+            value = argument.split("=", 1)[1] if "=" in argument else (
+                arguments[position + 1] if position + 1 < len(arguments) else "true")
+            if name == "--append_row_dataframe_header":
+                header = str(value).strip().lower() in ("true", "1", "yes")
+            else:
+                warnings.append(f"arguments: {name} tunes ParallelRunStep's agents; snakebatch has none and "
+                                "ignores it (it stays in the entry script's sys.argv)")
+    return header, warnings
+
+
 def resolve_entry_script(entry_script: str, source_directory: str | None) -> tuple[str, str]:
     """Return (entry script path, source directory), both relative to the working directory or
     absolute. ParallelRunStep: the script is relative to ``source_directory`` when that is set;
@@ -226,6 +274,9 @@ def plan_run(config: dict, cores: int | None) -> RunPlan:
     Raises ConfigError naming the key for values the schema accepts but this version cannot run.
     """
     _check_supported(config)
+    arguments = [str(a) for a in config["arguments"]]
+    header_argument, argument_warnings = check_arguments(arguments)
+    dataframe_header = bool(config.get("append_row_dataframe_header", False)) or bool(header_argument)
     inp = config["input"]
     paths = tuple(inp["path"]) if isinstance(inp["path"], list) else (inp["path"],)
     run_name = config["run_name"]
@@ -246,7 +297,7 @@ def plan_run(config: dict, cores: int | None) -> RunPlan:
         run_name=run_name,
         entry_script=script,
         source_directory=source_dir,
-        arguments=tuple(str(a) for a in config["arguments"]),
+        arguments=tuple(arguments),
         environment_variables={k: str(v) for k, v in sorted(config["environment_variables"].items())},
         models=dict(sorted(config["models"].items())),
         side_inputs=dict(sorted(config["side_inputs"].items())),
@@ -261,6 +312,7 @@ def plan_run(config: dict, cores: int | None) -> RunPlan:
         allowed_failed_percent=config["allowed_failed_percent"],
         input_type=inp["type"],
         read_options=dict(inp.get("read_options") or {}),
+        append_row_dataframe_header=dataframe_header,
     )
     gather = GatherSpec(
         run_name=run_name,
@@ -270,8 +322,9 @@ def plan_run(config: dict, cores: int | None) -> RunPlan:
         error_threshold=int(config["error_threshold"]),
         allowed_failed_count=config["allowed_failed_count"],
         allowed_failed_percent=config["allowed_failed_percent"],
+        append_row_dataframe_header=dataframe_header,
     )
-    warnings = []
+    warnings = list(argument_warnings)
     if config["partition_keys"] and config["mini_batch_size"] is not None:
         warnings.append(f"partition_keys and mini_batch_size are both set; the keys win: one mini-batch per "
                         f"value of {', '.join(config['partition_keys'])} (mini_batch_size "

@@ -35,9 +35,10 @@ def set_context(context: WorkerContext) -> None:
 
 
 def _context() -> WorkerContext:
-    if _CONTEXT is None:
+    global _CONTEXT
+    if _CONTEXT is None:  # outside a worker (a test, a notebook): everything is the current folder
         cwd = os.getcwd()
-        return WorkerContext(agent_name="local", output_dir=cwd, working_dir=cwd, log_dir=cwd)
+        _CONTEXT = WorkerContext(agent_name="local", output_dir=cwd, working_dir=cwd, log_dir=cwd)
     return _CONTEXT
 
 
@@ -47,12 +48,22 @@ class EntryScript:
     Attributes: ``logger`` (a ``logging.Logger`` writing to the worker's stderr log),
     ``output_dir`` (folder for ``summary_only`` outputs, shared by all workers),
     ``working_dir`` (the run's working directory), ``log_dir`` (the user log folder),
-    ``agent_name`` (this worker's name, e.g. ``shard-00002``), ``side_inputs`` and ``models``
+    ``agent_name`` (this worker's name, ``processNNN`` with NNN its shard number), ``side_inputs`` and ``models``
     (``{name: absolute path}``). Outside a worker every folder is the current directory.
+    A singleton per process, as in ParallelRunStep: ``EntryScript() is EntryScript()``.
     """
 
-    def __init__(self) -> None:
-        ctx = _context()
+    _instance: EntryScript | None = None
+
+    def __new__(cls) -> EntryScript:
+        if cls._instance is None or cls._instance._context is not _context():
+            instance = super().__new__(cls)
+            instance._setup()
+            cls._instance = instance
+        return cls._instance
+
+    def _setup(self) -> None:
+        ctx = self._context = _context()
         self.agent_name = ctx.agent_name
         self.output_dir = ctx.output_dir
         self.working_dir = ctx.working_dir

@@ -245,7 +245,7 @@ def gather(spec: GatherSpec, shard_results: list[str], run_dir: str) -> dict:
             f"\nThe next run retries the failed mini-batches ({len(retry)} shard(s) rerun; "
             "finished mini-batches are reused)." if retry else ""))
     if merged:
-        write_merged(merged, results, spec.append_row_format)
+        write_merged(merged, results, spec.append_row_format, spec.append_row_dataframe_header)
     write_json_atomic(os.path.join(run_dir, "summary.json"), summary)
     write_text_atomic(success_marker, (spec.append_row_file_name if merged else "") + "\n")
     return summary
@@ -258,21 +258,23 @@ def _check_same(kind: str, first: tuple[int, object], result: MiniBatchResult, v
             f"{first[0]} returned {shown(first[1])}; every run() must return the same columns")
 
 
-def write_merged(path: str, results: list[MiniBatchResult], append_row_format: str) -> None:
+def write_merged(path: str, results: list[MiniBatchResult], append_row_format: str,
+                 dataframe_header: bool = False) -> None:
     """Write the merged output of ``results`` (in order) atomically to ``path``: ``txt`` one line
-    per element; ``csv`` the header once, then every mini-batch's rows; ``parquet`` one file with
-    the schema of the first result table. Raises ResultSchemaError naming two mini-batches whose
-    columns (csv) or schemas (parquet) differ; nothing is written then."""
+    per element (with ``dataframe_header``, DataFrame column names once first); ``csv`` the header
+    once, then every mini-batch's rows; ``parquet`` one file with the schema of the first result
+    table. Raises ResultSchemaError naming two mini-batches whose columns (csv, txt with header)
+    or schemas (parquet) differ; nothing is written then."""
     if append_row_format == "parquet":
         _write_parquet(path, results)
         return
     header = None
-    if append_row_format == "csv":
+    if append_row_format == "csv" or dataframe_header:
         headers = [(r.index, r.header) for r in results if r.header is not None]
         header = headers[0] if headers else None
         for result in results:
             if result.header is not None:
-                _check_same("csv", header, result, result.header, lambda h: f"columns {h!r}")
+                _check_same(append_row_format, header, result, result.header, lambda h: f"columns {h!r}")
     with atomic_open(path) as handle:
         if header is not None:
             handle.write(header[1] + "\n")

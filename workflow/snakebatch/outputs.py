@@ -99,13 +99,24 @@ def to_arrow_ipc(result) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
-def encode_result(result, append_row_format: str) -> tuple[list[str], str | None, bytes | None]:
-    """Encode a run() result for ``append_row_format``: (lines, header, arrow_ipc). ``txt``: lines
-    only; ``csv``: lines and the header line; ``parquet``: the Arrow IPC bytes only.
-    Raises ResultTypeError."""
+def txt_header(result) -> str | None:
+    """The column names of a DataFrame result as one txt line (space-separated, pandas quoting),
+    for ``append_row_dataframe_header``; None for a list or tuple."""
+    import pandas as pd
+
+    if not _is_dataframe(result):
+        return None
+    return _one_line(pd.DataFrame(columns=result.columns).to_csv(sep=" ", index=False, lineterminator="\n")[:-1])
+
+
+def encode_result(result, append_row_format: str,
+                  dataframe_header: bool = False) -> tuple[list[str], str | None, bytes | None]:
+    """Encode a run() result for ``append_row_format``: (lines, header, arrow_ipc). ``txt``: lines,
+    and with ``dataframe_header`` the column line of a DataFrame; ``csv``: lines and the header
+    line; ``parquet``: the Arrow IPC bytes only. Raises ResultTypeError."""
     if append_row_format == "csv":
         lines, header = to_csv_lines(result)
         return lines, header, None
     if append_row_format == "parquet":
         return [], None, to_arrow_ipc(result)
-    return to_txt_lines(result), None, None
+    return to_txt_lines(result), txt_header(result) if dataframe_header else None, None

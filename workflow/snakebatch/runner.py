@@ -576,7 +576,7 @@ def shard_log_paths(run_dir: str, shard: int) -> dict:
 def build_worker(spec: RunnerSpec, run_dir: str, shard: int) -> WorkerProcess:
     """The WorkerProcess of ``shard`` with absolute paths and its log files."""
     paths = shard_log_paths(run_dir, shard)
-    agent = f"shard-{shard_id(shard)}"
+    agent = f"process{shard:03d}"  # ParallelRunStep's agent names; log files keep shard-NNNNN
     context = WorkerContext(
         agent_name=agent,
         output_dir=os.path.abspath(os.path.join(run_dir, "outputs")),
@@ -592,6 +592,7 @@ def build_worker(spec: RunnerSpec, run_dir: str, shard: int) -> WorkerProcess:
         arguments=tuple(spec.arguments), environment_variables=dict(spec.environment_variables),
         append_row_format=spec.append_row_format, output_action=spec.output_action,
         input_type=spec.input_type, read_options=dict(spec.read_options),
+        append_row_dataframe_header=spec.append_row_dataframe_header,
         stdout_path=paths["stdout"], stderr_path=paths["stderr"], stack_path=paths["stack"], context=context,
     )
     worker = WorkerProcess(setup)

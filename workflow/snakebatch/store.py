@@ -60,7 +60,7 @@ def runner_fingerprint(spec: RunnerSpec, modules: list[str] | tuple[str, ...] = 
         except OSError:
             digest.update(f"module:{module}:missing\n".encode())
     digest.update(repr((spec.arguments, sorted(spec.environment_variables.items()),
-                        spec.output_action, spec.append_row_format, spec.input_type,
+                        spec.output_action, spec.append_row_format, spec.append_row_dataframe_header, spec.input_type,
                         json.dumps(spec.read_options, sort_keys=True, default=str))).encode())
     for key in ("models", "side_inputs"):
         for name, path in sorted(getattr(spec, key).items()):

@@ -55,6 +55,7 @@ class WorkerSetup:
     context: entry.WorkerContext
     input_type: str = "file"
     read_options: dict | None = None
+    append_row_dataframe_header: bool = False
 
 
 def _redirect_output(setup: WorkerSetup) -> None:
@@ -213,7 +214,8 @@ def worker_main(conn, setup: WorkerSetup) -> None:
             result = run(batch, context) if with_context else run(batch)
             extra = {}
             if setup.output_action == "append_row":
-                lines, extra["header"], extra["ipc"] = encode_result(result, setup.append_row_format)
+                lines, extra["header"], extra["ipc"] = encode_result(result, setup.append_row_format,
+                                                                     setup.append_row_dataframe_header)
             else:  # summary_only: the script wrote its own outputs; only the count matters
                 lines = []
             reply = ("ok", lines, result_length(result), time.process_time() - cpu_start, extra)

@@ -1,0 +1,53 @@
+# Data and models of the example configs in config/examples/ (iris.yaml, partition-per-column.yaml):
+# scikit-learn's iris data as a CSV, the same rows dealt into three CSV files, and a scikit-learn
+# classifier trained on the CSV. Built only when the config points at these paths and they are
+# missing; nothing is downloaded (scripts/examples/example_data.py).
+
+EXAMPLE_IRIS = "resources/examples/iris"
+EXAMPLE_IRIS_PARTS = "resources/examples/iris-parts"
+EXAMPLE_IRIS_MODEL = "resources/examples/iris-model"
+EXAMPLES_SCRIPT = os.path.join(workflow.basedir, "scripts", "examples", "example_data.py")
+
+EXAMPLE_PATHS = [EXAMPLE_IRIS, EXAMPLE_IRIS_PARTS, EXAMPLE_IRIS_MODEL]
+
+
+# common.smk's check_paths_exist checks *every* configured path against the list its caller
+# passes, so the first rule file that calls it (demo.smk) would reject an example path that is
+# still to be built. This file is included before demo.smk and makes the check know the example
+# paths too: demo.smk's call then accepts both sets.
+_check_paths_exist_without_examples = check_paths_exist
+
+
+def check_paths_exist(produced):
+    _check_paths_exist_without_examples([*produced, *EXAMPLE_PATHS])
+
+
+rule iris_data:
+    output:
+        directory(EXAMPLE_IRIS),
+    log:
+        "resources/examples/logs/iris_data.log",
+    shell:
+        PYTHON + " " + shlex.quote(EXAMPLES_SCRIPT) + " iris --out {output:q} 2>&1 | tee {log:q}"
+
+
+rule iris_parts:
+    input:
+        EXAMPLE_IRIS,
+    output:
+        directory(EXAMPLE_IRIS_PARTS),
+    log:
+        "resources/examples/logs/iris_parts.log",
+    shell:
+        PYTHON + " " + shlex.quote(EXAMPLES_SCRIPT) + " iris-parts --data {input:q} --out {output:q} 2>&1 | tee {log:q}"
+
+
+rule iris_model:
+    input:
+        EXAMPLE_IRIS,
+    output:
+        directory(EXAMPLE_IRIS_MODEL),
+    log:
+        "resources/examples/logs/iris_model.log",
+    shell:
+        PYTHON + " " + shlex.quote(EXAMPLES_SCRIPT) + " iris-model --data {input:q} --out {output:q} 2>&1 | tee {log:q}"
