@@ -7,9 +7,12 @@ configfile: "config/config.yaml"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/demo.smk"
+include: "workflow/rules/examples.smk"
 include: "workflow/rules/partition.smk"
 include: "workflow/rules/infer.smk"
 include: "workflow/rules/gather.smk"
+
+check_paths_exist()  # every configured path exists or is made by a rule above
 
 
 onstart:

@@ -216,3 +216,12 @@ def test_a_malformed_row_names_the_file_and_line(tmp_path):
         tabular.read_chunk(whole.table, {})
     assert str(info.value) == (f"ParserError reading {path}, lines 2-5: Error tokenizing data. C error: "
                                "Expected 2 fields in line 4, saw 3")
+
+
+def test_partition_keys_over_csv_gzip_and_parquet_files_read_each_in_its_format(tmp_path):
+    pd.DataFrame({"k": ["a", "b"], "n": [1, 2]}).to_csv(tmp_path / "1.csv", index=False)
+    with gzip.open(tmp_path / "2.csv.gz", "wt") as handle:
+        pd.DataFrame({"k": ["b", "a"], "n": [3, 4]}).to_csv(handle, index=False)
+    pd.DataFrame({"k": ["a"], "n": [5]}).to_parquet(tmp_path / "3.parquet", index=False)
+    mbs = batches(tmp_path, 1, partition_keys=("k",))
+    assert [tabular.read_chunk(mb.table, {})["n"].tolist() for mb in mbs] == [[1, 4, 5], [2, 3]]

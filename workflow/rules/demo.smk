@@ -8,7 +8,7 @@ DEMO_MODEL = "resources/demo/model"
 DEMO_TF1_MODEL = "resources/demo/model-tf1"
 DEMO_SCRIPT = os.path.join(workflow.basedir, "scripts", "demo_data.py")
 
-check_paths_exist([DEMO_IMAGES, DEMO_MODEL, DEMO_TF1_MODEL])
+PRODUCED_PATHS.extend([DEMO_IMAGES, DEMO_MODEL, DEMO_TF1_MODEL])
 
 
 rule demo_images:

@@ -8,18 +8,7 @@ EXAMPLE_IRIS_PARTS = "resources/examples/iris-parts"
 EXAMPLE_IRIS_MODEL = "resources/examples/iris-model"
 EXAMPLES_SCRIPT = os.path.join(workflow.basedir, "scripts", "examples", "example_data.py")
 
-EXAMPLE_PATHS = [EXAMPLE_IRIS, EXAMPLE_IRIS_PARTS, EXAMPLE_IRIS_MODEL]
-
-
-# common.smk's check_paths_exist checks *every* configured path against the list its caller
-# passes, so the first rule file that calls it (demo.smk) would reject an example path that is
-# still to be built. This file is included before demo.smk and makes the check know the example
-# paths too: demo.smk's call then accepts both sets.
-_check_paths_exist_without_examples = check_paths_exist
-
-
-def check_paths_exist(produced):
-    _check_paths_exist_without_examples([*produced, *EXAMPLE_PATHS])
+PRODUCED_PATHS.extend([EXAMPLE_IRIS, EXAMPLE_IRIS_PARTS, EXAMPLE_IRIS_MODEL])
 
 
 rule iris_data:

@@ -103,11 +103,13 @@ class TableChunk:
     dtypes: dict = field(default_factory=dict)
     files: tuple[str, ...] = ()
     key_value: dict | None = None
+    file_formats: tuple[tuple[str, bool], ...] = ()
 
     def to_json(self) -> dict:
         data = {k: getattr(self, k) for k in self.__dataclass_fields__}
         data["row_groups"] = list(self.row_groups)
         data["files"] = list(self.files)
+        data["file_formats"] = [list(f) for f in self.file_formats]
         return data
 
     @classmethod
@@ -115,6 +117,7 @@ class TableChunk:
         data = dict(data)
         data["row_groups"] = tuple(data.get("row_groups", ()))
         data["files"] = tuple(data.get("files", ()))
+        data["file_formats"] = tuple((str(f), bool(g)) for f, g in data.get("file_formats", ()))
         return cls(**data)
 
     def describe(self) -> str:
@@ -386,16 +389,17 @@ def key_groups(files: list[tuple[str, str, bool]], keys: list[str], read_options
         counts = frame.groupby(keys, sort=False, dropna=False).size()
         for key, rows in counts.items():
             key = key if isinstance(key, tuple) else (key,)
-            entry = groups.setdefault(tuple(_plain(k) for k in key), {"files": [], "rows": 0, "formats": set()})
+            entry = groups.setdefault(tuple(_plain(k) for k in key), {"files": [], "rows": 0, "formats": []})
             entry["files"].append(path)
             entry["rows"] += int(rows)
-            entry["formats"].add((fmt, gzipped))
+            entry["formats"].append((fmt, gzipped))
     chunks = []
     for key, entry in groups.items():
-        fmt, gzipped = sorted(entry["formats"])[0]
+        fmt, gzipped = entry["formats"][0]
         value = {k: (None if isinstance(v, float) and pd.isna(v) else v) for k, v in zip(keys, key)}
         chunks.append(TableChunk(path=entry["files"][0], format=fmt, gzipped=gzipped, records=entry["rows"],
-                                 files=tuple(entry["files"]), key_value=value))
+                                 files=tuple(entry["files"]), key_value=value,
+                                 file_formats=tuple(entry["formats"])))
     return chunks
 
 
@@ -467,10 +471,10 @@ def _read_group(chunk: TableChunk, read_options: dict, cache: dict):
     import pyarrow.parquet as pq
 
     parts = []
-    for path in chunk.files:
+    formats = chunk.file_formats or ((chunk.format, chunk.gzipped),) * len(chunk.files)
+    for path, (fmt, gzipped) in zip(chunk.files, formats):
         frame = cache.get(path)
         if frame is None:
-            fmt, gzipped = chunk.format, chunk.gzipped
             if fmt == "parquet":
                 frame = pq.read_table(path, columns=read_options.get("columns")).to_pandas()
             elif fmt == "jsonl":
