@@ -225,3 +225,13 @@ def test_partition_keys_over_csv_gzip_and_parquet_files_read_each_in_its_format(
     pd.DataFrame({"k": ["a"], "n": [5]}).to_parquet(tmp_path / "3.parquet", index=False)
     mbs = batches(tmp_path, 1, partition_keys=("k",))
     assert [tabular.read_chunk(mb.table, {})["n"].tolist() for mb in mbs] == [[1, 4, 5], [2, 3]]
+
+
+def test_every_split_position_keeps_quoted_newlines_and_commas_in_their_record(tmp_path):
+    text = 'a,b,c\n1,"x,\n""y""\n\nz",2\n3,"p\r\nq",4\n5,plain,6\n7,",",8\n'
+    path = write(tmp_path / "q.csv", text)
+    whole = pd.read_csv(path)
+    for size in range(1, len(text) + 1):   # a split target on every byte, inside quotes too
+        mbs = batches(path, size)
+        assert sum(mb.item_count for mb in mbs) == 4, size
+        pd.testing.assert_frame_equal(read_all(mbs), whole)

@@ -180,3 +180,22 @@ def test_results_with_different_columns_fail_naming_two_mini_batches(workflow):
     assert ("append_row_format parquet: mini-batch 1 returned schema (id: int64, extra: int64) but mini-batch 0 "
             "returned schema (id: int64); every run() must return the same columns") in proc.stderr
     assert not os.path.exists(workflow.path("results", "tab", "out.parquet"))
+
+
+def test_empty_and_header_only_files_give_zero_rows_without_a_crash(workflow):
+    os.makedirs(workflow.path("data"), exist_ok=True)
+    write(workflow.path("data", "a_empty.csv"), "")
+    write(workflow.path("data", "b_header.csv"), "id,name,score\n")
+    setup(workflow, """
+        def init():
+            pass
+        def run(mini_batch):
+            return mini_batch
+    """, files={"c.csv": source_frame().iloc[:3]}, append_row_format="csv", append_row_file_name="out.csv")
+    workflow.run()
+    assert workflow.read("results", "tab", "out.csv") == "id,name,score\n0,item 0,\n1,item 1,0.3333333333333333\n2,item 2,0.6666666666666666\n"
+    os.unlink(workflow.path("data", "c.csv"))
+    workflow.run()
+    assert workflow.read("results", "tab", "out.csv") == ""
+    summary = json.loads(workflow.read("results", "tab", "summary.json"))
+    assert (summary["status"], summary["items"], summary["mini_batches"]) == ("succeeded", 0, 0)

@@ -114,7 +114,10 @@ def test_exceeded_error_threshold_fails_with_the_root_cause(workflow):
     ({"mini_batchsize": 3}, "snakebatch: invalid config: config: Additional properties are not allowed ('mini_batchsize' was unexpected)"),
     ({"input": {"path": "missing_folder"}}, "snakebatch: invalid config: input.path: 'missing_folder' does not exist"),
     ({"entry_script": "nope.py"}, "snakebatch: invalid config: entry_script: 'scripts/nope.py' does not exist"),
-    ({"input": {"path": "data", "type": "tabular"}}, "config key 'input.type': value 'tabular' is not supported yet"),
+    ({"input": {"path": "data", "type": "tabular"}, "mini_batch_size": "lots"},
+     "snakebatch: invalid config: config key 'mini_batch_size': 'lots' is not a byte size such as 1024, '64KB', '1MB' or '1GB'"),
+    ({"input": {"path": "data", "type": "tabular"}, "arguments": ["--run_max_try", "5"]},
+     "config key 'arguments': '--run_max_try' is reserved by ParallelRunStep for its own setting; set the config key 'run_max_try' instead"),
 ])
 def test_bad_config_fails_the_dry_run_naming_the_key(workflow, config, message):
     setup(workflow, **config)
