@@ -196,3 +196,9 @@ def test_parallelrunsteps_tuning_arguments_are_kept_and_the_dataframe_header_app
     assert plan.warnings == ("arguments: --progress_update_timeout tunes ParallelRunStep's agents; snakebatch has "
                              "none and ignores it (it stays in the entry script's sys.argv)",)
     assert not plan_run(validated(MINIMAL), cores=1).gather.append_row_dataframe_header
+
+
+def test_a_bare_append_row_dataframe_header_flag_does_not_swallow_the_next_option():
+    plan = plan_run(validated({**MINIMAL, "arguments": ["--append_row_dataframe_header", "--foo", "bar"]}), cores=1)
+    assert plan.gather.append_row_dataframe_header
+    assert plan.runner.arguments == ("--append_row_dataframe_header", "--foo", "bar")

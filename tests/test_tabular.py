@@ -86,7 +86,10 @@ def test_a_last_record_without_newline_is_kept(tmp_path):
 @pytest.mark.parametrize("text", ["", "a,b,c\n", "a,b,c"], ids=["empty", "header-only", "header-no-newline"])
 def test_files_without_records_give_no_mini_batch(tmp_path, text):
     path = write(tmp_path / "none.csv", text)
-    assert batches(path, 10) == []
+    pd.DataFrame({"a": [1]}).to_csv(tmp_path / "some.csv", index=False)
+    assert [mb.table.path for mb in batches(tmp_path, 10)] == [str(tmp_path / "some.csv")]
+    with pytest.raises(DatasetError, match=r"the tabular dataset has no records \(1 file\(s\), all empty or header only\)"):
+        batches(path, 10)
 
 
 def test_one_file_or_many_and_mini_batches_never_cross_files(tmp_path):
@@ -235,3 +238,69 @@ def test_every_split_position_keeps_quoted_newlines_and_commas_in_their_record(t
         mbs = batches(path, size)
         assert sum(mb.item_count for mb in mbs) == 4, size
         pd.testing.assert_frame_equal(read_all(mbs), whole)
+
+
+ODD_CSVS = {
+    "literal-quote": 'name,text\nA,5" screen\nB,"multi\nline"\nC,after\nD,x\nE,y\n',
+    "literal-quote-at-field-end": 'name,text\nA,5"\nB,"multi\nline"\nC,"a ""b"" c"\nD,x""y\n',
+    "escaped-quotes": 'a,b\n1,"he said ""hi,\nthere"""\n2,""\n3,"""q"""\n',
+    "quote-after-closing": 'a,b\n1,"x"y\n2,"multi\nz"\n3,w\n',
+    "crlf-quoted": 'a,b\r\n1,"x\r\ny"\r\n2,z\r\n',
+    "blank-lines": 'a,b\n1,x\n\n\n2,y\n3,z\n',
+    "bom": '\ufeffa,b\n1,x\n2,y\n',
+}
+
+
+@pytest.mark.parametrize("name", sorted(ODD_CSVS))
+def test_odd_csvs_split_anywhere_read_back_like_pandas_reads_the_whole_file(tmp_path, name):
+    path = write(tmp_path / f"{name}.csv", ODD_CSVS[name])
+    whole = pd.read_csv(path)
+    for size in range(1, len(ODD_CSVS[name]) + 2):
+        pd.testing.assert_frame_equal(read_all(batches(path, size)), whole, obj=f"size {size}")
+
+
+def test_tsv_with_literal_quotes(tmp_path):
+    path = write(tmp_path / "t.tsv", 'a\tb\n1\tHe said "hi"\n2\t"multi\nline"\n3\tok\n')
+    whole = pd.read_csv(path, sep="\t")
+    for size in range(1, 40):
+        pd.testing.assert_frame_equal(read_all(batches(path, size)), whole)
+
+
+@pytest.mark.parametrize("read_options", [{"header": 0}, {"header": None}, {"header": 1}, {"sep": r"\s*,\s*", "engine": "python"}])
+def test_header_options_never_lose_rows(tmp_path, read_options):
+    path = write(tmp_path / "h.csv", "a,b\n1,2\n3,4\n5,6\n7,8\n")
+    whole = pd.read_csv(path, **read_options)
+    pd.testing.assert_frame_equal(read_all(batches(path, 8, read_options=read_options), read_options), whole)
+
+
+def test_old_mac_line_ends_are_read_whole(tmp_path):
+    path = tmp_path / "cr.csv"
+    path.write_bytes(b"a,b\r1,2\r3,4\r")
+    mbs = batches(path, 1)
+    assert [mb.item_count for mb in mbs] == [2]
+    assert read_all(mbs).to_dict("list") == {"a": [1, 3], "b": [2, 4]}
+
+
+def test_a_file_changed_after_partition_is_not_read_by_stale_offsets(tmp_path):
+    import os
+    import time
+
+    path = tmp_path / "d.csv"
+    TRICKY.to_csv(path, index=False)
+    mbs = batches(path, 64)
+    time.sleep(0.01)
+    TRICKY.assign(text="rewritten").to_csv(path, index=False)
+    os.utime(path, ns=(time.time_ns(), time.time_ns()))
+    with pytest.raises(tabular.TableReadError, match=r"d\.csv' changed after it was partitioned"):
+        tabular.read_chunk(mbs[1].table, {})
+
+
+def test_nan_partition_keys_form_one_group_across_files_and_datetimes_are_refused(tmp_path):
+    write(tmp_path / "n1.csv", "k,v\n1,a\n,b\n2,c\n")
+    write(tmp_path / "n2.csv", "k,v\n1,d\n,e\n")
+    mbs = batches(tmp_path, 1, partition_keys=("k",))
+    assert [(mb.table.key_value, mb.item_count) for mb in mbs] == [({"k": 1.0}, 2), ({"k": None}, 2), ({"k": 2.0}, 1)]
+    assert [tabular.read_chunk(mb.table, {})["v"].tolist() for mb in mbs] == [["a", "d"], ["b", "e"], ["c"]]
+    pd.DataFrame({"d": pd.to_datetime(["2024-01-01", "2024-01-02"]), "v": [1, 2]}).to_parquet(tmp_path / "t.parquet")
+    with pytest.raises(DatasetError, match=r"partition key column 'd' holds Timestamp values; partition_keys support text"):
+        batches(tmp_path / "t.parquet", 1, partition_keys=("d",))

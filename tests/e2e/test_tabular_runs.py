@@ -165,6 +165,24 @@ def test_partition_keys_give_each_group_once_with_its_context(workflow):
     assert "partition_keys and mini_batch_size are both set; the keys win" in proc.stderr
 
 
+def test_parquet_results_whose_types_widen_merge_into_one_schema(workflow):
+    setup(workflow, """
+        def init():
+            pass
+        def run(mini_batch):
+            out = mini_batch[["id"]].copy()
+            first = (mini_batch["id"] < 10).all()
+            out["v"] = [None if first else i for i in out["id"]]     # all-null, then int
+            out["w"] = [i for i in out["id"]] if first else [i / 2 for i in out["id"]]   # int, then float
+            return out
+    """, mini_batch_size=10 ** 6, append_row_format="parquet", append_row_file_name="out.parquet")
+    workflow.run()
+    back = pd.read_parquet(workflow.path("results", "tab", "out.parquet"))
+    assert back["id"].tolist() == list(range(24))
+    assert back["v"].isna().tolist() == [True] * 10 + [False] * 14
+    assert back["w"].tolist() == list(range(10)) + [i / 2 for i in range(10, 24)]
+
+
 def test_results_with_different_columns_fail_naming_two_mini_batches(workflow):
     setup(workflow, """
         def init():
@@ -178,7 +196,7 @@ def test_results_with_different_columns_fail_naming_two_mini_batches(workflow):
     proc = workflow.run(check=False)
     assert proc.returncode != 0
     assert ("append_row_format parquet: mini-batch 1 returned schema (id: int64, extra: int64) but mini-batch 0 "
-            "returned schema (id: int64); every run() must return the same columns") in proc.stderr
+            "returned schema (id: int64); every run() must return the same columns, with compatible types") in proc.stderr
     assert not os.path.exists(workflow.path("results", "tab", "out.parquet"))
 
 
@@ -194,8 +212,9 @@ def test_empty_and_header_only_files_give_zero_rows_without_a_crash(workflow):
     """, files={"c.csv": source_frame().iloc[:3]}, append_row_format="csv", append_row_file_name="out.csv")
     workflow.run()
     assert workflow.read("results", "tab", "out.csv") == "id,name,score\n0,item 0,\n1,item 1,0.3333333333333333\n2,item 2,0.6666666666666666\n"
-    os.unlink(workflow.path("data", "c.csv"))
-    workflow.run()
-    assert workflow.read("results", "tab", "out.csv") == ""
-    summary = json.loads(workflow.read("results", "tab", "summary.json"))
-    assert (summary["status"], summary["items"], summary["mini_batches"]) == ("succeeded", 0, 0)
+    os.unlink(workflow.path("data", "c.csv"))   # nothing but empty files: a clear error, as for an empty folder
+    proc = workflow.run(check=False)
+    assert proc.returncode != 0
+    assert ("snakebatch partition: error: input.path: 'data': the tabular dataset has no records (2 file(s), "
+            "all empty or header only)") in proc.stderr
+    assert not os.path.exists(workflow.path("results", "tab", "out.csv"))

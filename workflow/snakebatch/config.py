@@ -247,8 +247,9 @@ def check_arguments(arguments: list[str]) -> tuple[bool | None, list[str]]:
             raise ConfigError(f"config key 'arguments': {name!r} is reserved by ParallelRunStep for its own "
                               f"setting; {instead} (arguments are for the entry script's own options)")
         if name in PRS_TUNING_ARGUMENTS:
+            following = arguments[position + 1] if position + 1 < len(arguments) else None
             value = argument.split("=", 1)[1] if "=" in argument else (
-                arguments[position + 1] if position + 1 < len(arguments) else "true")
+                following if following is not None and not following.startswith("--") else "true")
             if name == "--append_row_dataframe_header":
                 header = str(value).strip().lower() in ("true", "1", "yes")
             else:

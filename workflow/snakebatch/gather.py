@@ -255,7 +255,8 @@ def _check_same(kind: str, first: tuple[int, object], result: MiniBatchResult, v
     if value != first[1]:
         raise ResultSchemaError(
             f"append_row_format {kind}: mini-batch {result.index} returned {shown(value)} but mini-batch "
-            f"{first[0]} returned {shown(first[1])}; every run() must return the same columns")
+            f"{first[0]} returned {shown(first[1])}; every run() must return the same columns, with "
+            "compatible types")
 
 
 def write_merged(path: str, results: list[MiniBatchResult], append_row_format: str,
@@ -288,23 +289,37 @@ def _write_parquet(path: str, results: list[MiniBatchResult]) -> None:
     import pyarrow.parquet as pq
 
     parts = [(r, r.table_file) for r in results if r.table_file]
-    first = None
+    schemas = []
     for result, table_file in parts:  # check every schema before writing anything
         try:
-            schema = pq.read_schema(table_file).remove_metadata()
+            schemas.append(pq.read_schema(table_file).remove_metadata())
         except OSError as exc:
             raise ManifestError(f"the result table of mini-batch {result.index} ({table_file!r}) cannot be "
                                 f"read: {exc}") from None
-        if first is None:
-            first = (result.index, schema)
-        _check_same("parquet", first, result, schema,
-                    lambda s: "schema (" + ", ".join(f"{f.name}: {f.type}" for f in s) + ")")
+    try:  # same columns; types may widen (int64 + double -> double, an all-null column -> its type)
+        schema = pa.unify_schemas(schemas, promote_options="permissive") if schemas else pa.schema([])
+        if any(s.names != schema.names for s in schemas):
+            raise pa.ArrowInvalid("different columns")
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        first = (parts[0][0].index, schemas[0])
+        for (result, _), other in zip(parts, schemas):
+            _check_same("parquet", first, result, other,
+                        lambda s: "schema (" + ", ".join(f"{f.name}: {f.type}" for f in s) + ")")
+        raise
     tmp = f"{path}.tmp-{os.getpid()}"
-    schema = pq.read_schema(parts[0][1]) if parts else pa.schema([])
-    with pq.ParquetWriter(tmp, schema) as writer:
-        for _, table_file in parts:
-            writer.write_table(pq.read_table(table_file).replace_schema_metadata(schema.metadata))
-    os.replace(tmp, path)
+    try:
+        with pq.ParquetWriter(tmp, schema) as writer:
+            for (result, table_file), own in zip(parts, schemas):
+                table = pq.read_table(table_file).replace_schema_metadata(None)
+                try:
+                    writer.write_table(table.cast(schema) if own != schema else table)
+                except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+                    raise ResultSchemaError(f"append_row_format parquet: mini-batch {result.index} cannot be "
+                                            f"converted to the merged schema: {exc}") from None
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def invalidate_result(run_dir: str) -> None:

@@ -16,7 +16,7 @@ import sys
 
 from .config import PartitionSpec
 from .datasets import FileItem, list_files, listing_fingerprint
-from .errors import SnakebatchError
+from .errors import DatasetError, SnakebatchError
 from .gather import invalidate_result
 from . import tabular
 from .manifest import MiniBatch, ShardManifest, shard_id
@@ -79,7 +79,11 @@ def make_table_mini_batches(listing: list[FileItem], spec: PartitionSpec, log=pr
                 if len(parts) > 1:
                     dtypes = tabular.file_dtypes(item.path, fmt, gzipped, spec.read_options)
                     parts = [dataclasses.replace(part, dtypes=dtypes) for part in parts]
-            chunks.extend((part, [item]) for part in parts)
+            chunks.extend((dataclasses.replace(part, size=item.size, mtime_ns=item.mtime_ns), [item])
+                          for part in parts)
+    if not chunks:
+        raise DatasetError(f"input.path: {', '.join(map(repr, spec.paths))}: the tabular dataset has no records "
+                           f"({len(files)} file(s), all empty or header only)")
     batches, first = [], 0
     for index, (chunk, items) in enumerate(chunks):
         digest = hashlib.sha256()

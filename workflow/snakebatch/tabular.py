@@ -85,7 +85,8 @@ class TableChunk:
     data records in the chunk (rows; for text a count of records, which blank lines may make
     larger than the rows pandas reads); ``first_record``: index of its first record in the file;
     ``first_line``: 1-based line of that record in the file; ``dtypes``: column -> dtype for
-    files cut into several chunks; ``files``/``key_value``: a partition-key group (all rows of
+    files cut into several chunks; ``size``/``mtime_ns``: the file as partitioned (a file changed
+    since cannot be read by offsets); ``files``/``key_value``: a partition-key group (all rows of
     ``files`` whose key columns equal ``key_value``)."""
 
     path: str
@@ -101,6 +102,8 @@ class TableChunk:
     row_start: int | None = None
     row_stop: int | None = None
     dtypes: dict = field(default_factory=dict)
+    size: int | None = None
+    mtime_ns: int | None = None
     files: tuple[str, ...] = ()
     key_value: dict | None = None
     file_formats: tuple[tuple[str, bool], ...] = ()
@@ -110,6 +113,7 @@ class TableChunk:
         data["row_groups"] = list(self.row_groups)
         data["files"] = list(self.files)
         data["file_formats"] = [list(f) for f in self.file_formats]
+        data["dtypes"] = [[column, dtype] for column, dtype in self.dtypes.items()]  # keeps int column names
         return data
 
     @classmethod
@@ -118,6 +122,7 @@ class TableChunk:
         data["row_groups"] = tuple(data.get("row_groups", ()))
         data["files"] = tuple(data.get("files", ()))
         data["file_formats"] = tuple((str(f), bool(g)) for f, g in data.get("file_formats", ()))
+        data["dtypes"] = {column: dtype for column, dtype in data.get("dtypes", ())}
         return cls(**data)
 
     def describe(self) -> str:
@@ -144,6 +149,19 @@ class TableChunk:
 
 
 # ----------------------------------------------------------------------------------- text files
+def _separator(fmt: str, read_options: dict) -> bytes | None:
+    """The one-byte field separator, None when it is not one byte (a regex, sniffing): then a file
+    is not split, because fields cannot be told apart without pandas."""
+    if fmt == "jsonl":
+        return b"\n"
+    sep = read_options.get("sep", read_options.get("delimiter", "\t" if fmt == "tsv" else ","))
+    if read_options.get("delim_whitespace"):
+        return None
+    if not isinstance(sep, str) or len(sep.encode()) != 1:
+        return None
+    return sep.encode()
+
+
 def _quote_char(fmt: str, read_options: dict) -> bytes | None:
     if fmt == "jsonl":
         return None  # a JSON string cannot hold a raw newline: every newline ends a record
@@ -152,30 +170,76 @@ def _quote_char(fmt: str, read_options: dict) -> bytes | None:
     return str(read_options.get("quotechar", '"')).encode()
 
 
-def record_ends(handle, quote: bytes | None, block: int = BLOCK):
-    """Yield the offset just past each record-ending newline of a text stream, in order: a
-    newline ends a record unless an odd number of ``quote`` bytes precede it (RFC 4180: quotes
-    inside a quoted field are doubled, so parity tells inside from outside). Streams ``block``
-    bytes at a time; quote-free stretches are handled at C speed."""
+def _quote_toggles(array, quote: int, starts, inside: bool, prev: int, closed_before: bool):
+    """The quotes of one block that change the quoted/unquoted state, the way pandas' C parser
+    reads them: outside a quoted field a quote opens one only at the start of a field (after a
+    separator or line break) - elsewhere it is a literal character, as in ``5" screen``; inside,
+    a quote closes the field, and a quote right after a closing one is an escaped quote (``""``)
+    that reopens it. One Python step per quote: used only for blocks with literal quotes."""
+    import numpy as np
+
+    toggles = np.zeros(len(array), dtype=bool)
+    last_close = -1 if closed_before else -2
+    for position in np.flatnonzero(array == quote).tolist():
+        before = int(array[position - 1]) if position else prev
+        if inside:
+            toggles[position], inside, last_close = True, False, position
+        elif position == last_close + 1 or before in starts:
+            toggles[position], inside = True, True
+    return toggles
+
+
+def record_end_blocks(handle, quote: bytes | None, sep: bytes | None = b",", block: int = BLOCK,
+                      skip_initial_space: bool = False):
+    """Yield, block by block, numpy arrays (int64, ascending) of the offsets just past each
+    record-ending newline of a text stream: a newline ends a record unless it lies inside a quoted
+    field. Quotes are read as pandas' C parser reads them (see _quote_toggles): RFC 4180 quoting
+    is handled fully vectorised (no Python work per record); a block holding a literal quote in an
+    unquoted field takes a slower exact path."""
+    import numpy as np
+
     offset = 0
     inside = False
-    pattern = re.compile(b"[" + re.escape(quote) + b"\n]") if quote else None
+    prev = 10  # the byte before the first one: as after a line break (a field starts)
+    closed_before = False  # the previous block ended with a quote that closed a field
+    starts = {10, 13} | ({sep[0]} if sep else set()) | ({32} if skip_initial_space else set())
+    start_bytes = np.array(sorted(starts), dtype=np.uint8)
     while True:
         data = handle.read(block)
         if not data:
             return
-        if quote is None or (not inside and quote not in data):
-            position = data.find(b"\n")
-            while position != -1:
-                yield offset + position + 1
-                position = data.find(b"\n", position + 1)
+        array = np.frombuffer(data, dtype=np.uint8)
+        newlines = array == 10
+        if quote is not None and (inside or quote in data):
+            quotes = array == quote[0]
+            state_after = (np.cumsum(quotes, dtype=np.uint8) + inside) & 1  # uint8 wraps: the low bit survives
+            state_before = np.empty_like(state_after)
+            state_before[0] = inside
+            state_before[1:] = state_after[:-1]
+            previous = np.empty_like(array)
+            previous[0] = prev
+            previous[1:] = array[:-1]
+            escaped = previous == quote[0]  # the second quote of a "" pair
+            literal = quotes & (state_before == 0) & ~np.isin(previous, start_bytes) & ~escaped
+            if literal.any():
+                toggles = _quote_toggles(array, quote[0], starts, inside, prev, closed_before)
+                state_after = (np.cumsum(toggles, dtype=np.uint8) + inside) & 1
+                closed_before = bool(toggles[-1] and not state_after[-1])
+            else:
+                closed_before = bool(quotes[-1] and not state_after[-1])
+            newlines &= state_after == 0
+            inside = bool(state_after[-1])
         else:
-            for match in pattern.finditer(data):
-                if match.group() == quote:
-                    inside = not inside
-                elif not inside:
-                    yield offset + match.end()
+            closed_before = False
+        prev = data[-1]
+        yield np.flatnonzero(newlines).astype(np.int64) + (offset + 1)
         offset += len(data)
+
+
+def record_ends(handle, quote: bytes | None, block: int = BLOCK):
+    """Offsets just past each record-ending newline, one by one (see record_end_blocks)."""
+    for ends in record_end_blocks(handle, quote, block):
+        yield from ends.tolist()
 
 
 def _open_binary(path: str, gzipped: bool):
@@ -189,26 +253,55 @@ def split_text_file(path: str, fmt: str, gzipped: bool, size: int, read_options:
     byte offsets (``skiprows``, ``comment``, ...), is one chunk. ``first_line`` assumes one line
     per record (exact unless quoted fields hold newlines). Raises DatasetError naming the file
     when it cannot be read."""
-    has_header = fmt != "jsonl" and read_options.get("header", "infer") not in (None, False)
+    import numpy as np
+
+    header_option = read_options.get("header", "infer")
+    has_header = fmt != "jsonl" and header_option is not None and header_option is not False
     quote = _quote_char(fmt, read_options)
-    unsplittable = gzipped or any(k in read_options for k in _UNSPLITTABLE_OPTIONS)
+    sep = _separator(fmt, read_options)
+    unsplittable = (gzipped or sep is None or any(k in read_options for k in _UNSPLITTABLE_OPTIONS)
+                    or (has_header and header_option not in ("infer", 0)))  # a header below line 1
     spans = []  # (start, end, records)
     try:
         with _open_binary(path, gzipped) as handle:
-            ends = record_ends(handle, quote)
-            header_end = (next(ends, None) if has_header else 0)
-            if header_end is None:  # empty, or a header without a newline: no data records
-                return []
-            start = previous = header_end
+            ends = record_end_blocks(handle, quote, sep, skip_initial_space=bool(read_options.get("skipinitialspace")))
+            header_end = 0
+            start = previous = 0
             records = 0
-            for end in ends:
-                records += 1
-                previous = end
-                if not unsplittable and end - start >= size:
-                    spans.append((start, end, records))
-                    start, records = end, 0
+            pending = next(ends, None)
+            if has_header:
+                while pending is not None and not len(pending):
+                    pending = next(ends, None)
+                if pending is not None:
+                    header_end, pending = int(pending[0]), pending[1:]
+                    start = previous = header_end
+            while pending is not None:
+                block = pending
+                while len(block):
+                    if unsplittable:
+                        records += len(block)
+                        previous = int(block[-1])
+                        break
+                    cut = int(np.searchsorted(block, start + size))  # first end with end - start >= size
+                    if cut == len(block):
+                        records += len(block)
+                        previous = int(block[-1])
+                        break
+                    end = int(block[cut])
+                    spans.append((start, end, records + cut + 1))
+                    start = previous = end
+                    records = 0
+                    block = block[cut + 1:]
+                pending = next(ends, None)
             handle.seek(previous)
             tail = handle.read()  # the last record may lack its newline
+            if not header_end and not spans and not records and b"\r" in tail.strip():
+                # no line feed at all: old Mac line ends (\r only); read whole, as pandas does
+                records = tail.strip().count(b"\r") + 1 - (1 if has_header else 0)
+                return [TableChunk(path=path, format=fmt, gzipped=gzipped, records=records, start=0,
+                                   end=len(tail), first_line=2 if has_header else 1)] if records > 0 else []
+            if has_header and not header_end:
+                return []  # empty, or a header without a line break: no data records
             if tail.strip():
                 records += 1
             if records:
@@ -219,6 +312,10 @@ def split_text_file(path: str, fmt: str, gzipped: bool, size: int, read_options:
         raise DatasetError(f"input file {path!r} cannot be read: {exc.strerror or exc}") from None
     except EOFError as exc:
         raise DatasetError(f"input file {path!r} is a truncated gzip file: {exc}") from None
+    if unsplittable and spans:  # one chunk: the whole file, read as it is (header included)
+        (_, end, records), = spans
+        return [TableChunk(path=path, format=fmt, gzipped=gzipped, records=records, start=0, end=end,
+                           first_line=2 if has_header else 1)]
     chunks, first_record = [], 0
     header_lines = 1 if has_header else 0
     for start, end, records in spans:
@@ -242,16 +339,16 @@ def file_dtypes(path: str, fmt: str, gzipped: bool, read_options: dict) -> dict:
     try:
         for part in _iter_text(path, fmt, gzipped, options, chunksize=500_000):
             for column, dtype in part.dtypes.items():
-                seen.setdefault(str(column), set()).add(str(dtype))
+                seen.setdefault(column, set()).add(str(dtype))
     except (ValueError, pd.errors.ParserError, UnicodeDecodeError):
         return {}  # a malformed record: its mini-batch fails when read, naming the line; the others
         # are read with their own inferred dtypes
     typed = set()
     for key in ("dtype", "converters"):
         if isinstance(read_options.get(key), dict):
-            typed |= {str(c) for c in read_options[key]}
+            typed |= set(read_options[key])
     if isinstance(read_options.get("parse_dates"), list):
-        typed |= {str(c) for c in read_options["parse_dates"]}
+        typed |= set(read_options["parse_dates"])
     result = {}
     for column, kinds in seen.items():
         if column in typed:
@@ -376,6 +473,22 @@ def _plain(value):
     return value.item() if hasattr(value, "item") else value
 
 
+def _key_value(path: str, column: str, value):
+    """A partition-key value as plain JSON (str, int, float, bool; NaN/None -> None, so missing
+    keys of all files form one group). Raises DatasetError naming the file and column for other
+    types (timestamps...), which would not survive the manifest."""
+    import pandas as pd
+
+    value = _plain(value)
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return None
+    if isinstance(value, (str, int, float, bool)):
+        return value
+    raise DatasetError(f"input file {path!r}: partition key column {column!r} holds {type(value).__name__} "
+                       "values; partition_keys support text, integer, float and boolean columns (read it "
+                       "as text with input.read_options, e.g. dtype: {" + f"{column}: str" + "})")
+
+
 def key_groups(files: list[tuple[str, str, bool]], keys: list[str], read_options: dict) -> list[TableChunk]:
     """One TableChunk per distinct combination of ``keys`` across ``files`` ((path, format,
     gzipped) in input order), in order of first appearance; ``records`` = its rows."""
@@ -388,15 +501,16 @@ def key_groups(files: list[tuple[str, str, bool]], keys: list[str], read_options
             continue
         counts = frame.groupby(keys, sort=False, dropna=False).size()
         for key, rows in counts.items():
-            key = key if isinstance(key, tuple) else (key,)
-            entry = groups.setdefault(tuple(_plain(k) for k in key), {"files": [], "rows": 0, "formats": []})
+            key = tuple(_key_value(path, column, value) for column, value in
+                        zip(keys, key if isinstance(key, tuple) else (key,)))
+            entry = groups.setdefault(key, {"files": [], "rows": 0, "formats": []})
             entry["files"].append(path)
             entry["rows"] += int(rows)
             entry["formats"].append((fmt, gzipped))
     chunks = []
     for key, entry in groups.items():
         fmt, gzipped = entry["formats"][0]
-        value = {k: (None if isinstance(v, float) and pd.isna(v) else v) for k, v in zip(keys, key)}
+        value = dict(zip(keys, key))
         chunks.append(TableChunk(path=entry["files"][0], format=fmt, gzipped=gzipped, records=entry["rows"],
                                  files=tuple(entry["files"]), key_value=value,
                                  file_formats=tuple(entry["formats"])))
@@ -431,6 +545,11 @@ def read_chunk(chunk: TableChunk, read_options: dict, cache: dict | None = None)
     import pyarrow.parquet as pq
 
     try:
+        if chunk.size is not None:
+            stat = os.stat(chunk.path)
+            if (stat.st_size, stat.st_mtime_ns) != (chunk.size, chunk.mtime_ns):
+                raise TableReadError(f"input file {chunk.path!r} changed after it was partitioned (size "
+                                     f"{chunk.size} -> {stat.st_size} bytes); the next run partitions it again")
         if chunk.key_value is not None:
             return _read_group(chunk, read_options, cache if cache is not None else {})
         if chunk.format == "parquet":
