@@ -12,6 +12,7 @@ from snakebatch.config import RunnerSpec
 from snakebatch.errors import ConfigError, EntryScriptError
 from snakebatch.manifest import MiniBatch, ShardManifest
 from snakebatch.partition import manifest_path
+from snakebatch.results import MiniBatchResult
 from snakebatch.runner import run_shard
 
 ECHO = """
@@ -60,8 +61,9 @@ def run(tmp_path, spec, files, size=3):
         assert records[-1] == {"stopped_early": stopped, "total_mini_batches": len(make_manifest_batches(files, size))}
         records = records[:-1]
     assert [r["index"] for r in records] == [r.index for r in results]
+    assert all(r.lines == () for r in results)   # the lines live in the shard file, not in memory
     run.stopped = stopped
-    return results
+    return [MiniBatchResult.from_json(json.dumps(record)) for record in records]   # as gather reads them
 
 
 def lines(results):

@@ -15,6 +15,7 @@ next run retries and finishes those shards, reusing what they finished), and the
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import dataclasses
 import glob
@@ -42,9 +43,10 @@ class ShardResults:
     total_mini_batches: int | None = None
 
 
-def read_shard_file(path: str) -> ShardResults:
+def read_shard_file(path: str, on_result=None) -> ShardResults:
     """Read one shard result file; ManifestError names the file and line when it is missing or
-    corrupt."""
+    corrupt. With ``on_result`` (a callable), each result is handed to it as it is read and kept
+    without its lines, so a large shard never sits in memory whole."""
     results: list[MiniBatchResult] = []
     trailer: dict = {}
     try:
@@ -54,9 +56,13 @@ def read_shard_file(path: str) -> ShardResults:
                     if line.startswith('{"stopped_early"'):
                         trailer = json.loads(line)
                         continue
-                    results.append(MiniBatchResult.from_json(line))
+                    result = MiniBatchResult.from_json(line)
                 except (ValueError, KeyError, TypeError) as exc:
                     raise ManifestError(f"shard result {path!r} line {number} is corrupt: {exc!r}") from None
+                if on_result is not None:
+                    on_result(result)
+                    result = dataclasses.replace(result, lines=())
+                results.append(result)
     except FileNotFoundError:
         raise ManifestError(f"shard result {path!r} does not exist") from None
     return ShardResults(path=path, results=tuple(results), stopped_early=trailer.get("stopped_early"),
@@ -178,7 +184,29 @@ def gather(spec: GatherSpec, shard_results: list[str], run_dir: str) -> dict:
 
     Raises ErrorThresholdExceeded (after writing the reports) when a threshold is exceeded, and
     ManifestError when a shard result is missing or corrupt."""
-    shards = [read_shard_file(path) for path in shard_results]
+    merged = os.path.join(run_dir, spec.append_row_file_name) if spec.output_action == "append_row" else None
+    success_marker = os.path.join(run_dir, "_SUCCESS")
+    for stale in (success_marker, merged):
+        if stale and os.path.exists(stale):
+            os.unlink(stale)
+    # txt/csv: the merged file is written while the shard files are read (one mini-batch in memory
+    # at a time) to a temporary file that becomes the merged file only when the run succeeded
+    streaming = merged is not None and spec.append_row_format != "parquet"
+    with contextlib.ExitStack() as stack:
+        writer = None
+        if streaming:
+            writer = _LineWriter(stack.enter_context(atomic_open(merged)), spec.append_row_format,
+                                 spec.append_row_dataframe_header)
+        summary = _gather(spec, shard_results, run_dir, writer, merged, success_marker)
+    if merged and not streaming:
+        _write_parquet(merged, [r for path in shard_results for r in read_shard_file(path).results])
+    write_json_atomic(os.path.join(run_dir, "summary.json"), summary)
+    write_text_atomic(success_marker, (spec.append_row_file_name if merged else "") + "\n")
+    return summary
+
+
+def _gather(spec: GatherSpec, shard_results: list[str], run_dir: str, writer, merged, success_marker) -> dict:
+    shards = [read_shard_file(path, on_result=writer.write if writer else None) for path in shard_results]
     results = [result for shard in shards for result in shard.results]
     stopped = [shard for shard in shards if shard.stopped_early]
     tally = Tally.of(results)
@@ -191,11 +219,6 @@ def gather(spec: GatherSpec, shard_results: list[str], run_dir: str) -> dict:
         check_order(results)
         breaches = threshold_breaches(tally, spec)
     status = "failed" if breaches else "succeeded"
-    merged = os.path.join(run_dir, spec.append_row_file_name) if spec.output_action == "append_row" else None
-    success_marker = os.path.join(run_dir, "_SUCCESS")
-    for stale in (success_marker, merged):
-        if stale and os.path.exists(stale):
-            os.unlink(stale)
 
     summary = {
         "run_name": spec.run_name,
@@ -244,10 +267,6 @@ def gather(spec: GatherSpec, shard_results: list[str], run_dir: str) -> dict:
         raise ErrorThresholdExceeded("\n".join(result_text[3:]) + (
             f"\nThe next run retries the failed mini-batches ({len(retry)} shard(s) rerun; "
             "finished mini-batches are reused)." if retry else ""))
-    if merged:
-        write_merged(merged, results, spec.append_row_format, spec.append_row_dataframe_header)
-    write_json_atomic(os.path.join(run_dir, "summary.json"), summary)
-    write_text_atomic(success_marker, (spec.append_row_file_name if merged else "") + "\n")
     return summary
 
 
@@ -259,29 +278,26 @@ def _check_same(kind: str, first: tuple[int, object], result: MiniBatchResult, v
             "compatible types")
 
 
-def write_merged(path: str, results: list[MiniBatchResult], append_row_format: str,
-                 dataframe_header: bool = False) -> None:
-    """Write the merged output of ``results`` (in order) atomically to ``path``: ``txt`` one line
-    per element (with ``dataframe_header``, DataFrame column names once first); ``csv`` the header
-    once, then every mini-batch's rows; ``parquet`` one file with the schema of the first result
-    table. Raises ResultSchemaError naming two mini-batches whose columns (csv, txt with header)
-    or schemas (parquet) differ; nothing is written then."""
-    if append_row_format == "parquet":
-        _write_parquet(path, results)
-        return
-    header = None
-    if append_row_format == "csv" or dataframe_header:
-        headers = [(r.index, r.header) for r in results if r.header is not None]
-        header = headers[0] if headers else None
-        for result in results:
-            if result.header is not None:
-                _check_same(append_row_format, header, result, result.header, lambda h: f"columns {h!r}")
-    with atomic_open(path) as handle:
-        if header is not None:
-            handle.write(header[1] + "\n")
-        for result in results:
-            for line in result.lines:
-                handle.write(line + "\n")
+class _LineWriter:
+    """Writes the merged txt/csv file as results arrive, in order: ``txt`` one line per element
+    (with ``dataframe_header``, the DataFrame column names once, first); ``csv`` the header once,
+    then every mini-batch's rows. Raises ResultSchemaError naming two mini-batches whose columns
+    differ (the caller's temporary file is then dropped)."""
+
+    def __init__(self, handle, append_row_format: str, dataframe_header: bool) -> None:
+        self.handle = handle
+        self.format = append_row_format
+        self.wants_header = append_row_format == "csv" or dataframe_header
+        self.header: tuple[int, str] | None = None
+
+    def write(self, result: MiniBatchResult) -> None:
+        if self.wants_header and result.header is not None:
+            if self.header is None:
+                self.header = (result.index, result.header)
+                self.handle.write(result.header + "\n")
+            _check_same(self.format, self.header, result, result.header, lambda h: f"columns {h!r}")
+        for line in result.lines:
+            self.handle.write(line + "\n")
 
 
 def _write_parquet(path: str, results: list[MiniBatchResult]) -> None:

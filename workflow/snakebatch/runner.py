@@ -307,6 +307,7 @@ class ShardRunner:
         self.stopped_early: str | None = None
         self.init_failures = 0
         self.shard = 0
+        self.on_result = None  # called with each finished MiniBatchResult, in order
         self._manifest: ShardManifest | None = None
         self._mine: progress.ShardProgress | None = None
         self._watching = False
@@ -535,6 +536,9 @@ class ShardRunner:
                 except _StopEarly:  # another shard's failures went over a threshold meanwhile
                     log.warning("mini-batch %d interrupted: the run stopped early", mini_batch.index)
                     break
+                if self.on_result is not None:  # written out now; keep only the counts in memory
+                    self.on_result(result)
+                    result = dataclasses.replace(result, lines=())
                 results.append(result)
                 done_items += result.item_count
                 elapsed = time.monotonic() - start
@@ -603,8 +607,9 @@ def build_worker(spec: RunnerSpec, run_dir: str, shard: int) -> WorkerProcess:
 def run_shard(spec: RunnerSpec, manifest_path: str, output_path: str,
               run_dir: str) -> tuple[list[MiniBatchResult], str | None]:
     """Run one shard job end to end and write its result file atomically (one JSON line per
-    mini-batch, then a trailer line when it stopped early). Returns the results and why it
-    stopped early (None when it ran every mini-batch). Raises SnakebatchError subclasses with a
+    mini-batch, written as each finishes to a temporary file, then a trailer line when it stopped
+    early). Returns the results (without their lines, which are in the file) and why it stopped
+    early (None when it ran every mini-batch). Raises SnakebatchError subclasses with a
     clear message."""
     invalidate_result(run_dir)
     manifest = ShardManifest.read(manifest_path)
@@ -623,10 +628,9 @@ def run_shard(spec: RunnerSpec, manifest_path: str, output_path: str,
         store = MiniBatchStore(os.path.join(run_dir, "minibatches"), spec, run_dir)
         runner = ShardRunner(spec, build_worker(spec, run_dir, manifest.shard), store, paths["error"], run_dir)
         log.info("shard %d/%d: %d mini-batch(es)", manifest.shard, manifest.shard_count, len(manifest.mini_batches))
-        results = runner.run(manifest)
-        with atomic_open(output_path) as handle:
-            for result in results:
-                handle.write(result.to_json() + "\n")
+        with atomic_open(output_path) as handle:  # becomes the shard result only when the shard ends well
+            runner.on_result = lambda result: handle.write(result.to_json() + "\n")
+            results = runner.run(manifest)
             if runner.stopped_early:  # the trailer gather looks for (see gather.read_shard_file)
                 handle.write(json.dumps({"stopped_early": runner.stopped_early,
                                          "total_mini_batches": manifest.total_mini_batches}) + "\n")
