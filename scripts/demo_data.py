@@ -28,6 +28,8 @@ import tempfile
 
 import numpy as np
 
+from snakebatch.storage import publish_folder
+
 SEED = 0
 TEST_SIZE = 0.25
 
@@ -53,15 +55,6 @@ def split():
                             stratify=digits.target)
 
 
-def _publish(tmp: str, out: str) -> None:
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(tmp, 0o777 & ~mask)  # mkdtemp makes 0700
-    if os.path.exists(out):
-        shutil.rmtree(out)
-    os.rename(tmp, out)
-
-
 def write_images(out: str) -> None:
     from PIL import Image
 
@@ -74,7 +67,7 @@ def write_images(out: str) -> None:
         for i, (pixels, label) in enumerate(zip(x_test, y_test)):
             Image.fromarray(pixels, mode="L").save(os.path.join(tmp, f"{i}.png"))
             labels.write(f"{i}.png,{label}\n")
-    _publish(tmp, out)
+    publish_folder(tmp, out)
     print(f"demo images: {len(x_test)} test digits as 28x28 PNG in {out}/ (labels in {out}/labels.csv)")
 
 
@@ -97,7 +90,7 @@ def train_model(out: str) -> None:
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=".tmp-demo-model-", dir=parent)
     model.save(os.path.join(tmp, "mnist.keras"))
-    _publish(tmp, out)
+    publish_folder(tmp, out)
     print(f"demo model: MLP 784-300-100-10 trained on {len(x_train)} digits "
           f"(held-out accuracy {test_accuracy:.4f}) -> {out}/mnist.keras")
 
@@ -173,7 +166,7 @@ def train_tf1_model(out: str) -> None:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    _publish(tmp, out)
+    publish_folder(tmp, out)
     print(f"demo TF1 model: MLP 784-300-100-10 trained on {len(x_train)} digits "
           f"(held-out accuracy {test_accuracy:.4f}) -> {out}/mnist-tf.model")
 

@@ -12,3 +12,17 @@ def dataset(tmp_path):
     for i in range(10):
         write(folder / f"f{i:02d}.txt", f"{i}\n")
     return folder
+
+
+@pytest.fixture
+def files(dataset):
+    """The ten paths of ``dataset``, in order."""
+    return [str(dataset / f"f{i:02d}.txt") for i in range(10)]
+
+
+@pytest.fixture
+def init_log(tmp_path, monkeypatch):
+    """A file the test entry scripts append a line to on each init() (``$INIT_LOG``)."""
+    path = str(tmp_path / "init.log")
+    monkeypatch.setenv("INIT_LOG", path)
+    return path

@@ -70,18 +70,6 @@ def lines(results):
     return [line for r in results for line in r.lines]
 
 
-@pytest.fixture
-def files(dataset):
-    return [str(dataset / f"f{i:02d}.txt") for i in range(10)]
-
-
-@pytest.fixture
-def init_log(tmp_path, monkeypatch):
-    path = str(tmp_path / "init.log")
-    monkeypatch.setenv("INIT_LOG", path)
-    return path
-
-
 def init_count(path):
     return open(path).read().count("init") if os.path.exists(path) else 0
 

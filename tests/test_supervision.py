@@ -21,18 +21,6 @@ def names(paths):
     return [os.path.basename(p) for p in paths]
 
 
-@pytest.fixture
-def files(dataset):
-    return [str(dataset / f"f{i:02d}.txt") for i in range(10)]
-
-
-@pytest.fixture
-def init_log(tmp_path, monkeypatch):
-    path = str(tmp_path / "init.log")
-    monkeypatch.setenv("INIT_LOG", path)
-    return path
-
-
 @pytest.mark.parametrize("hang", [
     "time.sleep(120)",                                                # Python
     "ctypes.CDLL(None).sleep(120)",                                   # native code, signals not seen by Python

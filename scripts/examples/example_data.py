@@ -23,21 +23,14 @@ import shutil
 import sys
 import tempfile
 
+from snakebatch.storage import publish_folder
+
 SEED = 0
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 LABEL = "species"
 IRIS_FILE = "iris.csv"
 MODEL_FILE = "iris.joblib"
 PARTS = 3
-
-
-def _publish(tmp: str, out: str) -> None:
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(tmp, 0o777 & ~mask)  # mkdtemp makes 0700
-    if os.path.exists(out):
-        shutil.rmtree(out)
-    os.rename(tmp, out)
 
 
 def _build(out: str, prefix: str, write) -> None:
@@ -50,7 +43,7 @@ def _build(out: str, prefix: str, write) -> None:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    _publish(tmp, out)
+    publish_folder(tmp, out)
 
 
 def iris_frame():

@@ -13,6 +13,13 @@ from helpers import write
 
 pytestmark = pytest.mark.slow
 
+IDENTITY = """
+    def init():
+        pass
+    def run(mini_batch):
+        return mini_batch
+"""
+
 WEIRD = ["plain", "with space", 'quote " inside', "comma, here", "ünïcödé ✓", "", "new\nline", "tab\there"]
 
 
@@ -105,12 +112,7 @@ def test_a_malformed_row_fails_only_its_mini_batch_naming_file_and_line(workflow
     rows = "id,name\n" + "".join(f"{i},n{i}\n" for i in range(6)) + "6,n6,EXTRA\n" + "".join(f"{i},n{i}\n" for i in range(7, 12))
     os.makedirs(workflow.path("data"), exist_ok=True)
     write(workflow.path("data", "bad.csv"), rows)
-    setup(workflow, """
-        def init():
-            pass
-        def run(mini_batch):
-            return mini_batch
-    """, files={}, mini_batch_size=16, append_row_format="csv", append_row_file_name="out.csv")
+    setup(workflow, IDENTITY, files={}, mini_batch_size=16, append_row_format="csv", append_row_file_name="out.csv")
     workflow.run()
     # mini-batches of >= 16 bytes: records 0-3 | 4, 5, 6 (the bad one) | 7-10 | 11
     back = pd.read_csv(workflow.path("results", "tab", "out.csv"))
@@ -204,12 +206,7 @@ def test_empty_and_header_only_files_give_zero_rows_without_a_crash(workflow):
     os.makedirs(workflow.path("data"), exist_ok=True)
     write(workflow.path("data", "a_empty.csv"), "")
     write(workflow.path("data", "b_header.csv"), "id,name,score\n")
-    setup(workflow, """
-        def init():
-            pass
-        def run(mini_batch):
-            return mini_batch
-    """, files={"c.csv": source_frame().iloc[:3]}, append_row_format="csv", append_row_file_name="out.csv")
+    setup(workflow, IDENTITY, files={"c.csv": source_frame().iloc[:3]}, append_row_format="csv", append_row_file_name="out.csv")
     workflow.run()
     assert workflow.read("results", "tab", "out.csv") == "id,name,score\n0,item 0,\n1,item 1,0.3333333333333333\n2,item 2,0.6666666666666666\n"
     os.unlink(workflow.path("data", "c.csv"))   # nothing but empty files: a clear error, as for an empty folder

@@ -67,3 +67,17 @@ def read_json(path: str | os.PathLike, what: str):
         raise ManifestError(f"{what} {os.fspath(path)!r} does not exist") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ManifestError(f"{what} {os.fspath(path)!r} is corrupt: {exc}") from None
+
+
+def publish_folder(tmp: str, out: str) -> None:
+    """Make the finished folder ``tmp`` (from ``tempfile.mkdtemp`` next to ``out``) appear as
+    ``out``: permissions as the umask gives (mkdtemp makes 0700), an older ``out`` replaced, one
+    rename, so a killed build never leaves a half-written ``out``."""
+    import shutil
+
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(tmp, 0o777 & ~mask)
+    if os.path.exists(out):
+        shutil.rmtree(out)
+    os.rename(tmp, out)
