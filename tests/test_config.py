@@ -133,7 +133,7 @@ def test_every_key_has_a_description_and_all_but_the_required_ones_a_default():
                  "append_row_format", "run_invocation_timeout", "run_max_try", "node_count",
                  "process_count_per_node", "gpus_per_process", "logging_level"}
     assert spec_keys <= set(keys)
-    assert set(keys) - spec_keys == {"input", "allow_reuse", "append_row_dataframe_header"}
+    assert set(keys) - spec_keys == {"input", "allow_reuse", "append_row_dataframe_header", "init_timeout"}
 
 
 @pytest.mark.parametrize("override,fragment", [

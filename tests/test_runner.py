@@ -32,7 +32,7 @@ def make_spec(script, **overrides):
     values = dict(run_name="r", entry_script=str(script), source_directory=os.path.dirname(str(script)),
                   arguments=(), environment_variables={}, models={}, side_inputs={},
                   output_action="append_row", append_row_format="txt", run_invocation_timeout=20.0,
-                  run_max_try=3, logging_level="INFO", allow_reuse=True)
+                  run_max_try=3, logging_level="INFO", allow_reuse=True, init_timeout=60.0)
     values.update(overrides)
     return RunnerSpec(**values)
 

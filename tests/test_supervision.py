@@ -3,6 +3,7 @@ poisoned mini-batches, the return contract, init() failures and shutdown(). Real
 tiny entry scripts, exact outputs."""
 
 import os
+import time
 
 import pytest
 
@@ -222,3 +223,21 @@ def test_summary_only_counts_returned_lengths_and_keeps_no_lines(tmp_path, files
     results = run(tmp_path, make_spec(script, output_action="summary_only", run_max_try=1), files[:4], size=2)
     assert [(r.succeeded, r.failed, r.lines) for r in results] == [(1, 1, ()), (2, 0, ())]
     assert sorted(os.listdir(tmp_path / "run" / "outputs")) == [f"f0{i}.txt.out" for i in range(4)]
+
+
+def test_a_hanging_init_is_killed_at_init_timeout_and_counts_as_an_init_failure(tmp_path, files, init_log):
+    from snakebatch.errors import EntryScriptError
+
+    script = write(tmp_path / "slow_init.py", INIT.replace('f.write("init\\n")', 'f.write("init\\n")\n        import time; time.sleep(60)') + """
+    def run(mini_batch):
+        return mini_batch
+""")
+    start = time.monotonic()
+    with pytest.raises(EntryScriptError) as info:
+        run(tmp_path, make_spec(script, run_max_try=2, init_timeout=1.0), files[:1], size=1)
+    assert time.monotonic() - start < 20
+    message = str(info.value)
+    assert message.startswith(f"init() of entry_script {str(script)!r} failed 2 times in a row: InitTimeout: importing "
+                              "the script and init() did not finish within init_timeout=1 s; the worker was killed\n")
+    assert "Stack of the worker when it was killed:" in message and "in init" in message
+    assert init_count(init_log) == 2

@@ -66,7 +66,8 @@ class RunnerSpec:
     """What one shard job (the runner and its worker) needs.
 
     Paths are as given in the config, relative to the working directory; ``entry_script`` is
-    already joined with ``source_directory``. ``run_invocation_timeout`` is in seconds. The
+    already joined with ``source_directory``. ``run_invocation_timeout`` and ``init_timeout`` are in
+    seconds. The
     thresholds (as in GatherSpec) let shards stop early once the failures of this run exceed them.
     """
 
@@ -89,6 +90,7 @@ class RunnerSpec:
     input_type: str = "file"
     read_options: dict = dataclasses.field(default_factory=dict)
     append_row_dataframe_header: bool = False
+    init_timeout: float = 600.0
 
 
 @_json_spec
@@ -314,6 +316,7 @@ def plan_run(config: dict, cores: int | None) -> RunPlan:
         input_type=inp["type"],
         read_options=dict(inp.get("read_options") or {}),
         append_row_dataframe_header=dataframe_header,
+        init_timeout=float(config["init_timeout"]),
     )
     gather = GatherSpec(
         run_name=run_name,

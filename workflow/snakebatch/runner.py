@@ -87,7 +87,8 @@ class Outcome:
 class WorkerProcess:
     """One supervised worker process (spawned, so CUDA and TensorFlow start clean).
 
-    ``start()`` blocks until ``init()`` returned; it raises EntryScriptError when the script cannot
+    ``start(timeout)`` blocks until ``init()`` returned (at most ``timeout`` seconds: then the worker
+    is killed, its stack recorded, and the start fails); it raises EntryScriptError when the script cannot
     be imported (``retryable`` False: the same code fails the same way) or init() raised or the
     process died during init() (``retryable`` True). ``call(items, context, timeout)`` returns an
     Outcome; on timeout or death the process is gone and ``call`` starts a new one next time."""
@@ -102,7 +103,7 @@ class WorkerProcess:
         self.main_thread = None
         self.loaded: str | None = None  # tabular: key of the mini-batch whose table the worker holds
 
-    def start(self) -> None:
+    def start(self, timeout: float | None = None) -> None:
         ctx = multiprocessing.get_context("spawn")
         parent, child = ctx.Pipe()
         self.process = ctx.Process(target=worker_main, args=(child, self.setup),
@@ -114,7 +115,16 @@ class WorkerProcess:
         self.starts += 1
         log.info("worker %s started (pid %s, start #%d); waiting for init()",
                  self.setup.context.agent_name, self.process.pid, self.starts)
-        message = self._receive(None)
+        try:
+            message = self._receive(timeout)
+        except TimeoutError:
+            stack = self.dump_stack()
+            self.kill()
+            error = EntryScriptError(f"init() of entry_script {self.setup.entry_script!r} failed: InitTimeout: "
+                                     f"importing the script and init() did not finish within init_timeout="
+                                     f"{timeout:g} s; the worker was killed\n{stack}")
+            error.retryable = True
+            raise error from None
         if message is None:
             self.process.join(5)
             code = self.process.exitcode
@@ -327,7 +337,7 @@ class ShardRunner:
         limit = self.spec.run_max_try
         for attempt in range(1, limit + 1):
             try:
-                self.worker.start()
+                self.worker.start(self.spec.init_timeout)
             except EntryScriptError as exc:
                 self.init_failures += 1
                 first_line = str(exc).split("\n", 1)[0]
