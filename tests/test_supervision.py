@@ -241,3 +241,43 @@ def test_a_hanging_init_is_killed_at_init_timeout_and_counts_as_an_init_failure(
                               "the script and init() did not finish within init_timeout=1 s; the worker was killed\n")
     assert "Stack of the worker when it was killed:" in message and "in init" in message
     assert init_count(init_log) == 2
+
+
+def test_a_script_bug_failing_every_item_is_not_bisected_item_by_item(tmp_path, dataset):
+    items = [write(dataset / f"g{i:03d}.txt", f"{i}\n") for i in range(64)]
+    calls = tmp_path / "calls.log"
+    script = write(tmp_path / "bug.py", f"""
+    def init():
+        pass
+    def run(mini_batch):
+        with open({str(calls)!r}, "a") as f:
+            f.write("call\\n")
+        raise KeyError("missing")
+""")
+    [result] = run(tmp_path, make_spec(script, run_max_try=3), items, size=64)
+    assert (result.item_count, result.failed) == (64, 64)
+    assert [f.item for f in result.failures] == items
+    assert all(f.error.startswith("KeyError: 'missing'") for f in result.failures)
+    assert result.failures[-1].error == ("KeyError: 'missing' (not run alone: the first 8 items of mini-batch tried "
+                                         "alone failed like this and none succeeded)")
+    # 3 tries of the whole, 1 per half on the way down (6 levels), 3 per item for the first 8 alone,
+    # 1 per half of the rest of the tree until the give-up: far from 3 x (2 x 64 - 1) = 381
+    assert calls.read_text().count("call") == result.tries < 60
+
+
+def test_a_shard_whose_last_mini_batch_breaks_the_threshold_did_not_stop_early(tmp_path, files, monkeypatch):
+    from snakebatch import progress
+
+    monkeypatch.setenv(progress.INVOCATION_ENV, "inv-last")
+    script = write(tmp_path / "last.py", """
+    import os
+    def init():
+        pass
+    def run(mini_batch):
+        if os.path.basename(mini_batch[0]) == "f02.txt":
+            raise ValueError("bad last")
+        return mini_batch
+""")
+    results = run(tmp_path, make_spec(script, run_max_try=1, error_threshold=0), files[:3], size=1)
+    assert [r.failed for r in results] == [0, 0, 1]
+    assert run.stopped is None

@@ -318,6 +318,9 @@ class ShardRunner:
         self.init_failures = 0
         self.shard = 0
         self.on_result = None  # called with each finished MiniBatchResult, in order
+        self._gave_up: tuple[str, str] | None = None  # bisection state of the current mini-batch
+        self._alone_failures = 0
+        self._any_success = False
         self._manifest: ShardManifest | None = None
         self._mine: progress.ShardProgress | None = None
         self._watching = False
@@ -382,13 +385,23 @@ class ShardRunner:
             item = mini_batch.table.describe_row(item)
         return FailedItem(item, mini_batch.index, error, traceback, tries, shard=self.shard)
 
-    def _run_items(self, mini_batch: MiniBatch, items: tuple, first_item: int) -> _Part:
+    GIVE_UP_AFTER = 8  # items failing alone in a row, with no success yet in the mini-batch
+
+    def _run_items(self, mini_batch: MiniBatch, items: tuple, first_item: int, whole: bool = True) -> _Part:
         """The _Part of ``items`` (file paths, or row positions of a tabular mini-batch) with
-        retries and bisection."""
+        retries and bisection. The whole mini-batch and single items get ``run_max_try`` tries;
+        the halves in between one each (the whole already failed every try). When the first
+        GIVE_UP_AFTER items tried alone all fail and nothing in the mini-batch has succeeded, the
+        failure is the script's, not the items': the remaining items are counted failed with that
+        error without being run alone (no thousands of calls for one bug)."""
+        if self._gave_up is not None:
+            error, traceback = self._gave_up
+            return _Part([], 0, [self._failure(item, mini_batch, error, traceback, 0) for item in items], 0, 0.0)
         tries = 0
         cpu_s = 0.0
         outcome = None
-        for attempt in range(1, self.spec.run_max_try + 1):
+        allowed = self.spec.run_max_try if whole or len(items) == 1 else 1
+        for attempt in range(1, allowed + 1):
             tries += 1
             outcome = self._call(items, mini_batch, first_item)
             cpu_s += outcome.cpu_s
@@ -404,17 +417,25 @@ class ShardRunner:
                 elif outcome.length > len(items):
                     log.warning("mini-batch %d: run() returned %d results for %d items; all kept",
                                 mini_batch.index, outcome.length, len(items))
+                self._alone_failures = 0
+                self._any_success = self._any_success or succeeded > 0
                 return _Part(list(outcome.lines), succeeded, failures, tries, cpu_s,
                              [outcome.header] if outcome.header is not None else [],
                              [outcome.ipc] if outcome.ipc is not None else [])
             self._record_error(mini_batch, items, attempt, outcome)
         if len(items) == 1:
+            self._alone_failures += 1
+            if not self._any_success and self._alone_failures >= self.GIVE_UP_AFTER:
+                log.warning("mini-batch %d: the first %d items failed alone and none succeeded; the rest is "
+                            "counted failed without running each alone", mini_batch.index, self._alone_failures)
+                self._gave_up = (f"{outcome.error} (not run alone: the first {self._alone_failures} items of "
+                                 "mini-batch tried alone failed like this and none succeeded)", outcome.traceback)
             return _Part([], 0, [self._failure(items[0], mini_batch, outcome.error, outcome.traceback, tries)],
                          tries, cpu_s)
         half = len(items) // 2
         log.info("mini-batch %d: bisecting %d items to isolate the failing ones", mini_batch.index, len(items))
-        return (_Part([], 0, [], tries, cpu_s) + self._run_items(mini_batch, items[:half], first_item)
-                + self._run_items(mini_batch, items[half:], first_item + half))
+        return (_Part([], 0, [], tries, cpu_s) + self._run_items(mini_batch, items[:half], first_item, whole=False)
+                + self._run_items(mini_batch, items[half:], first_item + half, whole=False))
 
     def _load_table(self, mini_batch: MiniBatch) -> tuple[int | None, _Part]:
         """Tabular: read the mini-batch's rows in the worker, with up to run_max_try tries for a
@@ -444,6 +465,7 @@ class ShardRunner:
                 return dataclasses.replace(cached, index=mini_batch.index, first_item=mini_batch.first_item,
                                            reused=True)
         start, started_at = time.monotonic(), time.time()
+        self._gave_up, self._alone_failures, self._any_success = None, 0, False
         items, item_count = mini_batch.items, len(mini_batch.items)
         if mini_batch.table is not None:
             rows, part = self._load_table(mini_batch)
@@ -561,6 +583,8 @@ class ShardRunner:
                          0.0 if result.reused else result.duration_s, 0.0 if result.reused else result.cpu_s,
                          number, len(manifest.mini_batches), done_items, shard_items, rate, eta)
                 self.stopped_early = self._check_early_stop(manifest, results, new_failure=result.failed > 0)
+            if self.stopped_early and len(results) == len(manifest.mini_batches):
+                self.stopped_early = None  # the threshold broke with this shard's last mini-batch: it did all
             if self.stopped_early:
                 log.warning("%s", self.stopped_early)
             finished = True
