@@ -6,7 +6,9 @@ enforce the error thresholds.
 Writes under ``results/{run_name}/``: ``{append_row_file_name}`` (append_row only), ``summary.json``,
 ``errors.jsonl`` (one line per failed item), ``logs/job_result.txt``,
 ``logs/job_progress_overview.txt``, ``logs/sys/job_report/processed_mini-batches.csv`` and, last,
-``_SUCCESS`` (holding the merged file's name). Every file is written atomically. When a threshold is
+``_SUCCESS`` (holding the merged file's name). Every file is written atomically; the merged txt/csv
+file is written while the shard files are read (one mini-batch in memory at a time) into a temporary
+file that is renamed only when the run succeeded. When a threshold is
 exceeded (also when shards stopped early on it) the merged file and ``_SUCCESS`` are removed, the
 reports say why, the shard result files that hold failures or stopped early are removed (so the
 next run retries and finishes those shards, reusing what they finished), and the exit status is 1.

@@ -10,7 +10,9 @@ killed (SIGKILL of its process group, so native code and its children stop too);
 started and runs ``init()`` again. A mini-batch that fails every try is bisected until the failing
 items are isolated, so the other items still produce results. Each finished mini-batch is written
 atomically to the store before the next starts, so a killed shard resumes where it stopped. The
-shard result file (one MiniBatchResult per line, input order) is written atomically at the end.
+shard result file (one MiniBatchResult per line, input order) is written as mini-batches finish to
+a temporary file, renamed when the shard ends. Tabular mini-batches are read by the worker
+(``load``) and run() gets row slices of that DataFrame.
 """
 
 from __future__ import annotations

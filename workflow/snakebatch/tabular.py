@@ -2,8 +2,9 @@
 a mini-batch back as a pandas DataFrame (``input.type: tabular``).
 
 A mini-batch never crosses a file boundary (ParallelRunStep). Text files (CSV, TSV, JSONL) are
-split at record boundaries found by one streaming pass over the bytes that tracks quote parity, so
-a quoted field holding newlines or delimiters never splits a record; each chunk is read with the
+split at record boundaries found by one streaming, numpy-vectorised pass over the bytes that tracks
+quotes the way pandas' C parser reads them, so a quoted field holding newlines or delimiters never
+splits a record, and a literal quote inside an unquoted field (``5" screen``) does not confuse it; each chunk is read with the
 file's header bytes in front, and with the file's dtypes (found by a chunked pandas pass over the
 whole file, only for files cut into several chunks), so every mini-batch has the file's header and
 dtypes. Parquet files are split by row groups, and a row group larger than the size by row ranges
