@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import os
 
@@ -163,3 +164,35 @@ def test_shard_results_that_stopped_early_are_dropped_before_the_next_run(tmp_pa
         handle.write(json.dumps({"stopped_early": "stopped early: ...", "total_mini_batches": 4}) + "\n")
     assert drop_stopped_shard_results(str(tmp_path / "shards")) == [shards[1]]
     assert os.path.exists(shards[0]) and not os.path.exists(shards[1])
+
+
+def test_a_corrupt_shard_result_leaves_a_failed_summary_and_says_how_to_recover(tmp_path):
+    run_dir = tmp_path / "run"
+    good = write_shards(tmp_path, [[result(0, ["a"])], [result(1, ["b"])]])
+    gather(spec(), good, str(run_dir))
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "succeeded"
+    with open(good[1], "w") as handle:
+        handle.write('{"index": 1, "lines": ["b"\n')
+    with pytest.raises(ManifestError) as info:
+        gather(spec(), good, str(run_dir))
+    assert "line 1 is corrupt" in str(info.value)
+    assert "delete it (or run snakemake with --forcerun infer_shard) so the shard runs again" in str(info.value)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert (summary["status"], summary["output"]) == ("failed", None)
+    assert (run_dir / "logs" / "job_result.txt").read_text().startswith("status: failed\nThe run failed: shard result")
+    assert not (run_dir / "out.txt").exists() and not (run_dir / "_SUCCESS").exists()
+    assert [n for n in os.listdir(run_dir) if n.startswith(".tmp")] == []
+
+
+def test_a_dataframe_header_cannot_follow_list_results(tmp_path):
+    from snakebatch.errors import ResultSchemaError
+
+    shards = write_shards(tmp_path, [[result(0, ["plain"]),
+                                      dataclasses.replace(result(1, ["1 2"]), header="a b")]])
+    with pytest.raises(ResultSchemaError, match=r"mini-batch 1 returned a DataFrame but mini-batch 0 returned a list"):
+        gather(spec(append_row_dataframe_header=True), shards, str(tmp_path / "run"))
+    assert not (tmp_path / "run" / "out.txt").exists()
+    ok = write_shards(tmp_path, [[dataclasses.replace(result(0, []), header="a b"),
+                                  dataclasses.replace(result(1, ["1 2"]), header="a b")]])
+    gather(spec(append_row_dataframe_header=True), ok, str(tmp_path / "run"))
+    assert (tmp_path / "run" / "out.txt").read_text() == "a b\n1 2\n"

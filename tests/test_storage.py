@@ -35,3 +35,13 @@ def test_read_json_names_the_file(tmp_path):
         read_json(tmp_path / "bad.json", "thing")
     with pytest.raises(ManifestError, match=r"thing '.*none.json' does not exist"):
         read_json(tmp_path / "none.json", "thing")
+
+
+def test_temporary_files_of_a_killed_writer_are_removed(tmp_path):
+    from snakebatch.storage import remove_stale_temps
+
+    target = tmp_path / "out.txt"
+    for name in (".tmp-out.txt-abc123", ".tmp-out.txt-99", ".tmp-other.txt-1", "out.txt"):
+        (tmp_path / name).write_text("x")
+    assert sorted(os.path.basename(p) for p in remove_stale_temps(str(target))) == [".tmp-out.txt-99", ".tmp-out.txt-abc123"]
+    assert sorted(os.listdir(tmp_path)) == [".tmp-other.txt-1", "out.txt"]

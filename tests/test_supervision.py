@@ -258,11 +258,30 @@ def test_a_script_bug_failing_every_item_is_not_bisected_item_by_item(tmp_path, 
     assert (result.item_count, result.failed) == (64, 64)
     assert [f.item for f in result.failures] == items
     assert all(f.error.startswith("KeyError: 'missing'") for f in result.failures)
-    assert result.failures[-1].error == ("KeyError: 'missing' (not run alone: the first 8 items of mini-batch tried "
-                                         "alone failed like this and none succeeded)")
-    # 3 tries of the whole, 1 per half on the way down (6 levels), 3 per item for the first 8 alone,
-    # 1 per half of the rest of the tree until the give-up: far from 3 x (2 x 64 - 1) = 381
+    assert result.failures[-1].error == ("KeyError: 'missing' (raised for these 32 items together; not split "
+                                         "further: the first 8 items of mini-batch 0 tried alone all failed and "
+                                         "nothing in it has succeeded)")
+    # 3 tries of the whole, 1 per half on the way down, 3 per item for the first 8 alone, then one
+    # try per remaining part: far from 3 x (2 x 64 - 1) = 381
     assert calls.read_text().count("call") == result.tries < 60
+
+
+def test_after_eight_bad_items_in_a_row_the_good_rest_still_runs(tmp_path, dataset):
+    items = [write(dataset / f"h{i:03d}.txt", f"{i}\n") for i in range(40)]
+    script = write(tmp_path / "first_bad.py", """
+    import os
+    def init():
+        pass
+    def run(mini_batch):
+        for path in mini_batch:
+            if int(os.path.basename(path)[1:4]) < 8:
+                raise ValueError("corrupt " + os.path.basename(path))
+        return [os.path.basename(p) for p in mini_batch]
+""")
+    [result] = run(tmp_path, make_spec(script, run_max_try=3), items, size=40)
+    assert list(result.lines) == [f"h{i:03d}.txt" for i in range(8, 40)]
+    assert [(os.path.basename(f.item), f.error) for f in result.failures] == [
+        (f"h{i:03d}.txt", f"ValueError: corrupt h{i:03d}.txt") for i in range(8)]
 
 
 def test_a_shard_whose_last_mini_batch_breaks_the_threshold_did_not_stop_early(tmp_path, files, monkeypatch):

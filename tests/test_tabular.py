@@ -304,3 +304,17 @@ def test_nan_partition_keys_form_one_group_across_files_and_datetimes_are_refuse
     pd.DataFrame({"d": pd.to_datetime(["2024-01-01", "2024-01-02"]), "v": [1, 2]}).to_parquet(tmp_path / "t.parquet")
     with pytest.raises(DatasetError, match=r"partition key column 'd' holds Timestamp values; partition_keys support text"):
         batches(tmp_path / "t.parquet", 1, partition_keys=("d",))
+
+
+def test_a_file_of_a_partition_key_group_changed_after_partition_is_refused(tmp_path):
+    import os
+    import time
+
+    write(tmp_path / "p1.csv", "k,v\na,1\nb,2\n")
+    write(tmp_path / "p2.csv", "k,v\nb,3\na,4\n")
+    mbs = batches(tmp_path, 1, partition_keys=("k",))
+    time.sleep(0.01)
+    with open(tmp_path / "p2.csv", "a") as handle:
+        handle.write("a,999\n")
+    with pytest.raises(tabular.TableReadError, match=r"p2\.csv' changed after it was partitioned \(size 12 -> 18 bytes\)"):
+        tabular.read_chunk(mbs[0].table, {})

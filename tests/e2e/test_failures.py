@@ -127,3 +127,42 @@ def test_mini_batches_of_varying_latency_merge_in_input_order(workflow):
     assert workflow.read("results", "sq", "out.txt") == expected(30)
     rows = workflow.read("results", "sq", "logs", "sys", "job_report", "processed_mini-batches.csv").splitlines()
     assert [int(row.split(",")[0]) for row in rows[1:]] == list(range(30))
+
+
+def test_a_runner_killed_from_outside_still_ends_the_console_with_a_cause(workflow):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    setup(workflow, n=20, mini_batch_size=1)
+    write(workflow.path("scripts", "square.py"), """
+        import os, time
+        def init():
+            pass
+        def run(mini_batch):
+            time.sleep(0.3)
+            return [os.path.basename(p) for p in mini_batch]
+    """)
+    proc = subprocess.Popen([sys.executable, "-m", "snakemake", "--cores", "2"], cwd=workflow.root,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    victim, deadline = None, time.time() + 60
+    while victim is None and time.time() < deadline:   # a shard runner, as the OOM killer would pick it
+        for pid in os.listdir("/proc"):
+            try:
+                ours = (b"snakebatch.runner" in open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
+                        and os.readlink(f"/proc/{pid}/cwd") == workflow.root)
+            except (OSError, ValueError):
+                continue
+            if ours:
+                victim = int(pid)
+                break
+        time.sleep(0.2)
+    assert victim is not None
+    time.sleep(1.0)
+    os.kill(victim, signal.SIGKILL)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    lines = stderr.rstrip().splitlines()
+    start = max(i for i, line in enumerate(lines) if line == "snakebatch: run 'sq' failed.")
+    assert "No snakebatch stage reported an error: a job was ended from outside" in "\n".join(lines[start:])

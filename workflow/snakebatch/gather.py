@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from .config import GatherSpec
 from .errors import ErrorThresholdExceeded, ManifestError, ResultSchemaError, SnakebatchError
 from .results import MiniBatchResult
-from .storage import atomic_open, write_json_atomic, write_text_atomic
+from .storage import atomic_open, remove_stale_temps, write_json_atomic, write_text_atomic
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,9 @@ def read_shard_file(path: str, on_result=None) -> ShardResults:
                         continue
                     result = MiniBatchResult.from_json(line)
                 except (ValueError, KeyError, TypeError) as exc:
-                    raise ManifestError(f"shard result {path!r} line {number} is corrupt: {exc!r}") from None
+                    raise ManifestError(f"shard result {path!r} line {number} is corrupt: {exc!r}; delete it (or run "
+                                        "snakemake with --forcerun infer_shard) so the shard runs again, reusing "
+                                        "its finished mini-batches") from None
                 if on_result is not None:
                     on_result(result)
                     result = dataclasses.replace(result, lines=())
@@ -188,20 +190,32 @@ def gather(spec: GatherSpec, shard_results: list[str], run_dir: str) -> dict:
     ManifestError when a shard result is missing or corrupt."""
     merged = os.path.join(run_dir, spec.append_row_file_name) if spec.output_action == "append_row" else None
     success_marker = os.path.join(run_dir, "_SUCCESS")
+    _mark_summary_stale(run_dir)  # before anything is removed: an interrupted gather leaves no "succeeded"
     for stale in (success_marker, merged):
         if stale and os.path.exists(stale):
             os.unlink(stale)
+    if merged:
+        remove_stale_temps(merged)  # left by a gather that was killed
     # txt/csv: the merged file is written while the shard files are read (one mini-batch in memory
     # at a time) to a temporary file that becomes the merged file only when the run succeeded
     streaming = merged is not None and spec.append_row_format != "parquet"
-    with contextlib.ExitStack() as stack:
-        writer = None
-        if streaming:
-            writer = _LineWriter(stack.enter_context(atomic_open(merged)), spec.append_row_format,
-                                 spec.append_row_dataframe_header)
-        summary = _gather(spec, shard_results, run_dir, writer, merged, success_marker)
-    if merged and not streaming:
-        _write_parquet(merged, [r for path in shard_results for r in read_shard_file(path).results])
+    try:
+        with contextlib.ExitStack() as stack:
+            writer = None
+            if streaming:
+                writer = _LineWriter(stack.enter_context(atomic_open(merged)), spec.append_row_format,
+                                     spec.append_row_dataframe_header)
+            summary = _gather(spec, shard_results, run_dir, writer, merged, success_marker)
+        if merged and not streaming:
+            _write_parquet(merged, [r for path in shard_results for r in read_shard_file(path).results])
+    except ErrorThresholdExceeded:
+        raise  # its reports are written
+    except SnakebatchError as exc:
+        write_json_atomic(os.path.join(run_dir, "summary.json"),
+                          {"run_name": spec.run_name, "status": "failed", "error": str(exc), "output": None,
+                           "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+        write_text_atomic(os.path.join(run_dir, "logs", "job_result.txt"), f"status: failed\nThe run failed: {exc}\n")
+        raise
     write_json_atomic(os.path.join(run_dir, "summary.json"), summary)
     write_text_atomic(success_marker, (spec.append_row_file_name if merged else "") + "\n")
     return summary
@@ -291,13 +305,21 @@ class _LineWriter:
         self.format = append_row_format
         self.wants_header = append_row_format == "csv" or dataframe_header
         self.header: tuple[int, str] | None = None
+        self.headerless: int | None = None  # a mini-batch that wrote lines without a header
 
     def write(self, result: MiniBatchResult) -> None:
         if self.wants_header and result.header is not None:
             if self.header is None:
+                if self.headerless is not None:
+                    raise ResultSchemaError(
+                        f"append_row_dataframe_header: mini-batch {result.index} returned a DataFrame but mini-batch "
+                        f"{self.headerless} returned a list, so the header cannot be the first line; return "
+                        "DataFrames from every run()")
                 self.header = (result.index, result.header)
                 self.handle.write(result.header + "\n")
             _check_same(self.format, self.header, result, result.header, lambda h: f"columns {h!r}")
+        elif self.wants_header and result.lines and self.headerless is None:
+            self.headerless = result.index
         for line in result.lines:
             self.handle.write(line + "\n")
 
@@ -324,7 +346,7 @@ def _write_parquet(path: str, results: list[MiniBatchResult]) -> None:
             _check_same("parquet", first, result, other,
                         lambda s: "schema (" + ", ".join(f"{f.name}: {f.type}" for f in s) + ")")
         raise
-    tmp = f"{path}.tmp-{os.getpid()}"
+    tmp = os.path.join(os.path.dirname(path), f".tmp-{os.path.basename(path)}-{os.getpid()}")
     try:
         with pq.ParquetWriter(tmp, schema) as writer:
             for (result, table_file), own in zip(parts, schemas):
@@ -338,6 +360,20 @@ def _write_parquet(path: str, results: list[MiniBatchResult]) -> None:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _mark_summary_stale(run_dir: str) -> None:
+    summary_path = os.path.join(run_dir, "summary.json")
+    try:
+        with open(summary_path, encoding="utf-8") as handle:
+            summary = json.load(handle)
+        if summary.get("status") == "stale":
+            return
+        summary["status"] = "stale"
+        summary["note"] = "a newer run started; this summary describes the run before it"
+        write_json_atomic(summary_path, summary)
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 def invalidate_result(run_dir: str) -> None:
@@ -357,15 +393,7 @@ def invalidate_result(run_dir: str) -> None:
             os.unlink(os.path.join(run_dir, merged))
         except FileNotFoundError:
             pass
-    summary_path = os.path.join(run_dir, "summary.json")
-    try:
-        with open(summary_path, encoding="utf-8") as handle:
-            summary = json.load(handle)
-        summary["status"] = "stale"
-        summary["note"] = "a newer run started; this summary describes the run before it"
-        write_json_atomic(summary_path, summary)
-    except (OSError, ValueError):
-        pass
+    _mark_summary_stale(run_dir)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -66,7 +66,8 @@ def make_table_mini_batches(listing: list[FileItem], spec: PartitionSpec, log=pr
         by_path = {item.path: item for item, _, _ in files}
         for chunk in tabular.key_groups([(i.path, f, g) for i, f, g in files], list(spec.partition_keys),
                                         spec.read_options):
-            chunks.append((chunk, [by_path[p] for p in chunk.files]))
+            items = [by_path[p] for p in chunk.files]
+            chunks.append((dataclasses.replace(chunk, file_stats=tuple((i.size, i.mtime_ns) for i in items)), items))
     else:
         for item, fmt, gzipped in files:
             if fmt == "parquet":

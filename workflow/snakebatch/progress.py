@@ -80,12 +80,21 @@ def failure_report(plan) -> str:
                      for last, text in parts)
 
 
+def _no_report(plan) -> str:
+    """What to say when no snakebatch stage wrote an error: a job was ended from outside."""
+    node = os.path.join(plan.run_dir, "logs", "sys", "node", "")
+    return ("No snakebatch stage reported an error: a job was ended from outside (killed, e.g. by the "
+            "out-of-memory killer: exit status 137 above, or by a cluster time limit). Snakemake's error "
+            f"above names the job; its runner log is in {node}. The next run resumes the unfinished "
+            "mini-batches.")
+
+
 def announce_failure(plan) -> None:
     """Print the root cause of a failed run as the console's last lines: Snakemake prints its own
     closing lines ("Complete log(s)", "At least one job did not complete successfully") after
     ``onerror``, so the report is printed when the snakemake process exits (``atexit``)."""
-    report = failure_report(plan)
-    text = f"snakebatch: run {plan.run_name!r} failed." + (f"\n{report}" if report else "")
+    report = failure_report(plan) or _no_report(plan)
+    text = f"snakebatch: run {plan.run_name!r} failed.\n{report}"
 
     def _print() -> None:
         sys.stderr.flush()

@@ -36,7 +36,7 @@ from .errors import EntryScriptError, ManifestError, SnakebatchError
 from .gather import Tally, invalidate_result, threshold_breaches
 from .manifest import MiniBatch, ShardManifest, shard_id
 from .results import FailedItem, MiniBatchResult
-from .storage import atomic_open
+from .storage import atomic_open, remove_stale_temps
 from .store import MiniBatchStore
 from .worker import WorkerSetup, worker_main
 
@@ -320,8 +320,7 @@ class ShardRunner:
         self.init_failures = 0
         self.shard = 0
         self.on_result = None  # called with each finished MiniBatchResult, in order
-        self._gave_up: tuple[str, str] | None = None  # bisection state of the current mini-batch
-        self._alone_failures = 0
+        self._alone_failures = 0  # bisection state of the current mini-batch
         self._any_success = False
         self._manifest: ShardManifest | None = None
         self._mine: progress.ShardProgress | None = None
@@ -393,12 +392,10 @@ class ShardRunner:
         """The _Part of ``items`` (file paths, or row positions of a tabular mini-batch) with
         retries and bisection. The whole mini-batch and single items get ``run_max_try`` tries;
         the halves in between one each (the whole already failed every try). When the first
-        GIVE_UP_AFTER items tried alone all fail and nothing in the mini-batch has succeeded, the
-        failure is the script's, not the items': the remaining items are counted failed with that
-        error without being run alone (no thousands of calls for one bug)."""
-        if self._gave_up is not None:
-            error, traceback = self._gave_up
-            return _Part([], 0, [self._failure(item, mini_batch, error, traceback, 0) for item in items], 0, 0.0)
+        GIVE_UP_AFTER items tried alone all fail and nothing in the mini-batch has succeeded yet, the
+        failure is likely the script's, not the items': every part still gets its one try, but a
+        failing part is no longer split, its items fail together with its error (no thousands of
+        calls for one bug). A success anywhere resumes normal bisection."""
         tries = 0
         cpu_s = 0.0
         outcome = None
@@ -427,12 +424,16 @@ class ShardRunner:
             self._record_error(mini_batch, items, attempt, outcome)
         if len(items) == 1:
             self._alone_failures += 1
-            if not self._any_success and self._alone_failures >= self.GIVE_UP_AFTER:
-                log.warning("mini-batch %d: the first %d items failed alone and none succeeded; the rest is "
-                            "counted failed without running each alone", mini_batch.index, self._alone_failures)
-                self._gave_up = (f"{outcome.error} (not run alone: the first {self._alone_failures} items of "
-                                 "mini-batch tried alone failed like this and none succeeded)", outcome.traceback)
+            if not self._any_success and self._alone_failures == self.GIVE_UP_AFTER:
+                log.warning("mini-batch %d: the first %d items failed alone and none succeeded; failing parts "
+                            "are no longer split down to single items", mini_batch.index, self._alone_failures)
             return _Part([], 0, [self._failure(items[0], mini_batch, outcome.error, outcome.traceback, tries)],
+                         tries, cpu_s)
+        if not self._any_success and self._alone_failures >= self.GIVE_UP_AFTER:
+            note = (f"{outcome.error} (raised for these {len(items)} items together; not split further: the "
+                    f"first {self._alone_failures} items of mini-batch {mini_batch.index} tried alone all failed "
+                    "and nothing in it has succeeded)")
+            return _Part([], 0, [self._failure(item, mini_batch, note, outcome.traceback, tries) for item in items],
                          tries, cpu_s)
         half = len(items) // 2
         log.info("mini-batch %d: bisecting %d items to isolate the failing ones", mini_batch.index, len(items))
@@ -467,7 +468,7 @@ class ShardRunner:
                 return dataclasses.replace(cached, index=mini_batch.index, first_item=mini_batch.first_item,
                                            reused=True)
         start, started_at = time.monotonic(), time.time()
-        self._gave_up, self._alone_failures, self._any_success = None, 0, False
+        self._alone_failures, self._any_success = 0, False
         items, item_count = mini_batch.items, len(mini_batch.items)
         if mini_batch.table is not None:
             rows, part = self._load_table(mini_batch)
@@ -648,6 +649,7 @@ def run_shard(spec: RunnerSpec, manifest_path: str, output_path: str,
     early (None when it ran every mini-batch). Raises SnakebatchError subclasses with a
     clear message."""
     invalidate_result(run_dir)
+    remove_stale_temps(output_path)  # a shard file a killed run of this shard left half-written
     manifest = ShardManifest.read(manifest_path)
     paths = shard_log_paths(run_dir, manifest.shard)
     for path in paths.values():

@@ -81,3 +81,17 @@ def publish_folder(tmp: str, out: str) -> None:
     if os.path.exists(out):
         shutil.rmtree(out)
     os.rename(tmp, out)
+
+
+def remove_stale_temps(path: str) -> list[str]:
+    """Delete the temporary siblings ``atomic_open`` left for ``path`` when its writer was killed
+    (``.tmp-{name}-*``). Call only where nothing else is writing ``path``. Returns them."""
+    import glob
+
+    folder, name = os.path.split(os.fspath(path))
+    removed = []
+    for stale in glob.glob(os.path.join(folder or ".", glob.escape(f".tmp-{name}-") + "*")):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(stale)
+            removed.append(stale)
+    return removed

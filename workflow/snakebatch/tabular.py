@@ -108,12 +108,14 @@ class TableChunk:
     files: tuple[str, ...] = ()
     key_value: dict | None = None
     file_formats: tuple[tuple[str, bool], ...] = ()
+    file_stats: tuple[tuple[int, int], ...] = ()
 
     def to_json(self) -> dict:
         data = {k: getattr(self, k) for k in self.__dataclass_fields__}
         data["row_groups"] = list(self.row_groups)
         data["files"] = list(self.files)
         data["file_formats"] = [list(f) for f in self.file_formats]
+        data["file_stats"] = [list(f) for f in self.file_stats]
         data["dtypes"] = [[column, dtype] for column, dtype in self.dtypes.items()]  # keeps int column names
         return data
 
@@ -123,6 +125,7 @@ class TableChunk:
         data["row_groups"] = tuple(data.get("row_groups", ()))
         data["files"] = tuple(data.get("files", ()))
         data["file_formats"] = tuple((str(f), bool(g)) for f, g in data.get("file_formats", ()))
+        data["file_stats"] = tuple((int(n), int(t)) for n, t in data.get("file_stats", ()))
         data["dtypes"] = {column: dtype for column, dtype in data.get("dtypes", ())}
         return cls(**data)
 
@@ -546,11 +549,13 @@ def read_chunk(chunk: TableChunk, read_options: dict, cache: dict | None = None)
     import pyarrow.parquet as pq
 
     try:
-        if chunk.size is not None:
-            stat = os.stat(chunk.path)
-            if (stat.st_size, stat.st_mtime_ns) != (chunk.size, chunk.mtime_ns):
-                raise TableReadError(f"input file {chunk.path!r} changed after it was partitioned (size "
-                                     f"{chunk.size} -> {stat.st_size} bytes); the next run partitions it again")
+        recorded = [(chunk.path, (chunk.size, chunk.mtime_ns))] if chunk.size is not None else []
+        recorded += list(zip(chunk.files, chunk.file_stats))
+        for path, (size, mtime_ns) in recorded:
+            stat = os.stat(path)
+            if (stat.st_size, stat.st_mtime_ns) != (size, mtime_ns):
+                raise TableReadError(f"input file {path!r} changed after it was partitioned (size "
+                                     f"{size} -> {stat.st_size} bytes); the next run partitions it again")
         if chunk.key_value is not None:
             return _read_group(chunk, read_options, cache if cache is not None else {})
         if chunk.format == "parquet":
