@@ -317,7 +317,6 @@ class ShardRunner:
         self.invocation = progress.invocation_id()
         self._last_check = 0.0
         self.stopped_early: str | None = None
-        self.init_failures = 0
         self.shard = 0
         self.on_result = None  # called with each finished MiniBatchResult, in order
         self._alone_failures = 0  # bisection state of the current mini-batch
@@ -343,7 +342,6 @@ class ShardRunner:
             try:
                 self.worker.start(self.spec.init_timeout)
             except EntryScriptError as exc:
-                self.init_failures += 1
                 first_line = str(exc).split("\n", 1)[0]
                 log.warning("worker start %d/%d failed: %s", attempt, limit, first_line)
                 with open(self.error_log, "a", encoding="utf-8") as handle:
@@ -632,7 +630,7 @@ def build_worker(spec: RunnerSpec, run_dir: str, shard: int) -> WorkerProcess:
         source_directory=os.path.abspath(spec.source_directory),
         arguments=tuple(spec.arguments), environment_variables=dict(spec.environment_variables),
         append_row_format=spec.append_row_format, output_action=spec.output_action,
-        input_type=spec.input_type, read_options=dict(spec.read_options),
+        read_options=dict(spec.read_options),
         append_row_dataframe_header=spec.append_row_dataframe_header,
         stdout_path=paths["stdout"], stderr_path=paths["stderr"], stack_path=paths["stack"], context=context,
     )

@@ -240,12 +240,6 @@ def record_end_blocks(handle, quote: bytes | None, sep: bytes | None = b",", blo
         offset += len(data)
 
 
-def record_ends(handle, quote: bytes | None, block: int = BLOCK):
-    """Offsets just past each record-ending newline, one by one (see record_end_blocks)."""
-    for ends in record_end_blocks(handle, quote, block):
-        yield from ends.tolist()
-
-
 def _open_binary(path: str, gzipped: bool):
     return gzip.open(path, "rb") if gzipped else open(path, "rb")
 

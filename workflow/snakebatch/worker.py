@@ -53,7 +53,6 @@ class WorkerSetup:
     stderr_path: str
     stack_path: str
     context: entry.WorkerContext
-    input_type: str = "file"
     read_options: dict | None = None
     append_row_dataframe_header: bool = False
 
@@ -207,8 +206,9 @@ def worker_main(conn, setup: WorkerSetup) -> None:
             continue
         _, items, context = message
         try:
-            if table is not None:  # items are row positions of the loaded table, contiguous
-                batch = table.iloc[items[0]:items[-1] + 1] if items else table.iloc[0:0]
+            if table is not None:  # items are row positions of the loaded table, contiguous; a copy,
+                # so a run() that edits its mini-batch cannot change what a retry or a bisected half gets
+                batch = (table.iloc[items[0]:items[-1] + 1] if items else table.iloc[0:0]).copy()
             else:
                 batch = list(items)
             result = run(batch, context) if with_context else run(batch)
