@@ -205,7 +205,7 @@ def gather(spec: GatherSpec, shard_results: list[str], run_dir: str) -> dict:
             if streaming:
                 writer = _LineWriter(stack.enter_context(atomic_open(merged)), spec.append_row_format,
                                      spec.append_row_dataframe_header)
-            summary = _gather(spec, shard_results, run_dir, writer, merged, success_marker)
+            summary = _gather(spec, shard_results, run_dir, writer, merged)
         if merged and not streaming:
             _write_parquet(merged, [r for path in shard_results for r in read_shard_file(path).results])
     except ErrorThresholdExceeded:
@@ -221,7 +221,9 @@ def gather(spec: GatherSpec, shard_results: list[str], run_dir: str) -> dict:
     return summary
 
 
-def _gather(spec: GatherSpec, shard_results: list[str], run_dir: str, writer, merged, success_marker) -> dict:
+def _gather(spec: GatherSpec, shard_results: list[str], run_dir: str, writer, merged: str | None) -> dict:
+    """Read the shard results (handing each to ``writer``), tally, check the thresholds and write
+    the reports; returns the summary, or raises ErrorThresholdExceeded after writing them."""
     shards = [read_shard_file(path, on_result=writer.write if writer else None) for path in shard_results]
     results = [result for shard in shards for result in shard.results]
     stopped = [shard for shard in shards if shard.stopped_early]
