@@ -1,0 +1,35 @@
+"""The run layout names every path under results/{run_name}/."""
+
+import os
+
+from snakebatch.layout import RunLayout, shard_id
+
+
+def test_paths_of_a_run_folder():
+    layout = RunLayout.for_run("mnist")
+    assert layout.root == os.path.join("results", "mnist")
+    assert layout.manifest(3) == "results/mnist/partition/shard-00003.json"
+    assert layout.manifest("{shard}") == "results/mnist/partition/shard-{shard}.json"
+    assert layout.shard_result(12) == "results/mnist/shards/shard-00012.jsonl"
+    assert layout.progress(0) == "results/mnist/progress/shard-00000.json"
+    assert layout.merged("out.txt") == "results/mnist/out.txt"
+    assert (layout.summary, layout.errors, layout.success_marker) == (
+        "results/mnist/summary.json", "results/mnist/errors.jsonl", "results/mnist/_SUCCESS")
+    assert layout.processed_mini_batches == "results/mnist/logs/sys/job_report/processed_mini-batches.csv"
+    assert layout.stage_log("gather") == "results/mnist/logs/gather.log"
+    assert layout.shard_console_log("{shard}") == "results/mnist/logs/sys/node/shard-{shard}.console.log"
+    assert layout.shard_logs(1) == {
+        "stdout": "results/mnist/logs/user/stdout/shard-00001.stdout.txt",
+        "stderr": "results/mnist/logs/user/stderr/shard-00001.stderr.txt",
+        "error": "results/mnist/logs/user/error/shard-00001.txt",
+        "node": "results/mnist/logs/sys/node/shard-00001.log",
+        "stack": "results/mnist/logs/sys/node/shard-00001.stack.txt",
+    }
+    assert shard_id(7) == "00007"
+
+
+def test_absolute_keeps_the_shape(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    layout = RunLayout.for_run("r").absolute()
+    assert layout.store_dir == str(tmp_path / "results" / "r" / "minibatches")
+    assert layout.outputs_dir == str(tmp_path / "results" / "r" / "outputs")

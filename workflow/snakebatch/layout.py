@@ -1,0 +1,165 @@
+"""The run layout: every path under ``results/{run_name}/``, named in one place.
+
+The rules (``workflow/rules/*.smk``) and the package build their paths from a ``RunLayout``;
+nothing else spells out the shape of the run folder. Paths are as joined onto ``root`` (relative
+when ``root`` is); ``absolute()`` gives the same layout with an absolute root, for a worker whose
+working directory may differ. Shard numbers are 0-based ints; ``{shard}`` wildcards in the rules
+are the zero-padded ``shard_id`` (``"00003"``).
+
+``results/{run_name}/``::
+
+    {append_row_file_name}                 merged results (append_row)
+    summary.json  errors.jsonl  _SUCCESS   the run's verdict (gather)
+    plan.json                              the resolved plan of the invocation that last started
+    partition/shard-NNNNN.json             one manifest per shard; dataset listing records
+    shards/shard-NNNNN.jsonl               one result file per shard job
+    minibatches/{k[:2]}/{k}.json|.parquet  the durable result of every finished mini-batch
+    progress/shard-NNNNN.json              each shard's progress in the current invocation
+    entry_script_modules.json              helper modules the entry script imported
+    outputs/                               EntryScript().output_dir
+    logs/                                  job_result.txt, job_progress_overview.txt, stage logs,
+                                           sys/node/, sys/job_report/, user/{stdout,stderr,error}/
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+RESULTS_ROOT = "results"
+
+
+def shard_id(shard: int) -> str:
+    """The zero-padded name of a shard used in file names: 3 -> ``'00003'``."""
+    return f"{shard:05d}"
+
+
+@dataclass(frozen=True)
+class RunLayout:
+    """The paths of one run folder ``root`` (``results/{run_name}``)."""
+
+    root: str
+
+    @classmethod
+    def for_run(cls, run_name: str, results_root: str = RESULTS_ROOT) -> RunLayout:
+        """The layout of ``results/{run_name}``."""
+        return cls(os.path.join(results_root, run_name))
+
+    def absolute(self) -> RunLayout:
+        """The same layout with an absolute root."""
+        return RunLayout(os.path.abspath(self.root))
+
+    def _join(self, *parts: str) -> str:
+        return os.path.join(self.root, *parts)
+
+    # ----------------------------------------------------------------------- the run's verdict
+    def merged(self, append_row_file_name: str) -> str:
+        """The merged result file (append_row)."""
+        return self._join(append_row_file_name)
+
+    @property
+    def summary(self) -> str:
+        return self._join("summary.json")
+
+    @property
+    def errors(self) -> str:
+        return self._join("errors.jsonl")
+
+    @property
+    def success_marker(self) -> str:
+        """``_SUCCESS``: written last when the run succeeded; holds the merged file's name."""
+        return self._join("_SUCCESS")
+
+    @property
+    def plan(self) -> str:
+        """The resolved plan (shard count, invocation id) the main snakemake process wrote."""
+        return self._join("plan.json")
+
+    # --------------------------------------------------------------------------- working state
+    @property
+    def partition_dir(self) -> str:
+        return self._join("partition")
+
+    def manifest(self, shard: int | str) -> str:
+        """The manifest of ``shard`` (an int, or a ``{shard}`` wildcard string)."""
+        return self._join("partition", f"shard-{_name(shard)}.json")
+
+    def partition_file(self, name: str) -> str:
+        """A file of the partition stage other than a manifest (dataset listing records)."""
+        return self._join("partition", name)
+
+    @property
+    def shards_dir(self) -> str:
+        return self._join("shards")
+
+    def shard_result(self, shard: int | str) -> str:
+        """The result file of one shard job (one MiniBatchResult per line)."""
+        return self._join("shards", f"shard-{_name(shard)}.jsonl")
+
+    @property
+    def store_dir(self) -> str:
+        """The mini-batch store (``store.MiniBatchStore``)."""
+        return self._join("minibatches")
+
+    @property
+    def progress_dir(self) -> str:
+        return self._join("progress")
+
+    def progress(self, shard: int | str) -> str:
+        return self._join("progress", f"shard-{_name(shard)}.json")
+
+    @property
+    def modules_record(self) -> str:
+        """The helper modules the entry script imported (``store.record_modules``)."""
+        return self._join("entry_script_modules.json")
+
+    @property
+    def outputs_dir(self) -> str:
+        """``EntryScript().output_dir``."""
+        return self._join("outputs")
+
+    # ------------------------------------------------------------------------------------ logs
+    @property
+    def logs_dir(self) -> str:
+        return self._join("logs")
+
+    @property
+    def job_result(self) -> str:
+        return self._join("logs", "job_result.txt")
+
+    @property
+    def progress_overview(self) -> str:
+        return self._join("logs", "job_progress_overview.txt")
+
+    @property
+    def processed_mini_batches(self) -> str:
+        return self._join("logs", "sys", "job_report", "processed_mini-batches.csv")
+
+    def stage_log(self, stage: str) -> str:
+        """The log of a one-job stage: ``partition``, ``gather``, ``demo_accuracy``."""
+        return self._join("logs", f"{stage}.log")
+
+    def shard_console_log(self, shard: int | str) -> str:
+        """What a shard job printed (Snakemake's ``log:`` of infer_shard)."""
+        return self._join("logs", "sys", "node", f"shard-{_name(shard)}.console.log")
+
+    @property
+    def user_error_dir(self) -> str:
+        return self._join("logs", "user", "error", "")
+
+    def shard_logs(self, shard: int | str) -> dict[str, str]:
+        """The per-worker log files of ``shard`` (SPEC §6): ``stdout``, ``stderr`` and ``error``
+        (what the entry script printed, every failed try), ``node`` (the runner's log) and
+        ``stack`` (where the runner asks a hung worker for its stack)."""
+        name = f"shard-{_name(shard)}"
+        return {
+            "stdout": self._join("logs", "user", "stdout", f"{name}.stdout.txt"),
+            "stderr": self._join("logs", "user", "stderr", f"{name}.stderr.txt"),
+            "error": self._join("logs", "user", "error", f"{name}.txt"),
+            "node": self._join("logs", "sys", "node", f"{name}.log"),
+            "stack": self._join("logs", "sys", "node", f"{name}.stack.txt"),
+        }
+
+
+def _name(shard: int | str) -> str:
+    return shard if isinstance(shard, str) else shard_id(shard)
