@@ -38,14 +38,40 @@ class Workflow:
             return handle.read()
 
 
-@pytest.fixture
-def workflow(tmp_path):
-    root = tmp_path / "wf"
-    root.mkdir()
+def copy_workflow(root) -> Workflow:
+    """A fresh copy of the repository's workflow in ``root`` (created)."""
+    os.makedirs(root)
     for name in COPIED:
         source = os.path.join(REPO, name)
         if os.path.isdir(source):
-            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+            shutil.copytree(source, os.path.join(root, name), ignore=shutil.ignore_patterns("__pycache__"))
         else:
-            shutil.copy2(source, root / name)
+            shutil.copy2(source, os.path.join(root, name))
     return Workflow(str(root))
+
+
+@pytest.fixture
+def workflow(tmp_path):
+    return copy_workflow(tmp_path / "wf")
+
+
+DEMO_RESOURCES = ["resources/demo/mnist", "resources/demo/model", "resources/demo/model-tf1"]
+
+
+@pytest.fixture(scope="session")
+def demo_resources(tmp_path_factory):
+    """The demo's digits, Keras model and TF1 checkpoint, built once per pytest run by the
+    workflow's own demo rules (in a copy of its own); returns the folder holding ``resources/``."""
+    built = copy_workflow(tmp_path_factory.mktemp("demo") / "wf")
+    built.run(*DEMO_RESOURCES)
+    return built.root
+
+
+@pytest.fixture
+def demo_workflow(tmp_path, demo_resources):
+    """A fresh workflow copy whose ``resources/demo/`` already holds what the demo rules build
+    (see demo_resources), so a test runs the batch inference without retraining the model."""
+    copy = copy_workflow(tmp_path / "wf")
+    shutil.copytree(os.path.join(demo_resources, "resources", "demo"), copy.path("resources", "demo"),
+                    ignore=shutil.ignore_patterns("logs"))
+    return copy

@@ -8,7 +8,8 @@ import pytest
 pytestmark = pytest.mark.slow
 
 
-def test_demo_predicts_every_test_digit_in_file_order(workflow):
+def test_demo_predicts_every_test_digit_in_file_order(demo_workflow):
+    workflow = demo_workflow
     proc = workflow.run()
     images = sorted(name for name in os.listdir(workflow.path("resources", "demo", "mnist")) if name.endswith(".png"))
     assert len(images) == 450

@@ -27,7 +27,8 @@ def check_run(workflow, proc, run_name):
     return accuracy["accuracy"]
 
 
-def test_seed_and_sample_scripts_score_the_demo_digits_with_a_tf1_checkpoint(workflow):
+def test_seed_and_sample_scripts_score_the_demo_digits_with_a_tf1_checkpoint(demo_workflow):
+    workflow = demo_workflow
     seed = workflow.run(*CONFIG)
     model = workflow.path("resources", "demo", "model-tf1")
     assert {"checkpoint", "mnist-tf.model.meta", "mnist-tf.model.index"} <= set(os.listdir(model))
