@@ -27,6 +27,7 @@ import warnings
 from dataclasses import dataclass, field
 
 from .errors import DatasetError
+from .kinds.base import MaterialiseError
 
 FORMATS = ("csv", "tsv", "parquet", "jsonl")
 _EXTENSIONS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".parquet": "parquet", ".pq": "parquet",
@@ -562,7 +563,7 @@ def key_groups(files: list[tuple[str, str, bool]], keys: list[str], read_options
 
 
 # ------------------------------------------------------------------------------------ reading
-class TableReadError(Exception):
+class TableReadError(MaterialiseError):
     """A mini-batch's data cannot be read (a malformed row, a missing file); the message names the
     file and, where the reader tells, the line."""
 
@@ -594,11 +595,16 @@ def _check_unchanged(chunk: TableChunk, fs_of) -> None:
     remote = [(chunk.path, chunk.ukey)] if chunk.ukey else []
     remote += list(zip(chunk.files, chunk.file_ukeys))
     if remote:
-        from .locations import change_identity
+        from .locations import change_identity, local_identity
 
         for path, ukey in remote:
             fs = fs_of(path) if fs_of else None
-            if fs is not None and change_identity(fs, path) != ukey:
+            if fs is None:
+                stat = os.stat(path)
+                current = local_identity(stat.st_size, stat.st_mtime_ns)
+            else:
+                current = change_identity(fs, path)
+            if current != ukey:
                 raise TableReadError(f"input file {path!r} changed after it was partitioned (its change "
                                      "identity differs); the next run partitions it again")
 
