@@ -19,9 +19,10 @@ from helpers import write
 from snakebatch import tabular
 from snakebatch.config import PartitionSpec
 from snakebatch.datasets import list_files
+from snakebatch.datasets import listing_fingerprint as files_fingerprint
 from snakebatch.errors import DatasetError
 from snakebatch.kinds import Cache, Descriptor, InputKind, Item, MaterialiseError, get_kind, known_kinds
-from snakebatch.kinds.files import FileKind, list_items
+from snakebatch.kinds.files import FileKind, listing_fingerprint
 from snakebatch.kinds.tables import TableKind
 from snakebatch.locations import change_identity, filesystem, is_local, local_path
 from snakebatch.partition import make_mini_batches, make_table_mini_batches
@@ -463,3 +464,13 @@ def test_local_tabular_reading_is_unchanged_by_the_filesystem_argument(tmp_path)
     assert tabular.split_text_file(path, "csv", False, 60, {}, local_fs) == chunks
     frames = [tabular.read_chunk(c, {}, fs_of=lambda p: local_fs) for c in chunks]
     pd.testing.assert_frame_equal(pd.concat(frames, ignore_index=True), pd.read_csv(path))
+
+
+def test_listing_fingerprints_match_datasets_locally_and_follow_ukeys_elsewhere(dataset, mem):
+    assert listing_fingerprint(FILES.list(spec([str(dataset)]))) == files_fingerprint(list_files([str(dataset)]))
+    fs, root = mem
+    put(fs, f"{root}/a", "1")
+    items = list(FILES.list(spec([root])))
+    assert listing_fingerprint(items) == hashlib.sha256(f"{items[0].path}\0{items[0].ukey}\n".encode()).hexdigest()
+    put(fs, f"{root}/a", "2")
+    assert listing_fingerprint(FILES.list(spec([root]))) != listing_fingerprint(items)

@@ -7,8 +7,6 @@ A *location* is what the config gives (``input.path``, ``models``, ``side_inputs
 
 from __future__ import annotations
 
-import hashlib
-
 FILE_SCHEME = "file://"
 # info() keys that name a version of an object's content, in order of preference
 IDENTITY_KEYS = ("ETag", "etag", "version_id", "VersionId", "generation")
@@ -60,10 +58,3 @@ def local_identity(size: int, mtime_ns: int) -> str:
     """The change identity of a local file: its size and modification time in nanoseconds."""
     return f"{size}:{mtime_ns}"
 
-
-def sha256_lines(lines) -> str:
-    """Hex SHA-256 over ``lines`` (strings), each followed by a newline."""
-    digest = hashlib.sha256()
-    for line in lines:
-        digest.update(line.encode() + b"\n")
-    return digest.hexdigest()

@@ -127,6 +127,17 @@ def mini_batch_key(items) -> str:
     return digest.hexdigest()
 
 
+def listing_fingerprint(items) -> str:
+    """Hex SHA-256 over every item of a listing (an iterable of Items), in order: it changes when
+    a file is added, removed, renamed or changes identity. For local files the digest of
+    ``datasets.listing_fingerprint`` (path, size, mtime_ns)."""
+    digest = hashlib.sha256()
+    for item in items:
+        line = f"{item.path}\0{item.size}\0{item.mtime_ns}" if item.local else f"{item.path}\0{item.ukey}"
+        digest.update(line.encode() + b"\n")
+    return digest.hexdigest()
+
+
 class FileKind(InputKind):
     """``input.type: file``: ``mini_batch_size`` files per mini-batch, ``run()`` gets their paths.
 
