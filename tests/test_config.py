@@ -64,7 +64,7 @@ def test_mini_batch_size_rejects(value, message):
 
 @pytest.mark.parametrize("override,message", [
     ({"input": {"path": "az://container/images"}},
-     "config key 'input.path': value 'az://container/images' is not supported yet; this version reads local paths only"),
+     "config key 'input.path': value 'az://container/images' is not supported yet; this version reads local paths and file:// URLs only"),
     ({"gpus_per_process": 1},
      "config key 'gpus_per_process': value 1 is not supported yet; workers run on the CPU (0)"),
     ({"partition_keys": ["a"]},
@@ -76,12 +76,21 @@ def test_mini_batch_size_rejects(value, message):
     ({"input": {"path": "data", "type": "tabular"}, "mini_batch_size": 0},
      "config key 'mini_batch_size': 0 must be at least 1 byte"),
     ({"models": {"m": "s3://bucket/model"}},
-     "config key 'models.m': value 's3://bucket/model' is not supported yet; this version reads local paths only"),
+     "config key 'models.m': value 's3://bucket/model' is not supported yet; this version reads local paths and file:// URLs only"),
 ])
 def test_accepted_but_unsupported_values_fail_with_the_key(override, message):
     with pytest.raises(ConfigError) as info:
         plan_run(validated({**MINIMAL, **override}), cores=1)
     assert str(info.value) == message
+
+
+def test_file_urls_are_accepted_and_planned_as_local_paths():
+    plan = plan_run(validated({**MINIMAL, "input": {"path": ["file:///data/images", "file://rel/x.png", "plain"]},
+                               "models": {"m": "file:///models/m.keras"}, "side_inputs": {"s": "file://side"}}),
+                    cores=1)
+    assert plan.partition.paths == ("/data/images", "rel/x.png", "plain")
+    assert plan.runner.models == {"m": "/models/m.keras"}
+    assert plan.runner.side_inputs == {"s": "side"}
 
 
 @pytest.mark.parametrize("override,fragment", [

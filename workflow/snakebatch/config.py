@@ -14,6 +14,7 @@ import os
 from dataclasses import dataclass
 
 from .errors import ConfigError
+from .locations import is_local, local_path
 
 URL_SCHEMES = ("az://", "abfs://", "abfss://", "s3://", "gs://", "gcs://", "http://", "https://")
 
@@ -190,12 +191,15 @@ def _only_for_tabular(key: str, value) -> ConfigError:
                        "(set input.type: tabular, or remove the key)")
 
 
+LOCAL_ONLY = "this version reads local paths and file:// URLs only"
+
+
 def _check_supported(config: dict) -> None:
     inp = config["input"]
     paths = inp["path"] if isinstance(inp["path"], list) else [inp["path"]]
     for path in paths:
-        if is_url(path):
-            raise _not_supported("input.path", path, "this version reads local paths only")
+        if not is_local(path):
+            raise _not_supported("input.path", path, LOCAL_ONLY)
     if inp["type"] == "file":
         if inp.get("format") is not None:
             raise _only_for_tabular("input.format", inp["format"])
@@ -209,8 +213,8 @@ def _check_supported(config: dict) -> None:
         raise _not_supported("gpus_per_process", config["gpus_per_process"], "workers run on the CPU (0)")
     for key in ("side_inputs", "models"):
         for name, path in config[key].items():
-            if is_url(path):
-                raise _not_supported(f"{key}.{name}", path, "this version reads local paths only")
+            if not is_local(path):
+                raise _not_supported(f"{key}.{name}", path, LOCAL_ONLY)
 
 
 # ParallelRunStep's own settings: an entry-script argument with one of these names is rejected, as
@@ -281,7 +285,8 @@ def plan_run(config: dict, cores: int | None) -> RunPlan:
     header_argument, argument_warnings = check_arguments(arguments)
     dataframe_header = bool(config.get("append_row_dataframe_header", False)) or bool(header_argument)
     inp = config["input"]
-    paths = tuple(inp["path"]) if isinstance(inp["path"], list) else (inp["path"],)
+    # file:// URLs become plain local paths here, so every stage sees (and names items by) the path
+    paths = tuple(local_path(p) for p in (inp["path"] if isinstance(inp["path"], list) else [inp["path"]]))
     run_name = config["run_name"]
     shards = shard_count(config, cores)
     script, source_dir = resolve_entry_script(config["entry_script"], config["source_directory"])
@@ -302,8 +307,8 @@ def plan_run(config: dict, cores: int | None) -> RunPlan:
         source_directory=source_dir,
         arguments=tuple(arguments),
         environment_variables={k: str(v) for k, v in sorted(config["environment_variables"].items())},
-        models=dict(sorted(config["models"].items())),
-        side_inputs=dict(sorted(config["side_inputs"].items())),
+        models={k: local_path(v) for k, v in sorted(config["models"].items())},
+        side_inputs={k: local_path(v) for k, v in sorted(config["side_inputs"].items())},
         output_action=config["output_action"],
         append_row_format=config["append_row_format"],
         run_invocation_timeout=float(config["run_invocation_timeout"]),

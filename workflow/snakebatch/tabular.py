@@ -17,6 +17,7 @@ A ``TableChunk`` (JSON in the shard manifest) says what to read; ``read_chunk`` 
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import json
@@ -26,6 +27,7 @@ import warnings
 from dataclasses import dataclass, field
 
 from .errors import DatasetError
+from .kinds.base import MaterialiseError
 
 FORMATS = ("csv", "tsv", "parquet", "jsonl")
 _EXTENSIONS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".parquet": "parquet", ".pq": "parquet",
@@ -88,7 +90,8 @@ class TableChunk:
     ``first_line``: 1-based line of that record in the file; ``dtypes``: column -> dtype for
     files cut into several chunks; ``size``/``mtime_ns``: the file as partitioned (a file changed
     since cannot be read by offsets); ``files``/``key_value``: a partition-key group (all rows of
-    ``files`` whose key columns equal ``key_value``)."""
+    ``files`` whose key columns equal ``key_value``); ``ukey``/``file_ukeys``: the change
+    identity of a file read through fsspec (not on the local disk), instead of size and mtime."""
 
     path: str
     format: str
@@ -109,9 +112,16 @@ class TableChunk:
     key_value: dict | None = None
     file_formats: tuple[tuple[str, bool], ...] = ()
     file_stats: tuple[tuple[int, int], ...] = ()
+    ukey: str | None = None
+    file_ukeys: tuple[str, ...] = ()
 
     def to_json(self) -> dict:
         data = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        for name in ("ukey", "file_ukeys"):  # change identities of files outside the local disk:
+            if not data[name]:               # left out when unset, so local chunks keep their JSON
+                del data[name]
+        if self.file_ukeys:
+            data["file_ukeys"] = list(self.file_ukeys)
         data["row_groups"] = list(self.row_groups)
         data["files"] = list(self.files)
         data["file_formats"] = [list(f) for f in self.file_formats]
@@ -126,6 +136,7 @@ class TableChunk:
         data["files"] = tuple(data.get("files", ()))
         data["file_formats"] = tuple((str(f), bool(g)) for f, g in data.get("file_formats", ()))
         data["file_stats"] = tuple((int(n), int(t)) for n, t in data.get("file_stats", ()))
+        data["file_ukeys"] = tuple(data.get("file_ukeys", ()))
         data["dtypes"] = {column: dtype for column, dtype in data.get("dtypes", ())}
         return cls(**data)
 
@@ -240,17 +251,41 @@ def record_end_blocks(handle, quote: bytes | None, sep: bytes | None = b",", blo
         offset += len(data)
 
 
-def _open_binary(path: str, gzipped: bool):
-    return gzip.open(path, "rb") if gzipped else open(path, "rb")
+@contextlib.contextmanager
+def _open_binary(path: str, gzipped: bool, fs=None):
+    """A binary, seekable reader of ``path``: the local file, or with ``fs`` (an fsspec
+    filesystem) ``fs.open(path, "rb")``; decompressed when ``gzipped``."""
+    if fs is None:
+        with (gzip.open(path, "rb") if gzipped else open(path, "rb")) as handle:
+            yield handle
+        return
+    with fs.open(path, "rb") as raw:
+        if gzipped:
+            with gzip.open(raw, "rb") as handle:
+                yield handle
+        else:
+            yield raw
 
 
-def split_text_file(path: str, fmt: str, gzipped: bool, size: int, read_options: dict) -> list[TableChunk]:
+@contextlib.contextmanager
+def _source(path: str, fs=None):
+    """What pandas/pyarrow should read: ``path`` itself (local), or an open fsspec file."""
+    if fs is None:
+        yield path
+    else:
+        with fs.open(path, "rb") as handle:
+            yield handle
+
+
+def split_text_file(path: str, fmt: str, gzipped: bool, size: int, read_options: dict,
+                    fs=None) -> list[TableChunk]:
     """The chunks of one CSV/TSV/JSONL file: consecutive record ranges of at least ``size`` bytes
     (the last may be smaller; a single record larger than ``size`` is a chunk of its own), no
     chunk for a file without data records. A gzipped file, or one read with options that shift
     byte offsets (``skiprows``, ``comment``, ...), is one chunk. ``first_line`` assumes one line
-    per record (exact unless quoted fields hold newlines). Raises DatasetError naming the file
-    when it cannot be read."""
+    per record (exact unless quoted fields hold newlines). ``fs``: the fsspec filesystem that
+    holds ``path`` (None: the local disk). Raises DatasetError naming the file when it cannot be
+    read."""
     import numpy as np
 
     header_option = read_options.get("header", "infer")
@@ -261,7 +296,7 @@ def split_text_file(path: str, fmt: str, gzipped: bool, size: int, read_options:
                     or (has_header and header_option not in ("infer", 0)))  # a header below line 1
     spans = []  # (start, end, records)
     try:
-        with _open_binary(path, gzipped) as handle:
+        with _open_binary(path, gzipped, fs) as handle:
             ends = record_end_blocks(handle, quote, sep, skip_initial_space=bool(read_options.get("skipinitialspace")))
             header_end = 0
             start = previous = 0
@@ -324,7 +359,7 @@ def split_text_file(path: str, fmt: str, gzipped: bool, size: int, read_options:
     return chunks
 
 
-def file_dtypes(path: str, fmt: str, gzipped: bool, read_options: dict) -> dict:
+def file_dtypes(path: str, fmt: str, gzipped: bool, read_options: dict, fs=None) -> dict:
     """column -> dtype name of the whole file as pandas reads it, from a chunked pass (bounded
     memory): a column int in one part and float in another is float64; one that mixes numbers
     or bools with text is text (``str``, pandas 3's string dtype). Columns the user typed through
@@ -335,7 +370,7 @@ def file_dtypes(path: str, fmt: str, gzipped: bool, read_options: dict) -> dict:
     seen: dict[str, set[str]] = {}
     options = {k: v for k, v in read_options.items() if k not in ("dtype",)}
     try:
-        for part in _iter_text(path, fmt, gzipped, options, chunksize=500_000):
+        for part in _iter_text(path, fmt, gzipped, options, chunksize=500_000, fs=fs):
             for column, dtype in part.dtypes.items():
                 seen.setdefault(column, set()).add(str(dtype))
     except (ValueError, pd.errors.ParserError, UnicodeDecodeError):
@@ -371,17 +406,18 @@ def _text_reader_options(fmt: str, read_options: dict) -> dict:
     return options
 
 
-def _iter_text(path: str, fmt: str, gzipped: bool, read_options: dict, chunksize: int):
+def _iter_text(path: str, fmt: str, gzipped: bool, read_options: dict, chunksize: int, fs=None):
     import pandas as pd
 
     options = _text_reader_options(fmt, read_options)
     compression = "gzip" if gzipped else None
-    if fmt == "jsonl":
-        reader = pd.read_json(path, lines=True, chunksize=chunksize, compression=compression, **options)
-    else:
-        reader = pd.read_csv(path, chunksize=chunksize, compression=compression, **options)
-    with reader:
-        yield from reader
+    with _source(path, fs) as source:
+        if fmt == "jsonl":
+            reader = pd.read_json(source, lines=True, chunksize=chunksize, compression=compression, **options)
+        else:
+            reader = pd.read_csv(source, chunksize=chunksize, compression=compression, **options)
+        with reader:
+            yield from reader
 
 
 # ------------------------------------------------------------------------------------ parquet
@@ -391,14 +427,16 @@ def row_group_bytes(meta, index: int) -> int:
     return max(1, sum(rg.column(c).total_compressed_size for c in range(rg.num_columns)))
 
 
-def split_parquet_file(path: str, size: int) -> list[TableChunk]:
+def split_parquet_file(path: str, size: int, fs=None) -> list[TableChunk]:
     """The chunks of one Parquet file: consecutive row groups while their compressed size stays
     under ``size``; a row group larger than ``size`` split into row ranges of about ``size``
-    bytes. Raises DatasetError naming the file when it is not Parquet."""
+    bytes. ``fs``: the fsspec filesystem holding ``path`` (None: the local disk). Raises
+    DatasetError naming the file when it is not Parquet."""
     import pyarrow.parquet as pq
 
     try:
-        meta = pq.ParquetFile(path).metadata
+        with _source(path, fs) as source:
+            meta = pq.ParquetFile(source).metadata
     except OSError as exc:
         raise DatasetError(f"input file {path!r} cannot be read as Parquet: {exc}") from None
     except Exception as exc:  # noqa: BLE001 - pyarrow raises ArrowInvalid for a corrupt file
@@ -440,21 +478,28 @@ def split_parquet_file(path: str, size: int) -> list[TableChunk]:
 
 
 # ----------------------------------------------------------------------------- partition keys
-def read_columns(path: str, fmt: str, gzipped: bool, columns: list[str], read_options: dict):
-    """Only ``columns`` of a whole file, as a DataFrame. Raises DatasetError naming the file and
-    the missing column."""
+def _read_whole(path: str, fmt: str, gzipped: bool, read_options: dict, fs=None, columns=None):
+    """A whole file as a DataFrame (Parquet: only ``columns``, None = all)."""
     import pandas as pd
     import pyarrow.parquet as pq
 
-    try:
+    with _source(path, fs) as source:
         if fmt == "parquet":
-            frame = pq.read_table(path, columns=columns).to_pandas()
-        elif fmt == "jsonl":
-            frame = pd.read_json(path, lines=True, compression="gzip" if gzipped else None,
-                                 **_text_reader_options(fmt, read_options))
-        else:
-            frame = pd.read_csv(path, compression="gzip" if gzipped else None,
+            return pq.read_table(source, columns=columns).to_pandas()
+        if fmt == "jsonl":
+            return pd.read_json(source, lines=True, compression="gzip" if gzipped else None,
                                 **_text_reader_options(fmt, read_options))
+        return pd.read_csv(source, compression="gzip" if gzipped else None,
+                           **_text_reader_options(fmt, read_options))
+
+
+def read_columns(path: str, fmt: str, gzipped: bool, columns: list[str], read_options: dict, fs=None):
+    """Only ``columns`` of a whole file, as a DataFrame. Raises DatasetError naming the file and
+    the missing column."""
+    import pandas as pd
+
+    try:
+        frame = _read_whole(path, fmt, gzipped, read_options, fs, columns if fmt == "parquet" else None)
     except pd.errors.EmptyDataError:
         return pd.DataFrame(columns=columns)
     except (OSError, ValueError, KeyError) as exc:
@@ -487,14 +532,16 @@ def _key_value(path: str, column: str, value):
                        "as text with input.read_options, e.g. dtype: {" + f"{column}: str" + "})")
 
 
-def key_groups(files: list[tuple[str, str, bool]], keys: list[str], read_options: dict) -> list[TableChunk]:
+def key_groups(files: list[tuple[str, str, bool]], keys: list[str], read_options: dict,
+               fs_of=None) -> list[TableChunk]:
     """One TableChunk per distinct combination of ``keys`` across ``files`` ((path, format,
-    gzipped) in input order), in order of first appearance; ``records`` = its rows."""
+    gzipped) in input order), in order of first appearance; ``records`` = its rows. ``fs_of``:
+    path -> the fsspec filesystem holding it, or None for the local disk (None: all local)."""
     import pandas as pd
 
     groups: dict[tuple, dict] = {}
     for path, fmt, gzipped in files:
-        frame = read_columns(path, fmt, gzipped, keys, read_options)
+        frame = read_columns(path, fmt, gzipped, keys, read_options, fs_of(path) if fs_of else None)
         if frame.empty:
             continue
         counts = frame.groupby(keys, sort=False, dropna=False).size()
@@ -516,7 +563,7 @@ def key_groups(files: list[tuple[str, str, bool]], keys: list[str], read_options
 
 
 # ------------------------------------------------------------------------------------ reading
-class TableReadError(Exception):
+class TableReadError(MaterialiseError):
     """A mini-batch's data cannot be read (a malformed row, a missing file); the message names the
     file and, where the reader tells, the line."""
 
@@ -535,27 +582,51 @@ def _with_file_line(message: str, chunk: TableChunk) -> str:
     return _LINE.sub(shift, message, count=1) if chunk.start else message
 
 
-def read_chunk(chunk: TableChunk, read_options: dict, cache: dict | None = None):
+def _check_unchanged(chunk: TableChunk, fs_of) -> None:
+    """Raise TableReadError when a file of ``chunk`` differs from the one partitioned: its size
+    and mtime (local files) or its change identity (files read through fsspec)."""
+    recorded = [(chunk.path, (chunk.size, chunk.mtime_ns))] if chunk.size is not None else []
+    recorded += list(zip(chunk.files, chunk.file_stats))
+    for path, (size, mtime_ns) in recorded:
+        stat = os.stat(path)
+        if (stat.st_size, stat.st_mtime_ns) != (size, mtime_ns):
+            raise TableReadError(f"input file {path!r} changed after it was partitioned (size "
+                                 f"{size} -> {stat.st_size} bytes); the next run partitions it again")
+    remote = [(chunk.path, chunk.ukey)] if chunk.ukey else []
+    remote += list(zip(chunk.files, chunk.file_ukeys))
+    if remote:
+        from .locations import change_identity, local_identity
+
+        for path, ukey in remote:
+            fs = fs_of(path) if fs_of else None
+            if fs is None:
+                stat = os.stat(path)
+                current = local_identity(stat.st_size, stat.st_mtime_ns)
+            else:
+                current = change_identity(fs, path)
+            if current != ukey:
+                raise TableReadError(f"input file {path!r} changed after it was partitioned (its change "
+                                     "identity differs); the next run partitions it again")
+
+
+def read_chunk(chunk: TableChunk, read_options: dict, cache: dict | None = None, fs_of=None):
     """The pandas DataFrame of ``chunk`` with the file's header and dtypes. ``cache`` (a dict)
-    keeps whole files read for partition-key groups. Raises TableReadError naming the file and
-    line."""
+    keeps whole files read for partition-key groups. ``fs_of``: path -> the fsspec filesystem
+    holding it, or None for the local disk (None: all local). Raises TableReadError naming the
+    file and line."""
     import pandas as pd
     import pyarrow.parquet as pq
 
     try:
-        recorded = [(chunk.path, (chunk.size, chunk.mtime_ns))] if chunk.size is not None else []
-        recorded += list(zip(chunk.files, chunk.file_stats))
-        for path, (size, mtime_ns) in recorded:
-            stat = os.stat(path)
-            if (stat.st_size, stat.st_mtime_ns) != (size, mtime_ns):
-                raise TableReadError(f"input file {path!r} changed after it was partitioned (size "
-                                     f"{size} -> {stat.st_size} bytes); the next run partitions it again")
+        _check_unchanged(chunk, fs_of)
         if chunk.key_value is not None:
-            return _read_group(chunk, read_options, cache if cache is not None else {})
+            return _read_group(chunk, read_options, cache if cache is not None else {}, fs_of)
+        fs = fs_of(chunk.path) if fs_of else None
         if chunk.format == "parquet":
-            handle = pq.ParquetFile(chunk.path)
-            columns = read_options.get("columns")
-            table = handle.read_row_groups(list(chunk.row_groups), columns=columns)
+            with _source(chunk.path, fs) as source:
+                handle = pq.ParquetFile(source)
+                columns = read_options.get("columns")
+                table = handle.read_row_groups(list(chunk.row_groups), columns=columns)
             if chunk.row_start is not None:
                 table = table.slice(chunk.row_start, chunk.row_stop - chunk.row_start)
             return table.to_pandas()
@@ -564,8 +635,11 @@ def read_chunk(chunk: TableChunk, read_options: dict, cache: dict | None = None)
             options["dtype"] = {**chunk.dtypes, **(options.get("dtype") or {})} if isinstance(
                 options.get("dtype", {}), dict) else options["dtype"]
         if chunk.gzipped:
-            with gzip.open(chunk.path, "rb") as handle:
+            with _open_binary(chunk.path, True, fs) as handle:
                 data = handle.read()
+        elif fs is not None:  # byte ranges: one ranged request each on an object store
+            header = fs.cat_file(chunk.path, 0, chunk.header_end) if chunk.header_end else b""
+            data = header + fs.cat_file(chunk.path, chunk.start, chunk.end)
         else:
             with open(chunk.path, "rb") as handle:
                 header = handle.read(chunk.header_end) if chunk.header_end else b""
@@ -585,23 +659,16 @@ def read_chunk(chunk: TableChunk, read_options: dict, cache: dict | None = None)
         raise TableReadError(f"{type(exc).__name__} reading {where}: {_with_file_line(str(exc).strip(), chunk)}") from None
 
 
-def _read_group(chunk: TableChunk, read_options: dict, cache: dict):
+def _read_group(chunk: TableChunk, read_options: dict, cache: dict, fs_of=None):
     import pandas as pd
-    import pyarrow.parquet as pq
 
     parts = []
     formats = chunk.file_formats or ((chunk.format, chunk.gzipped),) * len(chunk.files)
     for path, (fmt, gzipped) in zip(chunk.files, formats):
         frame = cache.get(path)
         if frame is None:
-            if fmt == "parquet":
-                frame = pq.read_table(path, columns=read_options.get("columns")).to_pandas()
-            elif fmt == "jsonl":
-                frame = pd.read_json(path, lines=True, compression="gzip" if gzipped else None,
-                                     **_text_reader_options(fmt, read_options))
-            else:
-                frame = pd.read_csv(path, compression="gzip" if gzipped else None,
-                                    **_text_reader_options(fmt, read_options))
+            frame = _read_whole(path, fmt, gzipped, read_options, fs_of(path) if fs_of else None,
+                                read_options.get("columns"))
             while len(cache) >= 4:  # keep the last few files: groups of a shard share files
                 cache.pop(next(iter(cache)))
             cache[path] = frame

@@ -1,0 +1,161 @@
+"""The input-kind interface: how one kind of dataset is listed, cut into mini-batches, read for
+``run()`` and named in the error report.
+
+A kind (``file``, ``tabular``) is a stateless ``InputKind`` subclass in its own module, found
+through ``snakebatch.kinds.get_kind(name)``. Everything it hands to another process is a
+``Descriptor`` (JSON in the shard manifest) that carries the kind's name, so the runner, the
+worker and the result store call ``get_kind(descriptor.kind)`` instead of branching on the kind.
+"""
+
+from __future__ import annotations
+
+import abc
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Item:
+    """One input file of a dataset listing.
+
+    ``path``: the file as ``run()`` and the error report name it: for a local dataset (plain path
+    or ``file://`` URL) the local path as listed (relative when the root was); otherwise the fsspec
+    URL (``memory:///data/a.csv``, ``s3://bucket/a.csv``). ``size``: bytes. ``ukey``: its change
+    identity (local: ``"{size}:{mtime_ns}"``; elsewhere the store's ETag/version/generation, else
+    ``fs.ukey``): it differs whenever the content may differ. ``mtime_ns``: modification time of a
+    local file in nanoseconds, None elsewhere."""
+
+    path: str
+    size: int
+    ukey: str
+    mtime_ns: int | None = None
+
+    @property
+    def local(self) -> bool:
+        """True when the file is on the local disk (``path`` is a local path)."""
+        return self.mtime_ns is not None
+
+    def key_line(self) -> str:
+        """The item's part of a mini-batch key: local files as before this interface (path,
+        absolute path, size, mtime_ns) so stored results stay valid; others by URL and ukey."""
+        if self.local:
+            return f"{self.path}\0{os.path.abspath(self.path)}\0{self.size}\0{self.mtime_ns}"
+        return f"{self.path}\0{self.ukey}"
+
+
+@dataclass(frozen=True)
+class Descriptor:
+    """One mini-batch as its kind cut it, JSON in the shard manifest.
+
+    ``kind``: the kind's registry name; ``index``: 0-based position in the whole input;
+    ``first_item``: global index of its first item or record (ParallelRunStep's
+    global_row_index_lower_bound); ``key``: hex SHA-256 of its input (equal keys mean equal
+    input); ``count``: items (files or records) as counted when it was cut; ``payload``: what the
+    kind needs to read it again (plain JSON values, read only by the kind)."""
+
+    kind: str
+    index: int
+    first_item: int
+    key: str
+    count: int
+    payload: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {"kind": self.kind, "index": self.index, "first_item": self.first_item, "key": self.key,
+                "count": self.count, "payload": self.payload}
+
+    @classmethod
+    def from_json(cls, data: dict) -> Descriptor:
+        return cls(kind=str(data["kind"]), index=int(data["index"]), first_item=int(data["first_item"]),
+                   key=str(data["key"]), count=int(data["count"]), payload=dict(data.get("payload") or {}))
+
+    def dumps(self) -> str:
+        """The descriptor as one line of JSON text (stable: sorted keys)."""
+        return json.dumps(self.to_json(), sort_keys=True)
+
+
+@dataclass
+class Cache:
+    """What a worker keeps between mini-batches for ``materialise``: ``folder``, where files that
+    are not on the local disk are downloaded (None: a temporary folder made on first need);
+    ``storage_options``: fsspec options for those files; ``frames``: whole tables read for
+    partition-key groups (owned by the tabular kind)."""
+
+    folder: str | None = None
+    storage_options: dict = field(default_factory=dict)
+    frames: dict = field(default_factory=dict)
+
+    def download_folder(self) -> str:
+        if self.folder is None:
+            self.folder = tempfile.mkdtemp(prefix="snakebatch-inputs-")
+        os.makedirs(self.folder, exist_ok=True)
+        return self.folder
+
+
+class InputKind(abc.ABC):
+    """One kind of input. Subclasses set ``name`` and implement the abstract methods.
+
+    ``spec`` below is the partition settings (``config.PartitionSpec`` or any object with its
+    attributes: ``paths``, ``pattern``, ``mini_batch_size``, ``format``, ``read_options``,
+    ``partition_keys``; optional ``storage_options``)."""
+
+    name: str = ""
+    #: True when ``run()`` gets exactly ``count`` items (files); False when the count made at
+    #: partition time is an estimate the read may change (records of a text table).
+    count_is_exact: bool = True
+
+    @abc.abstractmethod
+    def list(self, spec):
+        """Iterate the dataset's Items in input order (roots in the order given, each root sorted
+        by path, each file once). Raises DatasetError naming the root when a root is missing or
+        a glob matches nothing, and when the dataset is empty."""
+        raise NotImplementedError
+
+    @abc.abstractmethod
+    def mini_batches(self, listing, spec, log=print) -> list[Descriptor]:
+        """Cut ``listing`` (an iterable of Items, in order) into Descriptors, in input order.
+        ``log``: where warnings go (one line each). Raises DatasetError naming a file that cannot
+        be cut."""
+        raise NotImplementedError
+
+    @abc.abstractmethod
+    def materialise(self, descriptor: Descriptor, read_options: dict, cache: Cache):
+        """What ``run()`` gets for the whole mini-batch, in the worker: a list of local file
+        paths (``file``) or a pandas DataFrame (``tabular``). Raises the kind's read error
+        (``MaterialiseError``) naming the file (and line) when it cannot be read."""
+        raise NotImplementedError
+
+    def select(self, materialised, start: int, stop: int):
+        """Items ``start:stop`` (positions) of what ``materialise`` returned, as ``run()`` gets
+        them for a part of the mini-batch (retries, bisection). The default slices a list."""
+        return list(materialised[start:stop])
+
+    def item_count(self, descriptor: Descriptor) -> int:
+        """Items of the mini-batch as counted when it was cut."""
+        return descriptor.count
+
+    @abc.abstractmethod
+    def item_names(self, descriptor: Descriptor) -> tuple[str, ...]:
+        """The files the mini-batch reads (names as in Item.path), in order."""
+        raise NotImplementedError
+
+    @abc.abstractmethod
+    def describe(self, descriptor: Descriptor) -> str:
+        """The whole mini-batch in a message (an unreadable table chunk: file and lines)."""
+        raise NotImplementedError
+
+    @abc.abstractmethod
+    def describe_item(self, descriptor: Descriptor, position: int) -> str:
+        """The item at ``position`` (0-based, in the mini-batch) for the error report: its file
+        path (``file``) or file and record (``tabular``)."""
+        raise NotImplementedError
+
+    def partition_key_value(self, descriptor: Descriptor) -> dict:
+        """The ``mini_batch_context.partition_key_value`` of the mini-batch ({} when none)."""
+        return {}
+
+
+class MaterialiseError(Exception):
+    """A mini-batch's input cannot be read in the worker; the message names the file (and line)."""

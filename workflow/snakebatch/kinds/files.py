@@ -1,0 +1,214 @@
+"""The ``file`` kind: a mini-batch is a list of local file paths (ParallelRunStep's FileDataset).
+
+Listing (``list_items``) is shared with the tabular kind. Local roots (plain paths, ``file://``
+URLs) are listed with ``os`` exactly as ``snakebatch.datasets`` does (folders recursive following
+links, each real folder once, ``.snakemake*`` entries skipped, sorted by path, a file reached twice
+listed once, by real path); other fsspec URLs with ``fs.find``/``fs.glob``, sorted, named by URL.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import glob
+import hashlib
+import os
+import posixpath
+
+from ..datasets import GLOB_CHARS, is_glob, walk_folders
+from ..errors import DatasetError
+from ..locations import change_identity, filesystem, is_local, local_identity, local_path
+from .base import Cache, Descriptor, InputKind, Item, MaterialiseError
+
+
+def _walk(folder: str):
+    found = []
+    for dirpath, _, filenames in walk_folders(folder):
+        found.extend(os.path.join(dirpath, name) for name in filenames)
+    return sorted(found)
+
+
+def _expand_local(given: str, root: str) -> list[str]:
+    """The files of the local root ``root`` (``given``: the root as configured, for messages)."""
+    if is_glob(root):
+        files: list[str] = []
+        for match in sorted(glob.glob(root, recursive=True)):
+            files.extend(_walk(match) if os.path.isdir(match) else [match])
+        if not files:
+            raise DatasetError(f"input.path: glob {given!r} matched no files")
+        return files
+    if os.path.isdir(root):
+        return _walk(root)
+    if os.path.isfile(root):
+        return [root]
+    if os.path.exists(root):
+        raise DatasetError(f"input.path: {given!r} is neither a file nor a folder")
+    raise DatasetError(f"input.path: {given!r} does not exist")
+
+
+def _local_items(given: str, pattern: str | None, seen: set):
+    for path in _expand_local(given, local_path(given)):
+        if pattern is not None and not fnmatch.fnmatchcase(os.path.basename(path), pattern):
+            continue
+        real = os.path.realpath(path)
+        if real in seen:
+            continue
+        seen.add(real)
+        try:
+            st = os.stat(path)
+        except OSError as exc:
+            raise DatasetError(f"input file {path!r} cannot be read: {exc.strerror}") from None
+        yield Item(path=path, size=st.st_size, ukey=local_identity(st.st_size, st.st_mtime_ns),
+                   mtime_ns=st.st_mtime_ns)
+
+
+def _remote_items(given: str, pattern: str | None, seen: set, storage_options: dict):
+    fs, root = filesystem(given, storage_options)
+    try:
+        if any(ch in root for ch in GLOB_CHARS) and not fs.exists(root):
+            found: list[tuple[str, dict]] = []
+            for match, info in sorted(fs.glob(root, detail=True).items()):
+                if info.get("type") == "directory":
+                    found.extend(sorted(fs.find(match, detail=True).items()))
+                else:
+                    found.append((match, info))
+            if not found:
+                raise DatasetError(f"input.path: glob {given!r} matched no files")
+        elif fs.isdir(root):
+            found = sorted(fs.find(root, detail=True).items())
+        elif fs.isfile(root):
+            found = [(root, fs.info(root))]
+        else:
+            raise DatasetError(f"input.path: {given!r} does not exist")
+    except OSError as exc:
+        raise DatasetError(f"input.path: {given!r} cannot be listed: {exc}") from None
+    for path, info in found:
+        if pattern is not None and not fnmatch.fnmatchcase(posixpath.basename(path), pattern):
+            continue
+        url = fs.unstrip_protocol(path)
+        if url in seen:
+            continue
+        seen.add(url)
+        try:
+            ukey = change_identity(fs, path, info)
+        except OSError as exc:
+            raise DatasetError(f"input file {url!r} cannot be read: {exc}") from None
+        yield Item(path=url, size=int(info.get("size") or 0), ukey=ukey)
+
+
+def list_items(paths, pattern: str | None = None, storage_options: dict | None = None):
+    """Iterate the Items of the roots ``paths`` (folder, glob, file; plain path, ``file://`` or
+    other fsspec URL) in input order: roots in the order given, each root's files sorted by path,
+    a file reached again listed once, at its first place. ``pattern``: keep files whose base name
+    matches this glob (``fnmatch``), None = all. ``storage_options``: fsspec options for URLs.
+    Raises DatasetError naming the root when it does not exist or a glob matches nothing, naming
+    the file when it cannot be read, and, once every root is listed, when no file was found."""
+    seen: set[str] = set()
+    any_found = False
+    for root in paths:
+        if is_local(root):
+            items = _local_items(root, pattern, seen)
+        else:
+            items = _remote_items(root, pattern, seen, storage_options or {})
+        for item in items:
+            any_found = True
+            yield item
+    if not any_found:
+        where = ", ".join(repr(p) for p in paths)
+        suffix = f" matching pattern {pattern!r}" if pattern else ""
+        raise DatasetError(f"input.path: no files{suffix} under {where}: the dataset is empty")
+
+
+def mini_batch_key(items) -> str:
+    """Hex SHA-256 over the items' key lines (see ``Item.key_line``): for local files the same
+    digest as ``partition.mini_batch_key`` (path, absolute path, size, mtime_ns)."""
+    digest = hashlib.sha256()
+    for item in items:
+        digest.update(item.key_line().encode() + b"\n")
+    return digest.hexdigest()
+
+
+def listing_fingerprint(items) -> str:
+    """Hex SHA-256 over every item of a listing (an iterable of Items), in order: it changes when
+    a file is added, removed, renamed or changes identity. For local files the digest of
+    ``datasets.listing_fingerprint`` (path, size, mtime_ns)."""
+    digest = hashlib.sha256()
+    for item in items:
+        line = f"{item.path}\0{item.size}\0{item.mtime_ns}" if item.local else f"{item.path}\0{item.ukey}"
+        digest.update(line.encode() + b"\n")
+    return digest.hexdigest()
+
+
+class FileKind(InputKind):
+    """``input.type: file``: ``mini_batch_size`` files per mini-batch, ``run()`` gets their paths.
+
+    Payload of a Descriptor: ``items`` (names, as Item.path) and, when any file is not on the
+    local disk, ``ukeys`` (their change identities, which name the downloaded copies)."""
+
+    name = "file"
+
+    def list(self, spec):
+        return list_items(spec.paths, spec.pattern, getattr(spec, "storage_options", None))
+
+    def mini_batches(self, listing, spec, log=print) -> list[Descriptor]:
+        """Consecutive runs of ``spec.mini_batch_size`` items (the last may be shorter), in
+        listing order. Raises ValueError when ``mini_batch_size`` < 1."""
+        size = spec.mini_batch_size
+        if size < 1:
+            raise ValueError(f"mini_batch_size must be >= 1, got {size}")
+        batches: list[Descriptor] = []
+        chunk: list[Item] = []
+        first = 0
+
+        def flush():
+            payload = {"items": [i.path for i in chunk]}
+            if not all(i.local for i in chunk):
+                payload["ukeys"] = [i.ukey for i in chunk]
+            batches.append(Descriptor(kind=self.name, index=len(batches), first_item=first,
+                                      key=mini_batch_key(chunk), count=len(chunk), payload=payload))
+
+        for item in listing:
+            chunk.append(item)
+            if len(chunk) == size:
+                flush()
+                first += len(chunk)
+                chunk = []
+        if chunk:
+            flush()
+        return batches
+
+    def materialise(self, descriptor: Descriptor, read_options: dict, cache: Cache) -> list[str]:
+        """The local paths of the mini-batch's files: local files as listed; other files
+        downloaded once into ``cache.folder`` (``<folder>/<hash of URL and ukey>/<file name>``).
+        Raises MaterialiseError naming a file that cannot be downloaded."""
+        names = descriptor.payload["items"]
+        ukeys = descriptor.payload.get("ukeys") or [""] * len(names)
+        paths = []
+        for name, ukey in zip(names, ukeys):
+            if is_local(name):
+                paths.append(local_path(name))
+                continue
+            digest = hashlib.sha256(f"{name}\0{ukey}".encode()).hexdigest()[:20]
+            target = os.path.join(cache.download_folder(), digest, posixpath.basename(name) or "item")
+            if not os.path.exists(target):
+                fs, path = filesystem(name, cache.storage_options)
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                partial = target + ".part"
+                try:
+                    fs.get_file(path, partial)
+                    os.replace(partial, target)
+                except OSError as exc:
+                    raise MaterialiseError(f"input file {name!r} cannot be downloaded: {exc}") from None
+            paths.append(target)
+        return paths
+
+    def item_names(self, descriptor: Descriptor) -> tuple[str, ...]:
+        return tuple(descriptor.payload["items"])
+
+    def describe(self, descriptor: Descriptor) -> str:
+        names = descriptor.payload["items"]
+        if len(names) <= 1:
+            return names[0] if names else "no files"
+        return f"{names[0]} and {len(names) - 1} more file(s)"
+
+    def describe_item(self, descriptor: Descriptor, position: int) -> str:
+        return descriptor.payload["items"][position]

@@ -1,0 +1,142 @@
+"""The ``tabular`` kind: a mini-batch is a pandas DataFrame (ParallelRunStep's TabularDataset).
+
+The adapter between the kind interface and ``snakebatch.tabular``, which splits CSV/TSV/JSONL
+files at record boundaries, Parquet files by row groups, gzip files whole, and groups rows by
+partition keys. A Descriptor's payload is the ``TableChunk`` JSON. Files on the local disk are
+read with ``open``; others through fsspec (byte ranges with ``cat_file``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+
+from .. import tabular
+from ..errors import DatasetError
+from ..locations import filesystem
+from ..tabular import TableChunk
+from .base import Cache, Descriptor, InputKind, Item
+from .files import list_items
+
+
+def _fs_resolver(storage_options: dict | None):
+    """path -> fsspec filesystem of a non-local file, None for a local one."""
+    def fs_of(path: str):
+        return filesystem(path, storage_options)[0]
+    return fs_of
+
+
+def chunk_key(item: Item, chunk: TableChunk) -> str:
+    """Hex SHA-256 of one file's part of a tabular mini-batch: the file (Item.key_line) and the
+    range it reads (the chunk's JSON). For local files the digest of
+    ``partition.table_mini_batch_key``."""
+    digest = hashlib.sha256()
+    digest.update(item.key_line().encode() + b"\n")
+    digest.update(json.dumps(chunk.to_json(), sort_keys=True, default=str).encode())
+    return digest.hexdigest()
+
+
+def _with_identity(chunk: TableChunk, item: Item) -> TableChunk:
+    """The chunk with the file's identity as partitioned: size and mtime (local) or ukey."""
+    if item.local:
+        return dataclasses.replace(chunk, size=item.size, mtime_ns=item.mtime_ns)
+    return dataclasses.replace(chunk, ukey=item.ukey)
+
+
+def _with_group_identities(chunk: TableChunk, items: list[Item]) -> TableChunk:
+    if all(i.local for i in items):
+        return dataclasses.replace(chunk, file_stats=tuple((i.size, i.mtime_ns) for i in items))
+    return dataclasses.replace(chunk, file_ukeys=tuple(i.ukey for i in items))
+
+
+class TableKind(InputKind):
+    """``input.type: tabular``: mini-batches of about ``mini_batch_size`` bytes that never cross
+    a file's end, or one per distinct ``partition_keys`` combination across all files."""
+
+    name = "tabular"
+    count_is_exact = False  # records counted by line ends; blank lines may make pandas read fewer
+
+    def list(self, spec):
+        return list_items(spec.paths, spec.pattern, getattr(spec, "storage_options", None))
+
+    def chunks(self, listing, spec, log=print):
+        """Iterate (TableChunk, [Item, ...]) of ``listing`` under ``spec``; without partition keys
+        one file at a time. Raises DatasetError naming a file that cannot be read or split, or
+        the roots when no file holds a record."""
+        fs_of = _fs_resolver(getattr(spec, "storage_options", None))
+        read_options = dict(spec.read_options or {})
+        seen_files = 0
+        found = False
+        if spec.partition_keys:
+            files = [(item, *tabular.detect_format(item.path, spec.format)) for item in listing]
+            seen_files = len(files)
+            by_path = {item.path: item for item, _, _ in files}
+            for chunk in tabular.key_groups([(i.path, f, g) for i, f, g in files], list(spec.partition_keys),
+                                            read_options, fs_of):
+                items = [by_path[p] for p in chunk.files]
+                found = True
+                yield _with_group_identities(chunk, items), items
+        else:
+            for item in listing:
+                seen_files += 1
+                fmt, gzipped = tabular.detect_format(item.path, spec.format)
+                fs = fs_of(item.path)
+                if fmt == "parquet":
+                    parts = tabular.split_parquet_file(item.path, spec.mini_batch_size, fs)
+                else:
+                    parts = tabular.split_text_file(item.path, fmt, gzipped, spec.mini_batch_size, read_options, fs)
+                    if gzipped and item.size > spec.mini_batch_size:
+                        log(f"snakebatch partition: warning: {item.path!r} is gzip-compressed and cannot be split; "
+                            f"it is one mini-batch of {item.size} bytes (mini_batch_size {spec.mini_batch_size})")
+                    if len(parts) > 1:
+                        dtypes = tabular.file_dtypes(item.path, fmt, gzipped, read_options, fs)
+                        parts = [dataclasses.replace(part, dtypes=dtypes) for part in parts]
+                for part in parts:
+                    found = True
+                    yield _with_identity(part, item), [item]
+        if not found:
+            raise DatasetError(f"input.path: {', '.join(map(repr, spec.paths))}: the tabular dataset has no "
+                               f"records ({seen_files} file(s), all empty or header only)")
+
+    def mini_batches(self, listing, spec, log=print) -> list[Descriptor]:
+        """One Descriptor per chunk (see ``chunks``); ``first_item`` counts records. The key is
+        the digest ``partition.make_table_mini_batches`` gives for local files."""
+        batches, first = [], 0
+        for chunk, items in self.chunks(listing, spec, log):
+            digest = hashlib.sha256()
+            for item in items:
+                digest.update(chunk_key(item, chunk).encode())
+            batches.append(Descriptor(kind=self.name, index=len(batches), first_item=first, key=digest.hexdigest(),
+                                      count=chunk.records, payload=chunk.to_json()))
+            first += chunk.records
+        return batches
+
+    @staticmethod
+    def chunk(descriptor: Descriptor) -> TableChunk:
+        """The TableChunk a tabular Descriptor reads."""
+        return TableChunk.from_json(descriptor.payload)
+
+    def materialise(self, descriptor: Descriptor, read_options: dict, cache: Cache):
+        """The DataFrame of the mini-batch (``tabular.read_chunk``); raises
+        ``tabular.TableReadError`` (a MaterialiseError) naming the file and line."""
+        return tabular.read_chunk(self.chunk(descriptor), read_options or {}, cache.frames,
+                                  _fs_resolver(cache.storage_options))
+
+    def select(self, materialised, start: int, stop: int):
+        """Rows ``start:stop`` as a copy (edits in run() cannot leak into a retry)."""
+        return materialised.iloc[start:stop].copy()
+
+    def item_names(self, descriptor: Descriptor) -> tuple[str, ...]:
+        chunk = self.chunk(descriptor)
+        return chunk.files or (chunk.path,)
+
+    def describe(self, descriptor: Descriptor) -> str:
+        return self.chunk(descriptor).describe()
+
+    def describe_item(self, descriptor: Descriptor, position: int) -> str:
+        return self.chunk(descriptor).describe_row(position)
+
+    def partition_key_value(self, descriptor: Descriptor) -> dict:
+        chunk = self.chunk(descriptor)
+        return dict(chunk.key_value) if chunk.key_value else {}
