@@ -161,7 +161,7 @@ class WorkerProcess:
         """Ask the worker to call shutdown() and exit; kill it when it does not within ``timeout``."""
         if self.alive():
             try:
-                request_id = self._send(protocol.Shutdown(next(self._ids)))
+                request_id = self.send(protocol.Shutdown(self.new_id()))
                 deadline = time.monotonic() + timeout
                 while True:
                     message = self._receive(max(0.0, deadline - time.monotonic()))
@@ -204,7 +204,7 @@ class WorkerProcess:
         ``load`` read). ``interrupt`` (no arguments -> bool) is asked every ``poll_s`` seconds
         while run() works; when it says True the worker is killed and the Outcome is
         ``interrupted``."""
-        request = protocol.Run(next(self._ids), tuple(items), context, loaded)
+        request = protocol.Run(self.new_id(), tuple(items), context, loaded)
         return self._outcome(request, timeout, interrupt, poll_s, "run()")
 
     def send_load(self, key: str, payload, kind: str = "table") -> int:
@@ -212,7 +212,7 @@ class WorkerProcess:
         needs, for ``"table"`` a TableChunk as JSON) and return the request id at once; the
         worker reads it even while run() works. ``load(key, ...)`` gets the answer. Raises
         WorkerDied when the worker is gone."""
-        request_id = self._send(protocol.Load(next(self._ids), key, payload, kind))
+        request_id = self.send(protocol.Load(self.new_id(), key, payload, kind))
         self._loads[key] = request_id
         return request_id
 
@@ -223,7 +223,7 @@ class WorkerProcess:
         starts with the exception's type (``TableReadError``); a hang or a death as in ``call``."""
         request_id = self._loads.pop(key, None)
         if request_id is None:
-            request = protocol.Load(next(self._ids), key, payload, kind)
+            request = protocol.Load(self.new_id(), key, payload, kind)
         else:
             request = request_id
         outcome = self._outcome(request, timeout, None, 1.0, "reading the mini-batch")
@@ -234,7 +234,7 @@ class WorkerProcess:
         """Send ``request`` (or, an int, wait for the answer to that request id sent earlier) and
         turn the answer, a timeout, an interrupt or a death into an Outcome."""
         try:
-            request_id = request if isinstance(request, int) else self._send(request, what)
+            request_id = request if isinstance(request, int) else self.send(request, what)
             reply = self.receive(request_id, timeout, interrupt, poll_s, what)
         except MiniBatchTimeout as exc:
             stack = self.dump_stack()
@@ -289,9 +289,13 @@ class WorkerProcess:
                 return message
             self._answers[message.request_id] = message
 
-    # ----------------------------------------------------------------------------------- helpers
-    def _send(self, request, what: str = "run()") -> int:
-        """Send ``request``; its request id. Raises WorkerDied when the pipe is broken."""
+    def new_id(self) -> int:
+        """A request id not used before with this WorkerProcess (ids start at 1)."""
+        return next(self._ids)
+
+    def send(self, request, what: str = "run()") -> int:
+        """Send ``request`` (a protocol record; its id from ``new_id``) without waiting; returns
+        its request id, for ``receive``. Raises WorkerDied when the pipe is broken."""
         if self.conn is None:
             raise WorkerDied(f"the worker process is not running ({what} not sent)")
         try:
@@ -300,6 +304,7 @@ class WorkerProcess:
             raise self._died(what) from None
         return request.request_id
 
+    # ----------------------------------------------------------------------------------- helpers
     def _died(self, what: str) -> WorkerDied:
         code = None
         if self.process is not None:
