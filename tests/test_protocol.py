@@ -101,6 +101,7 @@ def test_every_record_survives_pickling_unchanged():
     error = protocol.RemoteError("ValueError", "builtins", "bad", "Traceback ...\nValueError: bad\n")
     records = [
         protocol.Load(1, "key-1", {"path": "/d/a.csv", "start": 0}),
+        protocol.Load(6, "key-2", ["opaque", 3], kind="table", replace=True),
         protocol.Run(2, ("/d/a.txt", "/d/b.txt"), CONTEXT),
         protocol.Run(3, (0, 1, 2), MiniBatchContext(1, 10, {"k": "v"}), loaded="key-1"),
         protocol.Shutdown(4),
@@ -116,7 +117,7 @@ def test_every_record_survives_pickling_unchanged():
         assert copy == record and type(copy) is type(record)
     with pytest.raises(dataclasses.FrozenInstanceError):
         records[0].key = "other"
-    assert protocol.Load(1, "k", None).kind == "table"
+    assert (protocol.Load(1, "k", None).kind, protocol.Load(1, "k", None).replace) == ("table", False)
     assert protocol.Run(1, (), CONTEXT).loaded is None
 
 
@@ -202,6 +203,12 @@ def test_load_reads_a_table_and_run_gets_its_rows(worker, tmp_path):
     result = worker.call((1, 2), MiniBatchContext(1, 0), 20, loaded=key)
     assert result.lines == ("1:1=beta", "1:2=gamma")
     assert worker.call((0,), MiniBatchContext(1, 0), 20, loaded=key).lines == ("1:0=alpha",)
+    # a load the runner waits for (not a prefetch) first lets go of what the worker read before
+    other = table_chunk(tmp_path / "data" / "b.csv", "word\nomega\n")
+    assert worker.load("mb-b", other.to_json(), 20).length == 1
+    assert worker.call((0,), MiniBatchContext(2, 3), 20, loaded=key).error == (
+        "LookupError: mini-batch 'mb-a' is not loaded in this worker (no Load, or it failed)")
+    assert worker.call((0,), MiniBatchContext(2, 3), 20, loaded="mb-b").lines == ("2:0=omega",)
 
 
 def test_a_load_that_cannot_read_fails_with_its_exception_type(worker, tmp_path):

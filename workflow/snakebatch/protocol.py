@@ -105,12 +105,15 @@ class Load:
     tabular mini-batch); ``payload``: opaque to the protocol, picklable, what the loader needs
     (``"table"``: a ``tabular.TableChunk.to_json()`` dict). Answered by ``Result`` (``length``:
     the number of rows) or ``Failure`` with stage ``load``. The worker keeps the loaded input
-    until a ``Run`` refers to a mini-batch loaded after it."""
+    until a ``Run`` refers to a mini-batch loaded after it, or a ``Load`` with ``replace``
+    arrives: that one first lets go of every input loaded before (the runner waits for it and
+    is done with them; a prefetch, sent while run() works, has ``replace`` False)."""
 
     request_id: int
     key: str
     payload: Any
     kind: str = "table"
+    replace: bool = False
 
 
 @dataclass(frozen=True)

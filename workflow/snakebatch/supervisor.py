@@ -218,12 +218,13 @@ class WorkerProcess:
 
     def load(self, key: str, payload, timeout: float, kind: str = "table") -> Outcome:
         """Have the worker read mini-batch ``key`` and wait at most ``timeout`` s for the answer
-        (of the ``send_load`` sent earlier, or of a Load sent now). ``length`` of the Outcome is
+        (of the ``send_load`` sent earlier, or of a Load sent now, which first frees the inputs the
+        worker read before). ``length`` of the Outcome is
         the row count. A read error (malformed row, missing file) is a failed Outcome whose error
         starts with the exception's type (``TableReadError``); a hang or a death as in ``call``."""
         request_id = self._loads.pop(key, None)
         if request_id is None:
-            request = protocol.Load(self.new_id(), key, payload, kind)
+            request = protocol.Load(self.new_id(), key, payload, kind, replace=True)
         else:
             request = request_id
         outcome = self._outcome(request, timeout, None, 1.0, "reading the mini-batch")

@@ -199,6 +199,11 @@ class _Loaded:
                 del self.pending[key]
             self.cond.notify_all()
 
+    def clear(self) -> None:
+        """Let go of every input read so far (a ``Load`` with ``replace``)."""
+        with self.cond:
+            self.inputs.clear()
+
     def take(self, key: str):
         """The input of ``key`` (after its pending load finished); drops those loaded before it
         (their mini-batches are done; the ones loaded after are prefetched). Raises LookupError
@@ -238,6 +243,8 @@ def _serve_loads(channel: _Channel, setup: WorkerSetup, loaded: _Loaded, loads: 
         request = loads.get()
         if request is None:
             break
+        if request.replace:  # free the memory of the last mini-batch before reading the next
+            loaded.clear()
         channel.event(request.request_id, "started")
         cpu_start = time.thread_time()
         try:
