@@ -330,3 +330,18 @@ def test_a_failing_import_or_init_answers_a_failure_of_its_stage(tmp_path):
     assert str(info.value).startswith(f"init() of entry_script {script!r} failed: OSError: no model\nTraceback")
     assert info.value.retryable is True
     assert failing.process is None
+
+
+def test_interrupt_is_asked_while_run_works_and_kills_the_worker(worker):
+    asked = []
+
+    def interrupt():
+        asked.append(time.monotonic())
+        return len(asked) == 3
+
+    start = time.monotonic()
+    outcome = worker.call(("hang",), CONTEXT, 30, interrupt=interrupt, poll_s=0.2)
+    assert (outcome.ok, outcome.interrupted, outcome.restart) == (False, True, True)
+    assert outcome.error == "Interrupted: the run stopped early while run() worked"
+    assert len(asked) == 3 and asked[0] - start >= 0.2 and time.monotonic() - start < 10
+    assert worker.process is None
