@@ -12,7 +12,8 @@ items are isolated, so the other items still produce results. Each finished mini
 atomically to the store before the next starts, so a killed shard resumes where it stopped. The
 shard result file (one MiniBatchResult per line, input order) is written as mini-batches finish to
 a temporary file, renamed when the shard ends. Tabular mini-batches are read by the worker
-(``load``) and run() gets row slices of that DataFrame.
+(``load``) and run() gets row slices of that DataFrame. This module is the policy; the worker
+process mechanism (start, requests, timeouts, kills) is ``supervisor.WorkerProcess``.
 """
 
 from __future__ import annotations
@@ -21,8 +22,6 @@ import argparse
 import dataclasses
 import json
 import logging
-import multiprocessing
-import multiprocessing.connection
 import os
 import signal
 import sys
@@ -38,238 +37,10 @@ from .manifest import MiniBatch, ShardManifest, shard_id
 from .results import FailedItem, MiniBatchResult
 from .storage import atomic_open, remove_stale_temps
 from .store import MiniBatchStore
-from .worker import WorkerSetup, worker_main
+from .supervisor import Outcome, WorkerProcess, describe_exit  # noqa: F401 - describe_exit: re-exported
+from .worker import WorkerSetup
 
 log = logging.getLogger("snakebatch.runner")
-
-
-# -------------------------------------------------------------------------------------- workers
-_SIGNAL_CAUSES = {
-    signal.SIGKILL: "killed: out of memory (the kernel's OOM killer) or an external kill",
-    signal.SIGSEGV: "segmentation fault, usually in native code",
-    signal.SIGABRT: "aborted, usually by native code",
-    signal.SIGBUS: "bus error in native code",
-    signal.SIGTERM: "terminated from outside",
-}
-
-
-def describe_exit(code: int | None) -> str:
-    """Human words for a worker's exit code: ``exit code 3``, ``signal SIGSEGV (segmentation
-    fault, ...)``; negative codes are signals (multiprocessing's convention)."""
-    if code is None:
-        return "exit code unknown"
-    if code < 0:
-        try:
-            sig = signal.Signals(-code)
-        except ValueError:
-            return f"signal {-code}"
-        cause = _SIGNAL_CAUSES.get(sig)
-        return f"signal {sig.name}" + (f": {cause}" if cause else "")
-    return f"exit code {code}"
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """The answer to one run() call: ``ok`` with ``lines`` and ``length`` (len of run()'s result),
-    or not ok with ``error`` (``"ExceptionType: message"``) and ``traceback``; ``restart`` when the
-    worker was lost; ``cpu_s``: CPU seconds the worker spent in the call (0 when it was lost)."""
-
-    ok: bool
-    lines: tuple[str, ...] = ()
-    length: int = 0
-    error: str = ""
-    traceback: str = ""
-    restart: bool = False
-    cpu_s: float = 0.0
-    interrupted: bool = False
-    header: str | None = None
-    ipc: bytes | None = None
-
-
-class WorkerProcess:
-    """One supervised worker process (spawned, so CUDA and TensorFlow start clean).
-
-    ``start(timeout)`` blocks until ``init()`` returned (at most ``timeout`` seconds: then the worker
-    is killed, its stack recorded, and the start fails); it raises EntryScriptError when the script cannot
-    be imported (``retryable`` False: the same code fails the same way) or init() raised or the
-    process died during init() (``retryable`` True). ``call(items, context, timeout)`` returns an
-    Outcome; on timeout or death the process is gone and ``call`` starts a new one next time."""
-
-    def __init__(self, setup: WorkerSetup) -> None:
-        self.setup = setup
-        self.process = None
-        self.conn = None
-        self.starts = 0
-        self.modules: list[str] = []
-        self.takes_context = False
-        self.main_thread = None
-        self.loaded: str | None = None  # tabular: key of the mini-batch whose table the worker holds
-
-    def start(self, timeout: float | None = None) -> None:
-        ctx = multiprocessing.get_context("spawn")
-        parent, child = ctx.Pipe()
-        self.process = ctx.Process(target=worker_main, args=(child, self.setup),
-                                   name=self.setup.context.agent_name, daemon=True)
-        self.loaded = None
-        self.process.start()
-        child.close()
-        self.conn = parent
-        self.starts += 1
-        log.info("worker %s started (pid %s, start #%d); waiting for init()",
-                 self.setup.context.agent_name, self.process.pid, self.starts)
-        try:
-            message = self._receive(timeout)
-        except TimeoutError:
-            stack = self.dump_stack()
-            self.kill()
-            error = EntryScriptError(f"init() of entry_script {self.setup.entry_script!r} failed: InitTimeout: "
-                                     f"importing the script and init() did not finish within init_timeout="
-                                     f"{timeout:g} s; the worker was killed\n{stack}")
-            error.retryable = True
-            raise error from None
-        if message is None:
-            self.process.join(5)
-            code = self.process.exitcode
-            self.kill()
-            error = EntryScriptError(
-                f"the worker running {self.setup.entry_script!r} died during import/init() "
-                f"({describe_exit(code)}); see {self.setup.stderr_path}")
-            error.retryable = True
-            raise error
-        if message[0] in ("init_error", "load_error"):
-            self.kill()
-            what = "init() of entry_script" if message[0] == "init_error" else "importing entry_script"
-            error = EntryScriptError(f"{what} {self.setup.entry_script!r} failed: {message[1]}\n{message[2]}")
-            error.retryable = message[0] == "init_error"
-            raise error
-        self.modules = list(message[1])
-        self.takes_context, self.main_thread = bool(message[2]), message[3]
-        log.info("worker %s ready", self.setup.context.agent_name)
-
-    def _receive(self, timeout: float | None):
-        """Next message, or None when the process died; raises TimeoutError after ``timeout`` s."""
-        ready = multiprocessing.connection.wait([self.conn, self.process.sentinel], timeout)
-        if not ready:
-            raise TimeoutError
-        if self.conn in ready or self.conn.poll():
-            try:
-                return self.conn.recv()
-            except (EOFError, OSError):
-                return None
-        return None
-
-    def alive(self) -> bool:
-        return self.process is not None and self.process.is_alive()
-
-    def call(self, items: tuple, context: MiniBatchContext, timeout: float,
-             interrupt=None, poll_s: float = 1.0) -> Outcome:
-        """Send one mini-batch to the running worker (see ``start``) and wait at most ``timeout`` s.
-        ``items``: file paths, or (tabular) row positions in the table ``load`` read.
-        ``interrupt`` (no arguments -> bool) is asked every ``poll_s`` seconds while run() works;
-        when it says True the worker is killed and the Outcome is ``interrupted``."""
-        return self._request(("run", items, context), timeout, interrupt, poll_s, "run()")
-
-    def load(self, table_key: str, chunk: dict, timeout: float) -> Outcome:
-        """Tabular: have the worker read a mini-batch's rows (a TableChunk as JSON); ``length`` of
-        the Outcome is the row count. A read error (malformed row, missing file) is a failed
-        Outcome whose error starts with ``TableReadError``."""
-        outcome = self._request(("load", chunk), timeout, None, 1.0, "reading the mini-batch")
-        self.loaded = table_key if outcome.ok else None
-        return outcome
-
-    def _request(self, request: tuple, timeout: float, interrupt, poll_s: float, what: str) -> Outcome:
-        try:
-            self.conn.send(request)
-            deadline = time.monotonic() + timeout
-            while True:
-                left = deadline - time.monotonic()
-                try:
-                    message = self._receive(max(0.0, min(left, poll_s)) if interrupt else max(0.0, left))
-                    break
-                except TimeoutError:
-                    if left <= poll_s or interrupt is None:
-                        raise
-                    if interrupt():
-                        self.kill()
-                        return Outcome(ok=False, restart=True, interrupted=True,
-                                       error="Interrupted: the run stopped early while run() worked")
-        except TimeoutError:
-            stack = self.dump_stack()
-            self.kill()
-            return Outcome(ok=False, restart=True, traceback=stack, error=(
-                f"MiniBatchTimeout: {what} did not return within run_invocation_timeout={timeout:g} s; "
-                "the worker was killed and restarted"))
-        except (BrokenPipeError, OSError):
-            message = None
-        if message is None:
-            code = None
-            if self.process is not None:
-                self.process.join(5)
-                code = self.process.exitcode
-            self.kill()
-            return Outcome(ok=False, restart=True,
-                           error=f"WorkerDied: the worker process exited during {what} ({describe_exit(code)})")
-        if message[4]:
-            self.modules = sorted(set(self.modules) | set(message[4]))
-        if message[0] == "ok":
-            extra = message[5] if len(message) > 5 else {}
-            return Outcome(ok=True, lines=tuple(message[1]), length=int(message[2]), cpu_s=float(message[3]),
-                           header=extra.get("header"), ipc=extra.get("ipc"))
-        return Outcome(ok=False, error=message[1], traceback=message[2], cpu_s=float(message[3]))
-
-    def dump_stack(self, wait: float = 2.0) -> str:
-        """Where the worker is now: the stack of each of its threads (faulthandler, also inside
-        native code), '' when it cannot tell within ``wait`` seconds."""
-        path = self.setup.stack_path
-        try:
-            open(path, "w").close()
-            os.kill(self.process.pid, signal.SIGUSR1)
-        except (OSError, AttributeError):
-            return ""
-        deadline = time.monotonic() + wait
-        text = ""
-        while time.monotonic() < deadline:
-            time.sleep(0.05)
-            with open(path, encoding="utf-8", errors="replace") as handle:
-                current = handle.read()
-            if current and current == text:
-                break
-            text = current
-        if not text:
-            return ""
-        # One block per thread; the main thread (the one in run()) goes first.
-        blocks = [b for b in text.split("\n\n") if b.strip()]
-        main = f"0x{self.main_thread:016x}" if self.main_thread else None
-        blocks.sort(key=lambda block: 0 if main and main in block.split("\n", 1)[0] else 1)
-        return "Stack of the worker when it was killed:\n" + "\n\n".join(blocks) + "\n"
-
-    def stop(self, timeout: float = 30.0) -> None:
-        """Ask the worker to call shutdown() and exit; kill it when it does not within ``timeout``."""
-        if self.alive():
-            try:
-                self.conn.send(("stop",))
-                message = self._receive(timeout)
-                if message and message[0] == "stopped":
-                    self.modules = sorted(set(self.modules) | set(message[1]))
-            except (TimeoutError, BrokenPipeError, OSError):
-                pass
-        self.kill()
-
-    def kill(self) -> None:
-        """SIGKILL the worker and its process group (what run() spawned), then reap it."""
-        if self.process is not None:
-            if self.process.pid is not None:
-                try:
-                    os.killpg(self.process.pid, signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
-                    pass
-            if self.process.is_alive():
-                self.process.kill()
-            self.process.join(10)
-            self.process = None
-        if self.conn is not None:
-            self.conn.close()
-            self.conn = None
 
 
 # ---------------------------------------------------------------------------------- the shard job
@@ -366,7 +137,9 @@ class ShardRunner:
         context = MiniBatchContext(minibatch_index=mini_batch.index, global_row_index_lower_bound=first_item,
                                    partition_key_value=dict(table.key_value) if table and table.key_value else {})
         interrupt = self._breached_elsewhere if self._watching else None
-        outcome = self.worker.call(tuple(items), context, self.spec.run_invocation_timeout, interrupt=interrupt)
+        loaded = {"loaded": mini_batch.key} if table is not None else {}  # run() gets rows of the loaded table
+        outcome = self.worker.call(tuple(items), context, self.spec.run_invocation_timeout, interrupt=interrupt,
+                                   **loaded)
         self._note_modules()
         if outcome.interrupted:
             raise _StopEarly

@@ -1,30 +1,33 @@
 """The worker: a child process of the runner that imports the entry script, calls ``init()``
 once, then ``run()`` once per mini-batch it is sent, and ``shutdown()`` (if defined) at the end.
 
-It talks to the runner over a ``multiprocessing`` pipe with tuples:
-runner -> worker ``("run", items, MiniBatchContext)``, ``("load", table_chunk_json)`` (tabular: read
-the mini-batch's DataFrame; later ``items`` are row positions in it) or ``("stop",)``;
-worker -> runner ``("ready", module_files, takes_context, main_thread_id)``, ``("load_error", message, traceback)``
-(importing the script failed), ``("init_error", message, traceback)``,
-``("ok", lines, result_length, cpu_s, module_files, extra)`` (``extra``: ``header`` for csv, ``ipc``
-Arrow bytes for parquet; a load answers ``ok`` with the row count), ``("error", message, traceback, cpu_s, module_files)`` or
-``("stopped", module_files)``. ``module_files`` are the files of the modules loaded from
-``source_directory`` besides the entry script (its helpers, also those imported inside run()), so
-the runner can tell when they change; None in a reply when nothing was imported since the last.
-``cpu_s`` is the CPU time (user + system, all threads) the worker spent in that run() call. ``lines``
-is empty for ``output_action: summary_only``: only the length counts. On SIGUSR1 the worker writes the
-stack of every thread to ``stack_path`` (how the runner learns where a timed-out run() was stuck).
-Its stdout and stderr (file descriptors 1 and 2, so native code's output too) go to the worker's
-user log files.
+It speaks the records of ``protocol`` (see there for the message flow) over a ``multiprocessing``
+pipe: it answers the spawn with ``Ready`` (or a ``Failure`` of stage ``import``/``init``, then
+exits), then serves ``Load``, ``Run`` and ``Shutdown`` requests. Three threads share the work: a
+reader thread receives every request; ``Load`` requests go to a loader thread (so the next
+mini-batch is read while run() works on this one); ``Run`` and ``Shutdown`` are carried out in
+order on the main thread, the one that imported the script and called init(). A ``Run`` that
+refers to a loaded mini-batch waits for its load to finish. Loaders are looked up by
+``Load.kind`` in ``LOADERS`` (``"table"``: ``tabular.read_chunk`` of a TableChunk; run() then
+gets a copy of the rows its items name).
+
+``modules`` in the replies are the files of the modules loaded from ``source_directory`` besides
+the entry script (its helpers, also those imported inside run()), so the runner can tell when
+they change. On SIGUSR1 the worker writes the stack of every thread to ``stack_path`` (how the
+runner learns where a timed-out run() was stuck; ``Ready.main_thread_id`` tells which thread runs
+run()). Its stdout and stderr (file descriptors 1 and 2, so native code's output too) go to the
+worker's user log files.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import faulthandler
 import importlib.util
 import inspect
 import logging
 import os
+import queue
 import signal
 import sys
 import threading
@@ -32,7 +35,7 @@ import time
 import traceback
 from dataclasses import dataclass
 
-from . import entry, tabular
+from . import entry, protocol, tabular
 from .outputs import encode_result, result_length
 
 COMPAT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "compat")
@@ -145,6 +148,131 @@ def _user_traceback(exc: BaseException) -> str:
     return "".join(traceback.format_exception(type(exc), exc, tb))
 
 
+def _load_table(payload, setup: WorkerSetup, cache: dict):
+    """The ``"table"`` loader: the DataFrame of a ``TableChunk.to_json()`` payload. ``cache``
+    keeps whole files read for partition-key groups, shared by the groups they hold."""
+    return tabular.read_chunk(tabular.TableChunk.from_json(payload), setup.read_options or {}, cache)
+
+
+LOADERS = {"table": _load_table}
+"""``Load.kind`` -> loader(payload, setup, cache) returning the loaded input (it must have a
+``len()``: the row count the runner is told). Called on the loader thread."""
+
+
+class _Channel:
+    """The worker's end of the pipe; ``send`` is safe from several threads."""
+
+    def __init__(self, conn) -> None:
+        self.conn = conn
+        self.lock = threading.Lock()
+
+    def send(self, message) -> None:
+        with self.lock:
+            self.conn.send(message)
+
+    def event(self, request_id: int, kind: str) -> None:
+        self.send(protocol.Event(request_id, kind, time.time()))
+
+
+class _Loaded:
+    """The inputs the loader thread read, by mini-batch key, in load order. A key is *pending*
+    from the moment its Load is received until it is read (or failed), so a Run that follows
+    its Load waits for it."""
+
+    def __init__(self) -> None:
+        self.cond = threading.Condition()
+        self.pending: dict[str, int] = {}
+        self.inputs: dict[str, object] = {}
+
+    def expect(self, key: str) -> None:
+        with self.cond:
+            self.pending[key] = self.pending.get(key, 0) + 1
+
+    def put(self, key: str, value) -> None:
+        """Store what the load of ``key`` gave (None: it failed)."""
+        with self.cond:
+            self.inputs.pop(key, None)
+            if value is not None:
+                self.inputs[key] = value  # last in load order
+            self.pending[key] -= 1
+            if not self.pending[key]:
+                del self.pending[key]
+            self.cond.notify_all()
+
+    def clear(self) -> None:
+        """Let go of every input read so far (a ``Load`` with ``replace``)."""
+        with self.cond:
+            self.inputs.clear()
+
+    def take(self, key: str):
+        """The input of ``key`` (after its pending load finished); drops those loaded before it
+        (their mini-batches are done; the ones loaded after are prefetched). Raises LookupError
+        when ``key`` was not loaded or its load failed."""
+        with self.cond:
+            self.cond.wait_for(lambda: key not in self.pending)
+            if key not in self.inputs:
+                raise LookupError(f"mini-batch {key!r} is not loaded in this worker (no Load, or it failed)")
+            for older in list(self.inputs):
+                if older == key:
+                    break
+                del self.inputs[older]
+            return self.inputs[key]
+
+
+def _read_requests(conn, loaded: _Loaded, runs: queue.Queue, loads: queue.Queue) -> None:
+    """Reader thread: every request off the pipe; Loads to the loader thread, the rest to the main
+    thread; None to both at the end of the pipe."""
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):
+            break
+        if isinstance(message, protocol.Load):
+            loaded.expect(message.key)
+            loads.put(message)
+        else:
+            runs.put(message)
+    loads.put(None)
+    runs.put(None)
+
+
+def _serve_loads(channel: _Channel, setup: WorkerSetup, loaded: _Loaded, loads: queue.Queue) -> None:
+    """Loader thread: carry out each Load in turn, answer Result (length: rows) or Failure."""
+    cache: dict = {}
+    while True:
+        request = loads.get()
+        if request is None:
+            break
+        if request.replace:  # free the memory of the last mini-batch before reading the next
+            loaded.clear()
+        channel.event(request.request_id, "started")
+        cpu_start = time.thread_time()
+        try:
+            value = LOADERS[request.kind](request.payload, setup, cache)
+            length = len(value)
+        except BaseException as exc:  # noqa: BLE001 - a read error is an answer, not the worker's end
+            loaded.put(request.key, None)
+            # a TableReadError names file and line: its traceback (our reader's frames) says nothing more
+            tb = "" if isinstance(exc, tabular.TableReadError) else _user_traceback(exc)
+            channel.send(protocol.Failure(request.request_id, protocol.RemoteError.from_exception(exc, tb),
+                                          "load", time.thread_time() - cpu_start))
+            continue
+        loaded.put(request.key, value)
+        channel.event(request.request_id, "loaded")
+        channel.send(protocol.Result(request.request_id, length=length, cpu_s=time.thread_time() - cpu_start))
+
+
+def _mini_batch(request: protocol.Run, loaded: _Loaded):
+    """What run() gets for ``request``: the items as a list, or a copy of the loaded rows the
+    items name (contiguous positions), so a run() that edits its mini-batch cannot change what a
+    retry or a bisected half gets."""
+    if request.loaded is None:
+        return list(request.items)
+    table = loaded.take(request.loaded)
+    items = request.items
+    return (table.iloc[items[0]:items[-1] + 1] if items else table.iloc[0:0]).copy()
+
+
 def worker_main(conn, setup: WorkerSetup) -> None:
     """Body of the worker process (``multiprocessing`` spawn target)."""
     _bind_to_runner()
@@ -160,75 +288,67 @@ def worker_main(conn, setup: WorkerSetup) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     entry.set_context(setup.context)
     sys.argv = [setup.entry_script, *setup.arguments]
-    stage = "load_error"
+    channel = _Channel(conn)
+    stage = "import"
     try:
         module = load_entry_script(setup.entry_script, setup.source_directory)
-        stage = "init_error"
+        stage = "init"
         module.init()
     except BaseException as exc:  # noqa: BLE001 - report everything, SystemExit included
         tb = _user_traceback(exc)
         print(tb, file=sys.stderr)
-        conn.send((stage, f"{type(exc).__name__}: {exc}", tb))
+        channel.send(protocol.Failure(0, protocol.RemoteError.from_exception(exc, tb), stage))
         return
     run = module.run
     with_context = _takes_context(run)
-    modules = source_modules(setup.source_directory, setup.entry_script)
-    loaded = len(sys.modules)
-    table = None  # tabular: the DataFrame of the mini-batch being run
-    file_cache: dict = {}  # tabular partition keys: whole files, shared by the groups they hold
-    conn.send(("ready", modules, with_context, threading.get_ident()))
+    modules = tuple(source_modules(setup.source_directory, setup.entry_script))
+    known = len(sys.modules)
+    loaded = _Loaded()
+    runs: queue.Queue = queue.Queue()
+    loads: queue.Queue = queue.Queue()
+    channel.send(protocol.Ready(modules, with_context, threading.get_ident()))
+    threading.Thread(target=_read_requests, args=(conn, loaded, runs, loads), name="snakebatch-reader",
+                     daemon=True).start()
+    threading.Thread(target=_serve_loads, args=(channel, setup, loaded, loads), name="snakebatch-loader",
+                     daemon=True).start()
     while True:
-        try:
-            message = conn.recv()
-        except EOFError:
+        request = runs.get()
+        if request is None:  # the runner closed the pipe
             break
-        if message[0] == "stop":
+        if isinstance(request, protocol.Shutdown):
             shutdown = getattr(module, "shutdown", None)
             if callable(shutdown):
                 try:
                     shutdown()
                 except Exception:  # noqa: BLE001
                     traceback.print_exc()
-            conn.send(("stopped", source_modules(setup.source_directory, setup.entry_script)))
+            channel.send(protocol.Stopped(request.request_id,
+                                          tuple(source_modules(setup.source_directory, setup.entry_script))))
             break
         cpu_start = time.process_time()
-        if message[0] == "load":  # tabular: read the mini-batch's rows once, run() gets slices
-            try:
-                table = None
-                table = tabular.read_chunk(tabular.TableChunk.from_json(message[1]), setup.read_options or {}, file_cache)
-                reply = ("ok", [], len(table), time.process_time() - cpu_start, {})
-            except tabular.TableReadError as exc:
-                reply = ("error", f"TableReadError: {exc}", "", time.process_time() - cpu_start)
-            except BaseException as exc:  # noqa: BLE001
-                tb = _user_traceback(exc)
-                reply = ("error", f"{type(exc).__name__}: {exc}", tb, time.process_time() - cpu_start)
-            conn.send((*reply[:4], None, *reply[4:]))
-            continue
-        _, items, context = message
         try:
-            if table is not None:  # items are row positions of the loaded table, contiguous; a copy,
-                # so a run() that edits its mini-batch cannot change what a retry or a bisected half gets
-                batch = (table.iloc[items[0]:items[-1] + 1] if items else table.iloc[0:0]).copy()
-            else:
-                batch = list(items)
-            result = run(batch, context) if with_context else run(batch)
-            extra = {}
+            batch = _mini_batch(request, loaded)
+            channel.event(request.request_id, "started")
+            result = run(batch, request.context) if with_context else run(batch)
+            header = ipc = None
             if setup.output_action == "append_row":
-                lines, extra["header"], extra["ipc"] = encode_result(result, setup.append_row_format,
-                                                                     setup.append_row_dataframe_header)
+                lines, header, ipc = encode_result(result, setup.append_row_format,
+                                                   setup.append_row_dataframe_header)
             else:  # summary_only: the script wrote its own outputs; only the count matters
                 lines = []
-            reply = ("ok", lines, result_length(result), time.process_time() - cpu_start, extra)
+            reply = protocol.Result(request.request_id, tuple(lines), result_length(result),
+                                    time.process_time() - cpu_start, header, ipc)
         except BaseException as exc:  # noqa: BLE001
             tb = _user_traceback(exc)
             print(tb, file=sys.stderr)
-            reply = ("error", f"{type(exc).__name__}: {exc}", tb, time.process_time() - cpu_start)
-        news = None
-        if len(sys.modules) != loaded:  # run() imported something: maybe a helper
-            loaded = len(sys.modules)
-            current = source_modules(setup.source_directory, setup.entry_script)
+            reply = protocol.Failure(request.request_id, protocol.RemoteError.from_exception(exc, tb), "run",
+                                     time.process_time() - cpu_start)
+        if len(sys.modules) != known:  # run() imported something: maybe a helper
+            known = len(sys.modules)
+            current = tuple(source_modules(setup.source_directory, setup.entry_script))
             if current != modules:
-                modules = news = current
-        conn.send((*reply[:4], news, *reply[4:]))
+                modules = current
+                reply = dataclasses.replace(reply, modules=current)
+        channel.send(reply)
     sys.stdout.flush()
     sys.stderr.flush()
