@@ -23,3 +23,11 @@ def validated(config: dict) -> dict:
     config = json.loads(json.dumps(config))
     validate(config, SCHEMA)
     return config
+
+
+def file_batch(index, first_item, items, key):
+    """A ``file``-kind mini-batch (``kinds.Descriptor``) of the paths ``items``."""
+    from snakebatch.kinds import Descriptor
+
+    return Descriptor(kind="file", index=index, first_item=first_item, key=key, count=len(items),
+                      payload={"items": list(items)})

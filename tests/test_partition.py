@@ -3,18 +3,22 @@ import os
 import pytest
 
 from snakebatch.config import PartitionSpec
-from snakebatch.datasets import FileItem
+from snakebatch.kinds import Item
 from snakebatch.manifest import ShardManifest
 from snakebatch.partition import assign_shards, build_manifests, make_mini_batches, manifest_path, write_manifests
 
 
 def listing(n):
-    return [FileItem(path=f"d/{i}.png", size=i, mtime_ns=1000 + i) for i in range(n)]
+    return [Item(path=f"d/{i}.png", size=i, ukey=f"{i}:{1000 + i}", mtime_ns=1000 + i) for i in range(n)]
+
+
+def cut(size):
+    return PartitionSpec(run_name="r", paths=("d",), pattern=None, mini_batch_size=size, shard_count=1)
 
 
 def test_mini_batches_cut_the_listing_in_order():
-    batches = make_mini_batches(listing(12), 5)
-    assert [b.items for b in batches] == [
+    batches = make_mini_batches(listing(12), cut(5))
+    assert [tuple(b.payload["items"]) for b in batches] == [
         ("d/0.png", "d/1.png", "d/2.png", "d/3.png", "d/4.png"),
         ("d/5.png", "d/6.png", "d/7.png", "d/8.png", "d/9.png"),
         ("d/10.png", "d/11.png"),
@@ -24,17 +28,17 @@ def test_mini_batches_cut_the_listing_in_order():
 
 
 def test_mini_batch_key_changes_with_size_or_mtime_only_for_its_batch():
-    before = make_mini_batches(listing(10), 5)
+    before = make_mini_batches(listing(10), cut(5))
     changed = listing(10)
-    changed[7] = FileItem(path="d/7.png", size=7, mtime_ns=99)
-    after = make_mini_batches(changed, 5)
+    changed[7] = Item(path="d/7.png", size=7, ukey="7:99", mtime_ns=99)
+    after = make_mini_batches(changed, cut(5))
     assert before[0].key == after[0].key
     assert before[1].key != after[1].key
 
 
 @pytest.mark.parametrize("count,shards,sizes", [(10, 3, [4, 3, 3]), (2, 4, [1, 1, 0, 0]), (6, 1, [6]), (0, 2, [0, 0])])
 def test_shards_are_contiguous_and_balanced(count, shards, sizes):
-    batches = make_mini_batches(listing(count), 1)
+    batches = make_mini_batches(listing(count), cut(1))
     assigned = assign_shards(batches, shards)
     assert [len(s) for s in assigned] == sizes
     assert [b for s in assigned for b in s] == batches
@@ -42,7 +46,7 @@ def test_shards_are_contiguous_and_balanced(count, shards, sizes):
 
 def test_invalid_sizes_raise():
     with pytest.raises(ValueError, match="mini_batch_size must be >= 1, got 0"):
-        make_mini_batches(listing(3), 0)
+        make_mini_batches(listing(3), cut(0))
     with pytest.raises(ValueError, match="shard_count must be >= 1, got 0"):
         assign_shards([], 0)
 
@@ -62,7 +66,7 @@ def test_write_manifests_round_trips_and_removes_stale_ones(dataset, tmp_path):
     write_manifests(PartitionSpec(**{**spec.__dict__, "shard_count": 2}), out)
     assert sorted(os.listdir(out)) == ["dataset.json", "shard-00000.json", "shard-00001.json"]
     manifest = ShardManifest.read(manifest_path(out, 1))
-    assert [b.items for b in manifest.mini_batches] == [(str(dataset / "f06.txt"), str(dataset / "f07.txt"),
+    assert [tuple(b.payload["items"]) for b in manifest.mini_batches] == [(str(dataset / "f06.txt"), str(dataset / "f07.txt"),
                                                          str(dataset / "f08.txt")),
                                                         (str(dataset / "f09.txt"),)]
 

@@ -10,8 +10,10 @@ import pytest
 
 from helpers import write
 from snakebatch import protocol, tabular
+from snakebatch.config import PartitionSpec
 from snakebatch.entry import MiniBatchContext, WorkerContext
 from snakebatch.errors import EntryScriptError, MiniBatchTimeout, WorkerDied
+from snakebatch.kinds import get_kind
 from snakebatch.supervisor import Outcome, WorkerProcess
 from snakebatch.worker import WorkerSetup
 
@@ -69,11 +71,12 @@ def worker(tmp_path):
 
 
 def table_chunk(path, text):
-    """The one TableChunk of a small CSV file, as partition.make_table_mini_batches builds it."""
+    """The one mini-batch (a tabular ``kinds.Descriptor``) of a small CSV file, as partition cuts it."""
     write(path, text)
-    [chunk] = tabular.split_text_file(str(path), "csv", False, 1 << 20, {})
-    stat = os.stat(path)
-    return dataclasses.replace(chunk, size=stat.st_size, mtime_ns=stat.st_mtime_ns)
+    spec = PartitionSpec(run_name="r", paths=(str(path),), pattern=None, mini_batch_size=1 << 20, shard_count=1,
+                         input_type="tabular")
+    [descriptor] = get_kind("tabular").mini_batches(get_kind("tabular").list(spec), spec)
+    return descriptor
 
 
 def raw_messages(worker, until, timeout=20.0):
@@ -101,7 +104,7 @@ def test_every_record_survives_pickling_unchanged():
     error = protocol.RemoteError("ValueError", "builtins", "bad", "Traceback ...\nValueError: bad\n")
     records = [
         protocol.Load(1, "key-1", {"path": "/d/a.csv", "start": 0}),
-        protocol.Load(6, "key-2", ["opaque", 3], kind="table", replace=True),
+        protocol.Load(6, "key-2", ["opaque", 3], kind="mini_batch", replace=True),
         protocol.Run(2, ("/d/a.txt", "/d/b.txt"), CONTEXT),
         protocol.Run(3, (0, 1, 2), MiniBatchContext(1, 10, {"k": "v"}), loaded="key-1"),
         protocol.Shutdown(4),
@@ -117,7 +120,7 @@ def test_every_record_survives_pickling_unchanged():
         assert copy == record and type(copy) is type(record)
     with pytest.raises(dataclasses.FrozenInstanceError):
         records[0].key = "other"
-    assert (protocol.Load(1, "k", None).kind, protocol.Load(1, "k", None).replace) == ("table", False)
+    assert (protocol.Load(1, "k", None).kind, protocol.Load(1, "k", None).replace) == ("mini_batch", False)
     assert protocol.Run(1, (), CONTEXT).loaded is None
 
 

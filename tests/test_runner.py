@@ -7,10 +7,10 @@ import time
 
 import pytest
 
-from helpers import write
+from helpers import file_batch, write
 from snakebatch.config import RunnerSpec
 from snakebatch.errors import ConfigError, EntryScriptError
-from snakebatch.manifest import MiniBatch, ShardManifest
+from snakebatch.manifest import ShardManifest
 from snakebatch.partition import manifest_path
 from snakebatch.results import MiniBatchResult
 from snakebatch.runner import run_shard
@@ -38,8 +38,7 @@ def make_spec(script, **overrides):
 
 
 def make_manifest_batches(files, size):
-    return tuple(MiniBatch(index=i, first_item=start, items=tuple(files[start:start + size]),
-                           key="|".join(files[start:start + size]))
+    return tuple(file_batch(i, start, files[start:start + size], "|".join(files[start:start + size]))
                  for i, start in enumerate(range(0, len(files), size)))
 
 

@@ -2,10 +2,9 @@ import os
 
 import pytest
 
-from helpers import write
+from helpers import file_batch, write
 from snakebatch.config import RunnerSpec
 from snakebatch.errors import ConfigError
-from snakebatch.manifest import MiniBatch
 from snakebatch.results import MiniBatchResult
 from snakebatch.store import MiniBatchStore, known_modules, record_modules, runner_fingerprint
 
@@ -38,8 +37,8 @@ def test_fingerprint_follows_script_arguments_environment_and_model_files(tmp_pa
 def test_only_successful_results_are_stored(tmp_path):
     script = write(tmp_path / "s.py", "x = 1\n")
     store = MiniBatchStore(str(tmp_path / "store"), spec(script), str(tmp_path))
-    ok_batch = MiniBatch(index=0, first_item=0, items=("a",), key="ka")
-    bad_batch = MiniBatch(index=1, first_item=1, items=("b",), key="kb")
+    ok_batch = file_batch(0, 0, ("a",), "ka")
+    bad_batch = file_batch(1, 1, ("b",), "kb")
     ok = MiniBatchResult(index=0, key="ka", first_item=0, item_count=1, succeeded=1, lines=("a!",), failures=(),
                          tries=1, duration_s=0.1, agent_name="w")
     bad = MiniBatchResult(index=1, key="kb", first_item=1, item_count=1, succeeded=0, lines=(), failures=(),

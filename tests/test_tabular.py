@@ -11,9 +11,10 @@ import pytest
 from helpers import write
 from snakebatch import tabular
 from snakebatch.config import PartitionSpec
-from snakebatch.datasets import list_files
 from snakebatch.errors import DatasetError
-from snakebatch.partition import make_table_mini_batches
+from snakebatch.kinds import get_kind
+from snakebatch.kinds.tables import TableKind
+from snakebatch.partition import make_mini_batches
 
 
 def spec(path, size, **overrides):
@@ -25,11 +26,11 @@ def spec(path, size, **overrides):
 
 def batches(path, size, **overrides):
     s = spec(path, size, **overrides)
-    return make_table_mini_batches(list_files(s.paths, s.pattern), s, log=lambda message: None)
+    return make_mini_batches(get_kind("tabular").list(s), s, log=lambda message: None)
 
 
 def read_all(mini_batches, read_options=None):
-    frames = [tabular.read_chunk(mb.table, read_options or {}) for mb in mini_batches]
+    frames = [tabular.read_chunk(TableKind.chunk(mb), read_options or {}) for mb in mini_batches]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
@@ -46,9 +47,9 @@ def test_every_csv_row_lands_in_exactly_one_mini_batch_with_the_files_header_and
     path = tmp_path / "data.csv"
     TRICKY.to_csv(path, index=False)
     mbs = batches(path, size)
-    assert sum(mb.item_count for mb in mbs) == 40
-    assert [mb.first_item for mb in mbs] == [sum(m.item_count for m in mbs[:i]) for i in range(len(mbs))]
-    frames = [tabular.read_chunk(mb.table, {}) for mb in mbs]
+    assert sum(mb.count for mb in mbs) == 40
+    assert [mb.first_item for mb in mbs] == [sum(m.count for m in mbs[:i]) for i in range(len(mbs))]
+    frames = [tabular.read_chunk(TableKind.chunk(mb), {}) for mb in mbs]
     for frame in frames:
         assert list(frame.columns) == ["id", "text", "value", "count"]
         assert frame.dtypes.map(str).to_dict() == pd.read_csv(path).dtypes.map(str).to_dict()
@@ -64,7 +65,7 @@ def test_a_split_point_inside_a_quoted_field_moves_to_the_record_end(tmp_path):
     path = write(tmp_path / "q.csv", text)
     # a target offset just inside the quoted field (after "1,\"x,\n") must not cut the record
     mbs = batches(path, 5)
-    assert [(mb.table.start, mb.table.end, mb.table.records) for mb in mbs] == [(4, 16, 1), (16, 24, 1)]
+    assert [(TableKind.chunk(mb).start, TableKind.chunk(mb).end, TableKind.chunk(mb).records) for mb in mbs] == [(4, 16, 1), (16, 24, 1)]
     assert read_all(mbs).to_dict("list") == {"a": [1, 2], "b": ["x,\ny\n\nz", "plain"]}
 
 
@@ -79,7 +80,7 @@ def test_crlf_line_endings(tmp_path):
 def test_a_last_record_without_newline_is_kept(tmp_path):
     path = write(tmp_path / "nonl.csv", "a\n1\n2")
     mbs = batches(path, 1)
-    assert [mb.item_count for mb in mbs] == [1, 1]
+    assert [mb.count for mb in mbs] == [1, 1]
     assert read_all(mbs)["a"].tolist() == [1, 2]
 
 
@@ -87,7 +88,7 @@ def test_a_last_record_without_newline_is_kept(tmp_path):
 def test_files_without_records_give_no_mini_batch(tmp_path, text):
     path = write(tmp_path / "none.csv", text)
     pd.DataFrame({"a": [1]}).to_csv(tmp_path / "some.csv", index=False)
-    assert [mb.table.path for mb in batches(tmp_path, 10)] == [str(tmp_path / "some.csv")]
+    assert [TableKind.chunk(mb).path for mb in batches(tmp_path, 10)] == [str(tmp_path / "some.csv")]
     with pytest.raises(DatasetError, match=r"the tabular dataset has no records \(1 file\(s\), all empty or header only\)"):
         batches(path, 10)
 
@@ -96,7 +97,7 @@ def test_one_file_or_many_and_mini_batches_never_cross_files(tmp_path):
     for name, rows in (("a.csv", range(0, 5)), ("b.csv", range(5, 12)), ("c.csv", range(12, 13))):
         pd.DataFrame({"n": list(rows)}).to_csv(tmp_path / name, index=False)
     mbs = batches(tmp_path, 10 ** 6)
-    assert [(mb.table.path.rsplit("/", 1)[1], mb.item_count, mb.first_item) for mb in mbs] == [
+    assert [(TableKind.chunk(mb).path.rsplit("/", 1)[1], mb.count, mb.first_item) for mb in mbs] == [
         ("a.csv", 5, 0), ("b.csv", 7, 5), ("c.csv", 1, 12)]
     assert read_all(mbs)["n"].tolist() == list(range(13))
     assert len(batches(tmp_path, 1)) == 13
@@ -120,8 +121,8 @@ def test_gzip_csv_is_read_whole(tmp_path):
         TRICKY.to_csv(handle, index=False)
     logged = []
     s = spec(path, 10)
-    mbs = make_table_mini_batches(list_files(s.paths, None), s, log=logged.append)
-    assert len(mbs) == 1 and mbs[0].item_count == 40
+    mbs = make_mini_batches(get_kind("tabular").list(s), s, log=logged.append)
+    assert len(mbs) == 1 and mbs[0].count == 40
     assert "is gzip-compressed and cannot be split" in logged[0]
     pd.testing.assert_frame_equal(read_all(mbs), TRICKY)
 
@@ -136,7 +137,7 @@ def test_dtypes_of_a_split_file_match_the_whole_file(tmp_path):
     whole = pd.read_csv(path)
     mbs = batches(path, 50)
     assert len(mbs) > 5
-    first = tabular.read_chunk(mbs[0].table, {})
+    first = tabular.read_chunk(TableKind.chunk(mbs[0]), {})
     assert first.dtypes.map(str).to_dict() == whole.dtypes.map(str).to_dict() == {"late": "float64", "mixed": "str"}
     pd.testing.assert_frame_equal(read_all(mbs), whole)
 
@@ -163,15 +164,15 @@ def test_a_parquet_file_splits_by_row_groups_and_a_large_row_group_by_rows(tmp_p
     meta = pq.ParquetFile(many).metadata
     largest = max(tabular.row_group_bytes(meta, i) for i in range(meta.num_row_groups))
     grouped = batches(many, largest)          # each row group fits; two do not
-    assert [mb.table.row_groups for mb in grouped] == [(i,) for i in range(10)]
-    assert [mb.item_count for mb in batches(many, 2 * largest + 1)] == [2000] * 5
+    assert [TableKind.chunk(mb).row_groups for mb in grouped] == [(i,) for i in range(10)]
+    assert [mb.count for mb in batches(many, 2 * largest + 1)] == [2000] * 5
     pd.testing.assert_frame_equal(read_all(grouped), frame)
     assert len(batches(many, 10 ** 9)) == 1
 
     split = batches(one, 8 * 1024)
     assert len(split) > 3
-    assert all(mb.table.row_groups == (0,) and mb.table.row_start is not None for mb in split)
-    assert sum(mb.item_count for mb in split) == 10_000
+    assert all(TableKind.chunk(mb).row_groups == (0,) and TableKind.chunk(mb).row_start is not None for mb in split)
+    assert sum(mb.count for mb in split) == 10_000
     pd.testing.assert_frame_equal(read_all(split), frame)
     assert read_all(split).dtypes.map(str).to_dict() == frame.dtypes.map(str).to_dict()
 
@@ -185,16 +186,16 @@ def test_partition_keys_give_one_mini_batch_per_key_across_files(tmp_path):
     for name, frame in files.items():
         frame.to_csv(tmp_path / name, index=False)
     mbs = batches(tmp_path, 1, partition_keys=("k",))
-    assert [(mb.table.key_value, mb.item_count) for mb in mbs] == [({"k": "b"}, 3), ({"k": "a"}, 3), ({"k": "c"}, 2)]
+    assert [(TableKind.chunk(mb).key_value, mb.count) for mb in mbs] == [({"k": "b"}, 3), ({"k": "a"}, 3), ({"k": "c"}, 2)]
     cache = {}
-    groups = [tabular.read_chunk(mb.table, {}, cache)["n"].tolist() for mb in mbs]
+    groups = [tabular.read_chunk(TableKind.chunk(mb), {}, cache)["n"].tolist() for mb in mbs]
     assert groups == [[1, 3, 7], [2, 4, 8], [5, 6]]
 
 
 def test_partition_keys_with_two_columns_and_a_missing_key(tmp_path):
     pd.DataFrame({"a": [1, 1, 2], "b": ["x", "y", "x"], "n": [1, 2, 3]}).to_csv(tmp_path / "f.csv", index=False)
     mbs = batches(tmp_path / "f.csv", 1, partition_keys=("a", "b"))
-    assert [mb.table.key_value for mb in mbs] == [{"a": 1, "b": "x"}, {"a": 1, "b": "y"}, {"a": 2, "b": "x"}]
+    assert [TableKind.chunk(mb).key_value for mb in mbs] == [{"a": 1, "b": "x"}, {"a": 1, "b": "y"}, {"a": 2, "b": "x"}]
     with pytest.raises(DatasetError, match=r"has no column 'c' named in partition_keys \(columns: a, b, n\)"):
         batches(tmp_path / "f.csv", 1, partition_keys=("c",))
 
@@ -209,14 +210,14 @@ def test_an_unknown_extension_names_the_file(tmp_path):
 def test_a_malformed_row_names_the_file_and_line(tmp_path):
     path = write(tmp_path / "bad.csv", "a,b\n1,2\n3,4\n5,6,7\n8,9\n")
     [first, second, third, fourth] = batches(path, 1)
-    assert tabular.read_chunk(first.table, {})["a"].tolist() == [1]
+    assert tabular.read_chunk(TableKind.chunk(first), {})["a"].tolist() == [1]
     with pytest.raises(tabular.TableReadError) as info:
-        tabular.read_chunk(third.table, {})
+        tabular.read_chunk(TableKind.chunk(third), {})
     assert str(info.value).startswith(f"ParserWarning reading {path}, line 4: Length of header or names does not "
                                       "match length of data")
     [whole] = batches(path, 10 ** 6)
     with pytest.raises(tabular.TableReadError) as info:
-        tabular.read_chunk(whole.table, {})
+        tabular.read_chunk(TableKind.chunk(whole), {})
     assert str(info.value) == (f"ParserError reading {path}, lines 2-5: Error tokenizing data. C error: "
                                "Expected 2 fields in line 4, saw 3")
 
@@ -227,7 +228,7 @@ def test_partition_keys_over_csv_gzip_and_parquet_files_read_each_in_its_format(
         pd.DataFrame({"k": ["b", "a"], "n": [3, 4]}).to_csv(handle, index=False)
     pd.DataFrame({"k": ["a"], "n": [5]}).to_parquet(tmp_path / "3.parquet", index=False)
     mbs = batches(tmp_path, 1, partition_keys=("k",))
-    assert [tabular.read_chunk(mb.table, {})["n"].tolist() for mb in mbs] == [[1, 4, 5], [2, 3]]
+    assert [tabular.read_chunk(TableKind.chunk(mb), {})["n"].tolist() for mb in mbs] == [[1, 4, 5], [2, 3]]
 
 
 def test_every_split_position_keeps_quoted_newlines_and_commas_in_their_record(tmp_path):
@@ -236,7 +237,7 @@ def test_every_split_position_keeps_quoted_newlines_and_commas_in_their_record(t
     whole = pd.read_csv(path)
     for size in range(1, len(text) + 1):   # a split target on every byte, inside quotes too
         mbs = batches(path, size)
-        assert sum(mb.item_count for mb in mbs) == 4, size
+        assert sum(mb.count for mb in mbs) == 4, size
         pd.testing.assert_frame_equal(read_all(mbs), whole)
 
 
@@ -277,7 +278,7 @@ def test_old_mac_line_ends_are_read_whole(tmp_path):
     path = tmp_path / "cr.csv"
     path.write_bytes(b"a,b\r1,2\r3,4\r")
     mbs = batches(path, 1)
-    assert [mb.item_count for mb in mbs] == [2]
+    assert [mb.count for mb in mbs] == [2]
     assert read_all(mbs).to_dict("list") == {"a": [1, 3], "b": [2, 4]}
 
 
@@ -292,15 +293,15 @@ def test_a_file_changed_after_partition_is_not_read_by_stale_offsets(tmp_path):
     TRICKY.assign(text="rewritten").to_csv(path, index=False)
     os.utime(path, ns=(time.time_ns(), time.time_ns()))
     with pytest.raises(tabular.TableReadError, match=r"d\.csv' changed after it was partitioned"):
-        tabular.read_chunk(mbs[1].table, {})
+        tabular.read_chunk(TableKind.chunk(mbs[1]), {})
 
 
 def test_nan_partition_keys_form_one_group_across_files_and_datetimes_are_refused(tmp_path):
     write(tmp_path / "n1.csv", "k,v\n1,a\n,b\n2,c\n")
     write(tmp_path / "n2.csv", "k,v\n1,d\n,e\n")
     mbs = batches(tmp_path, 1, partition_keys=("k",))
-    assert [(mb.table.key_value, mb.item_count) for mb in mbs] == [({"k": 1.0}, 2), ({"k": None}, 2), ({"k": 2.0}, 1)]
-    assert [tabular.read_chunk(mb.table, {})["v"].tolist() for mb in mbs] == [["a", "d"], ["b", "e"], ["c"]]
+    assert [(TableKind.chunk(mb).key_value, mb.count) for mb in mbs] == [({"k": 1.0}, 2), ({"k": None}, 2), ({"k": 2.0}, 1)]
+    assert [tabular.read_chunk(TableKind.chunk(mb), {})["v"].tolist() for mb in mbs] == [["a", "d"], ["b", "e"], ["c"]]
     pd.DataFrame({"d": pd.to_datetime(["2024-01-01", "2024-01-02"]), "v": [1, 2]}).to_parquet(tmp_path / "t.parquet")
     with pytest.raises(DatasetError, match=r"partition key column 'd' holds Timestamp values; partition_keys support text"):
         batches(tmp_path / "t.parquet", 1, partition_keys=("d",))
@@ -317,4 +318,4 @@ def test_a_file_of_a_partition_key_group_changed_after_partition_is_refused(tmp_
     with open(tmp_path / "p2.csv", "a") as handle:
         handle.write("a,999\n")
     with pytest.raises(tabular.TableReadError, match=r"p2\.csv' changed after it was partitioned \(size 12 -> 18 bytes\)"):
-        tabular.read_chunk(mbs[0].table, {})
+        tabular.read_chunk(TableKind.chunk(mbs[0]), {})

@@ -7,41 +7,16 @@ from dataclasses import dataclass
 
 from .errors import ManifestError
 from .storage import read_json, write_text_atomic
-from .tabular import TableChunk
+from .kinds import Descriptor
 
-MANIFEST_VERSION = 2
+MANIFEST_VERSION = 3
 
 
-@dataclass(frozen=True)
-class MiniBatch:
-    """One mini-batch: ``index`` (0-based position in the whole input), ``items`` (file paths, in
-    input order; empty for tabular input), ``first_item`` (global index of its first item or
-    record: ParallelRunStep's global_row_index_lower_bound), ``key`` (hex digest of its input:
-    the files' paths, sizes and mtimes, and for tabular input the byte or row range; equal keys
-    mean equal input) and ``table`` (tabular input: the TableChunk to read, else None)."""
-
-    index: int
-    first_item: int
-    items: tuple[str, ...]
-    key: str
-    table: TableChunk | None = None
-
-    @property
-    def item_count(self) -> int:
-        """Files (file input) or records (tabular input, as counted at partition time)."""
-        return self.table.records if self.table is not None else len(self.items)
-
-    def to_json(self) -> dict:
-        data = {"index": self.index, "first_item": self.first_item, "items": list(self.items), "key": self.key}
-        if self.table is not None:
-            data["table"] = self.table.to_json()
-        return data
-
-    @classmethod
-    def from_json(cls, data: dict) -> MiniBatch:
-        table = TableChunk.from_json(data["table"]) if data.get("table") else None
-        return cls(index=int(data["index"]), first_item=int(data["first_item"]),
-                   items=tuple(data["items"]), key=str(data["key"]), table=table)
+MiniBatch = Descriptor
+"""A mini-batch in a manifest is its kind's ``kinds.Descriptor``: ``kind``, ``index`` (0-based
+position in the whole input), ``first_item`` (global index of its first item or record:
+ParallelRunStep's global_row_index_lower_bound), ``key`` (hex digest of its input: equal keys mean
+equal input), ``count`` (items as counted when it was cut) and the kind's ``payload``."""
 
 
 @dataclass(frozen=True)
@@ -74,7 +49,7 @@ class ShardManifest:
         return cls(
             run_name=data["run_name"], shard=int(data["shard"]), shard_count=int(data["shard_count"]),
             total_mini_batches=int(data["total_mini_batches"]), total_items=int(data["total_items"]),
-            mini_batches=tuple(MiniBatch.from_json(mb) for mb in data["mini_batches"]),
+            mini_batches=tuple(Descriptor.from_json(mb) for mb in data["mini_batches"]),
         )
 
     def write(self, path: str) -> None:

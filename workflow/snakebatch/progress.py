@@ -26,11 +26,9 @@ def announce_start(plan) -> None:
     """Print where the run writes and how it is split. ``plan`` is a config.RunPlan."""
     global _STARTED_AT
     _STARTED_AT = time.time()
-    if plan.partition.partition_keys:
-        cut = f"one mini-batch per value of {', '.join(plan.partition.partition_keys)}"
-    else:
-        unit = " bytes" if plan.partition.input_type == "tabular" else ""
-        cut = f"mini_batch_size {plan.partition.mini_batch_size}{unit}"
+    from .kinds import get_kind
+
+    cut = get_kind(plan.partition.input_type).cut_description(plan.partition)
     print(f"snakebatch: run {plan.run_name!r}: {plan.shard_count} shard(s), {cut}, results in {plan.run_dir}/",
           file=sys.stderr)
     for warning in plan.warnings:

@@ -11,8 +11,9 @@ started and runs ``init()`` again. A mini-batch that fails every try is bisected
 items are isolated, so the other items still produce results. Each finished mini-batch is written
 atomically to the store before the next starts, so a killed shard resumes where it stopped. The
 shard result file (one MiniBatchResult per line, input order) is written as mini-batches finish to
-a temporary file, renamed when the shard ends. Tabular mini-batches are read by the worker
-(``load``) and run() gets row slices of that DataFrame. This module is the policy; the worker
+a temporary file, renamed when the shard ends. The worker first materialises a mini-batch's
+input (``load``: its input kind gives file paths or a DataFrame), then run() gets parts of it by
+position, so retries and bisection never branch on the kind. This module is the policy; the worker
 process mechanism (start, requests, timeouts, kills) is ``supervisor.WorkerProcess``.
 """
 
@@ -33,6 +34,7 @@ from .entry import MiniBatchContext, WorkerContext
 from . import progress
 from .errors import EntryScriptError, ManifestError, SnakebatchError
 from .gather import Tally, invalidate_result, threshold_breaches
+from .kinds import get_kind
 from .manifest import MiniBatch, ShardManifest, shard_id
 from .results import FailedItem, MiniBatchResult
 from .storage import atomic_open, remove_stale_temps
@@ -128,39 +130,40 @@ class ShardRunner:
             return
 
     def _call(self, items, mini_batch: MiniBatch, first_item: int) -> Outcome:
+        """One run() of ``items`` (positions in the mini-batch's materialised input); a worker
+        that does not hold that input (a new worker) reads it first."""
         self._ensure_worker()
-        table = mini_batch.table
-        if table is not None and self.worker.loaded != mini_batch.key:  # a new worker: read the rows again
-            outcome = self.worker.load(mini_batch.key, table.to_json(), self.spec.run_invocation_timeout)
+        if self.worker.loaded != mini_batch.key:
+            outcome = self.worker.load(mini_batch.key, mini_batch.to_json(), self.spec.run_invocation_timeout)
             if not outcome.ok:
                 return outcome
         context = MiniBatchContext(minibatch_index=mini_batch.index, global_row_index_lower_bound=first_item,
-                                   partition_key_value=dict(table.key_value) if table and table.key_value else {})
+                                   partition_key_value=get_kind(mini_batch.kind).partition_key_value(mini_batch))
         interrupt = self._breached_elsewhere if self._watching else None
-        loaded = {"loaded": mini_batch.key} if table is not None else {}  # run() gets rows of the loaded table
         outcome = self.worker.call(tuple(items), context, self.spec.run_invocation_timeout, interrupt=interrupt,
-                                   **loaded)
+                                   loaded=mini_batch.key)
         self._note_modules()
         if outcome.interrupted:
             raise _StopEarly
         return outcome
 
-    def _record_error(self, mini_batch: MiniBatch, items, attempt: int, outcome: Outcome) -> None:
-        log.warning("mini-batch %d (%d item(s), try %d/%d) failed: %s", mini_batch.index, len(items),
+    def _record_error(self, mini_batch: MiniBatch, count: int, first: str, attempt: int, outcome: Outcome) -> None:
+        """Log a failed try of ``count`` item(s) starting with the one named ``first``."""
+        log.warning("mini-batch %d (%d item(s), try %d/%d) failed: %s", mini_batch.index, count,
                     attempt, self.spec.run_max_try, outcome.error)
         with open(self.error_log, "a", encoding="utf-8") as handle:
-            handle.write(f"--- mini-batch {mini_batch.index}, {len(items)} item(s) from {items[0]!r}, "
+            handle.write(f"--- mini-batch {mini_batch.index}, {count} item(s) from {first!r}, "
                          f"try {attempt}/{self.spec.run_max_try}: {outcome.error}\n{outcome.traceback}\n")
 
-    def _failure(self, item, mini_batch: MiniBatch, error: str, traceback: str, tries: int) -> FailedItem:
-        if mini_batch.table is not None and item is not None:  # a row position: name file and record
-            item = mini_batch.table.describe_row(item)
+    def _failure(self, position, mini_batch: MiniBatch, error: str, traceback: str, tries: int) -> FailedItem:
+        """The FailedItem of the item at ``position`` (None: unknown, run() returned too few)."""
+        item = None if position is None else get_kind(mini_batch.kind).describe_item(mini_batch, position)
         return FailedItem(item, mini_batch.index, error, traceback, tries, shard=self.shard)
 
     GIVE_UP_AFTER = 8  # items failing alone in a row, with no success yet in the mini-batch
 
     def _run_items(self, mini_batch: MiniBatch, items: tuple, first_item: int, whole: bool = True) -> _Part:
-        """The _Part of ``items`` (file paths, or row positions of a tabular mini-batch) with
+        """The _Part of ``items`` (positions of items in the mini-batch's materialised input) with
         retries and bisection. The whole mini-batch and single items get ``run_max_try`` tries;
         the halves in between one each (the whole already failed every try). When the first
         GIVE_UP_AFTER items tried alone all fail and nothing in the mini-batch has succeeded yet, the
@@ -192,7 +195,8 @@ class ShardRunner:
                 return _Part(list(outcome.lines), succeeded, failures, tries, cpu_s,
                              [outcome.header] if outcome.header is not None else [],
                              [outcome.ipc] if outcome.ipc is not None else [])
-            self._record_error(mini_batch, items, attempt, outcome)
+            self._record_error(mini_batch, len(items), get_kind(mini_batch.kind).describe_item(mini_batch, items[0]),
+                               attempt, outcome)
         if len(items) == 1:
             self._alone_failures += 1
             if not self._any_success and self._alone_failures == self.GIVE_UP_AFTER:
@@ -211,24 +215,25 @@ class ShardRunner:
         return (_Part([], 0, [], tries, cpu_s) + self._run_items(mini_batch, items[:half], first_item, whole=False)
                 + self._run_items(mini_batch, items[half:], first_item + half, whole=False))
 
-    def _load_table(self, mini_batch: MiniBatch) -> tuple[int | None, _Part]:
-        """Tabular: read the mini-batch's rows in the worker, with up to run_max_try tries for a
-        worker that dies or times out (a read error is final: the same bytes fail the same way).
-        Returns (row count, _Part) - row count None when it cannot be read, the _Part then holds
-        one failure for the whole mini-batch, naming the file and line."""
+    def _load(self, mini_batch: MiniBatch) -> tuple[int | None, _Part]:
+        """Have the worker materialise the mini-batch's input (its kind: file paths, a table's
+        rows), with up to run_max_try tries for a worker that dies or times out (a read error is
+        final: the same bytes fail the same way). Returns (item count, _Part) - item count None
+        when it cannot be read, the _Part then holds one failure for the whole mini-batch, named
+        by its kind (file and lines)."""
         tries, cpu_s, outcome = 0, 0.0, None
+        what = get_kind(mini_batch.kind).describe(mini_batch)
         for attempt in range(1, self.spec.run_max_try + 1):
             self._ensure_worker()
             tries += 1
-            outcome = self.worker.load(mini_batch.key, mini_batch.table.to_json(), self.spec.run_invocation_timeout)
+            outcome = self.worker.load(mini_batch.key, mini_batch.to_json(), self.spec.run_invocation_timeout)
             cpu_s += outcome.cpu_s
             if outcome.ok:
                 return outcome.length, _Part([], 0, [], 0, cpu_s)
-            self._record_error(mini_batch, (mini_batch.table.describe(),), attempt, outcome)
+            self._record_error(mini_batch, mini_batch.count, what, attempt, outcome)
             if not outcome.restart:
                 break
-        failure = FailedItem(mini_batch.table.describe(), mini_batch.index, outcome.error, outcome.traceback,
-                             tries, shard=self.shard)
+        failure = FailedItem(what, mini_batch.index, outcome.error, outcome.traceback, tries, shard=self.shard)
         return None, _Part([], 0, [failure], tries, cpu_s)
 
     def run_mini_batch(self, mini_batch: MiniBatch) -> MiniBatchResult:
@@ -240,16 +245,13 @@ class ShardRunner:
                                            reused=True)
         start, started_at = time.monotonic(), time.time()
         self._alone_failures, self._any_success = 0, False
-        items, item_count = mini_batch.items, len(mini_batch.items)
-        if mini_batch.table is not None:
-            rows, part = self._load_table(mini_batch)
-            if rows is not None:
-                items, item_count = tuple(range(rows)), rows
-                part = part + self._run_items(mini_batch, items, mini_batch.first_item) if rows else part
-            else:
-                item_count = mini_batch.table.records  # unreadable: every record counts as failed
+        count, part = self._load(mini_batch)
+        if count is None:  # unreadable: every item counts as failed
+            item_count = get_kind(mini_batch.kind).item_count(mini_batch)
         else:
-            part = self._run_items(mini_batch, items, mini_batch.first_item)
+            item_count = count
+            if count:
+                part = part + self._run_items(mini_batch, tuple(range(count)), mini_batch.first_item)
         table_file = None
         if part.ipcs and self.store is not None:
             table_file = self.store.save_table(mini_batch, part.ipcs)
@@ -330,7 +332,7 @@ class ShardRunner:
         self._watching = self.run_dir is not None and self._thresholds_set()
         start = time.monotonic()
         done_items = 0
-        shard_items = sum(mb.item_count for mb in manifest.mini_batches)
+        shard_items = sum(mb.count for mb in manifest.mini_batches)
         finished = False
         try:
             self.stopped_early = self._check_early_stop(manifest, results, new_failure=True)

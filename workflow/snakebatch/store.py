@@ -16,6 +16,7 @@ import os
 
 from .config import RunnerSpec
 from .errors import ConfigError, EntryScriptError
+from .kinds import get_kind
 from .manifest import MiniBatch
 from .results import MiniBatchResult
 from .storage import write_text_atomic
@@ -138,7 +139,8 @@ class MiniBatchStore:
                 result = MiniBatchResult.from_json(handle.read())
         except (OSError, ValueError, KeyError, TypeError):
             return None
-        if result.key != mini_batch.key or (mini_batch.table is None and result.item_count != len(mini_batch.items)):
+        kind = get_kind(mini_batch.kind)
+        if result.key != mini_batch.key or (kind.count_is_exact and result.item_count != kind.item_count(mini_batch)):
             return None
         if result.positional and (result.index, result.first_item) != (mini_batch.index, mini_batch.first_item):
             return None  # run() saw the mini-batch context: reuse only at the same position

@@ -207,16 +207,16 @@ class WorkerProcess:
         request = protocol.Run(self.new_id(), tuple(items), context, loaded)
         return self._outcome(request, timeout, interrupt, poll_s, "run()")
 
-    def send_load(self, key: str, payload, kind: str = "table") -> int:
+    def send_load(self, key: str, payload, kind: str = "mini_batch") -> int:
         """Ask the running worker to read mini-batch ``key`` (``payload``: what loader ``kind``
-        needs, for ``"table"`` a TableChunk as JSON) and return the request id at once; the
+        needs, for ``"mini_batch"`` a kinds.Descriptor as JSON) and return the request id at once; the
         worker reads it even while run() works. ``load(key, ...)`` gets the answer. Raises
         WorkerDied when the worker is gone."""
         request_id = self.send(protocol.Load(self.new_id(), key, payload, kind))
         self._loads[key] = request_id
         return request_id
 
-    def load(self, key: str, payload, timeout: float, kind: str = "table") -> Outcome:
+    def load(self, key: str, payload, timeout: float, kind: str = "mini_batch") -> Outcome:
         """Have the worker read mini-batch ``key`` and wait at most ``timeout`` s for the answer
         (of the ``send_load`` sent earlier, or of a Load sent now, which first frees the inputs the
         worker read before). ``length`` of the Outcome is

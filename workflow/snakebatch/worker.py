@@ -8,8 +8,8 @@ reader thread receives every request; ``Load`` requests go to a loader thread (s
 mini-batch is read while run() works on this one); ``Run`` and ``Shutdown`` are carried out in
 order on the main thread, the one that imported the script and called init(). A ``Run`` that
 refers to a loaded mini-batch waits for its load to finish. Loaders are looked up by
-``Load.kind`` in ``LOADERS`` (``"table"``: ``tabular.read_chunk`` of a TableChunk; run() then
-gets a copy of the rows its items name).
+``Load.kind`` in ``LOADERS`` (``"mini_batch"``: the mini-batch's input kind materialises its
+``kinds.Descriptor``, file paths or a DataFrame; run() then gets the part its items name).
 
 ``modules`` in the replies are the files of the modules loaded from ``source_directory`` besides
 the entry script (its helpers, also those imported inside run()), so the runner can tell when
@@ -35,7 +35,8 @@ import time
 import traceback
 from dataclasses import dataclass
 
-from . import entry, protocol, tabular
+from . import entry, protocol
+from .kinds import Cache, Descriptor, MaterialiseError, get_kind
 from .outputs import encode_result, result_length
 
 COMPAT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "compat")
@@ -148,15 +149,19 @@ def _user_traceback(exc: BaseException) -> str:
     return "".join(traceback.format_exception(type(exc), exc, tb))
 
 
-def _load_table(payload, setup: WorkerSetup, cache: dict):
-    """The ``"table"`` loader: the DataFrame of a ``TableChunk.to_json()`` payload. ``cache``
-    keeps whole files read for partition-key groups, shared by the groups they hold."""
-    return tabular.read_chunk(tabular.TableChunk.from_json(payload), setup.read_options or {}, cache)
+def _load_mini_batch(payload, setup: WorkerSetup, cache: Cache):
+    """The ``"mini_batch"`` loader: what run() gets for the mini-batch whose ``kinds.Descriptor``
+    JSON is ``payload``, as its input kind materialises it (file paths, a DataFrame). Returns
+    (kind, materialised); the kind's ``select`` later cuts the part a Run names."""
+    descriptor = Descriptor.from_json(payload)
+    kind = get_kind(descriptor.kind)
+    return kind, kind.materialise(descriptor, setup.read_options or {}, cache)
 
 
-LOADERS = {"table": _load_table}
-"""``Load.kind`` -> loader(payload, setup, cache) returning the loaded input (it must have a
-``len()``: the row count the runner is told). Called on the loader thread."""
+LOADERS = {"mini_batch": _load_mini_batch}
+"""``Load.kind`` -> loader(payload, setup, cache) returning (input kind, loaded input); the
+loaded input must have a ``len()``: the item count the runner is told. Called on the loader
+thread."""
 
 
 class _Channel:
@@ -238,7 +243,7 @@ def _read_requests(conn, loaded: _Loaded, runs: queue.Queue, loads: queue.Queue)
 
 def _serve_loads(channel: _Channel, setup: WorkerSetup, loaded: _Loaded, loads: queue.Queue) -> None:
     """Loader thread: carry out each Load in turn, answer Result (length: rows) or Failure."""
-    cache: dict = {}
+    cache = Cache()
     while True:
         request = loads.get()
         if request is None:
@@ -249,11 +254,11 @@ def _serve_loads(channel: _Channel, setup: WorkerSetup, loaded: _Loaded, loads: 
         cpu_start = time.thread_time()
         try:
             value = LOADERS[request.kind](request.payload, setup, cache)
-            length = len(value)
+            length = len(value[1])
         except BaseException as exc:  # noqa: BLE001 - a read error is an answer, not the worker's end
             loaded.put(request.key, None)
-            # a TableReadError names file and line: its traceback (our reader's frames) says nothing more
-            tb = "" if isinstance(exc, tabular.TableReadError) else _user_traceback(exc)
+            # a MaterialiseError names file and line: its traceback (our reader's frames) says nothing more
+            tb = "" if isinstance(exc, MaterialiseError) else _user_traceback(exc)
             channel.send(protocol.Failure(request.request_id, protocol.RemoteError.from_exception(exc, tb),
                                           "load", time.thread_time() - cpu_start))
             continue
@@ -263,14 +268,14 @@ def _serve_loads(channel: _Channel, setup: WorkerSetup, loaded: _Loaded, loads: 
 
 
 def _mini_batch(request: protocol.Run, loaded: _Loaded):
-    """What run() gets for ``request``: the items as a list, or a copy of the loaded rows the
-    items name (contiguous positions), so a run() that edits its mini-batch cannot change what a
-    retry or a bisected half gets."""
+    """What run() gets for ``request``: the items as a list, or the part of the loaded input the
+    items name (contiguous positions), cut by its kind's ``select`` (a copy, so a run() that edits
+    its mini-batch cannot change what a retry or a bisected half gets)."""
     if request.loaded is None:
         return list(request.items)
-    table = loaded.take(request.loaded)
+    kind, value = loaded.take(request.loaded)
     items = request.items
-    return (table.iloc[items[0]:items[-1] + 1] if items else table.iloc[0:0]).copy()
+    return kind.select(value, items[0], items[-1] + 1) if items else kind.select(value, 0, 0)
 
 
 def worker_main(conn, setup: WorkerSetup) -> None:

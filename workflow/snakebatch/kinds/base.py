@@ -102,6 +102,8 @@ class InputKind(abc.ABC):
     ``partition_keys``; optional ``storage_options``)."""
 
     name: str = ""
+    #: what an item is, plural, for messages (``files``, ``records``)
+    item_unit: str = "items"
     #: True when ``run()`` gets exactly ``count`` items (files); False when the count made at
     #: partition time is an estimate the read may change (records of a text table).
     count_is_exact: bool = True
@@ -151,6 +153,10 @@ class InputKind(abc.ABC):
         """The item at ``position`` (0-based, in the mini-batch) for the error report: its file
         path (``file``) or file and record (``tabular``)."""
         raise NotImplementedError
+
+    def cut_description(self, spec) -> str:
+        """How ``spec`` cuts the dataset, for the console: ``mini_batch_size 10``."""
+        return f"mini_batch_size {spec.mini_batch_size}"
 
     def partition_key_value(self, descriptor: Descriptor) -> dict:
         """The ``mini_batch_context.partition_key_value`` of the mini-batch ({} when none)."""

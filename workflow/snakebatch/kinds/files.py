@@ -145,6 +145,7 @@ class FileKind(InputKind):
     local disk, ``ukeys`` (their change identities, which name the downloaded copies)."""
 
     name = "file"
+    item_unit = "files"
 
     def list(self, spec):
         return list_items(spec.paths, spec.pattern, getattr(spec, "storage_options", None))

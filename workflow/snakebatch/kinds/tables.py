@@ -55,6 +55,7 @@ class TableKind(InputKind):
     a file's end, or one per distinct ``partition_keys`` combination across all files."""
 
     name = "tabular"
+    item_unit = "records"
     count_is_exact = False  # records counted by line ends; blank lines may make pandas read fewer
 
     def list(self, spec):
@@ -136,6 +137,12 @@ class TableKind(InputKind):
 
     def describe_item(self, descriptor: Descriptor, position: int) -> str:
         return self.chunk(descriptor).describe_row(position)
+
+    def cut_description(self, spec) -> str:
+        """``mini_batch_size N bytes``, or ``one mini-batch per value of k1, k2``."""
+        if spec.partition_keys:
+            return f"one mini-batch per value of {', '.join(spec.partition_keys)}"
+        return f"mini_batch_size {spec.mini_batch_size} bytes"
 
     def partition_key_value(self, descriptor: Descriptor) -> dict:
         chunk = self.chunk(descriptor)
