@@ -488,3 +488,41 @@ def test_entry_script_is_a_singleton_and_the_azureml_imports_resolve(tmp_path, f
     write(tmp_path / "model" / "w.bin", "w")
     [result] = run(tmp_path, make_spec(script, models={"m": str(tmp_path / "model")}), files[:1], size=1)
     assert list(result.lines) == [repr((True, True, "process000", "model", True, True, True, True))]
+
+
+PREFETCH = """
+    import os, time
+
+    def init():
+        pass
+
+    def run(mini_batch):
+        if mini_batch["part"].iloc[0] == "a":   # while this works, the next mini-batch is read
+            time.sleep(1.5)
+            os.remove(os.environ["NEXT_FILE"])  # too late to matter: it was prefetched
+        return [f"{p}:{v}" for p, v in zip(mini_batch["part"], mini_batch["v"])]
+"""
+
+
+def test_the_next_mini_batch_is_read_while_run_works_on_this_one(tmp_path, monkeypatch):
+    from snakebatch.config import PartitionSpec
+    from snakebatch.partition import build_manifests
+    from snakebatch.kinds import get_kind
+
+    write(tmp_path / "data" / "a.csv", "part,v\na,1\na,2\n")
+    second = write(tmp_path / "data" / "b.csv", "part,v\nb,3\n")
+    monkeypatch.setenv("NEXT_FILE", second)
+    pspec = PartitionSpec(run_name="r", paths=(str(tmp_path / "data"),), pattern=None, mini_batch_size=1 << 20,
+                          shard_count=1, input_type="tabular")
+    [manifest] = build_manifests(pspec, list(get_kind("tabular").list(pspec)))
+    path = manifest_path(str(tmp_path / "partition"), 0)
+    manifest.write(path)
+    output = str(tmp_path / "shards" / "shard-00000.jsonl")
+    spec = make_spec(write(tmp_path / "prefetch.py", PREFETCH), input_type="tabular")
+    results, stopped = run_shard(spec, path, output, str(tmp_path / "run"))
+    with open(output) as handle:
+        records = [MiniBatchResult.from_json(line) for line in handle]
+    assert stopped is None
+    assert [(r.index, r.succeeded, r.failed, r.lines) for r in records] == [
+        (0, 2, 0, ("a:1", "a:2")), (1, 1, 0, ("b:3",))]
+    assert not os.path.exists(second)

@@ -13,7 +13,9 @@ atomically to the store before the next starts, so a killed shard resumes where 
 shard result file (one MiniBatchResult per line, input order) is written as mini-batches finish to
 a temporary file, renamed when the shard ends. The worker first materialises a mini-batch's
 input (``load``: its input kind gives file paths or a DataFrame), then run() gets parts of it by
-position, so retries and bisection never branch on the kind. This module is the policy; the worker
+position, so retries and bisection never branch on the kind. While run() works on a mini-batch,
+the next one (unless the store holds it) is materialised on the worker's loader thread
+(prefetch: ``send_load``). This module is the policy; the worker
 process mechanism (start, requests, timeouts, kills) is ``supervisor.WorkerProcess``.
 """
 
@@ -32,7 +34,7 @@ from dataclasses import dataclass
 from .config import RunnerSpec
 from .entry import MiniBatchContext, WorkerContext
 from . import progress
-from .errors import EntryScriptError, ManifestError, SnakebatchError
+from .errors import EntryScriptError, ManifestError, SnakebatchError, WorkerDied
 from .gather import Tally, invalidate_result, threshold_breaches
 from .kinds import get_kind
 from .manifest import MiniBatch, ShardManifest, shard_id
@@ -97,6 +99,9 @@ class ShardRunner:
         self._manifest: ShardManifest | None = None
         self._mine: progress.ShardProgress | None = None
         self._watching = False
+        self._next: MiniBatch | None = None  # the mini-batch after the one running: prefetched
+        self._prefetched: str | None = None  # key of the mini-batch whose load was sent ahead
+        self._looked_up: tuple[str, MiniBatchResult | None] | None = None  # (key, store.load of it)
 
     def _note_modules(self) -> None:
         if self.store is not None and self.worker.modules:
@@ -140,12 +145,35 @@ class ShardRunner:
         context = MiniBatchContext(minibatch_index=mini_batch.index, global_row_index_lower_bound=first_item,
                                    partition_key_value=get_kind(mini_batch.kind).partition_key_value(mini_batch))
         interrupt = self._breached_elsewhere if self._watching else None
+        self._prefetch()
         outcome = self.worker.call(tuple(items), context, self.spec.run_invocation_timeout, interrupt=interrupt,
                                    loaded=mini_batch.key)
         self._note_modules()
         if outcome.interrupted:
             raise _StopEarly
         return outcome
+
+    def _stored(self, mini_batch: MiniBatch) -> MiniBatchResult | None:
+        """The store's result for ``mini_batch`` (None: compute it), looked up once."""
+        if self.store is None or not self.spec.allow_reuse:
+            return None
+        if self._looked_up is None or self._looked_up[0] != mini_batch.key:
+            self._looked_up = (mini_batch.key, self.store.load(mini_batch))
+        return self._looked_up[1]
+
+    def _prefetch(self) -> None:
+        """Ask the worker to materialise the next mini-batch while run() works on this one (its
+        loader thread reads it meanwhile), unless the store already holds its result."""
+        upcoming = self._next
+        if upcoming is None or self._prefetched == upcoming.key or not hasattr(self.worker, "send_load"):
+            return
+        self._prefetched = upcoming.key
+        if self._stored(upcoming) is not None:
+            return
+        try:
+            self.worker.send_load(upcoming.key, upcoming.to_json())
+        except WorkerDied:  # the call that follows notices and restarts it
+            pass
 
     def _record_error(self, mini_batch: MiniBatch, count: int, first: str, attempt: int, outcome: Outcome) -> None:
         """Log a failed try of ``count`` item(s) starting with the one named ``first``."""
@@ -238,11 +266,10 @@ class ShardRunner:
 
     def run_mini_batch(self, mini_batch: MiniBatch) -> MiniBatchResult:
         """The result of one mini-batch: reused from the store or computed (and stored)."""
-        if self.store is not None and self.spec.allow_reuse:
-            cached = self.store.load(mini_batch)
-            if cached is not None:  # same files, maybe at another position of the input now
-                return dataclasses.replace(cached, index=mini_batch.index, first_item=mini_batch.first_item,
-                                           reused=True)
+        cached = self._stored(mini_batch)
+        if cached is not None:  # same files, maybe at another position of the input now
+            return dataclasses.replace(cached, index=mini_batch.index, first_item=mini_batch.first_item,
+                                       reused=True)
         start, started_at = time.monotonic(), time.time()
         self._alone_failures, self._any_success = 0, False
         count, part = self._load(mini_batch)
@@ -337,6 +364,7 @@ class ShardRunner:
         try:
             self.stopped_early = self._check_early_stop(manifest, results, new_failure=True)
             for number, mini_batch in enumerate(manifest.mini_batches, 1):
+                self._next = manifest.mini_batches[number] if number < len(manifest.mini_batches) else None
                 if self.stopped_early:
                     break
                 try:
