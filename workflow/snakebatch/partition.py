@@ -17,7 +17,7 @@ import sys
 from .config import PartitionSpec
 from .datasets import FileItem, list_files, listing_fingerprint
 from .errors import DatasetError, SnakebatchError
-from .gather import invalidate_result
+from .lifecycle import invalidate_result
 from . import tabular
 from .manifest import MiniBatch, ShardManifest, shard_id
 from .tabular import TableChunk

@@ -33,11 +33,12 @@ from .config import RunnerSpec
 from .entry import MiniBatchContext, WorkerContext
 from . import progress
 from .errors import EntryScriptError, ManifestError, SnakebatchError
-from .gather import Tally, invalidate_result, threshold_breaches
+from .lifecycle import invalidate_result
 from .manifest import MiniBatch, ShardManifest, shard_id
 from .results import FailedItem, MiniBatchResult
 from .storage import atomic_open, remove_stale_temps
 from .store import MiniBatchStore
+from .thresholds import Tally, threshold_breaches
 from .worker import WorkerSetup, worker_main
 
 log = logging.getLogger("snakebatch.runner")
