@@ -30,7 +30,7 @@ class Tally:
 
     @classmethod
     def of(cls, results: list[MiniBatchResult]) -> Tally:
-        """The counts over ``results`` (any iterable of MiniBatchResult, read more than once)."""
+        """The counts over ``results`` (a sequence of MiniBatchResult)."""
         return cls(
             items=sum(r.item_count for r in results),
             succeeded=sum(r.succeeded for r in results),
