@@ -1,39 +1,14 @@
+"""Gather: the merge in input order, the reports and the verdict of a run."""
+
 import dataclasses
 import json
 import os
 
 import pytest
 
-from snakebatch.config import GatherSpec
+from helpers import gather_spec as spec, mini_batch_result as result, write_shards
 from snakebatch.errors import ErrorThresholdExceeded, ManifestError
 from snakebatch.gather import gather
-from snakebatch.results import FailedItem, MiniBatchResult
-
-
-def result(index, lines, failed_items=(), reused=False):
-    failures = tuple(FailedItem(item, index, "ValueError: bad " + item, "Traceback...\nValueError: bad " + item, 3,
-                                shard=1) for item in failed_items)
-    return MiniBatchResult(index=index, key=f"k{index}", first_item=index * 2, item_count=len(lines) + len(failures),
-                           succeeded=len(lines), lines=tuple(lines), failures=failures, tries=1,
-                           duration_s=0.5, agent_name="shard-00000", started_at=1000.0 + index, reused=reused,
-                           cpu_s=0.25)
-
-
-def write_shards(tmp_path, shards):
-    paths = []
-    for number, results in enumerate(shards):
-        path = tmp_path / "shards" / f"shard-{number:05d}.jsonl"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("".join(r.to_json() + "\n" for r in results))
-        paths.append(str(path))
-    return paths
-
-
-def spec(**overrides):
-    values = dict(run_name="r", output_action="append_row", append_row_file_name="out.txt",
-                  append_row_format="txt", error_threshold=-1, allowed_failed_count=None, allowed_failed_percent=None)
-    values.update(overrides)
-    return GatherSpec(**values)
 
 
 def test_merge_follows_input_order_across_shards(tmp_path):
@@ -117,20 +92,6 @@ def test_corrupt_shard_result_names_file_and_line(tmp_path):
         gather(spec(), [path], str(tmp_path / "run"))
 
 
-def test_invalidate_removes_the_earlier_result_once(tmp_path):
-    from snakebatch.gather import invalidate_result
-
-    shards = write_shards(tmp_path, [[result(0, ["a"])]])
-    run_dir = tmp_path / "run"
-    gather(spec(), shards, str(run_dir))
-    invalidate_result(str(run_dir))
-    assert sorted(os.listdir(run_dir)) == ["errors.jsonl", "logs", "summary.json"]
-    summary = json.loads((run_dir / "summary.json").read_text())
-    assert summary["status"] == "stale"
-    invalidate_result(str(run_dir))   # a second shard job doing the same: nothing left to do
-    assert json.loads((run_dir / "summary.json").read_text()) == summary
-
-
 def test_exceeded_threshold_removes_the_shards_with_failures_for_a_retry(tmp_path):
     shards = write_shards(tmp_path, [[result(0, ["a"])], [result(1, ["b"], failed_items=["x.png"])]])
     with pytest.raises(ErrorThresholdExceeded) as info:
@@ -154,16 +115,6 @@ def test_shards_that_stopped_early_make_the_run_fail_with_full_reports(tmp_path)
     assert (summary["status"], summary["stopped_early"], summary["failed"]) == ("failed", True, 2)
     assert len((tmp_path / "run" / "errors.jsonl").read_text().splitlines()) == 2
     assert not os.path.exists(shards[0]) and os.path.exists(shards[1])
-
-
-def test_shard_results_that_stopped_early_are_dropped_before_the_next_run(tmp_path):
-    from snakebatch.gather import drop_stopped_shard_results
-
-    shards = write_shards(tmp_path, [[result(0, ["a"])], [result(1, ["b"])]])
-    with open(shards[1], "a") as handle:
-        handle.write(json.dumps({"stopped_early": "stopped early: ...", "total_mini_batches": 4}) + "\n")
-    assert drop_stopped_shard_results(str(tmp_path / "shards")) == [shards[1]]
-    assert os.path.exists(shards[0]) and not os.path.exists(shards[1])
 
 
 def test_a_corrupt_shard_result_leaves_a_failed_summary_and_says_how_to_recover(tmp_path):

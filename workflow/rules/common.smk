@@ -19,7 +19,7 @@ import jsonschema
 from snakebatch.config import describe_validation_error, plan_run
 from snakebatch.datasets import is_glob, list_files, listing_fingerprint, root_folders, watched_paths
 from snakebatch.errors import ConfigError, DatasetError
-from snakebatch.gather import drop_stopped_shard_results
+from snakebatch.lifecycle import drop_stopped_shard_results
 from snakebatch.manifest import shard_id
 from snakebatch.partition import DATASET_STAMP, mark_dataset_changes
 from snakebatch.store import known_modules

@@ -3,15 +3,18 @@ enforce the error thresholds.
 
 ``python -m snakebatch.gather --spec JSON --run-dir DIR SHARD_RESULT...``
 
-Writes under ``results/{run_name}/``: ``{append_row_file_name}`` (append_row only), ``summary.json``,
-``errors.jsonl`` (one line per failed item), ``logs/job_result.txt``,
-``logs/job_progress_overview.txt``, ``logs/sys/job_report/processed_mini-batches.csv`` and, last,
-``_SUCCESS`` (holding the merged file's name). Every file is written atomically; the merged txt/csv
-file is written while the shard files are read (one mini-batch in memory at a time) into a temporary
-file that is renamed only when the run succeeded. When a threshold is
-exceeded (also when shards stopped early on it) the merged file and ``_SUCCESS`` are removed, the
-reports say why, the shard result files that hold failures or stopped early are removed (so the
-next run retries and finishes those shards, reusing what they finished), and the exit status is 1.
+Writes under ``results/{run_name}/`` (paths from ``layout.RunLayout``): ``{append_row_file_name}``
+(append_row only), ``summary.json``, ``errors.jsonl`` (one line per failed item),
+``logs/job_result.txt``, ``logs/job_progress_overview.txt``,
+``logs/sys/job_report/processed_mini-batches.csv`` and, last, ``_SUCCESS`` (holding the merged
+file's name). Every file is written atomically; the merged txt/csv file is written while the shard
+files are read (one mini-batch in memory at a time) into a temporary file that is renamed only
+when the run succeeded; the counts are kept by a ``thresholds.RunningTally`` as they are read.
+When a threshold is exceeded (also when shards stopped early on it) the merged file and
+``_SUCCESS`` are removed, the reports say why, the shard result files that hold failures or
+stopped early are removed (``lifecycle.drop_shards_to_rerun``: the next run retries and finishes
+those shards, reusing what they finished), and the exit status is 1. Reading shard files and
+removing results that no longer hold live in ``lifecycle``; the thresholds in ``thresholds``.
 """
 
 from __future__ import annotations
@@ -20,75 +23,19 @@ import argparse
 import contextlib
 import csv
 import dataclasses
-import glob
 import io
 import json
 import os
 import sys
 import time
-from dataclasses import dataclass
 
 from .config import GatherSpec
 from .errors import ErrorThresholdExceeded, ManifestError, ResultSchemaError, SnakebatchError
+from .layout import RunLayout
+from .lifecycle import clear_verdict, drop_shards_to_rerun, read_shard_file
 from .results import MiniBatchResult
-from .storage import atomic_open, remove_stale_temps, write_json_atomic, write_text_atomic
-
-
-@dataclass(frozen=True)
-class ShardResults:
-    """One shard result file: its mini-batch results, in order, and, when the shard stopped
-    early on a threshold, why (``stopped_early``) and how many mini-batches the input has."""
-
-    path: str
-    results: tuple[MiniBatchResult, ...]
-    stopped_early: str | None = None
-    total_mini_batches: int | None = None
-
-
-def read_shard_file(path: str, on_result=None) -> ShardResults:
-    """Read one shard result file; ManifestError names the file and line when it is missing or
-    corrupt. With ``on_result`` (a callable), each result is handed to it as it is read and kept
-    without its lines, so a large shard never sits in memory whole."""
-    results: list[MiniBatchResult] = []
-    trailer: dict = {}
-    try:
-        with open(path, encoding="utf-8") as handle:
-            for number, line in enumerate(handle, 1):
-                try:
-                    if line.startswith('{"stopped_early"'):
-                        trailer = json.loads(line)
-                        continue
-                    result = MiniBatchResult.from_json(line)
-                except (ValueError, KeyError, TypeError) as exc:
-                    raise ManifestError(f"shard result {path!r} line {number} is corrupt: {exc!r}; delete it (or run "
-                                        "snakemake with --forcerun infer_shard) so the shard runs again, reusing "
-                                        "its finished mini-batches") from None
-                if on_result is not None:
-                    on_result(result)
-                    result = dataclasses.replace(result, lines=())
-                results.append(result)
-    except FileNotFoundError:
-        raise ManifestError(f"shard result {path!r} does not exist") from None
-    return ShardResults(path=path, results=tuple(results), stopped_early=trailer.get("stopped_early"),
-                        total_mini_batches=trailer.get("total_mini_batches"))
-
-
-def drop_stopped_shard_results(shards_dir: str) -> list[str]:
-    """Remove the shard result files whose last line is the stopped-early trailer: their shard
-    did not finish, so the next run must run it again (reusing what it finished). Reads only the
-    end of each file. Returns the removed paths."""
-    removed = []
-    for path in sorted(glob.glob(os.path.join(shards_dir, "shard-*.jsonl"))):
-        try:
-            with open(path, "rb") as handle:
-                handle.seek(max(0, os.path.getsize(path) - 65536))
-                last = handle.read().rstrip(b"\n").rsplit(b"\n", 1)[-1]
-        except OSError:
-            continue
-        if last.startswith(b'{"stopped_early"'):
-            os.unlink(path)
-            removed.append(path)
-    return removed
+from .storage import atomic_open, write_json_atomic, write_text_atomic
+from .thresholds import RunningTally, threshold_breaches
 
 
 def check_order(results: list[MiniBatchResult]) -> None:
@@ -98,49 +45,6 @@ def check_order(results: list[MiniBatchResult]) -> None:
             raise ManifestError(
                 f"shard results hold mini-batch {result.index} where mini-batch {expected} was expected: "
                 "a mini-batch is missing or duplicated; rerun the infer jobs")
-
-
-@dataclass(frozen=True)
-class Tally:
-    """Counts over the whole input: items, succeeded/failed items, mini-batches, failed
-    mini-batches (any failed item), reused mini-batches."""
-
-    items: int
-    succeeded: int
-    failed: int
-    mini_batches: int
-    failed_mini_batches: int
-    reused_mini_batches: int
-
-    @classmethod
-    def of(cls, results: list[MiniBatchResult]) -> Tally:
-        return cls(
-            items=sum(r.item_count for r in results),
-            succeeded=sum(r.succeeded for r in results),
-            failed=sum(r.failed for r in results),
-            mini_batches=len(results),
-            failed_mini_batches=sum(1 for r in results if r.failed),
-            reused_mini_batches=sum(1 for r in results if r.reused),
-        )
-
-
-def threshold_breaches(tally: Tally, spec) -> list[str]:
-    """Messages for each threshold the tally exceeds (ParallelRunStep: abort when count > threshold;
-    error_threshold -1 ignores item failures; allowed_failed_* unset = not checked). ``spec`` is a
-    GatherSpec or RunnerSpec (anything with the three threshold attributes); the percentage is of
-    ``tally.mini_batches``."""
-    breaches = []
-    if spec.error_threshold != -1 and tally.failed > spec.error_threshold:
-        breaches.append(f"{tally.failed} failed item(s) > error_threshold {spec.error_threshold}")
-    if spec.allowed_failed_count is not None and tally.failed_mini_batches > spec.allowed_failed_count:
-        breaches.append(f"{tally.failed_mini_batches} failed mini-batch(es) > allowed_failed_count "
-                        f"{spec.allowed_failed_count}")
-    if spec.allowed_failed_percent is not None and tally.mini_batches:
-        percent = 100.0 * tally.failed_mini_batches / tally.mini_batches
-        if percent > spec.allowed_failed_percent:
-            breaches.append(f"{percent:.2f}% failed mini-batches > allowed_failed_percent "
-                            f"{spec.allowed_failed_percent:g}%")
-    return breaches
 
 
 def _timing(results: list[MiniBatchResult]) -> dict:
@@ -184,18 +88,16 @@ def _root_cause(results: list[MiniBatchResult], limit: int = 3) -> str:
 
 
 def gather(spec: GatherSpec, shard_results: list[str], run_dir: str) -> dict:
-    """Merge, report and check thresholds (see module doc). Returns the summary dict.
+    """Merge, report and check thresholds (see module doc). ``shard_results``: the shard result
+    files in shard order; ``run_dir``: the run folder (``results/{run_name}``). Returns the summary
+    dict (as written to ``summary.json``).
 
-    Raises ErrorThresholdExceeded (after writing the reports) when a threshold is exceeded, and
-    ManifestError when a shard result is missing or corrupt."""
-    merged = os.path.join(run_dir, spec.append_row_file_name) if spec.output_action == "append_row" else None
-    success_marker = os.path.join(run_dir, "_SUCCESS")
-    _mark_summary_stale(run_dir)  # before anything is removed: an interrupted gather leaves no "succeeded"
-    for stale in (success_marker, merged):
-        if stale and os.path.exists(stale):
-            os.unlink(stale)
-    if merged:
-        remove_stale_temps(merged)  # left by a gather that was killed
+    Raises ErrorThresholdExceeded (after writing the reports) when a threshold is exceeded,
+    ManifestError when a shard result is missing or corrupt and ResultSchemaError when mini-batches
+    returned different columns (then with a ``"failed"`` summary and job_result.txt)."""
+    layout = RunLayout(run_dir)
+    merged = layout.merged(spec.append_row_file_name) if spec.output_action == "append_row" else None
+    clear_verdict(run_dir, merged)
     # txt/csv: the merged file is written while the shard files are read (one mini-batch in memory
     # at a time) to a temporary file that becomes the merged file only when the run succeeded
     streaming = merged is not None and spec.append_row_format != "parquet"
@@ -205,29 +107,37 @@ def gather(spec: GatherSpec, shard_results: list[str], run_dir: str) -> dict:
             if streaming:
                 writer = _LineWriter(stack.enter_context(atomic_open(merged)), spec.append_row_format,
                                      spec.append_row_dataframe_header)
-            summary = _gather(spec, shard_results, run_dir, writer, merged)
+            summary = _gather(spec, shard_results, layout, writer, merged)
         if merged and not streaming:
             _write_parquet(merged, [r for path in shard_results for r in read_shard_file(path).results])
     except ErrorThresholdExceeded:
         raise  # its reports are written
     except SnakebatchError as exc:
-        write_json_atomic(os.path.join(run_dir, "summary.json"),
+        write_json_atomic(layout.summary,
                           {"run_name": spec.run_name, "status": "failed", "error": str(exc), "output": None,
                            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
-        write_text_atomic(os.path.join(run_dir, "logs", "job_result.txt"), f"status: failed\nThe run failed: {exc}\n")
+        write_text_atomic(layout.job_result, f"status: failed\nThe run failed: {exc}\n")
         raise
-    write_json_atomic(os.path.join(run_dir, "summary.json"), summary)
-    write_text_atomic(success_marker, (spec.append_row_file_name if merged else "") + "\n")
+    write_json_atomic(layout.summary, summary)
+    write_text_atomic(layout.success_marker, (spec.append_row_file_name if merged else "") + "\n")
     return summary
 
 
-def _gather(spec: GatherSpec, shard_results: list[str], run_dir: str, writer, merged: str | None) -> dict:
-    """Read the shard results (handing each to ``writer``), tally, check the thresholds and write
-    the reports; returns the summary, or raises ErrorThresholdExceeded after writing them."""
-    shards = [read_shard_file(path, on_result=writer.write if writer else None) for path in shard_results]
+def _gather(spec: GatherSpec, shard_results: list[str], layout: RunLayout, writer, merged: str | None) -> dict:
+    """Read the shard results (handing each to ``writer`` and to the running tally), check the
+    thresholds and write the reports; returns the summary, or raises ErrorThresholdExceeded after
+    writing them. The results kept in memory have no lines."""
+    running = RunningTally()
+
+    def on_result(result: MiniBatchResult) -> None:
+        running.add(result)
+        if writer is not None:
+            writer.write(result)
+
+    shards = [read_shard_file(path, on_result=on_result) for path in shard_results]
     results = [result for shard in shards for result in shard.results]
     stopped = [shard for shard in shards if shard.stopped_early]
-    tally = Tally.of(results)
+    tally = running.snapshot()
     if stopped:  # shards stopped early: some mini-batches never ran; percentages are of all of them
         total = max(shard.total_mini_batches or 0 for shard in stopped)
         breaches = threshold_breaches(dataclasses.replace(tally, mini_batches=max(total, tally.mini_batches)), spec)
@@ -257,10 +167,9 @@ def _gather(spec: GatherSpec, shard_results: list[str], run_dir: str, writer, me
         **_timing(results),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    write_text_atomic(os.path.join(run_dir, "errors.jsonl"), _errors_jsonl(results))
-    write_text_atomic(os.path.join(run_dir, "logs", "sys", "job_report", "processed_mini-batches.csv"),
-                      _processed_csv(results))
-    write_text_atomic(os.path.join(run_dir, "logs", "job_progress_overview.txt"),
+    write_text_atomic(layout.errors, _errors_jsonl(results))
+    write_text_atomic(layout.processed_mini_batches, _processed_csv(results))
+    write_text_atomic(layout.progress_overview,
                       f"{tally.mini_batches} of {tally.mini_batches} mini-batches processed; "
                       f"{tally.items} items, {tally.succeeded} succeeded, {tally.failed} failed\n")
     result_text = [f"status: {status}",
@@ -271,20 +180,17 @@ def _gather(spec: GatherSpec, shard_results: list[str], run_dir: str, writer, me
         result_text.append("The run failed: " + "; ".join(breaches) + "." + (
             f" {len(stopped)} shard(s) stopped early; {tally.mini_batches} mini-batch(es) ran." if stopped else ""))
         result_text.append("First failures:\n" + _root_cause(results))
-        result_text.append(f"Error report: {os.path.join(run_dir, 'errors.jsonl')}; worker error logs: "
-                           f"{os.path.join(run_dir, 'logs', 'user', 'error', '')}")
+        result_text.append(f"Error report: {layout.errors}; worker error logs: {layout.user_error_dir}")
     elif tally.failed:
         result_text.append(f"{tally.failed} failed item(s) tolerated; see errors.jsonl")
-    write_text_atomic(os.path.join(run_dir, "logs", "job_result.txt"), "\n".join(result_text) + "\n")
+    write_text_atomic(layout.job_result, "\n".join(result_text) + "\n")
 
     if breaches:
-        write_json_atomic(os.path.join(run_dir, "summary.json"), summary)
-        retry = [shard.path for shard in shards if shard.stopped_early or any(r.failed for r in shard.results)]
-        for path in retry:  # so the next run reruns these shards: their failures get new tries
-            os.unlink(path)
+        write_json_atomic(layout.summary, summary)
+        rerun = drop_shards_to_rerun(shards)  # their failures get new tries in the next run
         raise ErrorThresholdExceeded("\n".join(result_text[3:]) + (
-            f"\nThe next run retries the failed mini-batches ({len(retry)} shard(s) rerun; "
-            "finished mini-batches are reused)." if retry else ""))
+            f"\nThe next run retries the failed mini-batches ({len(rerun)} shard(s) rerun; "
+            "finished mini-batches are reused)." if rerun else ""))
     return summary
 
 
@@ -364,40 +270,6 @@ def _write_parquet(path: str, results: list[MiniBatchResult]) -> None:
             os.unlink(tmp)
 
 
-def _mark_summary_stale(run_dir: str) -> None:
-    summary_path = os.path.join(run_dir, "summary.json")
-    try:
-        with open(summary_path, encoding="utf-8") as handle:
-            summary = json.load(handle)
-        if summary.get("status") == "stale":
-            return
-        summary["status"] = "stale"
-        summary["note"] = "a newer run started; this summary describes the run before it"
-        write_json_atomic(summary_path, summary)
-    except (OSError, ValueError, AttributeError):
-        pass
-
-
-def invalidate_result(run_dir: str) -> None:
-    """Called when a stage before gather starts: the earlier run's result no longer describes
-    the input, so it must not look complete. Removes ``_SUCCESS`` and the merged file it names,
-    and marks ``summary.json`` ``"stale"``. Does nothing when there is no ``_SUCCESS``; safe when
-    several shard jobs call it at once (the one that removes ``_SUCCESS`` does the rest)."""
-    marker = os.path.join(run_dir, "_SUCCESS")
-    try:
-        with open(marker, encoding="utf-8") as handle:
-            merged = handle.read().strip()
-        os.unlink(marker)
-    except FileNotFoundError:
-        return
-    if merged and "/" not in merged and merged not in (".", ".."):
-        try:
-            os.unlink(os.path.join(run_dir, merged))
-        except FileNotFoundError:
-            pass
-    _mark_summary_stale(run_dir)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m snakebatch.gather", description=__doc__.split("\n\n")[0])
     parser.add_argument("--spec", required=True, help="GatherSpec as JSON")
@@ -411,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"snakebatch gather: error: {exc}", file=sys.stderr)
         return 1
     rate = f", {summary['items_per_s']} items/s" if summary["items_per_s"] else ""
-    target = summary["output"] or os.path.join(args.run_dir, "outputs")
+    target = summary["output"] or RunLayout(args.run_dir).outputs_dir
     print(f"snakebatch gather: {summary['items']} items, {summary['succeeded']} succeeded, "
           f"{summary['failed']} failed ({summary['mini_batches']} mini-batches, "
           f"{summary['reused_mini_batches']} reused{rate}) -> {target}")

@@ -15,7 +15,7 @@ import sys
 
 from .config import PartitionSpec
 from .errors import SnakebatchError
-from .gather import invalidate_result
+from .lifecycle import invalidate_result
 from .kinds import get_kind
 from .kinds.files import listing_fingerprint
 from .manifest import MiniBatch, ShardManifest, shard_id

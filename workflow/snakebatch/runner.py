@@ -35,13 +35,14 @@ from .config import RunnerSpec
 from .entry import MiniBatchContext, WorkerContext
 from . import progress
 from .errors import EntryScriptError, ManifestError, SnakebatchError, WorkerDied
-from .gather import Tally, invalidate_result, threshold_breaches
 from .kinds import get_kind
+from .lifecycle import invalidate_result
 from .manifest import MiniBatch, ShardManifest, shard_id
 from .results import FailedItem, MiniBatchResult
 from .storage import atomic_open, remove_stale_temps
 from .store import MiniBatchStore
 from .supervisor import Outcome, WorkerProcess, describe_exit  # noqa: F401 - describe_exit: re-exported
+from .thresholds import RunningTally, Tally, threshold_breaches, thresholds_set
 from .worker import WorkerSetup
 
 log = logging.getLogger("snakebatch.runner")
@@ -98,6 +99,7 @@ class ShardRunner:
         self._any_success = False
         self._manifest: ShardManifest | None = None
         self._mine: progress.ShardProgress | None = None
+        self._tally = RunningTally()
         self._watching = False
         self._next: MiniBatch | None = None  # the mini-batch after the one running: prefetched
         self._prefetched: str | None = None  # key of the mini-batch whose load was sent ahead
@@ -295,8 +297,7 @@ class ShardRunner:
         return result
 
     def _thresholds_set(self) -> bool:
-        return (self.spec.error_threshold != -1 or self.spec.allowed_failed_count is not None
-                or self.spec.allowed_failed_percent is not None)
+        return thresholds_set(self.spec)
 
     def _breached_elsewhere(self) -> bool:
         """While run() works on a mini-batch: have the failures of all shards exceeded a threshold
@@ -308,20 +309,18 @@ class ShardRunner:
         self.stopped_early = self._breach(self._mine)
         return self.stopped_early is not None
 
-    def _check_early_stop(self, manifest: ShardManifest, results: list[MiniBatchResult], new_failure: bool) -> str | None:
-        """Publish this shard's progress; return why to stop when the failures of every shard of
-        this invocation already exceed a threshold (the final count can only be higher)."""
+    def _check_early_stop(self, manifest: ShardManifest, new_failure: bool) -> str | None:
+        """Publish this shard's progress (its running tally ``self._tally``); return why to stop
+        when the failures of every shard of this invocation already exceed a threshold (the final
+        count can only be higher). O(1) per call, but for the other shards' progress files, read
+        after a new failure or at most every CHECK_EVERY_S seconds."""
         if self.run_dir is None:
             return None
-        failures = [f for r in results for f in r.failures]
-        first = ""
-        if failures:
-            f = failures[0]
-            first = f"{f.item if f.item is not None else 'mini-batch %d' % f.mini_batch}: {f.error}"
+        tally = self._tally
         mine = progress.ShardProgress(
-            invocation=self.invocation, shard=manifest.shard, done_mini_batches=len(results),
-            shard_mini_batches=len(manifest.mini_batches), failed_items=sum(r.failed for r in results),
-            failed_mini_batches=sum(1 for r in results if r.failed), first_failure=first)
+            invocation=self.invocation, shard=manifest.shard, done_mini_batches=tally.mini_batches,
+            shard_mini_batches=len(manifest.mini_batches), failed_items=tally.failed,
+            failed_mini_batches=tally.failed_mini_batches, first_failure=tally.first_failure_text)
         self._mine = mine
         now = time.monotonic()
         if not (new_failure or now - self._last_check >= self.CHECK_EVERY_S):
@@ -356,13 +355,14 @@ class ShardRunner:
         results = []
         self.shard = manifest.shard
         self._manifest = manifest
+        self._tally = RunningTally()  # this shard's counts, kept as results arrive
         self._watching = self.run_dir is not None and self._thresholds_set()
         start = time.monotonic()
         done_items = 0
         shard_items = sum(mb.count for mb in manifest.mini_batches)
         finished = False
         try:
-            self.stopped_early = self._check_early_stop(manifest, results, new_failure=True)
+            self.stopped_early = self._check_early_stop(manifest, new_failure=True)
             for number, mini_batch in enumerate(manifest.mini_batches, 1):
                 self._next = manifest.mini_batches[number] if number < len(manifest.mini_batches) else None
                 if self.stopped_early:
@@ -376,6 +376,7 @@ class ShardRunner:
                     self.on_result(result)
                     result = dataclasses.replace(result, lines=())
                 results.append(result)
+                self._tally.add(result)
                 done_items += result.item_count
                 elapsed = time.monotonic() - start
                 rate = done_items / elapsed if elapsed > 0 else 0.0
@@ -386,7 +387,7 @@ class ShardRunner:
                          "reused" if result.reused else f"{result.tries} tr{'y' if result.tries == 1 else 'ies'}",
                          0.0 if result.reused else result.duration_s, 0.0 if result.reused else result.cpu_s,
                          number, len(manifest.mini_batches), done_items, shard_items, rate, eta)
-                self.stopped_early = self._check_early_stop(manifest, results, new_failure=result.failed > 0)
+                self.stopped_early = self._check_early_stop(manifest, new_failure=result.failed > 0)
             if self.stopped_early and len(results) == len(manifest.mini_batches):
                 self.stopped_early = None  # the threshold broke with this shard's last mini-batch: it did all
             if self.stopped_early:
