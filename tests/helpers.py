@@ -1,4 +1,6 @@
-"""Helpers shared by the tests: write files, validate configs as the Snakefile does."""
+"""Helpers shared by the tests: write files, validate configs as the Snakefile does, the specs of
+each stage, mini-batches, shard result files and one shard job over files. Test modules import
+from here, never from each other."""
 
 import json
 import os
@@ -67,3 +69,77 @@ def gather_spec(**overrides):
                   append_row_format="txt", error_threshold=-1, allowed_failed_count=None, allowed_failed_percent=None)
     values.update(overrides)
     return GatherSpec(**values)
+
+
+# ------------------------------------------------------------------------- specs for each stage
+def runner_spec(script, **overrides):
+    """A RunnerSpec of run ``r`` for the entry script ``script`` (its folder is the source
+    directory): append_row txt, 3 tries, 20 s run() timeout, 60 s init timeout; ``overrides``."""
+    from snakebatch.config import RunnerSpec
+
+    values = dict(run_name="r", entry_script=str(script), source_directory=os.path.dirname(str(script)),
+                  arguments=(), environment_variables={}, models={}, side_inputs={},
+                  output_action="append_row", append_row_format="txt", run_invocation_timeout=20.0,
+                  run_max_try=3, logging_level="INFO", allow_reuse=True, init_timeout=60.0)
+    values.update(overrides)
+    return RunnerSpec(**values)
+
+
+def partition_spec(paths, mini_batch_size, **overrides):
+    """A PartitionSpec of run ``r`` over ``paths`` (one path or a list), one shard, no pattern."""
+    from snakebatch.config import PartitionSpec
+
+    paths = (str(paths),) if isinstance(paths, (str, os.PathLike)) else tuple(str(p) for p in paths)
+    values = dict(run_name="r", paths=paths, pattern=None, mini_batch_size=mini_batch_size, shard_count=1)
+    values.update(overrides)
+    return PartitionSpec(**values)
+
+
+# ----------------------------------------------------------------- one shard job over files
+def file_mini_batches(files, size):
+    """The file mini-batches of ``files`` in runs of ``size`` (keys: the paths joined)."""
+    return tuple(file_batch(i, start, files[start:start + size], "|".join(files[start:start + size]))
+                 for i, start in enumerate(range(0, len(files), size)))
+
+
+def write_file_manifest(tmp_path, files, size):
+    """The manifest of one shard holding every mini-batch of ``files``; returns its path."""
+    from snakebatch.manifest import ShardManifest
+
+    batches = file_mini_batches(files, size)
+    manifest = ShardManifest(run_name="r", shard=0, shard_count=1, total_mini_batches=len(batches),
+                             total_items=len(files), mini_batches=batches)
+    path = os.path.join(str(tmp_path), "partition", "shard-00000.json")
+    manifest.write(path)
+    return path
+
+
+def run_files(tmp_path, spec, files, size=3):
+    """Run one shard job (``runner.run_shard``) over ``files`` in mini-batches of ``size`` and
+    return its MiniBatchResults as gather reads them back from the shard file. Checks the
+    stopped-early trailer and that the results the job returns carry no lines (they live in the
+    file); ``run_files.stopped`` is why the shard stopped early (None: it ran everything)."""
+    from snakebatch.results import MiniBatchResult
+    from snakebatch.runner import run_shard
+
+    output = str(tmp_path / "shards" / "shard-00000.jsonl")
+    results, stopped = run_shard(spec, write_file_manifest(tmp_path, files, size), output, str(tmp_path / "run"))
+    with open(output) as handle:
+        records = [json.loads(line) for line in handle]
+    if stopped:
+        assert records[-1] == {"stopped_early": stopped, "total_mini_batches": len(file_mini_batches(files, size))}
+        records = records[:-1]
+    assert [r["index"] for r in records] == [r.index for r in results]
+    assert all(r.lines == () for r in results)   # the lines live in the shard file, not in memory
+    run_files.stopped = stopped
+    return [MiniBatchResult.from_json(json.dumps(record)) for record in records]
+
+
+def lines(results):
+    """Every merged line of ``results``, in order."""
+    return [line for r in results for line in r.lines]
+
+
+def init_count(path):
+    """How many times init() wrote to the log ``path`` (0 when it never ran)."""
+    return open(path).read().count("init") if os.path.exists(path) else 0

@@ -7,10 +7,8 @@ import time
 
 import pytest
 
-from helpers import file_batch, write
-from snakebatch.config import RunnerSpec
+from helpers import init_count, lines, partition_spec, run_files, runner_spec, write
 from snakebatch.errors import ConfigError, EntryScriptError
-from snakebatch.manifest import ShardManifest
 from snakebatch.partition import manifest_path
 from snakebatch.results import MiniBatchResult
 from snakebatch.runner import run_shard
@@ -28,73 +26,28 @@ ECHO = """
 """
 
 
-def make_spec(script, **overrides):
-    values = dict(run_name="r", entry_script=str(script), source_directory=os.path.dirname(str(script)),
-                  arguments=(), environment_variables={}, models={}, side_inputs={},
-                  output_action="append_row", append_row_format="txt", run_invocation_timeout=20.0,
-                  run_max_try=3, logging_level="INFO", allow_reuse=True, init_timeout=60.0)
-    values.update(overrides)
-    return RunnerSpec(**values)
-
-
-def make_manifest_batches(files, size):
-    return tuple(file_batch(i, start, files[start:start + size], "|".join(files[start:start + size]))
-                 for i, start in enumerate(range(0, len(files), size)))
-
-
-def make_manifest(tmp_path, files, size):
-    batches = make_manifest_batches(files, size)
-    manifest = ShardManifest(run_name="r", shard=0, shard_count=1, total_mini_batches=len(batches),
-                             total_items=len(files), mini_batches=batches)
-    path = manifest_path(str(tmp_path / "partition"), 0)
-    manifest.write(path)
-    return path
-
-
-def run(tmp_path, spec, files, size=3):
-    output = str(tmp_path / "shards" / "shard-00000.jsonl")
-    results, stopped = run_shard(spec, make_manifest(tmp_path, files, size), output, str(tmp_path / "run"))
-    with open(output) as handle:
-        records = [json.loads(line) for line in handle]
-    if stopped:
-        assert records[-1] == {"stopped_early": stopped, "total_mini_batches": len(make_manifest_batches(files, size))}
-        records = records[:-1]
-    assert [r["index"] for r in records] == [r.index for r in results]
-    assert all(r.lines == () for r in results)   # the lines live in the shard file, not in memory
-    run.stopped = stopped
-    return [MiniBatchResult.from_json(json.dumps(record)) for record in records]   # as gather reads them
-
-
-def lines(results):
-    return [line for r in results for line in r.lines]
-
-
-def init_count(path):
-    return open(path).read().count("init") if os.path.exists(path) else 0
-
-
 def test_every_item_yields_one_line_in_order(tmp_path, files, init_log):
-    results = run(tmp_path, make_spec(write(tmp_path / "echo.py", ECHO)), files)
+    results = run_files(tmp_path, runner_spec(write(tmp_path / "echo.py", ECHO)), files)
     assert lines(results) == [f"f{i:02d}.txt: {i}" for i in range(10)]
     assert [(r.index, r.item_count, r.succeeded, r.tries) for r in results] == [(0, 3, 3, 1), (1, 3, 3, 1), (2, 3, 3, 1), (3, 1, 1, 1)]
     assert init_count(init_log) == 1
 
 
 def test_finished_mini_batches_are_reused_without_starting_a_worker(tmp_path, files, init_log):
-    spec = make_spec(write(tmp_path / "echo.py", ECHO))
-    run(tmp_path, spec, files)
-    again = run(tmp_path, spec, files)
+    spec = runner_spec(write(tmp_path / "echo.py", ECHO))
+    run_files(tmp_path, spec, files)
+    again = run_files(tmp_path, spec, files)
     assert [r.reused for r in again] == [True] * 4
     assert lines(again) == [f"f{i:02d}.txt: {i}" for i in range(10)]
     assert init_count(init_log) == 1
-    assert all(not r.reused for r in run(tmp_path, make_spec(spec.entry_script, allow_reuse=False), files))
+    assert all(not r.reused for r in run_files(tmp_path, runner_spec(spec.entry_script, allow_reuse=False), files))
 
 
 def test_a_changed_entry_script_recomputes(tmp_path, files, init_log):
     script = write(tmp_path / "echo.py", ECHO)
-    run(tmp_path, make_spec(script), files)
+    run_files(tmp_path, runner_spec(script), files)
     write(script, ECHO.replace('": "', '" = "'))
-    again = run(tmp_path, make_spec(script), files)
+    again = run_files(tmp_path, runner_spec(script), files)
     assert [r.reused for r in again] == [False] * 4
     assert lines(again)[0] == "f00.txt = 0"
 
@@ -112,7 +65,7 @@ def test_a_raising_run_is_retried(tmp_path, files, init_log):
                 raise RuntimeError("flaky " + os.path.basename(key))
             return [os.path.basename(p) for p in mini_batch]
     """)
-    results = run(tmp_path, make_spec(script), files[:4], size=2)
+    results = run_files(tmp_path, runner_spec(script), files[:4], size=2)
     assert lines(results) == ["f00.txt", "f01.txt", "f02.txt", "f03.txt"]
     assert [r.tries for r in results] == [3, 3]
     errors = open(tmp_path / "run" / "logs" / "user" / "error" / "shard-00000.txt").read()
@@ -131,7 +84,7 @@ def test_failing_mini_batch_is_bisected_to_the_bad_item(tmp_path, files):
                 raise ValueError("cannot read f04")
             return [os.path.basename(p) for p in mini_batch]
     """)
-    results = run(tmp_path, make_spec(script, run_max_try=2), files, size=5)
+    results = run_files(tmp_path, runner_spec(script, run_max_try=2), files, size=5)
     assert lines(results) == ["f00.txt", "f01.txt", "f02.txt", "f03.txt", "f05.txt", "f06.txt", "f07.txt", "f08.txt", "f09.txt"]
     assert [(r.succeeded, r.failed) for r in results] == [(4, 1), (5, 0)]
     [failure] = results[0].failures
@@ -155,7 +108,7 @@ def test_a_hung_run_is_killed_at_the_timeout_and_init_runs_again(tmp_path, files
                 time.sleep(60)
             return [os.path.basename(p) for p in mini_batch]
     """)
-    results = run(tmp_path, make_spec(script, run_invocation_timeout=1.0, run_max_try=1), files[:2], size=1)
+    results = run_files(tmp_path, runner_spec(script, run_invocation_timeout=1.0, run_max_try=1), files[:2], size=1)
     assert lines(results) == ["f01.txt"]
     [failure] = results[0].failures
     assert failure.error == ("MiniBatchTimeout: run() did not return within run_invocation_timeout=1 s; "
@@ -176,7 +129,7 @@ def test_a_dying_worker_counts_as_a_try_and_is_replaced(tmp_path, files, init_lo
                 os._exit(3)
             return [os.path.basename(p) for p in mini_batch]
     """)
-    results = run(tmp_path, make_spec(script, run_max_try=2), files[:3], size=1)
+    results = run_files(tmp_path, runner_spec(script, run_max_try=2), files[:3], size=1)
     assert lines(results) == ["f00.txt", "f02.txt"]
     assert results[1].failures[0].error == "WorkerDied: the worker process exited during run() (exit code 3)"
     assert results[1].failures[0].shard == 0
@@ -191,7 +144,7 @@ def test_short_result_counts_the_deficit_as_failed_items(tmp_path, files):
         def run(mini_batch):
             return ["only one"]
     """)
-    [result] = run(tmp_path, make_spec(script), files[:3], size=3)
+    [result] = run_files(tmp_path, runner_spec(script), files[:3], size=3)
     assert (result.succeeded, result.failed, result.lines) == (1, 2, ("only one",))
     assert [f.item for f in result.failures] == [None, None]
     assert result.failures[0].error == "ResultCountError: run() returned 1 result(s) for 3 item(s); 2 item(s) counted as failed"
@@ -204,7 +157,7 @@ def test_wrong_return_type_is_a_failed_try_with_a_clear_message(tmp_path, files)
         def run(mini_batch):
             return None
     """)
-    [result] = run(tmp_path, make_spec(script, run_max_try=1), files[:1], size=1)
+    [result] = run_files(tmp_path, runner_spec(script, run_max_try=1), files[:1], size=1)
     assert result.failures[0].error.startswith("ResultTypeError: run() returned NoneType; it must return a list")
 
 
@@ -216,7 +169,7 @@ def test_init_failure_stops_the_shard_with_the_traceback(tmp_path, files):
             return mini_batch
     """)
     with pytest.raises(EntryScriptError) as info:
-        run(tmp_path, make_spec(script), files[:2])
+        run_files(tmp_path, runner_spec(script), files[:2])
     message = str(info.value)
     assert message.startswith(f"init() of entry_script {script!r} failed 3 times in a row: OSError: model file missing\n")
     assert 'raise OSError("model file missing")' in message
@@ -229,13 +182,13 @@ def test_init_failure_stops_the_shard_with_the_traceback(tmp_path, files):
 def test_script_without_run_is_rejected(tmp_path, files):
     script = write(tmp_path / "norun.py", "def init():\n    pass\n")
     with pytest.raises(EntryScriptError, match=r"AttributeError: entry_script .*norun.py' defines no run\(\) function"):
-        run(tmp_path, make_spec(script), files[:1])
+        run_files(tmp_path, runner_spec(script), files[:1])
 
 
 def test_missing_model_path_names_the_key(tmp_path, files):
     script = write(tmp_path / "echo.py", ECHO)
     with pytest.raises(ConfigError) as info:
-        run(tmp_path, make_spec(script, models={"m": str(tmp_path / "nomodel")}), files[:1])
+        run_files(tmp_path, runner_spec(script, models={"m": str(tmp_path / "nomodel")}), files[:1])
     assert str(info.value) == f"config key 'models.m': path {str(tmp_path / 'nomodel')!r} does not exist"
 
 
@@ -265,9 +218,9 @@ def test_worker_sees_arguments_environment_models_side_inputs_and_context(tmp_pa
                           context.minibatch_index, context.global_row_index_lower_bound, sys.argv[1:]))]
     """)
     write(tmp_path / "src" / "helper.py", "NAME = 'helper'\n")
-    spec = make_spec(script, arguments=("--scale", "2", "--extra"), environment_variables={"GREETING": "hi"},
+    spec = runner_spec(script, arguments=("--scale", "2", "--extra"), environment_variables={"GREETING": "hi"},
                      models={"m": str(model_dir)}, side_inputs={"lookup": lookup})
-    results = run(tmp_path, spec, files[:2], size=1)
+    results = run_files(tmp_path, spec, files[:2], size=1)
     assert lines(results) == [
         repr(("2", "hi", "helper", "model", "lookup.csv", "process000", True, 0, 0, ["--scale", "2", "--extra"])),
         repr(("2", "hi", "helper", "model", "lookup.csv", "process000", True, 1, 1, ["--scale", "2", "--extra"])),
@@ -290,7 +243,7 @@ def test_timeout_also_kills_what_run_spawned(tmp_path, files):
             open({str(marker)!r}, "w").write(str(child.pid))
             time.sleep(300)
     """)
-    [result] = run(tmp_path, make_spec(script, run_invocation_timeout=1.0, run_max_try=1), files[:1], size=1)
+    [result] = run_files(tmp_path, runner_spec(script, run_invocation_timeout=1.0, run_max_try=1), files[:1], size=1)
     assert result.failures[0].error.startswith("MiniBatchTimeout")
     pid = int(marker.read_text())
     deadline = time.time() + 5
@@ -308,9 +261,9 @@ def _alive(pid):
 
 
 def test_reused_mini_batches_take_their_new_position(tmp_path, files, init_log):
-    spec = make_spec(write(tmp_path / "echo.py", ECHO))
-    run(tmp_path, spec, files[2:], size=1)
-    shifted = run(tmp_path, spec, files, size=1)
+    spec = runner_spec(write(tmp_path / "echo.py", ECHO))
+    run_files(tmp_path, spec, files[2:], size=1)
+    shifted = run_files(tmp_path, spec, files, size=1)
     assert [(r.index, r.first_item, r.reused) for r in shifted[:4]] == [(0, 0, False), (1, 1, False), (2, 2, True), (3, 3, True)]
     assert lines(shifted) == [f"f{i:02d}.txt: {i}" for i in range(10)]
 
@@ -325,13 +278,13 @@ def test_a_changed_helper_module_recomputes(tmp_path, files, init_log):
         def run(mini_batch):
             return [os.path.basename(p) + helper.SUFFIX for p in mini_batch]
     """)
-    spec = make_spec(script)
-    assert lines(run(tmp_path, spec, files[:2], size=1)) == ["f00.txt!", "f01.txt!"]
+    spec = runner_spec(script)
+    assert lines(run_files(tmp_path, spec, files[:2], size=1)) == ["f00.txt!", "f01.txt!"]
     modules = json.loads((tmp_path / "run" / "entry_script_modules.json").read_text())
     assert modules == {"entry_script": script, "modules": [str(tmp_path / "src" / "helper.py")]}  # outside the cwd: absolute
-    assert [r.reused for r in run(tmp_path, spec, files[:2], size=1)] == [True, True]
+    assert [r.reused for r in run_files(tmp_path, spec, files[:2], size=1)] == [True, True]
     write(tmp_path / "src" / "helper.py", "SUFFIX = '?'\n")
-    again = run(tmp_path, spec, files[:2], size=1)
+    again = run_files(tmp_path, spec, files[:2], size=1)
     assert [r.reused for r in again] == [False, False]
     assert lines(again) == ["f00.txt?", "f01.txt?"]
 
@@ -348,11 +301,11 @@ def test_helpers_imported_inside_run_are_tracked_too(tmp_path, files, init_log):
             import lazy
             return [os.path.basename(p) + eager.TAG + lazy.TAG for p in mini_batch]
     """)
-    spec = make_spec(script)
-    assert lines(run(tmp_path, spec, files[:3], size=1)) == ["f00.txte1l1", "f01.txte1l1", "f02.txte1l1"]
-    assert [r.reused for r in run(tmp_path, spec, files[:3], size=1)] == [True, True, True]
+    spec = runner_spec(script)
+    assert lines(run_files(tmp_path, spec, files[:3], size=1)) == ["f00.txte1l1", "f01.txte1l1", "f02.txte1l1"]
+    assert [r.reused for r in run_files(tmp_path, spec, files[:3], size=1)] == [True, True, True]
     write(tmp_path / "src" / "lazy.py", "TAG = 'l2'\n")
-    again = run(tmp_path, spec, files[:3], size=1)
+    again = run_files(tmp_path, spec, files[:3], size=1)
     assert lines(again) == ["f00.txte1l2", "f01.txte1l2", "f02.txte1l2"]
     assert [r.reused for r in again] == [False, False, False]
 
@@ -365,10 +318,10 @@ def test_results_that_used_the_mini_batch_context_are_reused_only_in_place(tmp_p
         def run(mini_batch, context):
             return [f"{os.path.basename(p)} #{context.global_row_index_lower_bound + i}" for i, p in enumerate(mini_batch)]
     """)
-    spec = make_spec(script)
-    run(tmp_path, spec, files[2:4], size=1)
-    assert [r.reused for r in run(tmp_path, spec, files[2:4], size=1)] == [True, True]
-    shifted = run(tmp_path, spec, files[:4], size=1)
+    spec = runner_spec(script)
+    run_files(tmp_path, spec, files[2:4], size=1)
+    assert [r.reused for r in run_files(tmp_path, spec, files[2:4], size=1)] == [True, True]
+    shifted = run_files(tmp_path, spec, files[:4], size=1)
     assert lines(shifted) == ["f00.txt #0", "f01.txt #1", "f02.txt #2", "f03.txt #3"]
     assert [r.reused for r in shifted] == [False] * 4
 
@@ -386,7 +339,7 @@ def test_the_timeout_stack_shows_the_thread_that_ran_run_first(tmp_path, files):
         def run(mini_batch):
             inner()
     """)
-    [result] = run(tmp_path, make_spec(script, run_invocation_timeout=1.0, run_max_try=1), files[:1], size=1)
+    [result] = run_files(tmp_path, runner_spec(script, run_invocation_timeout=1.0, run_max_try=1), files[:1], size=1)
     stack = result.failures[0].traceback.splitlines()
     assert stack[0] == "Stack of the worker when it was killed:"
     assert stack[1].startswith(("Thread 0x", "Current thread 0x"))
@@ -409,9 +362,9 @@ def test_shards_stop_early_once_the_failures_of_this_run_exceed_the_threshold(tm
                 raise ValueError("broken f01")
             return [os.path.basename(p) for p in mini_batch]
     """)
-    results = run(tmp_path, make_spec(script, run_max_try=1, error_threshold=2), files[:6], size=1)
+    results = run_files(tmp_path, runner_spec(script, run_max_try=1, error_threshold=2), files[:6], size=1)
     assert [r.index for r in results] == [0, 1]
-    assert run.stopped == (
+    assert run_files.stopped == (
         "stopped early: 3 failed item(s) > error_threshold 2 in this run so far (all shards).\n"
         "First failures:\n  shard 0: " + files[1] + ": ValueError: broken f01\n  shard 7: x.png: OSError: gone")
     mine = json.loads((tmp_path / "run" / "progress" / "shard-00000.json").read_text())
@@ -423,9 +376,9 @@ def test_a_shard_starting_after_the_breach_runs_nothing(tmp_path, files, monkeyp
 
     monkeypatch.setenv(progress.INVOCATION_ENV, "inv-2")
     progress.write_progress(str(tmp_path / "run"), progress.ShardProgress("inv-2", 3, 1, 1, 5, 1, "y: E"))
-    results = run(tmp_path, make_spec(write(tmp_path / "echo.py", ECHO), error_threshold=4), files[:4], size=2)
+    results = run_files(tmp_path, runner_spec(write(tmp_path / "echo.py", ECHO), error_threshold=4), files[:4], size=2)
     assert results == []
-    assert run.stopped.startswith("stopped early: 5 failed item(s) > error_threshold 4")
+    assert run_files.stopped.startswith("stopped early: 5 failed item(s) > error_threshold 4")
     assert init_count(init_log) == 0
 
 
@@ -436,7 +389,7 @@ def test_without_thresholds_a_shard_runs_to_the_end(tmp_path, files, monkeypatch
         def run(mini_batch):
             raise ValueError("always")
     """)
-    results = run(tmp_path, make_spec(script, run_max_try=1), files[:3], size=1)
+    results = run_files(tmp_path, runner_spec(script, run_max_try=1), files[:3], size=1)
     assert [r.failed for r in results] == [1, 1, 1]
 
 
@@ -459,12 +412,12 @@ def test_a_long_run_call_is_interrupted_when_another_shard_breaches_meanwhile(tm
             return [os.path.basename(p) for p in mini_batch]
     """)
     start = time.monotonic()
-    results = run(tmp_path, make_spec(script, run_max_try=1, error_threshold=2, run_invocation_timeout=50.0),
+    results = run_files(tmp_path, runner_spec(script, run_max_try=1, error_threshold=2, run_invocation_timeout=50.0),
                   files[:4], size=1)
     assert time.monotonic() - start < 15          # not the 60 s sleep, nor the 50 s timeout
     assert [r.index for r in results] == [0]      # the interrupted mini-batch is not a result
-    assert run.stopped.startswith("stopped early: 3 failed item(s) > error_threshold 2 in this run so far")
-    assert "shard 5: z.png: KeyError: 'z'" in run.stopped
+    assert run_files.stopped.startswith("stopped early: 3 failed item(s) > error_threshold 2 in this run so far")
+    assert "shard 5: z.png: KeyError: 'z'" in run_files.stopped
 
 
 def test_entry_script_is_a_singleton_and_the_azureml_imports_resolve(tmp_path, files):
@@ -486,7 +439,7 @@ def test_entry_script_is_a_singleton_and_the_azureml_imports_resolve(tmp_path, f
                           es.working_dir == os.getcwd()))]
     """)
     write(tmp_path / "model" / "w.bin", "w")
-    [result] = run(tmp_path, make_spec(script, models={"m": str(tmp_path / "model")}), files[:1], size=1)
+    [result] = run_files(tmp_path, runner_spec(script, models={"m": str(tmp_path / "model")}), files[:1], size=1)
     assert list(result.lines) == [repr((True, True, "process000", "model", True, True, True, True))]
 
 
@@ -505,20 +458,18 @@ PREFETCH = """
 
 
 def test_the_next_mini_batch_is_read_while_run_works_on_this_one(tmp_path, monkeypatch):
-    from snakebatch.config import PartitionSpec
     from snakebatch.partition import build_manifests
     from snakebatch.kinds import get_kind
 
     write(tmp_path / "data" / "a.csv", "part,v\na,1\na,2\n")
     second = write(tmp_path / "data" / "b.csv", "part,v\nb,3\n")
     monkeypatch.setenv("NEXT_FILE", second)
-    pspec = PartitionSpec(run_name="r", paths=(str(tmp_path / "data"),), pattern=None, mini_batch_size=1 << 20,
-                          shard_count=1, input_type="tabular")
+    pspec = partition_spec(tmp_path / "data", 1 << 20, input_type="tabular")
     [manifest] = build_manifests(pspec, list(get_kind("tabular").list(pspec)))
     path = manifest_path(str(tmp_path / "partition"), 0)
     manifest.write(path)
     output = str(tmp_path / "shards" / "shard-00000.jsonl")
-    spec = make_spec(write(tmp_path / "prefetch.py", PREFETCH), input_type="tabular")
+    spec = runner_spec(write(tmp_path / "prefetch.py", PREFETCH), input_type="tabular")
     results, stopped = run_shard(spec, path, output, str(tmp_path / "run"))
     with open(output) as handle:
         records = [MiniBatchResult.from_json(line) for line in handle]

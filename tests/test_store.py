@@ -2,41 +2,31 @@ import os
 
 import pytest
 
-from helpers import file_batch, write
-from snakebatch.config import RunnerSpec
+from helpers import file_batch, runner_spec, write
 from snakebatch.errors import ConfigError
 from snakebatch.results import MiniBatchResult
 from snakebatch.store import MiniBatchStore, known_modules, record_modules, runner_fingerprint
 
 
-def spec(script, **overrides):
-    values = dict(run_name="r", entry_script=str(script), source_directory=os.path.dirname(str(script)),
-                  arguments=(), environment_variables={}, models={}, side_inputs={}, output_action="append_row",
-                  append_row_format="txt", run_invocation_timeout=5.0, run_max_try=1, logging_level="INFO",
-                  allow_reuse=True)
-    values.update(overrides)
-    return RunnerSpec(**values)
-
-
 def test_fingerprint_follows_script_arguments_environment_and_model_files(tmp_path):
     script = write(tmp_path / "s.py", "x = 1\n")
     model = write(tmp_path / "model" / "w.bin", "w")
-    base = runner_fingerprint(spec(script, models={"m": str(tmp_path / "model")}))
-    assert runner_fingerprint(spec(script, models={"m": str(tmp_path / "model")})) == base
-    assert runner_fingerprint(spec(script, models={"m": str(tmp_path / "model")}, arguments=("--x",))) != base
-    assert runner_fingerprint(spec(script, models={"m": str(tmp_path / "model")},
+    base = runner_fingerprint(runner_spec(script, models={"m": str(tmp_path / "model")}))
+    assert runner_fingerprint(runner_spec(script, models={"m": str(tmp_path / "model")})) == base
+    assert runner_fingerprint(runner_spec(script, models={"m": str(tmp_path / "model")}, arguments=("--x",))) != base
+    assert runner_fingerprint(runner_spec(script, models={"m": str(tmp_path / "model")},
                                    environment_variables={"A": "1"})) != base
     write(model, "changed")
-    assert runner_fingerprint(spec(script, models={"m": str(tmp_path / "model")})) != base
+    assert runner_fingerprint(runner_spec(script, models={"m": str(tmp_path / "model")})) != base
     # run_max_try and the timeout do not change a result
-    assert runner_fingerprint(spec(script, run_max_try=5, run_invocation_timeout=9.0)) == runner_fingerprint(spec(script))
+    assert runner_fingerprint(runner_spec(script, run_max_try=5, run_invocation_timeout=9.0)) == runner_fingerprint(runner_spec(script))
     with pytest.raises(ConfigError, match=r"config key 'side_inputs.lut': path '.*nope' does not exist"):
-        runner_fingerprint(spec(script, side_inputs={"lut": str(tmp_path / "nope")}))
+        runner_fingerprint(runner_spec(script, side_inputs={"lut": str(tmp_path / "nope")}))
 
 
 def test_only_successful_results_are_stored(tmp_path):
     script = write(tmp_path / "s.py", "x = 1\n")
-    store = MiniBatchStore(str(tmp_path / "store"), spec(script), str(tmp_path))
+    store = MiniBatchStore(str(tmp_path / "store"), runner_spec(script), str(tmp_path))
     ok_batch = file_batch(0, 0, ("a",), "ka")
     bad_batch = file_batch(1, 1, ("b",), "kb")
     ok = MiniBatchResult(index=0, key="ka", first_item=0, item_count=1, succeeded=1, lines=("a!",), failures=(),

@@ -7,8 +7,7 @@ import time
 
 import pytest
 
-from helpers import write
-from test_runner import init_count, lines, make_spec, run
+from helpers import init_count, lines, run_files, runner_spec, write
 
 INIT = """
     import os
@@ -35,7 +34,7 @@ def test_a_hang_is_killed_at_the_timeout_the_worker_restarts_and_init_runs_again
             {hang}
         return [os.path.basename(p) for p in mini_batch]
 """)
-    results = run(tmp_path, make_spec(script, run_invocation_timeout=1.0, run_max_try=2), files[:3], size=1)
+    results = run_files(tmp_path, runner_spec(script, run_invocation_timeout=1.0, run_max_try=2), files[:3], size=1)
     assert lines(results) == ["f00.txt", "f02.txt"]
     [failure] = results[1].failures
     assert (failure.item, failure.tries, failure.exception) == (files[1], 2, "MiniBatchTimeout")
@@ -63,7 +62,7 @@ def test_a_worker_dying_mid_batch_is_restarted_and_the_try_counted(tmp_path, fil
             {death}
         return [os.path.basename(p) for p in mini_batch]
 """)
-    results = run(tmp_path, make_spec(script, run_max_try=3), files[:9], size=3)
+    results = run_files(tmp_path, runner_spec(script, run_max_try=3), files[:9], size=3)
     assert lines(results) == names(files[:9])          # each item exactly once, in order
     assert [r.tries for r in results] == [1, 2, 1]
     assert [r.failed for r in results] == [0, 0, 0]
@@ -80,7 +79,7 @@ def test_a_worker_that_dies_every_try_isolates_the_item_and_reports_the_signal(t
             os.kill(os.getpid(), signal.SIGKILL)
         return [os.path.basename(p) for p in mini_batch]
 """)
-    results = run(tmp_path, make_spec(script, run_max_try=1), files[:4], size=4)
+    results = run_files(tmp_path, runner_spec(script, run_max_try=1), files[:4], size=4)
     assert lines(results) == ["f00.txt", "f01.txt", "f03.txt"]
     [failure] = results[0].failures
     assert failure.item == files[2]
@@ -99,7 +98,7 @@ def test_a_flaky_run_succeeds_within_run_max_try_without_duplicate_rows(tmp_path
             raise ConnectionError("flaky backend")
         return [os.path.basename(p) for p in mini_batch]
 """)
-    results = run(tmp_path, make_spec(script, run_max_try=5), files, size=2)
+    results = run_files(tmp_path, runner_spec(script, run_max_try=5), files, size=2)
     assert lines(results) == names(files)
     assert sum(r.failed for r in results) == 0
     tries = [r.tries for r in results]
@@ -121,7 +120,7 @@ def test_one_poison_item_fails_alone_and_the_rest_keep_their_results(tmp_path, f
                 raise ValueError("poison " + os.path.basename(p))
         return [os.path.basename(p) + "=" + open(p).read().strip() for p in mini_batch]
 """)
-    [result] = run(tmp_path, make_spec(script, run_max_try=2), files[:7], size=7)
+    [result] = run_files(tmp_path, runner_spec(script, run_max_try=2), files[:7], size=7)
     assert list(result.lines) == [f"f{i:02d}.txt={i}" for i in range(7) if i != poison]
     assert (result.item_count, result.succeeded, result.failed) == (7, 6, 1)
     [failure] = result.failures
@@ -137,7 +136,7 @@ def test_a_result_of_the_wrong_type_is_a_failed_try_naming_the_type(tmp_path, fi
     def run(mini_batch):
         return {returned}
 """)
-    [result] = run(tmp_path, make_spec(script, run_max_try=2), files[:1], size=1)
+    [result] = run_files(tmp_path, runner_spec(script, run_max_try=2), files[:1], size=1)
     [failure] = result.failures
     assert failure.error == (f"ResultTypeError: run() returned {kind}; it must return a list, tuple or pandas "
                              "DataFrame with one element per successful item of the mini-batch")
@@ -156,7 +155,7 @@ def test_too_few_results_count_the_deficit_and_too_many_are_kept_with_a_warning(
             return names[:1]                        # 3 items, 1 result
         return tuple(names + ["extra"])             # 3 items, 4 results
 """)
-    short, long = run(tmp_path, make_spec(script, run_max_try=1), files[:6], size=3)
+    short, long = run_files(tmp_path, runner_spec(script, run_max_try=1), files[:6], size=3)
     assert (short.succeeded, short.failed, list(short.lines)) == (1, 2, ["f00.txt"])
     assert [f.item for f in short.failures] == [None, None]
     assert short.failures[0].error == "ResultCountError: run() returned 1 result(s) for 3 item(s); 2 item(s) counted as failed"
@@ -176,7 +175,7 @@ def test_an_init_that_fails_once_is_retried_and_the_shard_goes_on(tmp_path, file
     def run(mini_batch):
         return [os.path.basename(p) for p in mini_batch]
 """)
-    results = run(tmp_path, make_spec(script), files[:2], size=1)
+    results = run_files(tmp_path, runner_spec(script), files[:2], size=1)
     assert lines(results) == ["f00.txt", "f01.txt"]
     assert init_count(init_log) == 2
     errors = (tmp_path / "run" / "logs" / "user" / "error" / "shard-00000.txt").read_text()
@@ -189,7 +188,7 @@ def test_a_script_that_cannot_be_imported_fails_at_once(tmp_path, files, init_lo
 
     script = write(tmp_path / "syntax.py", "def init(:\n    pass\n")
     with pytest.raises(EntryScriptError) as info:
-        run(tmp_path, make_spec(script), files[:1], size=1)
+        run_files(tmp_path, runner_spec(script), files[:1], size=1)
     assert str(info.value).startswith(f"importing entry_script {str(script)!r} failed: SyntaxError: ")
     errors = (tmp_path / "run" / "logs" / "user" / "error" / "shard-00000.txt").read_text()
     assert errors.count("--- worker start") == 1
@@ -203,7 +202,7 @@ def test_shutdown_is_called_once_when_the_worker_finishes(tmp_path, files, init_
         with open(os.environ["INIT_LOG"], "a") as f:
             f.write("shutdown\\n")
 """)
-    run(tmp_path, make_spec(script), files[:4], size=1)
+    run_files(tmp_path, runner_spec(script), files[:4], size=1)
     assert open(init_log).read() == "init\nshutdown\n"
 
 
@@ -220,7 +219,7 @@ def test_summary_only_counts_returned_lengths_and_keeps_no_lines(tmp_path, files
                 f.write("done")
         return [object() for _ in mini_batch[:-1]] if mini_batch[0].endswith("f00.txt") else list(mini_batch)
 """)
-    results = run(tmp_path, make_spec(script, output_action="summary_only", run_max_try=1), files[:4], size=2)
+    results = run_files(tmp_path, runner_spec(script, output_action="summary_only", run_max_try=1), files[:4], size=2)
     assert [(r.succeeded, r.failed, r.lines) for r in results] == [(1, 1, ()), (2, 0, ())]
     assert sorted(os.listdir(tmp_path / "run" / "outputs")) == [f"f0{i}.txt.out" for i in range(4)]
 
@@ -234,7 +233,7 @@ def test_a_hanging_init_is_killed_at_init_timeout_and_counts_as_an_init_failure(
 """)
     start = time.monotonic()
     with pytest.raises(EntryScriptError) as info:
-        run(tmp_path, make_spec(script, run_max_try=2, init_timeout=1.0), files[:1], size=1)
+        run_files(tmp_path, runner_spec(script, run_max_try=2, init_timeout=1.0), files[:1], size=1)
     assert time.monotonic() - start < 20
     message = str(info.value)
     assert message.startswith(f"init() of entry_script {str(script)!r} failed 2 times in a row: InitTimeout: importing "
@@ -254,7 +253,7 @@ def test_a_script_bug_failing_every_item_is_not_bisected_item_by_item(tmp_path, 
             f.write("call\\n")
         raise KeyError("missing")
 """)
-    [result] = run(tmp_path, make_spec(script, run_max_try=3), items, size=64)
+    [result] = run_files(tmp_path, runner_spec(script, run_max_try=3), items, size=64)
     assert (result.item_count, result.failed) == (64, 64)
     assert [f.item for f in result.failures] == items
     assert all(f.error.startswith("KeyError: 'missing'") for f in result.failures)
@@ -278,7 +277,7 @@ def test_after_eight_bad_items_in_a_row_the_good_rest_still_runs(tmp_path, datas
                 raise ValueError("corrupt " + os.path.basename(path))
         return [os.path.basename(p) for p in mini_batch]
 """)
-    [result] = run(tmp_path, make_spec(script, run_max_try=3), items, size=40)
+    [result] = run_files(tmp_path, runner_spec(script, run_max_try=3), items, size=40)
     assert list(result.lines) == [f"h{i:03d}.txt" for i in range(8, 40)]
     assert [(os.path.basename(f.item), f.error) for f in result.failures] == [
         (f"h{i:03d}.txt", f"ValueError: corrupt h{i:03d}.txt") for i in range(8)]
@@ -297,6 +296,6 @@ def test_a_shard_whose_last_mini_batch_breaks_the_threshold_did_not_stop_early(t
             raise ValueError("bad last")
         return mini_batch
 """)
-    results = run(tmp_path, make_spec(script, run_max_try=1, error_threshold=0), files[:3], size=1)
+    results = run_files(tmp_path, runner_spec(script, run_max_try=1, error_threshold=0), files[:3], size=1)
     assert [r.failed for r in results] == [0, 0, 1]
-    assert run.stopped is None
+    assert run_files.stopped is None

@@ -8,9 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import write
+from helpers import partition_spec, write
 from snakebatch import tabular
-from snakebatch.config import PartitionSpec
 from snakebatch.errors import DatasetError
 from snakebatch.kinds import get_kind
 from snakebatch.kinds.tables import TableKind
@@ -18,10 +17,7 @@ from snakebatch.partition import make_mini_batches
 
 
 def spec(path, size, **overrides):
-    values = dict(run_name="t", paths=(str(path),), pattern=None, mini_batch_size=size, shard_count=1,
-                  input_type="tabular")
-    values.update(overrides)
-    return PartitionSpec(**values)
+    return partition_spec(path, size, **{"input_type": "tabular", "run_name": "t", **overrides})
 
 
 def batches(path, size, **overrides):
