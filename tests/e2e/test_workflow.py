@@ -8,6 +8,7 @@ import time
 import pytest
 
 from helpers import write
+from snakebatch.runner import mark_unfinished
 
 pytestmark = pytest.mark.slow
 
@@ -37,6 +38,12 @@ def setup(workflow, n=23, **config):
                            "mini_batch_size": 4, "append_row_file_name": "out.txt", **config})
 
 
+def partition_files(workflow, run):
+    """The files of results/{run}/partition/, the dataset listing's fingerprint as ``{fp}``."""
+    names = sorted(os.listdir(workflow.path("results", run, "partition")))
+    return [re.sub(r"^listing-[0-9a-f]{16}\.jsonl$", "listing-{fp}.jsonl", name) for name in names]
+
+
 def expected(n, skip=()):
     return "".join(f"item{i:03d}.txt: {i * i}\n" for i in range(n) if i not in skip)
 
@@ -48,7 +55,7 @@ def test_run_merges_in_order_and_a_second_run_does_nothing(workflow):
     summary = json.loads(workflow.read("results", "sq", "summary.json"))
     assert {k: summary[k] for k in ("status", "items", "succeeded", "failed", "mini_batches")} == {
         "status": "succeeded", "items": 23, "succeeded": 23, "failed": 0, "mini_batches": 6}
-    assert sorted(os.listdir(workflow.path("results", "sq", "partition"))) == ["dataset.json", "dataset.stamp", "shard-00000.json", "shard-00001.json"]
+    assert partition_files(workflow, "sq") == ["listing-{fp}.jsonl", "shard-00000.json", "shard-00001.json"]
     assert "snakebatch: run 'sq' succeeded: 23 of 23 items succeeded, 0 failed -> results/sq/out.txt" in proc.stderr
     assert workflow.read("results", "sq", "logs", "job_result.txt").startswith("status: succeeded\nitems: 23")
 
@@ -77,7 +84,7 @@ def test_seed_resubmission_overrides_with_snakemake_config_syntax(workflow):
     workflow.run("--config", "input={'path': 'data/item003.txt'}", "mini_batch_size=1",
                  "process_count_per_node=1", "run_name=one")
     assert workflow.read("results", "one", "out.txt") == "item003.txt: 9\n"
-    assert sorted(os.listdir(workflow.path("results", "one", "partition"))) == ["dataset.json", "dataset.stamp", "shard-00000.json"]
+    assert partition_files(workflow, "one") == ["listing-{fp}.jsonl", "shard-00000.json"]
 
 
 def test_tolerated_failures_are_isolated_and_reported(workflow):
@@ -287,7 +294,10 @@ def test_all_shards_stop_early_once_the_threshold_is_exceeded(workflow):
     summary = json.loads(workflow.read("results", "sq", "summary.json"))
     assert summary["stopped_early"] is True
     assert summary["failed"] >= 1
-    assert summary["mini_batches"] <= 15          # of 20: the healthy shard stopped too
+    # of 20, 10 per shard: the failing shard stopped after its first; the healthy one stopped too
+    # (had it run all its 10, it would not count as stopped and 11 would have run)
+    assert summary["mini_batches"] <= 10
+    assert "2 shard(s) stopped early" in workflow.read("results", "sq", "logs", "job_result.txt")
     assert "stopped early" in proc.stderr
     assert "item000.txt: OSError: disk gone" in proc.stderr
 
@@ -299,6 +309,7 @@ def test_a_shard_that_stopped_early_in_an_interrupted_run_runs_again(workflow):
     lines = open(shard).read().splitlines()
     with open(shard, "w") as handle:   # as left by a run interrupted between an early stop and gather
         handle.write(lines[0] + "\n" + json.dumps({"stopped_early": "stopped early: old", "total_mini_batches": 4}) + "\n")
+    mark_unfinished(shard)   # as its runner did
     os.unlink(workflow.path("results", "sq", "_SUCCESS"))   # the shards' start removed the earlier result
     os.unlink(workflow.path("results", "sq", "out.txt"))
     proc = workflow.run()

@@ -1,7 +1,10 @@
 """Partition a dataset listing into mini-batches and mini-batches into shards.
 
-``make_mini_batches`` and ``assign_shards`` are pure (no I/O); ``main`` lists the dataset and
-writes one manifest per shard: ``python -m snakebatch.partition --spec JSON --out-dir DIR``.
+``make_mini_batches`` and ``assign_shards`` are pure (no I/O). The dataset is listed once per
+run, in the main snakemake process (``results/{run}/partition/listing-{fingerprint}.jsonl``);
+``python -m snakebatch.partition --spec JSON --listing L`` cuts that listing into one manifest per
+shard, next to it. ``--list-to L`` lists the dataset into ``L`` (for a listing the main process
+did not write: the data did not exist yet when the workflow was parsed).
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ from .datasets import FileItem, list_files, listing_fingerprint
 from .errors import DatasetError, SnakebatchError
 from .gather import invalidate_result
 from . import tabular
-from .manifest import MiniBatch, ShardManifest, shard_id
+from .layout import RunLayout
+from .manifest import MiniBatch, ShardManifest
 from .tabular import TableChunk
 from .storage import write_text_atomic
 
@@ -127,70 +131,81 @@ def build_manifests(spec: PartitionSpec, listing: list[FileItem]) -> list[ShardM
 
 
 def manifest_path(out_dir: str, shard: int) -> str:
-    """Where the manifest of ``shard`` lives under ``out_dir``."""
-    return os.path.join(out_dir, f"shard-{shard_id(shard)}.json")
+    """Where the manifest of ``shard`` lives under ``out_dir`` (a run's ``partition_dir``)."""
+    return RunLayout(os.path.dirname(os.path.normpath(out_dir))).manifest(shard)
 
 
-DATASET_RECORD = "dataset.json"
-DATASET_STAMP = "dataset.stamp"
+def write_listing(path: str, listing: list[FileItem]) -> None:
+    """Write ``listing`` to ``path`` atomically, one FileItem as JSON per line."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    write_text_atomic(path, "".join(json.dumps(dataclasses.asdict(item)) + "\n" for item in listing))
 
 
-def recorded_fingerprint(out_dir: str) -> str | None:
-    """The listing fingerprint the last partition saw, None when there is none."""
+def read_listing(path: str) -> list[FileItem]:
+    """The listing ``write_listing`` wrote. Raises DatasetError when it cannot be read."""
     try:
-        with open(os.path.join(out_dir, DATASET_RECORD), encoding="utf-8") as handle:
-            return str(json.load(handle)["fingerprint"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+        with open(path, encoding="utf-8") as handle:
+            return [FileItem(**json.loads(line)) for line in handle if line.strip()]
+    except (OSError, ValueError, TypeError) as exc:
+        raise DatasetError(f"cannot read the dataset listing {path!r}: {exc}") from None
 
 
-def mark_dataset_changes(out_dir: str, current: str | None) -> str:
-    """Keep the dataset stamp, an input of the partition rule, in step with the dataset; return
-    its path. The one write snakebatch makes while Snakemake parses the workflow.
-
-    File times alone miss a file rewritten in place inside a folder, or replaced by an older
-    copy (``cp -p``, ``rsync -a``). So when the listing's fingerprint ``current`` (None: the
-    dataset cannot be listed yet because a rule makes it) differs from the one the last partition
-    recorded, the stamp is rewritten: being newer than the manifests, it makes Snakemake re-run
-    the partition, with or without its metadata in ``.snakemake/``. A missing stamp is created
-    with a time of 0, so it never triggers a rerun by itself."""
-    path = os.path.join(out_dir, DATASET_STAMP)
-    if current is not None and current != recorded_fingerprint(out_dir):
-        write_text_atomic(path, current + "\n")
-    elif not os.path.exists(path):
-        write_text_atomic(path, "\n")
-        os.utime(path, (0, 0))
-    return path
-
-
-def write_manifests(spec: PartitionSpec, out_dir: str) -> list[ShardManifest]:
-    """List the dataset, write one manifest per shard atomically, remove stale manifests of an
-    earlier, larger shard count, and record the listing's fingerprint (see
-    ``mark_dataset_changes``). Raises DatasetError when the dataset is missing or empty."""
+def list_dataset(spec: PartitionSpec, path: str) -> list[FileItem]:
+    """List the dataset of ``spec`` and write the listing to ``path`` (the rule that makes a
+    listing the main snakemake process did not write: a dry run, or data a rule makes)."""
     listing = list_files(spec.paths, spec.pattern)
+    write_listing(path, listing)
+    return listing
+
+
+# Records of earlier versions (a fingerprint file and the stamp the Snakefile rewrote): removed.
+_OLD_RECORDS = ("dataset.json", "dataset.stamp")
+
+
+def write_manifests(spec: PartitionSpec, out_dir: str, listing: list[FileItem] | None = None) -> list[ShardManifest]:
+    """Write one manifest per shard of ``listing`` (None: list the dataset now) atomically,
+    remove stale manifests of an earlier, larger shard count, and keep exactly one listing file,
+    ``listing-{fingerprint}.jsonl``, older than the manifests: when the main snakemake process
+    finds it, the dataset is unchanged. Other listings are removed first, so an interrupted
+    partition never leaves an old listing that looks current. Raises DatasetError when the
+    dataset is missing or empty."""
+    if listing is None:
+        listing = list_files(spec.paths, spec.pattern)
+    layout = RunLayout(os.path.dirname(os.path.normpath(out_dir)))
+    current = layout.listing(listing_fingerprint(listing))
+    for stale in glob.glob(layout.listing_glob) + [layout.partition_file(n) for n in _OLD_RECORDS]:
+        if os.path.abspath(stale) != os.path.abspath(current) and os.path.exists(stale):
+            os.unlink(stale)
     manifests = build_manifests(spec, listing)
+    if not os.path.exists(current):
+        write_listing(current, listing)
     keep = set()
     for manifest in manifests:
-        path = manifest_path(out_dir, manifest.shard)
+        path = layout.manifest(manifest.shard)
         manifest.write(path)
         keep.add(os.path.abspath(path))
-    for stale in glob.glob(os.path.join(out_dir, "shard-*.json")):
+    for stale in glob.glob(layout.manifest("*")):
         if os.path.abspath(stale) not in keep:
             os.unlink(stale)
-    write_text_atomic(os.path.join(out_dir, DATASET_RECORD),
-                      json.dumps({"fingerprint": listing_fingerprint(listing)}) + "\n")
     return manifests
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m snakebatch.partition", description=__doc__)
     parser.add_argument("--spec", required=True, help="PartitionSpec as JSON")
-    parser.add_argument("--out-dir", required=True, help="folder for shard-NNNNN.json manifests")
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument("--listing", help="the dataset listing to cut; manifests go to its folder")
+    what.add_argument("--list-to", help="list the dataset into this listing file, and stop")
     args = parser.parse_args(argv)
     spec = PartitionSpec.from_json(args.spec)
-    invalidate_result(os.path.dirname(os.path.normpath(args.out_dir)))
     try:
-        manifests = write_manifests(spec, args.out_dir)
+        if args.list_to:
+            listing = list_dataset(spec, args.list_to)
+            print(f"snakebatch partition: {len(listing)} files listed")
+            return 0
+        out_dir = os.path.dirname(os.path.normpath(args.listing))
+        invalidate_result(os.path.dirname(out_dir))
+        manifests = write_manifests(spec, out_dir, read_listing(args.listing))
     except SnakebatchError as exc:
         print(f"snakebatch partition: error: {exc}", file=sys.stderr)
         return 1
