@@ -78,16 +78,19 @@ def listing_of(spec):
 
 def test_the_listing_is_named_by_its_fingerprint_and_older_than_the_manifests(dataset, tmp_path):
     from snakebatch.datasets import list_files
-    from snakebatch.partition import read_listing, write_listing
+    from snakebatch.partition import partition, read_listing, write_listing
 
-    out = str(tmp_path / "partition")
+    layout = RunLayout(str(tmp_path))
+    out = layout.partition_dir
     spec = PartitionSpec(run_name="r", paths=(str(dataset),), pattern=None, mini_batch_size=3, shard_count=1)
     first = listing_of(spec)
-    # the main snakemake process lists once and writes the listing; the partition reads it
-    write_listing(os.path.join(out, first), list_files(spec.paths))
-    write_manifests(spec, out, read_listing(os.path.join(out, first)))
+    # the main snakemake process lists once and hands the listing over; the partition job makes it its own
+    listed = layout.listed(first[len("listing-"):-len(".jsonl")])
+    write_listing(listed, list_files(spec.paths))
+    os.utime(listed, ns=(1_000_000_000, 1_000_000_000))   # so its time shows it was not listed again
+    partition(spec, os.path.join(out, first))
     assert sorted(os.listdir(out)) == [first, "shard-00000.json"]
-    assert os.stat(os.path.join(out, first)).st_mtime_ns <= os.stat(manifest_path(out, 0)).st_mtime_ns
+    assert os.stat(os.path.join(out, first)).st_mtime_ns == 1_000_000_000 < os.stat(manifest_path(out, 0)).st_mtime_ns
     assert listing_of(spec) == first                                                   # unchanged
     # a file replaced by an older copy with other content: another listing name
     path = dataset / "f03.txt"
@@ -95,10 +98,9 @@ def test_the_listing_is_named_by_its_fingerprint_and_older_than_the_manifests(da
     os.utime(path, ns=(1_000_000_000, 1_000_000_000))
     changed = listing_of(spec)
     assert changed != first
-    # a partition of a listing under another name (listed by rule list_dataset) keeps the
-    # canonical one, written before the manifests, and removes the others
-    write_listing(os.path.join(out, "listing-unlisted.jsonl"), list_files(spec.paths))
-    write_manifests(spec, out, read_listing(os.path.join(out, "listing-unlisted.jsonl")))
-    assert sorted(os.listdir(out)) == [changed, "shard-00000.json"]
+    # the data did not exist when the workflow was parsed: the job lists it and keeps both the
+    # listing it was asked for and the one named by the fingerprint; the old one is removed
+    partition(spec, layout.listing("unlisted"))
+    assert sorted(os.listdir(out)) == [changed, "listing-unlisted.jsonl", "shard-00000.json"]
     assert os.stat(os.path.join(out, changed)).st_mtime_ns <= os.stat(manifest_path(out, 0)).st_mtime_ns
-    assert read_listing(os.path.join(out, changed)) == list_files(spec.paths)
+    assert read_listing(os.path.join(out, changed)) == list_files(spec.paths) == read_listing(layout.listing("unlisted"))

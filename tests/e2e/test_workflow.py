@@ -315,3 +315,91 @@ def test_a_shard_that_stopped_early_in_an_interrupted_run_runs_again(workflow):
     proc = workflow.run()
     assert "rule infer_shard" in proc.stdout + proc.stderr
     assert workflow.read("results", "sq", "out.txt") == expected(8)
+
+
+def snapshot(workflow):
+    """(path, size, mtime_ns) of every file under results/."""
+    found = []
+    for folder, _, names in os.walk(workflow.path("results")):
+        for name in names:
+            st = os.stat(os.path.join(folder, name))
+            found.append((os.path.relpath(os.path.join(folder, name), workflow.root), st.st_size, st.st_mtime_ns))
+    return sorted(found)
+
+
+def dry_run_without_cores(workflow):
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "-n"], cwd=workflow.root, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout + proc.stderr
+
+
+def test_one_plan_reaches_the_jobs_and_a_dry_run_plans_it_and_writes_nothing(workflow):
+    from snakebatch.manifest import ShardManifest
+
+    cores = (os.cpu_count() or 1) + 1   # not what a dry run without --cores would take (os.cpu_count())
+    setup(workflow)
+    proc = workflow.run(cores=cores)
+    assert "listing the dataset" not in workflow.read("results", "sq", "logs", "partition.log")   # listed once, by the main process
+    plan = json.loads(workflow.read("results", "sq", "plan.json"))
+    assert (plan["process_count_per_node"], plan["shard_count"]) == (cores, cores)
+    manifests = [ShardManifest.read(workflow.path("results", "sq", "partition", f"shard-{i:05d}.json"))
+                 for i in range(cores)]
+    assert [(m.shard, m.shard_count) for m in manifests] == [(i, cores) for i in range(cores)]
+    assert partition_files(workflow, "sq") == ["listing-{fp}.jsonl"] + [f"shard-{i:05d}.json" for i in range(cores)]
+
+    assert "Nothing to be done" in dry_run_without_cores(workflow)
+
+    time.sleep(0.01)
+    write(workflow.path("data", "item023.txt"), f"{23 * 23}\n")
+    before = snapshot(workflow)
+    planned = dry_run_without_cores(workflow)
+    assert snapshot(workflow) == before
+    assert "rule partition" in planned and planned.count("rule infer_shard") == cores and "rule gather" in planned
+
+    changed = workflow.run(cores=cores)
+    assert "rule partition" in changed.stdout + changed.stderr
+    assert "listing the dataset" not in workflow.read("results", "sq", "logs", "partition.log")
+    assert workflow.read("results", "sq", "out.txt") == expected(24)
+    assert partition_files(workflow, "sq") == ["listing-{fp}.jsonl"] + [f"shard-{i:05d}.json" for i in range(cores)]
+    assert "Nothing to be done" in dry_run_without_cores(workflow)
+
+
+def test_shards_that_stopped_early_run_again_in_the_next_invocation(workflow):
+    setup(workflow, n=40, mini_batch_size=2, error_threshold=0, run_max_try=1)
+    write(workflow.path("scripts", "square.py"), """
+        import os, time
+
+        def init():
+            pass
+
+        def run(mini_batch):
+            if any(p.endswith("item000.txt") for p in mini_batch) and os.path.exists("share_down"):
+                raise OSError("disk gone")
+            time.sleep(0.5)
+            return [os.path.basename(p) + ": " + open(p).read().strip() for p in mini_batch]
+    """)
+    write(workflow.path("share_down"), "")
+    workflow.run("--omit-from", "gather")   # both shards stop early; nothing gathers (an interrupted run)
+    plan = json.loads(workflow.read("results", "sq", "plan.json"))
+    for shard in ("00000", "00001"):
+        last = workflow.read("results", "sq", "shards", f"shard-{shard}.jsonl").splitlines()[-1]
+        assert json.loads(last)["stopped_early"]
+        assert os.path.exists(workflow.path("results", "sq", "shards", f"shard-{shard}.unfinished"))
+        progress = json.loads(workflow.read("results", "sq", "progress", f"shard-{shard}.json"))
+        assert progress["invocation"] == plan["invocation"]   # the id reached the shard jobs from plan.json
+
+    before = snapshot(workflow)
+    planned = dry_run_without_cores(workflow)
+    assert snapshot(workflow) == before
+    assert planned.count("rule infer_shard") == 2 and "rule partition" not in planned
+
+    os.unlink(workflow.path("share_down"))
+    again = workflow.run()
+    assert (again.stdout + again.stderr).count("rule infer_shard") == 2
+    assert workflow.read("results", "sq", "out.txt") == expected(40)
+    assert not os.path.exists(workflow.path("results", "sq", "shards", "shard-00001.unfinished"))
+    assert "Nothing to be done" in dry_run_without_cores(workflow)

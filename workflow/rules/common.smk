@@ -81,13 +81,12 @@ SNAKEBATCH = f"PYTHONPATH={shlex.quote(WORKFLOW_DIR)}:$PYTHONPATH {PYTHON} -m sn
 SHARD_IDS = [shard_id(i) for i in range(PLAN.shard_count)]
 # allow_reuse: false -> a parameter that differs on every invocation, so everything reruns.
 REUSE_NONCE = "" if PLAN.runner.allow_reuse else str(time.time_ns())
-# The name of a listing the main process could not make: the data does not exist yet.
+# The name of the listing when the main process cannot list: the data does not exist yet.
 UNLISTED = "unlisted"
 
 
 wildcard_constraints:
     shard=r"\d{5}",
-    listing=rf"[0-9a-f]{{16}}|{UNLISTED}",
 
 
 # Paths that rules of this workflow make (the demo's and the examples' data and models): a config
@@ -117,12 +116,12 @@ def plain_paths(paths):
 
 
 def dataset_listing():
-    """The dataset listing the partition cuts, listed once per run, here: named by its
-    fingerprint (paths, sizes, mtimes), so an existing file means an unchanged dataset. A missing
-    one is written now in a real run, so the partition job reads it and lists nothing; a dry run
-    writes nothing, and rule list_dataset shows what would run. A dataset that does not exist yet
-    (a rule makes it) is listed by list_dataset after that rule. An empty or unreadable dataset
-    fails the dry run here. A job's own snakemake takes the name the main process recorded."""
+    """The listing the partition makes (its output): named by the dataset's fingerprint (paths,
+    sizes, mtimes), so a missing one means a changed dataset and a partition to run. The dataset
+    is listed once per run, here: a real run hands the listing to the partition job
+    (``listed-{fingerprint}.jsonl``), a dry run writes nothing. A dataset that does not exist yet
+    (a rule makes it) is listed by the partition job itself. An empty or unreadable dataset fails
+    the dry run here. A job's own snakemake takes the name the main process recorded."""
     if not workflow.is_main_process:
         return LAYOUT.partition_file(RECORDED_PLAN.listing)
     if not all(os.path.exists(p) for p in PLAN.partition.paths if not is_glob(p)):
@@ -131,20 +130,18 @@ def dataset_listing():
         listing = list_files(PLAN.partition.paths, PLAN.partition.pattern)
     except DatasetError as exc:
         raise WorkflowError(f"snakebatch: invalid input: {exc}") from None
-    path = LAYOUT.listing(listing_fingerprint(listing))
-    if not DRYRUN and not os.path.exists(path):
-        write_listing(path, listing)
+    fingerprint = listing_fingerprint(listing)
+    path = LAYOUT.listing(fingerprint)
+    if not DRYRUN and not os.path.exists(path) and not os.path.exists(LAYOUT.listed(fingerprint)):
+        write_listing(LAYOUT.listed(fingerprint), listing)
     return path
 
 
 LISTING = dataset_listing()
 
 
-def listing_inputs(wildcards):
-    """What list_dataset waits for: the dataset's roots when a rule still makes them (so that
-    rule runs first), else nothing."""
-    if wildcards.listing != UNLISTED:
-        return []
+def dataset_roots():
+    """The dataset's roots, inputs of the partition (so a rule that makes one runs first)."""
     return plain_paths(root_folders(PLAN.partition.paths))
 
 

@@ -1,30 +1,15 @@
 # partition: cut the dataset listing into mini-batches, write one manifest per shard.
-# The dataset is listed once per run, by the main snakemake process (common.smk, dataset_listing):
-# the listing's file name is its fingerprint (paths, sizes, mtimes), so a changed dataset is a new
-# listing, newer than the manifests. list_dataset makes a listing the main process did not write.
-
-
-rule list_dataset:
-    input:
-        listing_inputs,
-    output:
-        LAYOUT.listing("{listing}"),
-    log:
-        LAYOUT.stage_log("list_dataset-{listing}"),
-    conda:
-        "../envs/snakebatch.yaml"
-    threads: 1
-    params:
-        spec=PLAN.partition.to_json(),
-    shell:
-        f"{SNAKEBATCH}.partition --spec {{params.spec:q}} --list-to {{output:q}} 2>&1 | tee {{log:q}}"
+# The dataset is listed once per run, by the main snakemake process (common.smk, dataset_listing).
+# The listing is an output named by the dataset's fingerprint (paths, sizes, mtimes): a changed
+# dataset is a missing output, so the partition runs again.
 
 
 rule partition:
     input:
-        listing=LISTING,
+        dataset_roots(),
     output:
         manifests=expand(LAYOUT.manifest("{shard}"), shard=SHARD_IDS),
+        listing=LISTING,
     log:
         LAYOUT.stage_log("partition"),
     conda:
@@ -34,4 +19,4 @@ rule partition:
         spec=PLAN.partition.to_json(),
         nonce=REUSE_NONCE,
     shell:
-        f"{SNAKEBATCH}.partition --spec {{params.spec:q}} --listing {{input.listing:q}} 2>&1 | tee {{log:q}}"
+        f"{SNAKEBATCH}.partition --spec {{params.spec:q}} --listing {{output.listing:q}} 2>&1 | tee {{log:q}}"

@@ -15,6 +15,7 @@ are the zero-padded ``shard_id`` (``"00003"``).
     partition/shard-NNNNN.json             one manifest per shard
     partition/listing-{fp16}.jsonl         the dataset listing the manifests were cut from,
                                            named by its fingerprint (``listing``)
+    partition/listed-{fp16}.jsonl          a listing the main process made for the partition job
     shards/shard-NNNNN.jsonl               one result file per shard job
     shards/shard-NNNNN.unfinished          left by a shard that stopped early (runs again)
     minibatches/{k[:2]}/{k}.json|.parquet  the durable result of every finished mini-batch
@@ -117,6 +118,11 @@ class RunLayout:
         """The dataset listing (one FileItem per line) whose fingerprint starts with
         ``fingerprint`` (16 hex digits are used), or ``{listing}`` as a wildcard."""
         return self._join("partition", f"listing-{fingerprint[:16]}.jsonl")
+
+    def listed(self, fingerprint: str) -> str:
+        """The listing the main snakemake process wrote while it parsed the workflow, for the
+        partition job, which makes it its ``listing`` (so the dataset is listed once)."""
+        return self._join("partition", f"listed-{fingerprint[:16]}.jsonl")
 
     @property
     def listing_glob(self) -> str:

@@ -1,10 +1,9 @@
 """Partition a dataset listing into mini-batches and mini-batches into shards.
 
 ``make_mini_batches`` and ``assign_shards`` are pure (no I/O). The dataset is listed once per
-run, in the main snakemake process (``results/{run}/partition/listing-{fingerprint}.jsonl``);
-``python -m snakebatch.partition --spec JSON --listing L`` cuts that listing into one manifest per
-shard, next to it. ``--list-to L`` lists the dataset into ``L`` (for a listing the main process
-did not write: the data did not exist yet when the workflow was parsed).
+run, by the main snakemake process while it parses the workflow (``listed-{fingerprint}.jsonl``);
+``python -m snakebatch.partition --spec JSON --listing results/{run}/partition/listing-{fingerprint}.jsonl``
+makes that listing its own output and cuts it into one manifest per shard, next to it.
 """
 
 from __future__ import annotations
@@ -150,62 +149,70 @@ def read_listing(path: str) -> list[FileItem]:
         raise DatasetError(f"cannot read the dataset listing {path!r}: {exc}") from None
 
 
-def list_dataset(spec: PartitionSpec, path: str) -> list[FileItem]:
-    """List the dataset of ``spec`` and write the listing to ``path`` (the rule that makes a
-    listing the main snakemake process did not write: a dry run, or data a rule makes)."""
-    listing = list_files(spec.paths, spec.pattern)
-    write_listing(path, listing)
-    return listing
-
-
 # Records of earlier versions (a fingerprint file and the stamp the Snakefile rewrote): removed.
 _OLD_RECORDS = ("dataset.json", "dataset.stamp")
 
 
-def write_manifests(spec: PartitionSpec, out_dir: str, listing: list[FileItem] | None = None) -> list[ShardManifest]:
+def write_manifests(spec: PartitionSpec, out_dir: str, listing: list[FileItem] | None = None,
+                    keep: tuple[str, ...] = ()) -> list[ShardManifest]:
     """Write one manifest per shard of ``listing`` (None: list the dataset now) atomically,
-    remove stale manifests of an earlier, larger shard count, and keep exactly one listing file,
-    ``listing-{fingerprint}.jsonl``, older than the manifests: when the main snakemake process
-    finds it, the dataset is unchanged. Other listings are removed first, so an interrupted
-    partition never leaves an old listing that looks current. Raises DatasetError when the
-    dataset is missing or empty."""
+    remove stale manifests of an earlier, larger shard count, and keep one listing file,
+    ``listing-{fingerprint}.jsonl`` (and the files in ``keep``), older than the manifests: when
+    the main snakemake process finds it, the dataset is unchanged. Other listings are removed
+    first, so an interrupted partition never leaves an old listing that looks current. Raises
+    DatasetError when the dataset is missing or empty."""
     if listing is None:
         listing = list_files(spec.paths, spec.pattern)
     layout = RunLayout(os.path.dirname(os.path.normpath(out_dir)))
     current = layout.listing(listing_fingerprint(listing))
-    for stale in glob.glob(layout.listing_glob) + [layout.partition_file(n) for n in _OLD_RECORDS]:
-        if os.path.abspath(stale) != os.path.abspath(current) and os.path.exists(stale):
-            os.unlink(stale)
+    kept = {os.path.abspath(p) for p in (current, *keep)}
+    stale = glob.glob(layout.listing_glob) + glob.glob(layout.listed("*")) + [layout.partition_file(n) for n in _OLD_RECORDS]
+    for path in stale:
+        if os.path.abspath(path) not in kept and os.path.exists(path):
+            os.unlink(path)
     manifests = build_manifests(spec, listing)
     if not os.path.exists(current):
         write_listing(current, listing)
-    keep = set()
+    written = set()
     for manifest in manifests:
         path = layout.manifest(manifest.shard)
         manifest.write(path)
-        keep.add(os.path.abspath(path))
-    for stale in glob.glob(layout.manifest("*")):
-        if os.path.abspath(stale) not in keep:
-            os.unlink(stale)
+        written.add(os.path.abspath(path))
+    for path in glob.glob(layout.manifest("*")):
+        if os.path.abspath(path) not in written:
+            os.unlink(path)
     return manifests
+
+
+def partition(spec: PartitionSpec, listing_path: str, log=print) -> list[ShardManifest]:
+    """The partition job: make the listing ``listing_path`` (``listing-{name}.jsonl``, the job's
+    output) and the manifests next to it. The listing the main snakemake process wrote while it
+    parsed the workflow (``listed-{name}.jsonl``) becomes it; without one (the data did not exist
+    yet then, or a dry run planned this job) the dataset is listed now."""
+    layout = RunLayout.of_partition_file(listing_path)
+    name = os.path.basename(listing_path)[len("listing-"):-len(".jsonl")]
+    listed = layout.listed(name)
+    if os.path.exists(listed):
+        listing = read_listing(listed)
+        os.replace(listed, listing_path)
+    else:
+        log("snakebatch partition: listing the dataset (not listed when the workflow was parsed)")
+        listing = list_files(spec.paths, spec.pattern)
+        write_listing(listing_path, listing)
+    return write_manifests(spec, layout.partition_dir, listing, keep=(listing_path,))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m snakebatch.partition", description=__doc__)
     parser.add_argument("--spec", required=True, help="PartitionSpec as JSON")
-    what = parser.add_mutually_exclusive_group(required=True)
-    what.add_argument("--listing", help="the dataset listing to cut; manifests go to its folder")
-    what.add_argument("--list-to", help="list the dataset into this listing file, and stop")
+    parser.add_argument("--listing", required=True,
+                        help="the listing file to make (results/{run}/partition/listing-NAME.jsonl); "
+                             "the manifests go next to it")
     args = parser.parse_args(argv)
     spec = PartitionSpec.from_json(args.spec)
+    invalidate_result(RunLayout.of_partition_file(args.listing).root)
     try:
-        if args.list_to:
-            listing = list_dataset(spec, args.list_to)
-            print(f"snakebatch partition: {len(listing)} files listed")
-            return 0
-        out_dir = os.path.dirname(os.path.normpath(args.listing))
-        invalidate_result(os.path.dirname(out_dir))
-        manifests = write_manifests(spec, out_dir, read_listing(args.listing))
+        manifests = partition(spec, args.listing)
     except SnakebatchError as exc:
         print(f"snakebatch partition: error: {exc}", file=sys.stderr)
         return 1

@@ -687,17 +687,21 @@ def _shard_name(output_path: str) -> str:
     return os.path.basename(output_path)[len("shard-"):-len(".jsonl")]
 
 
+UNFINISHED_AHEAD_S = 86400  # how far ahead of now an unfinished marker's mtime is set (see mark_unfinished)
+
+
 def mark_unfinished(output_path: str) -> str:
     """Leave the marker ``RunLayout.shard_unfinished`` next to the shard result ``output_path``
-    of a shard that stopped early, a millisecond newer than the result. The workflow makes an
-    existing marker an input of its shard job (newer than the output, with no checksum on record),
-    so the next snakemake invocation runs that shard again; the shard removes it when it starts.
+    of a shard that stopped early. The workflow makes an existing marker an input of its shard
+    job; dated a day ahead, it stays newer than the result after Snakemake touches the job's
+    outputs at its end, so the next snakemake invocation runs that shard again (a dry run only
+    reads it). The shard removes it when it starts, so the date never outlives the stop.
     Returns the marker's path."""
     layout = RunLayout.of_shard_result(output_path)
     marker = layout.shard_unfinished(_shard_name(output_path))
     write_text_atomic(marker, "stopped early; the next run runs this shard again\n")
-    result_ns = os.stat(output_path).st_mtime_ns
-    os.utime(marker, ns=(time.time_ns(), max(os.stat(marker).st_mtime_ns, result_ns + 1_000_000)))
+    ahead = int((time.time() + UNFINISHED_AHEAD_S) * 1e9)
+    os.utime(marker, ns=(ahead, ahead))
     return marker
 
 
