@@ -489,3 +489,15 @@ def test_entry_script_is_a_singleton_and_the_azureml_imports_resolve(tmp_path, f
     write(tmp_path / "model" / "w.bin", "w")
     [result] = run(tmp_path, make_spec(script, models={"m": str(tmp_path / "model")}), files[:1], size=1)
     assert list(result.lines) == [repr((True, True, "process000", "model", True, True, True, True))]
+
+
+def test_a_shard_that_stopped_early_leaves_a_marker_newer_than_its_touched_result(tmp_path):
+    from snakebatch.runner import mark_unfinished
+
+    result = tmp_path / "results" / "r" / "shards" / "shard-00001.jsonl"
+    result.parent.mkdir(parents=True)
+    result.write_text("{}\n")
+    marker = mark_unfinished(str(result))
+    assert marker == str(tmp_path / "results" / "r" / "shards" / "shard-00001.unfinished")
+    os.utime(result)   # Snakemake touches a job's outputs when it ends
+    assert os.stat(marker).st_mtime > os.stat(result).st_mtime + 3600
