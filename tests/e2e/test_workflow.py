@@ -352,6 +352,12 @@ def test_one_plan_reaches_the_jobs_and_a_dry_run_plans_it_and_writes_nothing(wor
     assert partition_files(workflow, "sq") == ["listing-{fp}.jsonl"] + [f"shard-{i:05d}.json" for i in range(cores)]
 
     assert "Nothing to be done" in dry_run_without_cores(workflow)
+    # a job's own snakemake (as on a cluster node, other cores) plans what plan.json says ...
+    job = workflow.run("--mode", "remote", "-n", "--forceall", "results/sq/_SUCCESS", cores=cores + 3)
+    assert re.search(rf"^infer_shard +{cores}$", job.stdout + job.stderr, re.M)
+    # ... while --cores given to the snakemake you start is a new plan
+    other = workflow.run("-n", cores=cores + 3)
+    assert re.search(rf"^infer_shard +{cores + 3}$", other.stdout + other.stderr, re.M)
 
     time.sleep(0.01)
     write(workflow.path("data", "item023.txt"), f"{23 * 23}\n")

@@ -3,7 +3,9 @@
 
 rule gather:
     input:
-        expand(LAYOUT.shard_result("{shard}"), shard=SHARD_IDS),
+        shards=expand(LAYOUT.shard_result("{shard}"), shard=SHARD_IDS),
+        # not read: a listing nothing needed would not make a changed dataset rerun the partition
+        listing=LISTING,
     output:
         gather_outputs(),
     log:
@@ -15,4 +17,4 @@ rule gather:
         spec=PLAN.gather.to_json(),
         run_dir=run_folder,
     shell:
-        f"{SNAKEBATCH}.gather --spec {{params.spec:q}} --run-dir {{params.run_dir:q}} {{input:q}} 2>&1 | tee {{log:q}}"
+        f"{SNAKEBATCH}.gather --spec {{params.spec:q}} --run-dir {{params.run_dir:q}} {{input.shards:q}} 2>&1 | tee {{log:q}}"
