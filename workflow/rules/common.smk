@@ -141,7 +141,11 @@ LISTING = dataset_listing()
 
 
 def dataset_roots():
-    """The dataset's roots, inputs of the partition (so a rule that makes one runs first)."""
+    """The inputs of the partition. While a job of this workflow still has to make the dataset's
+    roots, the roots (so that job runs first); else none, as the listing's name already tells a
+    changed dataset, and a root's newer mtime alone (a file added and removed again) changes nothing."""
+    if LISTING != LAYOUT.listing(UNLISTED):
+        return []
     return plain_paths(root_folders(PLAN.partition.paths))
 
 
@@ -191,7 +195,10 @@ EXTRA_TARGETS = []
 
 
 def final_targets():
-    return gather_outputs() + EXTRA_TARGETS
+    """The inputs of the default target, all: gather's outputs, the extra targets, and the listing; a
+    changed dataset is a listing not made yet, and only a missing file something asks for makes
+    Snakemake run its job (a workflow that uses this one as a module asks for it too)."""
+    return gather_outputs() + EXTRA_TARGETS + [LISTING]
 
 
 def announce_start():

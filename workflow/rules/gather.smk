@@ -3,9 +3,7 @@
 
 rule gather:
     input:
-        shards=expand(LAYOUT.shard_result("{shard}"), shard=SHARD_IDS),
-        # not read: a listing nothing needed would not make a changed dataset rerun the partition
-        listing=LISTING,
+        expand(LAYOUT.shard_result("{shard}"), shard=SHARD_IDS),
     output:
         gather_outputs(),
     log:
@@ -17,4 +15,4 @@ rule gather:
         spec=PLAN.gather.to_json(),
         run_dir=run_folder,
     shell:
-        f"{SNAKEBATCH}.gather --spec {{params.spec:q}} --run-dir {{params.run_dir:q}} {{input.shards:q}} 2>&1 | tee {{log:q}}"
+        f"{SNAKEBATCH}.gather --spec {{params.spec:q}} --run-dir {{params.run_dir:q}} {{input:q}} 2>&1 | tee {{log:q}}"
