@@ -2,6 +2,7 @@
 # partition (one manifest per shard) -> infer_shard (one job per shard) -> gather -> results/{run_name}/
 # The logic lives in the runtime package workflow/snakebatch; these files only wire it up.
 
+
 configfile: "config/config.yaml"
 
 
@@ -11,6 +12,7 @@ include: "workflow/rules/examples.smk"
 include: "workflow/rules/partition.smk"
 include: "workflow/rules/infer.smk"
 include: "workflow/rules/gather.smk"
+
 
 check_paths_exist()  # every configured path exists or is made by a rule above
 

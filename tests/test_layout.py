@@ -33,3 +33,22 @@ def test_absolute_keeps_the_shape(tmp_path, monkeypatch):
     layout = RunLayout.for_run("r").absolute()
     assert layout.store_dir == str(tmp_path / "results" / "r" / "minibatches")
     assert layout.outputs_dir == str(tmp_path / "results" / "r" / "outputs")
+
+
+def test_the_partition_listing_plan_and_markers():
+    layout = RunLayout.for_run("r")
+    fp = "0123456789abcdef" * 4
+    assert layout.listing(fp) == "results/r/partition/listing-0123456789abcdef.jsonl"
+    assert layout.listed(fp) == "results/r/partition/listed-0123456789abcdef.jsonl"
+    assert layout.listing("unlisted") == "results/r/partition/listing-unlisted.jsonl"
+    assert layout.plan == "results/r/plan.json"
+    assert layout.shard_unfinished(3) == "results/r/shards/shard-00003.unfinished"
+    assert layout.demo_accuracy == "results/r/demo_accuracy.json"
+
+
+def test_a_job_finds_its_run_folder_from_its_files():
+    layout = RunLayout.for_run("r")
+    assert RunLayout.of_shard_result(layout.shard_result(2)) == layout
+    assert RunLayout.of_partition_file(layout.manifest(0)) == layout
+    assert RunLayout.of_partition_file(layout.listing("unlisted")) == layout
+    assert RunLayout.of_run_file(layout.success_marker) == layout

@@ -4,6 +4,7 @@ import pytest
 
 from snakebatch.config import PartitionSpec
 from snakebatch.kinds import Item
+from snakebatch.layout import RunLayout
 from snakebatch.manifest import ShardManifest
 from snakebatch.partition import assign_shards, build_manifests, make_mini_batches, manifest_path, write_manifests
 
@@ -62,35 +63,53 @@ def test_write_manifests_round_trips_and_removes_stale_ones(dataset, tmp_path):
     out = str(tmp_path / "partition")
     spec = PartitionSpec(run_name="r", paths=(str(dataset),), pattern=None, mini_batch_size=3, shard_count=3)
     write_manifests(spec, out)
-    assert sorted(os.listdir(out)) == ["dataset.json", "shard-00000.json", "shard-00001.json", "shard-00002.json"]
+    listing_file = listing_of(spec)
+    assert sorted(os.listdir(out)) == [listing_file, "shard-00000.json", "shard-00001.json", "shard-00002.json"]
     write_manifests(PartitionSpec(**{**spec.__dict__, "shard_count": 2}), out)
-    assert sorted(os.listdir(out)) == ["dataset.json", "shard-00000.json", "shard-00001.json"]
+    assert sorted(os.listdir(out)) == [listing_file, "shard-00000.json", "shard-00001.json"]
     manifest = ShardManifest.read(manifest_path(out, 1))
     assert [tuple(b.payload["items"]) for b in manifest.mini_batches] == [(str(dataset / "f06.txt"), str(dataset / "f07.txt"),
                                                          str(dataset / "f08.txt")),
                                                         (str(dataset / "f09.txt"),)]
 
 
-def test_the_dataset_stamp_is_renewed_only_when_the_listing_changed(dataset, tmp_path):
-    from snakebatch.datasets import list_files, listing_fingerprint
-    from snakebatch.partition import mark_dataset_changes
+def list_items(spec):
+    from snakebatch.kinds import get_kind
 
-    out = str(tmp_path / "partition")
+    return list(get_kind(spec.input_type).list(spec))
+
+
+def listing_of(spec):
+    """The file name of the listing of the dataset of ``spec`` as it is now."""
+    from snakebatch.kinds.files import listing_fingerprint
+
+    return os.path.basename(RunLayout("r").listing(listing_fingerprint(list_items(spec))))
+
+
+def test_the_listing_is_named_by_its_fingerprint_and_older_than_the_manifests(dataset, tmp_path):
+    from snakebatch.partition import partition, read_listing, write_listing
+
+    layout = RunLayout(str(tmp_path))
+    out = layout.partition_dir
     spec = PartitionSpec(run_name="r", paths=(str(dataset),), pattern=None, mini_batch_size=3, shard_count=1)
-    # first run: the data does not exist yet at parse time (the demo): a stamp from 1970
-    stamp = mark_dataset_changes(out, None)
-    assert os.stat(stamp).st_mtime == 0
-    write_manifests(spec, out)
-    now = listing_fingerprint(list_files(spec.paths))
-    assert mark_dataset_changes(out, now) == stamp and os.stat(stamp).st_mtime == 0   # unchanged
-    # a file replaced by an older copy with other content
+    first = listing_of(spec)
+    # the main snakemake process lists once and hands the listing over; the partition job makes it its own
+    listed = layout.listed(first[len("listing-"):-len(".jsonl")])
+    write_listing(listed, list_items(spec))
+    os.utime(listed, ns=(1_000_000_000, 1_000_000_000))   # so its time shows it was not listed again
+    partition(spec, os.path.join(out, first))
+    assert sorted(os.listdir(out)) == [first, "shard-00000.json"]
+    assert os.stat(os.path.join(out, first)).st_mtime_ns == 1_000_000_000 < os.stat(manifest_path(out, 0)).st_mtime_ns
+    assert listing_of(spec) == first                                                   # unchanged
+    # a file replaced by an older copy with other content: another listing name
     path = dataset / "f03.txt"
     path.write_text("changed content\n")
     os.utime(path, ns=(1_000_000_000, 1_000_000_000))
-    changed = listing_fingerprint(list_files(spec.paths))
-    mark_dataset_changes(out, changed)
-    renewed = os.stat(stamp).st_mtime
-    assert renewed > os.stat(manifest_path(out, 0)).st_mtime - 1 and renewed > 1_000_000
-    write_manifests(spec, out)
-    mark_dataset_changes(out, changed)
-    assert os.stat(stamp).st_mtime == renewed                                         # stable after it
+    changed = listing_of(spec)
+    assert changed != first
+    # the data did not exist when the workflow was parsed: the job lists it and keeps both the
+    # listing it was asked for and the one named by the fingerprint; the old one is removed
+    partition(spec, layout.listing("unlisted"))
+    assert sorted(os.listdir(out)) == [changed, "listing-unlisted.jsonl", "shard-00000.json"]
+    assert os.stat(os.path.join(out, changed)).st_mtime_ns <= os.stat(manifest_path(out, 0)).st_mtime_ns
+    assert read_listing(os.path.join(out, changed)) == list_items(spec) == read_listing(layout.listing("unlisted"))

@@ -477,3 +477,15 @@ def test_the_next_mini_batch_is_read_while_run_works_on_this_one(tmp_path, monke
     assert [(r.index, r.succeeded, r.failed, r.lines) for r in records] == [
         (0, 2, 0, ("a:1", "a:2")), (1, 1, 0, ("b:3",))]
     assert not os.path.exists(second)
+
+
+def test_a_shard_that_stopped_early_leaves_a_marker_newer_than_its_touched_result(tmp_path):
+    from snakebatch.runner import mark_unfinished
+
+    result = tmp_path / "results" / "r" / "shards" / "shard-00001.jsonl"
+    result.parent.mkdir(parents=True)
+    result.write_text("{}\n")
+    marker = mark_unfinished(str(result))
+    assert marker == str(tmp_path / "results" / "r" / "shards" / "shard-00001.unfinished")
+    os.utime(result)   # Snakemake touches a job's outputs when it ends
+    assert os.stat(marker).st_mtime > os.stat(result).st_mtime + 3600

@@ -8,6 +8,7 @@ import time
 import pytest
 
 from helpers import write
+from snakebatch.runner import mark_unfinished
 
 pytestmark = pytest.mark.slow
 
@@ -37,6 +38,12 @@ def setup(workflow, n=23, **config):
                            "mini_batch_size": 4, "append_row_file_name": "out.txt", **config})
 
 
+def partition_files(workflow, run):
+    """The files of results/{run}/partition/, the dataset listing's fingerprint as ``{fp}``."""
+    names = sorted(os.listdir(workflow.path("results", run, "partition")))
+    return [re.sub(r"^listing-[0-9a-f]{16}\.jsonl$", "listing-{fp}.jsonl", name) for name in names]
+
+
 def expected(n, skip=()):
     return "".join(f"item{i:03d}.txt: {i * i}\n" for i in range(n) if i not in skip)
 
@@ -48,7 +55,7 @@ def test_run_merges_in_order_and_a_second_run_does_nothing(workflow):
     summary = json.loads(workflow.read("results", "sq", "summary.json"))
     assert {k: summary[k] for k in ("status", "items", "succeeded", "failed", "mini_batches")} == {
         "status": "succeeded", "items": 23, "succeeded": 23, "failed": 0, "mini_batches": 6}
-    assert sorted(os.listdir(workflow.path("results", "sq", "partition"))) == ["dataset.json", "dataset.stamp", "shard-00000.json", "shard-00001.json"]
+    assert partition_files(workflow, "sq") == ["listing-{fp}.jsonl", "shard-00000.json", "shard-00001.json"]
     assert "snakebatch: run 'sq' succeeded: 23 of 23 items succeeded, 0 failed -> results/sq/out.txt" in proc.stderr
     assert workflow.read("results", "sq", "logs", "job_result.txt").startswith("status: succeeded\nitems: 23")
 
@@ -77,7 +84,7 @@ def test_seed_resubmission_overrides_with_snakemake_config_syntax(workflow):
     workflow.run("--config", "input={'path': 'data/item003.txt'}", "mini_batch_size=1",
                  "process_count_per_node=1", "run_name=one")
     assert workflow.read("results", "one", "out.txt") == "item003.txt: 9\n"
-    assert sorted(os.listdir(workflow.path("results", "one", "partition"))) == ["dataset.json", "dataset.stamp", "shard-00000.json"]
+    assert partition_files(workflow, "one") == ["listing-{fp}.jsonl", "shard-00000.json"]
 
 
 def test_tolerated_failures_are_isolated_and_reported(workflow):
@@ -287,7 +294,10 @@ def test_all_shards_stop_early_once_the_threshold_is_exceeded(workflow):
     summary = json.loads(workflow.read("results", "sq", "summary.json"))
     assert summary["stopped_early"] is True
     assert summary["failed"] >= 1
-    assert summary["mini_batches"] <= 15          # of 20: the healthy shard stopped too
+    # of 20, 10 per shard: the failing shard stopped after its first; the healthy one stopped too
+    # (had it run all its 10, it would not count as stopped and 11 would have run)
+    assert summary["mini_batches"] <= 10
+    assert "2 shard(s) stopped early" in workflow.read("results", "sq", "logs", "job_result.txt")
     assert "stopped early" in proc.stderr
     assert "item000.txt: OSError: disk gone" in proc.stderr
 
@@ -299,8 +309,103 @@ def test_a_shard_that_stopped_early_in_an_interrupted_run_runs_again(workflow):
     lines = open(shard).read().splitlines()
     with open(shard, "w") as handle:   # as left by a run interrupted between an early stop and gather
         handle.write(lines[0] + "\n" + json.dumps({"stopped_early": "stopped early: old", "total_mini_batches": 4}) + "\n")
+    mark_unfinished(shard)   # as its runner did
     os.unlink(workflow.path("results", "sq", "_SUCCESS"))   # the shards' start removed the earlier result
     os.unlink(workflow.path("results", "sq", "out.txt"))
     proc = workflow.run()
     assert "rule infer_shard" in proc.stdout + proc.stderr
     assert workflow.read("results", "sq", "out.txt") == expected(8)
+
+
+def snapshot(workflow):
+    """(path, size, mtime_ns) of every file under results/."""
+    found = []
+    for folder, _, names in os.walk(workflow.path("results")):
+        for name in names:
+            st = os.stat(os.path.join(folder, name))
+            found.append((os.path.relpath(os.path.join(folder, name), workflow.root), st.st_size, st.st_mtime_ns))
+    return sorted(found)
+
+
+def dry_run_without_cores(workflow):
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "-n"], cwd=workflow.root, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout + proc.stderr
+
+
+def test_one_plan_reaches_the_jobs_and_a_dry_run_plans_it_and_writes_nothing(workflow):
+    from snakebatch.manifest import ShardManifest
+
+    cores = (os.cpu_count() or 1) + 1   # not what a dry run without --cores would take (os.cpu_count())
+    setup(workflow)
+    proc = workflow.run(cores=cores)
+    assert "listing the dataset" not in workflow.read("results", "sq", "logs", "partition.log")   # listed once, by the main process
+    plan = json.loads(workflow.read("results", "sq", "plan.json"))
+    assert (plan["process_count_per_node"], plan["shard_count"]) == (cores, cores)
+    manifests = [ShardManifest.read(workflow.path("results", "sq", "partition", f"shard-{i:05d}.json"))
+                 for i in range(cores)]
+    assert [(m.shard, m.shard_count) for m in manifests] == [(i, cores) for i in range(cores)]
+    assert partition_files(workflow, "sq") == ["listing-{fp}.jsonl"] + [f"shard-{i:05d}.json" for i in range(cores)]
+
+    assert "Nothing to be done" in dry_run_without_cores(workflow)
+    # a job's own snakemake (as on a cluster node, other cores) plans what plan.json says ...
+    job = workflow.run("--mode", "remote", "-n", "--forceall", "results/sq/_SUCCESS", cores=cores + 3)
+    assert re.search(rf"^infer_shard +{cores}$", job.stdout + job.stderr, re.M)
+    # ... while --cores given to the snakemake you start is a new plan
+    other = workflow.run("-n", cores=cores + 3)
+    assert re.search(rf"^infer_shard +{cores + 3}$", other.stdout + other.stderr, re.M)
+
+    time.sleep(0.01)
+    write(workflow.path("data", "item023.txt"), f"{23 * 23}\n")
+    before = snapshot(workflow)
+    planned = dry_run_without_cores(workflow)
+    assert snapshot(workflow) == before
+    assert "rule partition" in planned and planned.count("rule infer_shard") == cores and "rule gather" in planned
+
+    changed = workflow.run(cores=cores)
+    assert "rule partition" in changed.stdout + changed.stderr
+    assert "listing the dataset" not in workflow.read("results", "sq", "logs", "partition.log")
+    assert workflow.read("results", "sq", "out.txt") == expected(24)
+    assert partition_files(workflow, "sq") == ["listing-{fp}.jsonl"] + [f"shard-{i:05d}.json" for i in range(cores)]
+    assert "Nothing to be done" in dry_run_without_cores(workflow)
+
+
+def test_shards_that_stopped_early_run_again_in_the_next_invocation(workflow):
+    setup(workflow, n=40, mini_batch_size=2, error_threshold=0, run_max_try=1)
+    write(workflow.path("scripts", "square.py"), """
+        import os, time
+
+        def init():
+            pass
+
+        def run(mini_batch):
+            if any(p.endswith("item000.txt") for p in mini_batch) and os.path.exists("share_down"):
+                raise OSError("disk gone")
+            time.sleep(0.5)
+            return [os.path.basename(p) + ": " + open(p).read().strip() for p in mini_batch]
+    """)
+    write(workflow.path("share_down"), "")
+    workflow.run("--omit-from", "gather")   # both shards stop early; nothing gathers (an interrupted run)
+    plan = json.loads(workflow.read("results", "sq", "plan.json"))
+    for shard in ("00000", "00001"):
+        last = workflow.read("results", "sq", "shards", f"shard-{shard}.jsonl").splitlines()[-1]
+        assert json.loads(last)["stopped_early"]
+        assert os.path.exists(workflow.path("results", "sq", "shards", f"shard-{shard}.unfinished"))
+        progress = json.loads(workflow.read("results", "sq", "progress", f"shard-{shard}.json"))
+        assert progress["invocation"] == plan["invocation"]   # the id reached the shard jobs from plan.json
+
+    before = snapshot(workflow)
+    planned = dry_run_without_cores(workflow)
+    assert snapshot(workflow) == before
+    assert planned.count("rule infer_shard") == 2 and "rule partition" not in planned
+
+    os.unlink(workflow.path("share_down"))
+    again = workflow.run()
+    assert (again.stdout + again.stderr).count("rule infer_shard") == 2
+    assert workflow.read("results", "sq", "out.txt") == expected(40)
+    assert not os.path.exists(workflow.path("results", "sq", "shards", "shard-00001.unfinished"))
+    assert "Nothing to be done" in dry_run_without_cores(workflow)

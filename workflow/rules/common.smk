@@ -1,4 +1,4 @@
-# Load and validate the config, derive what the rules share (shard ids, run folder, specs).
+# Load and validate the config, derive what the rules share (shard ids, run layout, specs).
 import os
 import re
 import shlex
@@ -12,16 +12,18 @@ from snakemake.utils import validate
 WORKFLOW_DIR = os.path.join(workflow.basedir, "workflow")
 if WORKFLOW_DIR not in sys.path:
     sys.path.insert(0, WORKFLOW_DIR)
-os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (WORKFLOW_DIR, os.environ.get("PYTHONPATH")) if p)
 
 import jsonschema
 
 from snakebatch.config import describe_validation_error, plan_run
-from snakebatch.datasets import is_glob, list_files, listing_fingerprint, root_folders, watched_paths
+from snakebatch.datasets import is_glob, root_folders, watched_paths
+from snakebatch.kinds import get_kind
+from snakebatch.kinds.files import listing_fingerprint
 from snakebatch.errors import ConfigError, DatasetError
-from snakebatch.lifecycle import drop_stopped_shard_results
+from snakebatch.layout import RunLayout
 from snakebatch.manifest import shard_id
-from snakebatch.partition import DATASET_STAMP, mark_dataset_changes
+from snakebatch.partition import write_listing
+from snakebatch.plan import PlanRecord, auto_process_count, read_plan, write_plan
 from snakebatch.store import known_modules
 from snakebatch import progress
 
@@ -33,31 +35,51 @@ except WorkflowError as exc:
         raise
     raise WorkflowError(f"snakebatch: invalid config: {describe_validation_error(cause)}") from None
 
-try:
-    _cores = workflow.cores
-except WorkflowError:  # a dry run without --cores: plan as for --cores all
-    _cores = os.cpu_count()
+
+def snakemake_cores():
+    """(cores, given): the cores snakemake was given and whether the user gave them. Snakemake
+    fills in 1 for a dry run without --cores; None when it has none (a cluster run)."""
+    try:
+        cores = workflow.cores
+    except WorkflowError:
+        return None, False
+    flag = any(a in ("-c", "--cores") or a.startswith("--cores=") or re.fullmatch(r"-c\d+", a) for a in sys.argv)
+    return cores, not DRYRUN or cores != 1 or flag
+
+
+LAYOUT = RunLayout.for_run(config["run_name"])
+DRYRUN = workflow.output_settings.dryrun
+# The plan is resolved once, in the main snakemake process (snakebatch.plan): a job's own
+# snakemake (a cluster job) takes what the main process recorded in plan.json when it started.
+RECORDED_PLAN = read_plan(LAYOUT.plan)
+if workflow.is_main_process:
+    PROCESS_COUNT = auto_process_count(*snakemake_cores(), DRYRUN, RECORDED_PLAN)
+    INVOCATION = uuid.uuid4().hex
+elif RECORDED_PLAN is not None:
+    PROCESS_COUNT = RECORDED_PLAN.process_count_per_node
+    INVOCATION = RECORDED_PLAN.invocation
+else:
+    raise WorkflowError(
+        f"snakebatch: {LAYOUT.plan} is missing: a job's snakemake takes the plan the main "
+        "snakemake process records when it starts jobs (was it run with --no-hooks?)"
+    )
 
 try:
-    PLAN = plan_run(config, _cores)
+    PLAN = plan_run(config, PROCESS_COUNT)
 except ConfigError as exc:
     raise WorkflowError(f"snakebatch: invalid config: {exc}") from None
 
-# One id per snakemake invocation, inherited by its shard jobs: they count each other's failures
-# to stop early (snakebatch.progress). Not a param, so it never re-runs a job. A shard result that
-# stopped early in an earlier invocation is unfinished: removed, so its shard runs again.
-if workflow.is_main_process:
-    os.environ[progress.INVOCATION_ENV] = uuid.uuid4().hex
-    drop_stopped_shard_results(os.path.join(PLAN.run_dir, "shards"))
-
-# The runtime package, run with the interpreter that runs snakemake.
-SNAKEBATCH = shlex.quote(sys.executable) + " -m snakebatch"
+# The runtime package, run with the interpreter that runs snakemake, from this workflow's folder.
 PYTHON = shlex.quote(sys.executable)
-RUN_DIR = PLAN.run_dir
-PARTITION_DIR = os.path.join(RUN_DIR, "partition")
+# PYTHONPATH is set for each job's command (an empty one adds the working directory, which
+# ``python -m`` puts first anyway); nothing is inherited from this process.
+SNAKEBATCH = f"PYTHONPATH={shlex.quote(WORKFLOW_DIR)}:$PYTHONPATH {PYTHON} -m snakebatch"
 SHARD_IDS = [shard_id(i) for i in range(PLAN.shard_count)]
 # allow_reuse: false -> a parameter that differs on every invocation, so everything reruns.
 REUSE_NONCE = "" if PLAN.runner.allow_reuse else str(time.time_ns())
+# The name of the listing when the main process cannot list: the data does not exist yet.
+UNLISTED = "unlisted"
+
 
 wildcard_constraints:
     shard=r"\d{5}",
@@ -85,26 +107,42 @@ def check_paths_exist():
 def plain_paths(paths):
     """Snakemake reads ``{name}`` in any input path as a wildcard and cannot escape it, so a file
     named like ``x{y}.txt`` is left out of the tracked inputs. The partition still lists it, and
-    the dataset fingerprint (see dataset_inputs) still notices when it changes."""
+    the dataset listing (see dataset_listing) still notices when it changes."""
     return [p for p in paths if not re.search(r"\{[^{}]*\}", p)]
 
 
-def dataset_inputs():
-    """The dataset's roots (so Snakemake runs the demo rule that makes a missing one) and the
-    dataset stamp, rewritten when the listing differs from what the last partition saw (see
-    snakebatch.partition.mark_dataset_changes). An empty or unreadable dataset fails the dry run
-    here, unless a rule still has to make it. A job's own sub-process (cluster) lists nothing."""
-    roots = plain_paths(root_folders(PLAN.partition.paths))
-    stamp = os.path.join(PARTITION_DIR, DATASET_STAMP)
+def dataset_listing():
+    """The listing the partition makes (its output): named by the dataset's fingerprint (paths,
+    sizes, mtimes), so a missing one means a changed dataset and a partition to run. The dataset
+    is listed once per run, here: a real run hands the listing to the partition job
+    (``listed-{fingerprint}.jsonl``), a dry run writes nothing. A dataset that does not exist yet
+    (a rule makes it) is listed by the partition job itself. An empty or unreadable dataset fails
+    the dry run here. A job's own snakemake takes the name the main process recorded."""
     if not workflow.is_main_process:
-        return roots + [stamp]
-    current = None
-    if all(os.path.exists(p) for p in PLAN.partition.paths if not is_glob(p)):
-        try:
-            current = listing_fingerprint(list_files(PLAN.partition.paths, PLAN.partition.pattern))
-        except DatasetError as exc:
-            raise WorkflowError(f"snakebatch: invalid input: {exc}") from None
-    return roots + [mark_dataset_changes(PARTITION_DIR, current)]
+        return LAYOUT.partition_file(RECORDED_PLAN.listing)
+    if not all(os.path.exists(p) for p in PLAN.partition.paths if not is_glob(p)):
+        return LAYOUT.listing(UNLISTED)
+    try:
+        listing = list(get_kind(PLAN.partition.input_type).list(PLAN.partition))
+    except DatasetError as exc:
+        raise WorkflowError(f"snakebatch: invalid input: {exc}") from None
+    fingerprint = listing_fingerprint(listing)
+    path = LAYOUT.listing(fingerprint)
+    if not DRYRUN and not os.path.exists(path) and not os.path.exists(LAYOUT.listed(fingerprint)):
+        write_listing(LAYOUT.listed(fingerprint), listing)
+    return path
+
+
+LISTING = dataset_listing()
+
+
+def dataset_roots():
+    """The inputs of the partition. While a job of this workflow still has to make the dataset's
+    roots, the roots (so that job runs first); else none, as the listing's name already tells a
+    changed dataset, and a root's newer mtime alone (a file added and removed again) changes nothing."""
+    if LISTING != LAYOUT.listing(UNLISTED):
+        return []
+    return plain_paths(root_folders(PLAN.partition.paths))
 
 
 def runner_inputs():
@@ -112,19 +150,40 @@ def runner_inputs():
     imported from source_directory last time, and the folders and files of every model and side
     input (a folder's own mtime misses a file rewritten inside it)."""
     paths = [*PLAN.runner.models.values(), *PLAN.runner.side_inputs.values()]
-    modules = [m for m in known_modules(RUN_DIR) if os.path.exists(m)]
+    modules = [m for m in known_modules(LAYOUT.root) if os.path.exists(m)]
     return plain_paths([PLAN.runner.entry_script, *modules, *(watched_paths(paths) if paths else [])])
 
 
+def unfinished_marker(wildcards):
+    """The marker a shard that stopped early left (snakebatch.runner.mark_unfinished): newer than
+    the shard's result, it makes the shard run again. Only read here, so a dry run writes nothing."""
+    marker = LAYOUT.shard_unfinished(wildcards.shard)
+    return [marker] if os.path.exists(marker) else []
+
+
 def merged_output():
-    return os.path.join(RUN_DIR, config["append_row_file_name"])
+    return LAYOUT.merged(config["append_row_file_name"])
 
 
 def gather_outputs():
-    outputs = [os.path.join(RUN_DIR, "_SUCCESS")]
+    """Gather's outputs; the success marker last (see run_folder)."""
+    outputs = [LAYOUT.success_marker]
     if config["output_action"] == "append_row":
         outputs.insert(0, merged_output())
     return outputs
+
+
+def run_folder(wildcards, output):
+    """The run folder of a job, found from its last output (``_SUCCESS``), as the job sees it."""
+    return RunLayout.of_run_file(output[-1]).root
+
+
+def demo_input_used():
+    """True when the run reads demo images, so the accuracy against their labels can be scored."""
+    demo = os.path.abspath(DEMO_IMAGES)
+    return config["output_action"] == "append_row" and any(
+        os.path.abspath(p).startswith(demo) for p in PLAN.partition.paths
+    )
 
 
 # Targets of `rule all` besides gather's outputs (the demo adds its accuracy score).
@@ -132,10 +191,22 @@ EXTRA_TARGETS = []
 
 
 def final_targets():
-    return gather_outputs() + EXTRA_TARGETS
+    """The inputs of the default target, all: gather's outputs, the extra targets, and the listing; a
+    changed dataset is a listing not made yet, and only a missing file something asks for makes
+    Snakemake run its job (a workflow that uses this one as a module asks for it too)."""
+    return gather_outputs() + EXTRA_TARGETS + [LISTING]
 
 
 def announce_start():
+    """Record the plan for the jobs (only a run that starts jobs gets here), then say it."""
+    record = PlanRecord(
+        run_name=PLAN.run_name,
+        process_count_per_node=PROCESS_COUNT,
+        shard_count=PLAN.shard_count,
+        invocation=INVOCATION,
+        listing=os.path.basename(LISTING),
+    )
+    write_plan(LAYOUT.plan, record)
     progress.announce_start(PLAN)
 
 

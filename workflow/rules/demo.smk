@@ -7,6 +7,7 @@ DEMO_IMAGES = "resources/demo/mnist"
 DEMO_MODEL = "resources/demo/model"
 DEMO_TF1_MODEL = "resources/demo/model-tf1"
 DEMO_SCRIPT = os.path.join(workflow.basedir, "scripts", "demo_data.py")
+DEMO = f"{PYTHON} {shlex.quote(DEMO_SCRIPT)}"
 
 PRODUCED_PATHS.extend([DEMO_IMAGES, DEMO_MODEL, DEMO_TF1_MODEL])
 
@@ -16,8 +17,10 @@ rule demo_images:
         directory(DEMO_IMAGES),
     log:
         "resources/demo/logs/demo_images.log",
+    conda:
+        "../envs/snakebatch.yaml"
     shell:
-        PYTHON + " " + shlex.quote(DEMO_SCRIPT) + " images --out {output:q} 2>&1 | tee {log:q}"
+        f"{DEMO} images --out {{output:q}} 2>&1 | tee {{log:q}}"
 
 
 rule demo_model:
@@ -25,8 +28,10 @@ rule demo_model:
         directory(DEMO_MODEL),
     log:
         "resources/demo/logs/demo_model.log",
+    conda:
+        "../envs/snakebatch.yaml"
     shell:
-        PYTHON + " " + shlex.quote(DEMO_SCRIPT) + " model --out {output:q} 2>&1 | tee {log:q}"
+        f"{DEMO} model --out {{output:q}} 2>&1 | tee {{log:q}}"
 
 
 rule demo_tf1_model:
@@ -34,16 +39,10 @@ rule demo_tf1_model:
         directory(DEMO_TF1_MODEL),
     log:
         "resources/demo/logs/demo_tf1_model.log",
+    conda:
+        "../envs/snakebatch.yaml"
     shell:
-        PYTHON + " " + shlex.quote(DEMO_SCRIPT) + " tf1-model --out {output:q} 2>&1 | tee {log:q}"
-
-
-def demo_input_used():
-    """True when the run reads demo images, so the accuracy against their labels can be scored."""
-    demo = os.path.abspath(DEMO_IMAGES)
-    return config["output_action"] == "append_row" and any(
-        os.path.abspath(p).startswith(demo) for p in PLAN.partition.paths
-    )
+        f"{DEMO} tf1-model --out {{output:q}} 2>&1 | tee {{log:q}}"
 
 
 rule demo_accuracy:
@@ -51,13 +50,15 @@ rule demo_accuracy:
         results=merged_output(),
         images=DEMO_IMAGES,
     output:
-        f"{RUN_DIR}/demo_accuracy.json",
+        LAYOUT.demo_accuracy,
     log:
-        f"{RUN_DIR}/logs/demo_accuracy.log",
+        LAYOUT.stage_log("demo_accuracy"),
+    conda:
+        "../envs/snakebatch.yaml"
     shell:
-        PYTHON + " " + shlex.quote(DEMO_SCRIPT) + " accuracy --results {input.results:q}"
+        f"{DEMO} accuracy --results {{input.results:q}}"
         " --labels {input.images:q}/labels.csv --out {output:q} 2>&1 | tee {log:q}"
 
 
 if demo_input_used():
-    EXTRA_TARGETS.append(f"{RUN_DIR}/demo_accuracy.json")
+    EXTRA_TARGETS.append(LAYOUT.demo_accuracy)

@@ -7,6 +7,7 @@ EXAMPLE_IRIS = "resources/examples/iris"
 EXAMPLE_IRIS_PARTS = "resources/examples/iris-parts"
 EXAMPLE_IRIS_MODEL = "resources/examples/iris-model"
 EXAMPLES_SCRIPT = os.path.join(workflow.basedir, "scripts", "examples", "example_data.py")
+EXAMPLES = f"{PYTHON} {shlex.quote(EXAMPLES_SCRIPT)}"
 
 PRODUCED_PATHS.extend([EXAMPLE_IRIS, EXAMPLE_IRIS_PARTS, EXAMPLE_IRIS_MODEL])
 
@@ -16,8 +17,10 @@ rule iris_data:
         directory(EXAMPLE_IRIS),
     log:
         "resources/examples/logs/iris_data.log",
+    conda:
+        "../envs/snakebatch.yaml"
     shell:
-        PYTHON + " " + shlex.quote(EXAMPLES_SCRIPT) + " iris --out {output:q} 2>&1 | tee {log:q}"
+        f"{EXAMPLES} iris --out {{output:q}} 2>&1 | tee {{log:q}}"
 
 
 rule iris_parts:
@@ -27,8 +30,10 @@ rule iris_parts:
         directory(EXAMPLE_IRIS_PARTS),
     log:
         "resources/examples/logs/iris_parts.log",
+    conda:
+        "../envs/snakebatch.yaml"
     shell:
-        PYTHON + " " + shlex.quote(EXAMPLES_SCRIPT) + " iris-parts --data {input:q} --out {output:q} 2>&1 | tee {log:q}"
+        f"{EXAMPLES} iris-parts --data {{input:q}} --out {{output:q}} 2>&1 | tee {{log:q}}"
 
 
 rule iris_model:
@@ -38,5 +43,7 @@ rule iris_model:
         directory(EXAMPLE_IRIS_MODEL),
     log:
         "resources/examples/logs/iris_model.log",
+    conda:
+        "../envs/snakebatch.yaml"
     shell:
-        PYTHON + " " + shlex.quote(EXAMPLES_SCRIPT) + " iris-model --data {input:q} --out {output:q} 2>&1 | tee {log:q}"
+        f"{EXAMPLES} iris-model --data {{input:q}} --out {{output:q}} 2>&1 | tee {{log:q}}"

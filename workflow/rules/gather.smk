@@ -3,14 +3,19 @@
 
 rule gather:
     input:
-        expand(f"{RUN_DIR}/shards/shard-{{shard}}.jsonl", shard=SHARD_IDS),
+        expand(LAYOUT.shard_result("{shard}"), shard=SHARD_IDS),
     output:
         gather_outputs(),
     log:
-        f"{RUN_DIR}/logs/gather.log",
+        LAYOUT.stage_log("gather"),
+    conda:
+        "../envs/snakebatch.yaml"
+    threads: 1
     params:
         spec=PLAN.gather.to_json(),
-        run_dir=RUN_DIR,
-    threads: 1
+        # more shards than last time: new shard results gather needs, which only a change of
+        # gather itself makes Snakemake look for (fewer shards change the partition's spec)
+        shard_count=PLAN.shard_count,
+        run_dir=run_folder,
     shell:
-        SNAKEBATCH + ".gather --spec {params.spec:q} --run-dir {params.run_dir:q} {input:q} 2>&1 | tee {log:q}"
+        f"{SNAKEBATCH}.gather --spec {{params.spec:q}} --run-dir {{params.run_dir:q}} {{input:q}} 2>&1 | tee {{log:q}}"

@@ -1,19 +1,22 @@
 # infer_shard: one job per shard; the runner supervises one worker that calls the entry script.
-# Shards publish progress under results/{run}/progress/ and stop early on a threshold breach.
+# Shards publish progress under results/{run}/progress/ and stop early on a threshold breach; the
+# runner finds the run folder from its output and the invocation id in plan.json.
 
 
 rule infer_shard:
     input:
-        manifest=f"{RUN_DIR}/partition/shard-{{shard}}.json",
+        manifest=LAYOUT.manifest("{shard}"),
         runner_inputs=runner_inputs(),
+        unfinished=unfinished_marker,
     output:
-        f"{RUN_DIR}/shards/shard-{{shard}}.jsonl",
+        LAYOUT.shard_result("{shard}"),
     log:
-        f"{RUN_DIR}/logs/sys/node/shard-{{shard}}.console.log",
+        LAYOUT.shard_console_log("{shard}"),
+    conda:
+        "../envs/snakebatch.yaml"
+    threads: 1
     params:
         spec=PLAN.runner.to_json(),
-        run_dir=RUN_DIR,
-    threads: 1
     shell:
-        SNAKEBATCH + ".runner --spec {params.spec:q} --manifest {input.manifest:q}"
-        " --output {output:q} --run-dir {params.run_dir:q} 2>&1 | tee {log:q}"
+        f"{SNAKEBATCH}.runner --spec {{params.spec:q}} --manifest {{input.manifest:q}}"
+        " --output {output:q} 2>&1 | tee {log:q}"

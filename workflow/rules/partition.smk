@@ -1,19 +1,22 @@
-# partition: list the dataset, cut it into mini-batches, write one manifest per shard.
-# It re-runs when a root's mtime is newer, or when the listing's fingerprint (paths, sizes,
-# mtimes) differs from the one it recorded: then the dataset stamp among its inputs is renewed.
+# partition: cut the dataset listing into mini-batches, write one manifest per shard.
+# The dataset is listed once per run, by the main snakemake process (common.smk, dataset_listing).
+# The listing is an output named by the dataset's fingerprint (paths, sizes, mtimes): a changed
+# dataset is a missing output, so the partition runs again.
 
 
 rule partition:
     input:
-        dataset=dataset_inputs(),
+        dataset_roots(),
     output:
-        manifests=expand(f"{RUN_DIR}/partition/shard-{{shard}}.json", shard=SHARD_IDS),
+        manifests=expand(LAYOUT.manifest("{shard}"), shard=SHARD_IDS),
+        listing=LISTING,
     log:
-        f"{RUN_DIR}/logs/partition.log",
+        LAYOUT.stage_log("partition"),
+    conda:
+        "../envs/snakebatch.yaml"
+    threads: 1
     params:
         spec=PLAN.partition.to_json(),
-        out_dir=PARTITION_DIR,
         nonce=REUSE_NONCE,
-    threads: 1
     shell:
-        SNAKEBATCH + ".partition --spec {params.spec:q} --out-dir {params.out_dir:q} 2>&1 | tee {log:q}"
+        f"{SNAKEBATCH}.partition --spec {{params.spec:q}} --listing {{output.listing:q}} 2>&1 | tee {{log:q}}"

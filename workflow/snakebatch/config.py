@@ -14,6 +14,7 @@ import os
 from dataclasses import dataclass
 
 from .errors import ConfigError
+from .layout import RunLayout
 from .locations import is_local, local_path
 
 URL_SCHEMES = ("az://", "abfs://", "abfss://", "s3://", "gs://", "gcs://", "http://", "https://")
@@ -122,6 +123,11 @@ class RunPlan:
     runner: RunnerSpec
     gather: GatherSpec
     warnings: tuple[str, ...] = ()
+
+    @property
+    def layout(self) -> RunLayout:
+        """The paths of ``run_dir``."""
+        return RunLayout(self.run_dir)
 
 
 def is_url(path: str) -> bool:
@@ -277,7 +283,8 @@ def resolve_entry_script(entry_script: str, source_directory: str | None) -> tup
 def plan_run(config: dict, cores: int | None) -> RunPlan:
     """Build the RunPlan of a schema-validated config (defaults already filled).
 
-    ``cores`` is the core count given to snakemake (for ``process_count_per_node: auto``).
+    ``cores`` is what ``process_count_per_node: auto`` stands for: resolved once, in the main
+    snakemake process (see snakebatch.plan).
     Raises ConfigError naming the key for values the schema accepts but this version cannot run.
     """
     _check_supported(config)
@@ -341,7 +348,7 @@ def plan_run(config: dict, cores: int | None) -> RunPlan:
     return RunPlan(
         warnings=tuple(warnings),
         run_name=run_name,
-        run_dir=os.path.join("results", run_name),
+        run_dir=RunLayout.for_run(run_name).root,
         shard_count=shards,
         partition=partition,
         runner=runner,

@@ -10,9 +10,14 @@ are the zero-padded ``shard_id`` (``"00003"``).
 
     {append_row_file_name}                 merged results (append_row)
     summary.json  errors.jsonl  _SUCCESS   the run's verdict (gather)
+    demo_accuracy.json                     the demo's score against its labels (demo only)
     plan.json                              the resolved plan of the invocation that last started
-    partition/shard-NNNNN.json             one manifest per shard; dataset listing records
+    partition/shard-NNNNN.json             one manifest per shard
+    partition/listing-{fp16}.jsonl         the dataset listing the manifests were cut from,
+                                           named by its fingerprint (``listing``)
+    partition/listed-{fp16}.jsonl          a listing the main process made for the partition job
     shards/shard-NNNNN.jsonl               one result file per shard job
+    shards/shard-NNNNN.unfinished          left by a shard that stopped early (runs again)
     minibatches/{k[:2]}/{k}.json|.parquet  the durable result of every finished mini-batch
     progress/shard-NNNNN.json              each shard's progress in the current invocation
     entry_script_modules.json              helper modules the entry script imported
@@ -45,6 +50,22 @@ class RunLayout:
         """The layout of ``results/{run_name}``."""
         return cls(os.path.join(results_root, run_name))
 
+    @classmethod
+    def of_shard_result(cls, path: str) -> RunLayout:
+        """The layout whose ``shard_result`` is ``path`` (``.../shards/shard-NNNNN.jsonl``): a job
+        finds its run folder from the file it writes, which an executor may have moved."""
+        return cls(os.path.dirname(os.path.dirname(os.path.normpath(path))))
+
+    @classmethod
+    def of_partition_file(cls, path: str) -> RunLayout:
+        """The layout with ``path`` (a manifest or listing) in its ``partition_dir``."""
+        return cls(os.path.dirname(os.path.dirname(os.path.normpath(path))))
+
+    @classmethod
+    def of_run_file(cls, path: str) -> RunLayout:
+        """The layout with ``path`` (``_SUCCESS``, the merged file, ``summary.json``) at its root."""
+        return cls(os.path.dirname(os.path.normpath(path)))
+
     def absolute(self) -> RunLayout:
         """The same layout with an absolute root."""
         return RunLayout(os.path.abspath(self.root))
@@ -71,6 +92,11 @@ class RunLayout:
         return self._join("_SUCCESS")
 
     @property
+    def demo_accuracy(self) -> str:
+        """The bundled demo's accuracy score (``scripts/demo_data.py accuracy``)."""
+        return self._join("demo_accuracy.json")
+
+    @property
     def plan(self) -> str:
         """The resolved plan (shard count, invocation id) the main snakemake process wrote."""
         return self._join("plan.json")
@@ -88,6 +114,20 @@ class RunLayout:
         """A file of the partition stage other than a manifest (dataset listing records)."""
         return self._join("partition", name)
 
+    def listing(self, fingerprint: str) -> str:
+        """The dataset listing (one FileItem per line) whose fingerprint starts with
+        ``fingerprint`` (16 hex digits are used), or ``{listing}`` as a wildcard."""
+        return self._join("partition", f"listing-{fingerprint[:16]}.jsonl")
+
+    def listed(self, fingerprint: str) -> str:
+        """The listing the main snakemake process wrote while it parsed the workflow, for the
+        partition job, which makes it its ``listing`` (so the dataset is listed once)."""
+        return self._join("partition", f"listed-{fingerprint[:16]}.jsonl")
+
+    @property
+    def listing_glob(self) -> str:
+        return self._join("partition", "listing-*.jsonl")
+
     @property
     def shards_dir(self) -> str:
         return self._join("shards")
@@ -95,6 +135,11 @@ class RunLayout:
     def shard_result(self, shard: int | str) -> str:
         """The result file of one shard job (one MiniBatchResult per line)."""
         return self._join("shards", f"shard-{_name(shard)}.jsonl")
+
+    def shard_unfinished(self, shard: int | str) -> str:
+        """The marker a shard that stopped early leaves next to its result (``runner.mark_unfinished``):
+        while it exists it is an input of that shard's job, so the next invocation runs it again."""
+        return self._join("shards", f"shard-{_name(shard)}.unfinished")
 
     @property
     def store_dir(self) -> str:

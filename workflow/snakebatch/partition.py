@@ -1,24 +1,27 @@
 """Partition a dataset listing into mini-batches and mini-batches into shards.
 
-``assign_shards`` is pure (no I/O); the input kind (``kinds``) lists the dataset and cuts it into
-mini-batches; ``main`` lists the dataset and
-writes one manifest per shard: ``python -m snakebatch.partition --spec JSON --out-dir DIR``.
+``assign_shards`` is pure (no I/O); the input kind (``kinds``) cuts a listing into mini-batches. The dataset is listed once per
+run, by the main snakemake process while it parses the workflow (``listed-{fingerprint}.jsonl``);
+``python -m snakebatch.partition --spec JSON --listing results/{run}/partition/listing-{fingerprint}.jsonl``
+makes that listing its own output and cuts it into one manifest per shard, next to it.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import glob
 import json
 import os
 import sys
 
 from .config import PartitionSpec
-from .errors import SnakebatchError
-from .lifecycle import invalidate_result
-from .kinds import get_kind
+from .errors import DatasetError, SnakebatchError
+from .kinds import Item, get_kind
 from .kinds.files import listing_fingerprint
-from .manifest import MiniBatch, ShardManifest, shard_id
+from .layout import RunLayout
+from .lifecycle import invalidate_result
+from .manifest import MiniBatch, ShardManifest
 from .storage import write_text_atomic
 
 
@@ -59,70 +62,89 @@ def build_manifests(spec: PartitionSpec, listing) -> list[ShardManifest]:
 
 
 def manifest_path(out_dir: str, shard: int) -> str:
-    """Where the manifest of ``shard`` lives under ``out_dir``."""
-    return os.path.join(out_dir, f"shard-{shard_id(shard)}.json")
+    """Where the manifest of ``shard`` lives under ``out_dir`` (a run's ``partition_dir``)."""
+    return RunLayout(os.path.dirname(os.path.normpath(out_dir))).manifest(shard)
 
 
-DATASET_RECORD = "dataset.json"
-DATASET_STAMP = "dataset.stamp"
+def write_listing(path: str, listing) -> None:
+    """Write ``listing`` (Items) to ``path`` atomically, one Item as JSON per line."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    write_text_atomic(path, "".join(json.dumps(dataclasses.asdict(item)) + "\n" for item in listing))
 
 
-def recorded_fingerprint(out_dir: str) -> str | None:
-    """The listing fingerprint the last partition saw, None when there is none."""
+def read_listing(path: str) -> list[Item]:
+    """The listing ``write_listing`` wrote. Raises DatasetError when it cannot be read."""
     try:
-        with open(os.path.join(out_dir, DATASET_RECORD), encoding="utf-8") as handle:
-            return str(json.load(handle)["fingerprint"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+        with open(path, encoding="utf-8") as handle:
+            return [Item(**json.loads(line)) for line in handle if line.strip()]
+    except (OSError, ValueError, TypeError) as exc:
+        raise DatasetError(f"cannot read the dataset listing {path!r}: {exc}") from None
 
 
-def mark_dataset_changes(out_dir: str, current: str | None) -> str:
-    """Keep the dataset stamp, an input of the partition rule, in step with the dataset; return
-    its path. The one write snakebatch makes while Snakemake parses the workflow.
-
-    File times alone miss a file rewritten in place inside a folder, or replaced by an older
-    copy (``cp -p``, ``rsync -a``). So when the listing's fingerprint ``current`` (None: the
-    dataset cannot be listed yet because a rule makes it) differs from the one the last partition
-    recorded, the stamp is rewritten: being newer than the manifests, it makes Snakemake re-run
-    the partition, with or without its metadata in ``.snakemake/``. A missing stamp is created
-    with a time of 0, so it never triggers a rerun by itself."""
-    path = os.path.join(out_dir, DATASET_STAMP)
-    if current is not None and current != recorded_fingerprint(out_dir):
-        write_text_atomic(path, current + "\n")
-    elif not os.path.exists(path):
-        write_text_atomic(path, "\n")
-        os.utime(path, (0, 0))
-    return path
+# Records of earlier versions (a fingerprint file and the stamp the Snakefile rewrote): removed.
+_OLD_RECORDS = ("dataset.json", "dataset.stamp")
 
 
-def write_manifests(spec: PartitionSpec, out_dir: str) -> list[ShardManifest]:
-    """List the dataset, write one manifest per shard atomically, remove stale manifests of an
-    earlier, larger shard count, and record the listing's fingerprint (see
-    ``mark_dataset_changes``). Raises DatasetError when the dataset is missing or empty."""
-    listing = list(get_kind(spec.input_type).list(spec))
+def write_manifests(spec: PartitionSpec, out_dir: str, listing: list[Item] | None = None,
+                    keep: tuple[str, ...] = ()) -> list[ShardManifest]:
+    """Write one manifest per shard of ``listing`` (None: list the dataset now) atomically,
+    remove stale manifests of an earlier, larger shard count, and keep one listing file,
+    ``listing-{fingerprint}.jsonl`` (and the files in ``keep``), older than the manifests: when
+    the main snakemake process finds it, the dataset is unchanged. Other listings are removed
+    first, so an interrupted partition never leaves an old listing that looks current. Raises
+    DatasetError when the dataset is missing or empty."""
+    if listing is None:
+        listing = list(get_kind(spec.input_type).list(spec))
+    layout = RunLayout(os.path.dirname(os.path.normpath(out_dir)))
+    current = layout.listing(listing_fingerprint(listing))
+    kept = {os.path.abspath(p) for p in (current, *keep)}
+    stale = glob.glob(layout.listing_glob) + glob.glob(layout.listed("*")) + [layout.partition_file(n) for n in _OLD_RECORDS]
+    for path in stale:
+        if os.path.abspath(path) not in kept and os.path.exists(path):
+            os.unlink(path)
     manifests = build_manifests(spec, listing)
-    keep = set()
+    if not os.path.exists(current):
+        write_listing(current, listing)
+    written = set()
     for manifest in manifests:
-        path = manifest_path(out_dir, manifest.shard)
+        path = layout.manifest(manifest.shard)
         manifest.write(path)
-        keep.add(os.path.abspath(path))
-    for stale in glob.glob(os.path.join(out_dir, "shard-*.json")):
-        if os.path.abspath(stale) not in keep:
-            os.unlink(stale)
-    write_text_atomic(os.path.join(out_dir, DATASET_RECORD),
-                      json.dumps({"fingerprint": listing_fingerprint(listing)}) + "\n")
+        written.add(os.path.abspath(path))
+    for path in glob.glob(layout.manifest("*")):
+        if os.path.abspath(path) not in written:
+            os.unlink(path)
     return manifests
+
+
+def partition(spec: PartitionSpec, listing_path: str, log=print) -> list[ShardManifest]:
+    """The partition job: make the listing ``listing_path`` (``listing-{name}.jsonl``, the job's
+    output) and the manifests next to it. The listing the main snakemake process wrote while it
+    parsed the workflow (``listed-{name}.jsonl``) becomes it; without one (the data did not exist
+    yet then, or a dry run planned this job) the dataset is listed now."""
+    layout = RunLayout.of_partition_file(listing_path)
+    name = os.path.basename(listing_path)[len("listing-"):-len(".jsonl")]
+    listed = layout.listed(name)
+    if os.path.exists(listed):
+        listing = read_listing(listed)
+        os.replace(listed, listing_path)
+    else:
+        log("snakebatch partition: listing the dataset (not listed when the workflow was parsed)")
+        listing = list(get_kind(spec.input_type).list(spec))
+        write_listing(listing_path, listing)
+    return write_manifests(spec, layout.partition_dir, listing, keep=(listing_path,))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m snakebatch.partition", description=__doc__)
     parser.add_argument("--spec", required=True, help="PartitionSpec as JSON")
-    parser.add_argument("--out-dir", required=True, help="folder for shard-NNNNN.json manifests")
+    parser.add_argument("--listing", required=True,
+                        help="the listing file to make (results/{run}/partition/listing-NAME.jsonl); "
+                             "the manifests go next to it")
     args = parser.parse_args(argv)
     spec = PartitionSpec.from_json(args.spec)
-    invalidate_result(os.path.dirname(os.path.normpath(args.out_dir)))
+    invalidate_result(RunLayout.of_partition_file(args.listing).root)
     try:
-        manifests = write_manifests(spec, args.out_dir)
+        manifests = partition(spec, args.listing)
     except SnakebatchError as exc:
         print(f"snakebatch partition: error: {exc}", file=sys.stderr)
         return 1

@@ -17,6 +17,7 @@ import sys
 import time
 from dataclasses import dataclass
 
+from .layout import RunLayout
 from .storage import write_text_atomic
 
 _STARTED_AT = time.time()
@@ -41,12 +42,12 @@ def _fresh(path: str) -> bool:
 
 def announce_success(plan) -> None:
     """Print the summary line of a finished run."""
-    summary_path = os.path.join(plan.run_dir, "summary.json")
+    summary_path = plan.layout.summary
     if not os.path.exists(summary_path):
         return
     with open(summary_path, encoding="utf-8") as handle:
         summary = json.load(handle)
-    target = summary.get("output") or os.path.join(plan.run_dir, "outputs")
+    target = summary.get("output") or plan.layout.outputs_dir
     print(f"snakebatch: run {plan.run_name!r} {summary['status']}: {summary['succeeded']} of "
           f"{summary['items']} items succeeded, {summary['failed']} failed -> {target}", file=sys.stderr)
 
@@ -54,15 +55,14 @@ def announce_success(plan) -> None:
 def failure_report(plan) -> str:
     """The root cause of a failed run, from the freshest reports in the run folder ('' if none):
     gather's verdict, or the end of every stage log written in this run that holds an error."""
-    job_result = os.path.join(plan.run_dir, "logs", "job_result.txt")
+    job_result = plan.layout.job_result
     if _fresh(job_result):
         with open(job_result, encoding="utf-8") as handle:
             text = handle.read().strip()
         if "status: failed" in text:
             return text
     parts, seen = [], {}
-    for log in sorted(glob.glob(os.path.join(plan.run_dir, "logs", "*.log")) +
-                      glob.glob(os.path.join(plan.run_dir, "logs", "sys", "node", "*.console.log"))):
+    for log in sorted(glob.glob(plan.layout.stage_log("*")) + glob.glob(plan.layout.shard_console_log("*"))):
         if not _fresh(log):
             continue
         with open(log, encoding="utf-8", errors="replace") as handle:
@@ -80,7 +80,7 @@ def failure_report(plan) -> str:
 
 def _no_report(plan) -> str:
     """What to say when no snakebatch stage wrote an error: a job was ended from outside."""
-    node = os.path.join(plan.run_dir, "logs", "sys", "node", "")
+    node = os.path.join(os.path.dirname(plan.layout.shard_console_log(0)), "")
     return ("No snakebatch stage reported an error: a job was ended from outside (killed, e.g. by the "
             "out-of-memory killer: exit status 137 above, or by a cluster time limit). Snakemake's error "
             f"above names the job; its runner log is in {node}. The next run resumes the unfinished "
@@ -106,8 +106,9 @@ INVOCATION_ENV = "SNAKEBATCH_INVOCATION"
 
 
 def invocation_id() -> str:
-    """The id of this snakemake invocation, shared by all its shard jobs through the environment
-    (set by the Snakefile); a fresh one per process when unset."""
+    """The invocation id of a ShardRunner used on its own (tests, benchmarks): ``INVOCATION_ENV``
+    when set, else a fresh one per process. A shard job of the workflow gets its invocation's id
+    from ``plan.json`` instead (runner.run_shard, snakebatch.plan)."""
     global _OWN_INVOCATION
     value = os.environ.get(INVOCATION_ENV)
     if value:
@@ -145,7 +146,7 @@ class ShardProgress:
 
 def progress_path(run_dir: str, shard: int) -> str:
     """``results/{run}/progress/shard-NNNNN.json``."""
-    return os.path.join(run_dir, "progress", f"shard-{shard:05d}.json")
+    return RunLayout(run_dir).progress(shard)
 
 
 def write_progress(run_dir: str, record: ShardProgress) -> None:
@@ -157,7 +158,7 @@ def invocation_progress(run_dir: str, invocation: str) -> list[ShardProgress]:
     """The progress records of every shard of ``invocation`` (records of earlier invocations,
     or unreadable ones, are skipped: they say nothing about this run)."""
     records = []
-    for path in sorted(glob.glob(os.path.join(run_dir, "progress", "shard-*.json"))):
+    for path in sorted(glob.glob(RunLayout(run_dir).progress("*"))):
         try:
             with open(path, encoding="utf-8") as handle:
                 record = ShardProgress.from_json(handle.read())

@@ -1,6 +1,7 @@
 """The shard job: run every mini-batch of one shard manifest through a supervised worker.
 
-``python -m snakebatch.runner --spec JSON --manifest M --output O --run-dir DIR``
+``python -m snakebatch.runner --spec JSON --manifest M --output O`` (the run folder is the one
+``O`` lies in, ``results/{run}/shards/``)
 
 For each mini-batch, in order: reuse its durable result (``store.MiniBatchStore``) when an earlier
 run finished it with the same input, entry script, models, side inputs and settings; otherwise send
@@ -22,6 +23,7 @@ process mechanism (start, requests, timeouts, kills) is ``supervisor.WorkerProce
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import logging
@@ -36,10 +38,12 @@ from .entry import MiniBatchContext, WorkerContext
 from . import progress
 from .errors import EntryScriptError, ManifestError, SnakebatchError, WorkerDied
 from .kinds import get_kind
+from .layout import RunLayout
 from .lifecycle import invalidate_result
-from .manifest import MiniBatch, ShardManifest, shard_id
+from .manifest import MiniBatch, ShardManifest
+from .plan import read_plan
 from .results import FailedItem, MiniBatchResult
-from .storage import atomic_open, remove_stale_temps
+from .storage import atomic_open, remove_stale_temps, write_text_atomic
 from .store import MiniBatchStore
 from .supervisor import Outcome, WorkerProcess, describe_exit  # noqa: F401 - describe_exit: re-exported
 from .thresholds import RunningTally, Tally, threshold_breaches, thresholds_set
@@ -404,16 +408,8 @@ class ShardRunner:
 
 
 def shard_log_paths(run_dir: str, shard: int) -> dict:
-    """The per-worker log files of ``shard`` (SPEC §6 layout), absolute."""
-    name = f"shard-{shard_id(shard)}"
-    logs = os.path.abspath(os.path.join(run_dir, "logs"))
-    return {
-        "stdout": os.path.join(logs, "user", "stdout", f"{name}.stdout.txt"),
-        "stderr": os.path.join(logs, "user", "stderr", f"{name}.stderr.txt"),
-        "error": os.path.join(logs, "user", "error", f"{name}.txt"),
-        "node": os.path.join(logs, "sys", "node", f"{name}.log"),
-        "stack": os.path.join(logs, "sys", "node", f"{name}.stack.txt"),
-    }
+    """The per-worker log files of ``shard`` (SPEC §6 layout, ``RunLayout.shard_logs``), absolute."""
+    return RunLayout(run_dir).absolute().shard_logs(shard)
 
 
 def build_worker(spec: RunnerSpec, run_dir: str, shard: int) -> WorkerProcess:
@@ -422,7 +418,7 @@ def build_worker(spec: RunnerSpec, run_dir: str, shard: int) -> WorkerProcess:
     agent = f"process{shard:03d}"  # ParallelRunStep's agent names; log files keep shard-NNNNN
     context = WorkerContext(
         agent_name=agent,
-        output_dir=os.path.abspath(os.path.join(run_dir, "outputs")),
+        output_dir=RunLayout(run_dir).absolute().outputs_dir,
         working_dir=os.getcwd(),
         log_dir=os.path.dirname(os.path.dirname(paths["stdout"])),
         logging_level=spec.logging_level,
@@ -444,19 +440,24 @@ def build_worker(spec: RunnerSpec, run_dir: str, shard: int) -> WorkerProcess:
 
 
 def run_shard(spec: RunnerSpec, manifest_path: str, output_path: str,
-              run_dir: str) -> tuple[list[MiniBatchResult], str | None]:
+              run_dir: str | None = None) -> tuple[list[MiniBatchResult], str | None]:
     """Run one shard job end to end and write its result file atomically (one JSON line per
     mini-batch, written as each finishes to a temporary file, then a trailer line when it stopped
-    early). Returns the results (without their lines, which are in the file) and why it stopped
-    early (None when it ran every mini-batch). Raises SnakebatchError subclasses with a
-    clear message."""
-    invalidate_result(run_dir)
+    early). ``run_dir`` defaults to the run folder ``output_path`` lies in. Returns the results
+    (without their lines, which are in the file) and why it stopped early (None when it ran every
+    mini-batch). A shard that stopped early leaves a marker newer than its result, so the next
+    snakemake invocation runs it again, reusing what it finished (``mark_unfinished``). Raises SnakebatchError
+    subclasses with a clear message."""
+    layout = RunLayout(run_dir) if run_dir is not None else RunLayout.of_shard_result(output_path)
+    invalidate_result(layout.root)
     remove_stale_temps(output_path)  # a shard file a killed run of this shard left half-written
+    with contextlib.suppress(FileNotFoundError):  # this shard runs again now (see mark_unfinished)
+        os.unlink(RunLayout.of_shard_result(output_path).shard_unfinished(_shard_name(output_path)))
     manifest = ShardManifest.read(manifest_path)
-    paths = shard_log_paths(run_dir, manifest.shard)
+    paths = shard_log_paths(layout.root, manifest.shard)
     for path in paths.values():
         os.makedirs(os.path.dirname(path), exist_ok=True)
-    os.makedirs(os.path.join(run_dir, "outputs"), exist_ok=True)
+    os.makedirs(layout.outputs_dir, exist_ok=True)
     handler = logging.FileHandler(paths["node"], encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     log.addHandler(handler)
@@ -465,8 +466,11 @@ def run_shard(spec: RunnerSpec, manifest_path: str, output_path: str,
         if manifest.run_name != spec.run_name:
             raise ManifestError(f"shard manifest {manifest_path!r} belongs to run {manifest.run_name!r}, "
                                 f"not {spec.run_name!r}")
-        store = MiniBatchStore(os.path.join(run_dir, "minibatches"), spec, run_dir)
-        runner = ShardRunner(spec, build_worker(spec, run_dir, manifest.shard), store, paths["error"], run_dir)
+        store = MiniBatchStore(layout.store_dir, spec, layout.root)
+        runner = ShardRunner(spec, build_worker(spec, layout.root, manifest.shard), store, paths["error"], layout.root)
+        plan = read_plan(layout.plan)
+        if plan is not None:  # the id the main snakemake process gave this invocation's shards
+            runner.invocation = plan.invocation
         log.info("shard %d/%d: %d mini-batch(es)", manifest.shard, manifest.shard_count, len(manifest.mini_batches))
         with atomic_open(output_path) as handle:  # becomes the shard result only when the shard ends well
             runner.on_result = lambda result: handle.write(result.to_json() + "\n")
@@ -474,10 +478,35 @@ def run_shard(spec: RunnerSpec, manifest_path: str, output_path: str,
             if runner.stopped_early:  # the trailer gather looks for (see gather.read_shard_file)
                 handle.write(json.dumps({"stopped_early": runner.stopped_early,
                                          "total_mini_batches": manifest.total_mini_batches}) + "\n")
+        if runner.stopped_early:
+            mark_unfinished(output_path)
         return results, runner.stopped_early
     finally:
         log.removeHandler(handler)
         handler.close()
+
+
+def _shard_name(output_path: str) -> str:
+    """``'00003'`` of ``.../shards/shard-00003.jsonl``."""
+    return os.path.basename(output_path)[len("shard-"):-len(".jsonl")]
+
+
+UNFINISHED_AHEAD_S = 86400  # how far ahead of now an unfinished marker's mtime is set (see mark_unfinished)
+
+
+def mark_unfinished(output_path: str) -> str:
+    """Leave the marker ``RunLayout.shard_unfinished`` next to the shard result ``output_path``
+    of a shard that stopped early. The workflow makes an existing marker an input of its shard
+    job; dated a day ahead, it stays newer than the result after Snakemake touches the job's
+    outputs at its end, so the next snakemake invocation runs that shard again (a dry run only
+    reads it). The shard removes it when it starts, so the date never outlives the stop.
+    Returns the marker's path."""
+    layout = RunLayout.of_shard_result(output_path)
+    marker = layout.shard_unfinished(_shard_name(output_path))
+    write_text_atomic(marker, "stopped early; the next run runs this shard again\n")
+    ahead = int((time.time() + UNFINISHED_AHEAD_S) * 1e9)
+    os.utime(marker, ns=(ahead, ahead))
+    return marker
 
 
 def _terminate(signum, frame):
@@ -489,7 +518,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--spec", required=True, help="RunnerSpec as JSON")
     parser.add_argument("--manifest", required=True, help="the shard manifest to run")
     parser.add_argument("--output", required=True, help="the shard result file to write (JSON lines)")
-    parser.add_argument("--run-dir", required=True, help="results/{run_name}")
+    parser.add_argument("--run-dir", help="results/{run_name} (default: the run folder of --output)")
     args = parser.parse_args(argv)
     spec = RunnerSpec.from_json(args.spec)
     signal.signal(signal.SIGTERM, _terminate)

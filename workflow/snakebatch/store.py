@@ -17,6 +17,7 @@ import os
 from .config import RunnerSpec
 from .errors import ConfigError, EntryScriptError
 from .kinds import get_kind
+from .layout import RunLayout
 from .manifest import MiniBatch
 from .results import MiniBatchResult
 from .storage import write_text_atomic
@@ -72,7 +73,7 @@ def runner_fingerprint(spec: RunnerSpec, modules: list[str] | tuple[str, ...] = 
     return digest.hexdigest()
 
 
-MODULES_FILE = "entry_script_modules.json"
+MODULES_FILE = os.path.basename(RunLayout("").modules_record)  # entry_script_modules.json
 
 
 def known_modules(run_dir: str) -> list[str]:
@@ -80,7 +81,7 @@ def known_modules(run_dir: str) -> list[str]:
     ``{run_dir}/entry_script_modules.json``: paths relative to the working directory where they
     live below it (so the project can move), else absolute. ``[]`` when unknown."""
     try:
-        with open(os.path.join(run_dir, MODULES_FILE), encoding="utf-8") as handle:
+        with open(RunLayout(run_dir).modules_record, encoding="utf-8") as handle:
             return sorted(str(m) for m in json.load(handle)["modules"])
     except (OSError, ValueError, KeyError, TypeError):
         return []
@@ -97,10 +98,11 @@ def record_modules(run_dir: str, entry_script: str, modules: list[str]) -> list[
     import fcntl
 
     os.makedirs(run_dir, exist_ok=True)
-    with open(os.path.join(run_dir, MODULES_FILE + ".lock"), "w") as lock:
+    record = RunLayout(run_dir).modules_record
+    with open(record + ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         merged = sorted(set(known_modules(run_dir)) | {_portable(m) for m in modules})
-        write_text_atomic(os.path.join(run_dir, MODULES_FILE),
+        write_text_atomic(record,
                           json.dumps({"entry_script": entry_script, "modules": merged}, indent=1) + "\n")
     return merged
 
