@@ -3,8 +3,14 @@ import os
 import pytest
 
 from helpers import write
-from snakebatch.datasets import list_files, watched_paths
+from snakebatch.datasets import watched_paths
+from snakebatch.kinds.files import list_items
 from snakebatch.errors import DatasetError
+
+
+def list_files(paths, pattern=None):
+    """The whole listing of the file kind (``list_items`` is a generator)."""
+    return list(list_items(paths, pattern))
 
 
 def paths(items):

@@ -115,7 +115,7 @@ class RunLayout:
         return self._join("partition", name)
 
     def listing(self, fingerprint: str) -> str:
-        """The dataset listing (one FileItem per line) whose fingerprint starts with
+        """The dataset listing (one kinds.Item per line) whose fingerprint starts with
         ``fingerprint`` (16 hex digits are used), or ``{listing}`` as a wildcard."""
         return self._join("partition", f"listing-{fingerprint[:16]}.jsonl")
 
