@@ -8,7 +8,7 @@ import re
 import pytest
 
 from helpers import write
-from test_workflow import expected, setup
+from squares import expected, setup
 
 pytestmark = pytest.mark.slow
 

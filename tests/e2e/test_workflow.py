@@ -8,35 +8,10 @@ import time
 import pytest
 
 from helpers import write
+from squares import SCRIPT, expected, setup
 from snakebatch.runner import mark_unfinished
 
 pytestmark = pytest.mark.slow
-
-SCRIPT = """
-    import os
-
-    def init():
-        pass
-
-    def run(mini_batch):
-        out = []
-        for path in mini_batch:
-            text = open(path).read().strip()
-            if text.startswith("bad"):
-                raise ValueError("unreadable " + os.path.basename(path))
-            out.append(os.path.basename(path) + ": " + text)
-        return out
-"""
-
-
-def setup(workflow, n=23, **config):
-    for i in range(n):
-        write(workflow.path("data", f"item{i:03d}.txt"), f"{i * i}\n")
-    write(workflow.path("scripts", "square.py"), SCRIPT)
-    workflow.write_config({"run_name": "sq", "input": {"path": "data", "pattern": "*.txt"},
-                           "entry_script": "square.py", "source_directory": "scripts",
-                           "mini_batch_size": 4, "append_row_file_name": "out.txt", **config})
-
 
 def partition_files(workflow, run):
     """The files of results/{run}/partition/, the dataset listing's fingerprint as ``{fp}``."""
@@ -44,8 +19,6 @@ def partition_files(workflow, run):
     return [re.sub(r"^listing-[0-9a-f]{16}\.jsonl$", "listing-{fp}.jsonl", name) for name in names]
 
 
-def expected(n, skip=()):
-    return "".join(f"item{i:03d}.txt: {i * i}\n" for i in range(n) if i not in skip)
 
 
 def test_run_merges_in_order_and_a_second_run_does_nothing(workflow):
