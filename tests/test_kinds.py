@@ -15,9 +15,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from helpers import write
+from helpers import partition_spec, write
 from snakebatch import tabular
-from snakebatch.config import PartitionSpec
 from snakebatch.errors import DatasetError
 from snakebatch.kinds import Cache, Descriptor, InputKind, Item, MaterialiseError, get_kind, known_kinds
 from snakebatch.kinds.files import FileKind, listing_fingerprint
@@ -30,10 +29,7 @@ TABLES = get_kind("tabular")
 
 
 def spec(paths, size=3, input_type="file", **overrides):
-    values = dict(run_name="t", paths=tuple(paths), pattern=None, mini_batch_size=size, shard_count=1,
-                  input_type=input_type)
-    values.update(overrides)
-    return PartitionSpec(**values)
+    return partition_spec(list(paths), size, input_type=input_type, run_name="t", **overrides)
 
 
 def names(items):
