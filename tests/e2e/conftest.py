@@ -26,7 +26,9 @@ class Workflow:
             yaml.safe_dump(config, handle)
 
     def run(self, *args, cores=2, check=True, timeout=600):
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        # as CI runs it: no PYTHONPATH of the developer's (each job's command sets its own)
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        env["PYTHONUNBUFFERED"] = "1"
         proc = subprocess.run([sys.executable, "-m", "snakemake", "--cores", str(cores), *args],
                               cwd=self.root, capture_output=True, text=True, env=env, timeout=timeout)
         if check and proc.returncode != 0:
