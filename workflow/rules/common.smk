@@ -73,7 +73,9 @@ except ConfigError as exc:
 PYTHON = shlex.quote(sys.executable)
 # PYTHONPATH is set for each job's command (an empty one adds the working directory, which
 # ``python -m`` puts first anyway); nothing is inherited from this process.
-SNAKEBATCH = f"PYTHONPATH={shlex.quote(WORKFLOW_DIR)}:$PYTHONPATH {PYTHON} -m snakebatch"
+# An unset one is no error under the shell's set -u (braces doubled for the rules' shell formatting).
+INHERITED_PYTHONPATH = "${{PYTHONPATH:-}}"
+SNAKEBATCH = f"PYTHONPATH={shlex.quote(WORKFLOW_DIR)}:{INHERITED_PYTHONPATH} {PYTHON} -m snakebatch"
 SHARD_IDS = [shard_id(i) for i in range(PLAN.shard_count)]
 # allow_reuse: false -> a parameter that differs on every invocation, so everything reruns.
 REUSE_NONCE = "" if PLAN.runner.allow_reuse else str(time.time_ns())
