@@ -66,7 +66,7 @@ def test_slurm_run_matches_the_local_run(slurm_cluster, workflow, tmp_path):
     summary = json.loads(workflow.read("results", "sq", "summary.json"))
     assert (summary["status"], summary["items"], summary["succeeded"]) == ("succeeded", 9, 9)
     log = proc.stdout + proc.stderr
-    assert "Submitted array job" in log  # the profile's default: one sbatch for the ready shard jobs
+    assert log.count("has been submitted with SLURM jobid") == 3  # the profile's default: one sbatch per shard
     assert "localrule partition" in log and "localrule gather" in log
     records = [json.loads(workflow.read("results", "sq", "outputs", f"item{i:03d}.txt.json")) for i in range(9)]
     assert all(r["job"] for r in records)
@@ -78,3 +78,37 @@ def test_slurm_run_matches_the_local_run(slurm_cluster, workflow, tmp_path):
     spans = list(jobs.values())
     overlapping = [(a, b) for i, a in enumerate(spans) for b in spans[i + 1:] if a[0] < b[1] and b[0] < a[1]]
     assert overlapping, f"no two shard jobs ran at the same time: {spans}"
+
+
+def test_a_shard_job_cancelled_mid_run_is_resubmitted_and_reuses_its_mini_batches(slurm_cluster, workflow):
+    import subprocess
+    import sys
+    import time
+
+    setup(workflow, n=12)
+    write(workflow.path("scripts", "where.py"), SCRIPT.replace("time.sleep(1.0)", "time.sleep(1.5)"))
+    args = [sys.executable, "-m", "snakemake", *slurm_args(slurm_cluster)]
+    proc = subprocess.Popen(args, cwd=workflow.root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    node_log = workflow.path("results", "sq", "logs", "sys", "node", "shard-00000.log")
+    record = workflow.path("results", "sq", "outputs", "item000.txt.json")
+    deadline = time.time() + 180
+    while time.time() < deadline:  # shard 0 has finished two of its four mini-batches
+        if os.path.exists(node_log) and "mini-batch 1:" in workflow.read(node_log) and os.path.exists(record):
+            break
+        time.sleep(0.2)
+    else:
+        proc.kill()
+        raise AssertionError("shard 0 did not get going:\n" + proc.communicate()[0])
+    first_job = json.loads(workflow.read(record))["job"]
+    subprocess.run(["scancel", first_job], check=True)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out
+    assert workflow.read("results", "sq", "out.txt") == "".join(f"item{i:03d}.txt: {i * i}\n" for i in range(12))
+    summary = json.loads(workflow.read("results", "sq", "summary.json"))
+    assert (summary["status"], summary["items"], summary["succeeded"], summary["mini_batches"]) == (
+        "succeeded", 12, 12, 12)
+    assert summary["reused_mini_batches"] >= 2  # what shard 0 finished before it was cancelled
+    shard0 = [json.loads(workflow.read("results", "sq", "outputs", f"item{i:03d}.txt.json")) for i in range(4)]
+    assert shard0[0]["job"] == first_job
+    assert shard0[-1]["job"] != first_job  # the last mini-batch ran in the resubmitted job
+    assert "reused" in workflow.read(node_log)
