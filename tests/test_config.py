@@ -65,8 +65,6 @@ def test_mini_batch_size_rejects(value, message):
 @pytest.mark.parametrize("override,message", [
     ({"input": {"path": "az://container/images"}},
      "config key 'input.path': value 'az://container/images' is not supported yet; this version reads local paths and file:// URLs only"),
-    ({"gpus_per_process": 1},
-     "config key 'gpus_per_process': value 1 is not supported yet; workers run on the CPU (0)"),
     ({"partition_keys": ["a"]},
      "config key 'partition_keys': ['a'] applies to tabular input only (set input.type: tabular, or remove the key)"),
     ({"input": {"path": "data", "format": "csv"}},
@@ -140,7 +138,7 @@ def test_every_key_has_a_description_and_all_but_the_required_ones_a_default():
                  "environment_variables", "models", "mini_batch_size", "partition_keys", "error_threshold",
                  "allowed_failed_count", "allowed_failed_percent", "output_action", "append_row_file_name",
                  "append_row_format", "run_invocation_timeout", "run_max_try", "node_count",
-                 "process_count_per_node", "gpus_per_process", "logging_level"}
+                 "process_count_per_node", "gpus_per_process", "threads_per_process", "logging_level"}
     assert spec_keys <= set(keys)
     assert set(keys) - spec_keys == {"input", "allow_reuse", "append_row_dataframe_header", "init_timeout"}
 

@@ -77,3 +77,31 @@ def demo_workflow(tmp_path, demo_resources):
     shutil.copytree(os.path.join(demo_resources, "resources", "demo"), copy.path("resources", "demo"),
                     ignore=shutil.ignore_patterns("logs"))
     return copy
+
+
+SLURM_SCRIPT = os.path.join(REPO, "scripts", "slurm_single_node.sh")
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster():
+    """A one-node SLURM cluster on 127.0.0.1 (scripts/slurm_single_node.sh), started once for the
+    tests that ask for it and stopped (daemons by PID, its slurm.conf removed) when the session ends.
+    Skipped where it cannot start (not root, no apt), except under CI=true, where that fails."""
+    def unavailable(reason):
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"SLURM test cluster: {reason}")
+        pytest.skip(f"SLURM test cluster: {reason}")
+
+    if os.geteuid() != 0:
+        unavailable("needs root (it writes /etc/slurm/slurm.conf and starts munged, slurmctld, slurmd)")
+    if shutil.which("slurmctld") is None and shutil.which("apt-get") is None:
+        unavailable("slurm-wlm is not installed and there is no apt-get to install it")
+    try:
+        import snakemake_executor_plugin_slurm  # noqa: F401
+    except ImportError:
+        unavailable("snakemake-executor-plugin-slurm is not installed (pip install -e '.[slurm]')")
+    proc = subprocess.run(["bash", SLURM_SCRIPT, "start"], capture_output=True, text=True, timeout=600)
+    if proc.returncode != 0:
+        unavailable(f"could not start:\n{proc.stdout}\n{proc.stderr}")
+    yield {"partition": "debug"}
+    subprocess.run(["bash", SLURM_SCRIPT, "stop"], capture_output=True, text=True, timeout=120)

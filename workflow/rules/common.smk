@@ -87,6 +87,12 @@ wildcard_constraints:
     shard=r"\d{5}",
 
 
+# On a cluster only the shard jobs are submitted; the partition and gather run where snakemake runs.
+localrules:
+    partition,
+    gather,
+
+
 # Paths that rules of this workflow make (the demo's and the examples' data and models): a config
 # may point at them before they exist. Rule files add theirs; the Snakefile checks once, after
 # every include (check_paths_exist).
@@ -199,6 +205,14 @@ def final_targets():
     return gather_outputs() + EXTRA_TARGETS + [LISTING]
 
 
+def gpu_pool():
+    """The GPUs given with ``--resources gpu=N`` (the pool the shard jobs place their workers in,
+    see snakebatch.devices), or None."""
+    value = workflow.global_resources.get("gpu")
+    value = getattr(value, "value", value)
+    return None if value is None else int(value)
+
+
 def announce_start():
     """Record the plan for the jobs (only a run that starts jobs gets here), then say it."""
     record = PlanRecord(
@@ -207,6 +221,7 @@ def announce_start():
         shard_count=PLAN.shard_count,
         invocation=INVOCATION,
         listing=os.path.basename(LISTING),
+        gpu_pool=gpu_pool(),
     )
     write_plan(LAYOUT.plan, record)
     progress.announce_start(PLAN)

@@ -1,6 +1,7 @@
 # infer_shard: one job per shard; the runner supervises one worker that calls the entry script.
 # Shards publish progress under results/{run}/progress/ and stop early on a threshold breach; the
-# runner finds the run folder from its output and the invocation id in plan.json.
+# runner finds the run folder from its output and the invocation id in plan.json. The only rule
+# that a cluster runs as jobs: partition and gather are localrules (common.smk).
 
 
 rule infer_shard:
@@ -14,7 +15,11 @@ rule infer_shard:
         LAYOUT.shard_console_log("{shard}"),
     conda:
         "../envs/snakebatch.yaml"
-    threads: 1
+    # threads_per_process CPUs and gpus_per_process GPUs per worker: the scheduler's share locally,
+    # --cpus-per-task and --gpus on SLURM (snakebatch.devices places the GPUs)
+    threads: PLAN.runner.threads_per_process
+    resources:
+        gpu=PLAN.runner.gpus_per_process,
     params:
         spec=PLAN.runner.to_json(),
     shell:

@@ -93,6 +93,8 @@ class RunnerSpec:
     read_options: dict = dataclasses.field(default_factory=dict)
     append_row_dataframe_header: bool = False
     init_timeout: float = 600.0
+    threads_per_process: int = 1
+    gpus_per_process: int = 0
 
 
 @_json_spec
@@ -215,8 +217,6 @@ def _check_supported(config: dict) -> None:
             raise _only_for_tabular("partition_keys", config["partition_keys"])
     if inp.get("storage_options"):
         raise _not_supported("input.storage_options", "<set>", "it applies to fsspec URLs")
-    if config["gpus_per_process"] != 0:
-        raise _not_supported("gpus_per_process", config["gpus_per_process"], "workers run on the CPU (0)")
     for key in ("side_inputs", "models"):
         for name, path in config[key].items():
             if not is_local(path):
@@ -329,6 +329,8 @@ def plan_run(config: dict, cores: int | None) -> RunPlan:
         read_options=dict(inp.get("read_options") or {}),
         append_row_dataframe_header=dataframe_header,
         init_timeout=float(config["init_timeout"]),
+        threads_per_process=int(config["threads_per_process"]),
+        gpus_per_process=int(config["gpus_per_process"]),
     )
     gather = GatherSpec(
         run_name=run_name,

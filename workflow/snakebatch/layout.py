@@ -101,6 +101,12 @@ class RunLayout:
         """The resolved plan (shard count, invocation id) the main snakemake process wrote."""
         return self._join("plan.json")
 
+    @property
+    def gpus_dir(self) -> str:
+        """The lock files ``gpu-K.lock`` running shard jobs hold for the GPU indices they use
+        (snakebatch.devices)."""
+        return self._join("gpus")
+
     # --------------------------------------------------------------------------- working state
     @property
     def partition_dir(self) -> str:

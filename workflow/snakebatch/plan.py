@@ -22,14 +22,18 @@ from .storage import write_text_atomic
 @dataclass(frozen=True)
 class PlanRecord:
     """``plan.json``: the resolved ``process_count_per_node`` (workers per node, >= 1), the
-    shard count (node_count x that), the id of the invocation that started jobs, and the file
-    name of the dataset listing it partitions (``listing-{fingerprint}.jsonl``)."""
+    shard count (node_count x that), the id of the invocation that started jobs, the file
+    name of the dataset listing it partitions (``listing-{fingerprint}.jsonl``) and the GPU pool
+    (``--resources gpu=N``; None when not given)."""
 
     run_name: str
     process_count_per_node: int
     shard_count: int
     invocation: str
     listing: str = ""
+    # the run's GPU pool (snakemake --resources gpu=N), None when not given: shard jobs take their
+    # workers' device indices from it (snakebatch.devices)
+    gpu_pool: int | None = None
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), sort_keys=True)
@@ -39,7 +43,8 @@ class PlanRecord:
         data = json.loads(text)
         return cls(run_name=str(data["run_name"]), process_count_per_node=int(data["process_count_per_node"]),
                    shard_count=int(data["shard_count"]), invocation=str(data["invocation"]),
-                   listing=str(data.get("listing", "")))
+                   listing=str(data.get("listing", "")),
+                   gpu_pool=None if data.get("gpu_pool") is None else int(data["gpu_pool"]))
 
 
 def read_plan(path: str) -> PlanRecord | None:

@@ -34,6 +34,7 @@ import time
 from dataclasses import dataclass
 
 from .config import RunnerSpec
+from .devices import lease_gpus, thread_environment
 from .entry import MiniBatchContext, WorkerContext
 from . import progress
 from .errors import EntryScriptError, ManifestError, SnakebatchError, WorkerDied
@@ -412,8 +413,16 @@ def shard_log_paths(run_dir: str, shard: int) -> dict:
     return RunLayout(run_dir).absolute().shard_logs(shard)
 
 
-def build_worker(spec: RunnerSpec, run_dir: str, shard: int) -> WorkerProcess:
-    """The WorkerProcess of ``shard`` with absolute paths and its log files."""
+def worker_environment(spec: RunnerSpec, devices: dict | None = None) -> dict:
+    """The environment a worker is spawned with: the thread caps of ``threads_per_process``, the
+    GPU placement (``devices``: CUDA_VISIBLE_DEVICES or nothing), then the user's
+    ``environment_variables``, which win."""
+    return {**thread_environment(spec.threads_per_process), **(devices or {}), **spec.environment_variables}
+
+
+def build_worker(spec: RunnerSpec, run_dir: str, shard: int, devices: dict | None = None) -> WorkerProcess:
+    """The WorkerProcess of ``shard`` with absolute paths and its log files; ``devices`` is the
+    environment of its GPU lease (see worker_environment)."""
     paths = shard_log_paths(run_dir, shard)
     agent = f"process{shard:03d}"  # ParallelRunStep's agent names; log files keep shard-NNNNN
     context = WorkerContext(
@@ -433,6 +442,7 @@ def build_worker(spec: RunnerSpec, run_dir: str, shard: int) -> WorkerProcess:
         read_options=dict(spec.read_options),
         append_row_dataframe_header=spec.append_row_dataframe_header,
         stdout_path=paths["stdout"], stderr_path=paths["stderr"], stack_path=paths["stack"], context=context,
+        process_environment=worker_environment(spec, devices),
     )
     worker = WorkerProcess(setup)
     worker.name = agent
@@ -462,13 +472,20 @@ def run_shard(spec: RunnerSpec, manifest_path: str, output_path: str,
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     log.addHandler(handler)
     log.setLevel(spec.logging_level)
+    plan = read_plan(layout.plan)
+    # held for the whole shard job, so its GPU indices are its own (see snakebatch.devices)
+    lease = lease_gpus(spec.gpus_per_process, plan.gpu_pool if plan is not None else None, layout.gpus_dir)
     try:
         if manifest.run_name != spec.run_name:
             raise ManifestError(f"shard manifest {manifest_path!r} belongs to run {manifest.run_name!r}, "
                                 f"not {spec.run_name!r}")
+        if lease.warning:
+            log.warning("%s", lease.warning)
+        if lease.indices:
+            log.info("GPU(s) %s of this run's pool for this shard's worker", lease.environment["CUDA_VISIBLE_DEVICES"])
         store = MiniBatchStore(layout.store_dir, spec, layout.root)
-        runner = ShardRunner(spec, build_worker(spec, layout.root, manifest.shard), store, paths["error"], layout.root)
-        plan = read_plan(layout.plan)
+        worker = build_worker(spec, layout.root, manifest.shard, lease.environment)
+        runner = ShardRunner(spec, worker, store, paths["error"], layout.root)
         if plan is not None:  # the id the main snakemake process gave this invocation's shards
             runner.invocation = plan.invocation
         log.info("shard %d/%d: %d mini-batch(es)", manifest.shard, manifest.shard_count, len(manifest.mini_batches))
@@ -482,6 +499,7 @@ def run_shard(spec: RunnerSpec, manifest_path: str, output_path: str,
             mark_unfinished(output_path)
         return results, runner.stopped_early
     finally:
+        lease.release()
         log.removeHandler(handler)
         handler.close()
 

@@ -9,6 +9,7 @@ exceptions of ``errors``; ``call`` and ``load`` turn them into the Outcome).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import multiprocessing
@@ -79,6 +80,22 @@ class _Interrupted(Exception):
     """``interrupt()`` said stop while the worker worked."""
 
 
+@contextlib.contextmanager
+def _environment(values: dict):
+    """``os.environ`` with ``values`` set, as long as the block runs (while a worker is spawned:
+    the child starts with them, before it imports anything)."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 class WorkerProcess:
     """One supervised worker process (spawned, so CUDA and TensorFlow start clean).
 
@@ -118,7 +135,8 @@ class WorkerProcess:
                                    name=self.setup.context.agent_name, daemon=True)
         self.loaded = None
         self._loads, self._answers = {}, {}
-        self.process.start()
+        with _environment(self.setup.process_environment or {}):  # a spawned child copies os.environ
+            self.process.start()
         child.close()
         self.conn = parent
         self.starts += 1

@@ -59,6 +59,9 @@ class WorkerSetup:
     context: entry.WorkerContext
     read_options: dict | None = None
     append_row_dataframe_header: bool = False
+    # set in the worker's environment when it is spawned, before any import (thread caps,
+    # CUDA_VISIBLE_DEVICES; environment_variables already merged over them): see snakebatch.devices
+    process_environment: dict | None = None
 
 
 def _redirect_output(setup: WorkerSetup) -> None:
