@@ -80,7 +80,11 @@ def test_slurm_run_matches_the_local_run(slurm_cluster, workflow, tmp_path):
     assert overlapping, f"no two shard jobs ran at the same time: {spans}"
 
 
-def test_a_shard_job_cancelled_mid_run_is_resubmitted_and_reuses_its_mini_batches(slurm_cluster, workflow):
+@pytest.mark.parametrize("interrupt", [["scancel"], ["scontrol", "requeue"]], ids=["scancel", "requeue"])
+def test_a_shard_job_cancelled_mid_run_is_resubmitted_and_reuses_its_mini_batches(slurm_cluster, workflow, interrupt):
+    """scancel: Snakemake sees the job fail and submits it again (profile retries); scontrol
+    requeue: SLURM runs the same job again. Either way each item is merged exactly once and what
+    the shard finished before is reused."""
     import subprocess
     import sys
     import time
@@ -100,7 +104,7 @@ def test_a_shard_job_cancelled_mid_run_is_resubmitted_and_reuses_its_mini_batche
         proc.kill()
         raise AssertionError("shard 0 did not get going:\n" + proc.communicate()[0])
     first_job = json.loads(workflow.read(record))["job"]
-    subprocess.run(["scancel", first_job], check=True)
+    subprocess.run([*interrupt, first_job], check=True)
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, out
     assert workflow.read("results", "sq", "out.txt") == "".join(f"item{i:03d}.txt: {i * i}\n" for i in range(12))
@@ -110,5 +114,9 @@ def test_a_shard_job_cancelled_mid_run_is_resubmitted_and_reuses_its_mini_batche
     assert summary["reused_mini_batches"] >= 2  # what shard 0 finished before it was cancelled
     shard0 = [json.loads(workflow.read("results", "sq", "outputs", f"item{i:03d}.txt.json")) for i in range(4)]
     assert shard0[0]["job"] == first_job
-    assert shard0[-1]["job"] != first_job  # the last mini-batch ran in the resubmitted job
+    if interrupt == ["scancel"]:
+        assert shard0[-1]["job"] != first_job  # the last mini-batch ran in the resubmitted job
+    # the shard's runner started twice: once before the interruption, once after (a resubmitted
+    # job, or the requeued one's second start under the same job id)
+    assert workflow.read(node_log).count("shard 0/3: 4 mini-batch(es)") == 2
     assert "reused" in workflow.read(node_log)
