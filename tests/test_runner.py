@@ -185,6 +185,24 @@ def test_script_without_run_is_rejected(tmp_path, files):
         run_files(tmp_path, runner_spec(script), files[:1])
 
 
+def test_a_run_only_script_runs_without_init_or_shutdown(tmp_path, files):
+    # ParallelRunStep v1: a script "must contain a run() function and optionally contains an init()"
+    script = write(tmp_path / "runonly.py", """
+        import os
+        def run(mini_batch):
+            return [os.path.basename(p) for p in mini_batch]
+    """)
+    results = run_files(tmp_path, runner_spec(script), files[:4])
+    assert lines(results) == ["f00.txt", "f01.txt", "f02.txt", "f03.txt"]
+    assert [(r.succeeded, r.tries) for r in results] == [(3, 1), (1, 1)]
+
+
+def test_an_init_that_is_not_a_function_is_rejected(tmp_path, files):
+    script = write(tmp_path / "badinit.py", "init = 3\ndef run(mini_batch):\n    return mini_batch\n")
+    with pytest.raises(EntryScriptError, match=r"AttributeError: entry_script .*badinit.py': init is not a function"):
+        run_files(tmp_path, runner_spec(script), files[:1])
+
+
 def test_missing_model_path_names_the_key(tmp_path, files):
     script = write(tmp_path / "echo.py", ECHO)
     with pytest.raises(ConfigError) as info:
