@@ -168,21 +168,23 @@ def test_init_failure_stops_the_shard_with_the_traceback(tmp_path, files):
         def run(mini_batch):
             return mini_batch
     """)
-    with pytest.raises(EntryScriptError) as info:
-        run_files(tmp_path, runner_spec(script), files[:2])
-    message = str(info.value)
+    assert run_files(tmp_path, runner_spec(script), files[:2]) == []
+    message = run_files.failure
+    assert run_files.stopped == ("the entry script failed to start: init() of entry_script "
+                                 f"{script!r} failed 3 times in a row: OSError: model file missing")
     assert message.startswith(f"init() of entry_script {script!r} failed 3 times in a row: OSError: model file missing\n")
     assert 'raise OSError("model file missing")' in message
     error_log = tmp_path / "run" / "logs" / "user" / "error" / "shard-00000.txt"
     assert message.endswith(f"Worker error log: {error_log}")
     assert error_log.read_text().count("--- worker start ") == 3
-    assert not os.path.exists(tmp_path / "shards" / "shard-00000.jsonl")
+    assert os.path.exists(tmp_path / "shards" / "shard-00000.unfinished")   # the next run runs it again
 
 
 def test_script_without_run_is_rejected(tmp_path, files):
     script = write(tmp_path / "norun.py", "def init():\n    pass\n")
-    with pytest.raises(EntryScriptError, match=r"AttributeError: entry_script .*norun.py' defines no run\(\) function"):
-        run_files(tmp_path, runner_spec(script), files[:1])
+    run_files(tmp_path, runner_spec(script), files[:1])
+    assert run_files.failure.startswith(f"importing entry_script {script!r} failed: AttributeError: entry_script "
+                                        f"{script!r} defines no run() function\n")
 
 
 def test_a_run_only_script_runs_without_init_or_shutdown(tmp_path, files):
@@ -199,8 +201,9 @@ def test_a_run_only_script_runs_without_init_or_shutdown(tmp_path, files):
 
 def test_an_init_that_is_not_a_function_is_rejected(tmp_path, files):
     script = write(tmp_path / "badinit.py", "init = 3\ndef run(mini_batch):\n    return mini_batch\n")
-    with pytest.raises(EntryScriptError, match=r"AttributeError: entry_script .*badinit.py': init is not a function"):
-        run_files(tmp_path, runner_spec(script), files[:1])
+    run_files(tmp_path, runner_spec(script), files[:1])
+    assert run_files.failure.startswith(f"importing entry_script {script!r} failed: AttributeError: entry_script "
+                                        f"{script!r}: init is not a function\n")
 
 
 def test_missing_model_path_names_the_key(tmp_path, files):

@@ -78,6 +78,48 @@ def test_an_init_that_always_raises_ends_the_run_with_its_traceback(workflow):
     assert 'raise FileNotFoundError("model.pt not found")' in tail
     assert "Worker error log: " in tail and "results/sq/logs/user/error/shard-0000" in tail
     assert not os.path.exists(workflow.path("results", "sq", "out.txt"))
+    # the reports of a run that failed before gather could merge anything (issue 12, point 3)
+    summary = json.loads(workflow.read("results", "sq", "summary.json"))
+    assert (summary["status"], summary["output"]) == ("failed", None)
+    assert summary["error"].startswith("the entry script failed to start in 1 of 2 shard(s).\n")
+    job_result = workflow.read("results", "sq", "logs", "job_result.txt")
+    assert job_result.startswith("status: failed\nThe run failed: the entry script failed to start in 1 of 2 shard(s).\n")
+    assert f"  at {workflow.path('scripts', 'square.py')}, line 3: raise FileNotFoundError(\"model.pt not found\")\n" \
+        in job_result
+
+
+def test_an_init_typo_with_8_shards_is_reported_once_with_its_count(workflow):
+    setup(workflow, n=40)
+    write(workflow.path("scripts", "square.py"), """
+        def init():
+            global model
+            model = lod_model()
+        def run(mini_batch):
+            return mini_batch
+    """)
+    proc = workflow.run(cores=8, check=False)
+    assert proc.returncode != 0
+    script = workflow.path("scripts", "square.py")
+    error_log = workflow.path("results", "sq", "logs", "user", "error", "shard-00000.txt")
+    report = proc.stderr.rstrip().split("\n\nsnakebatch: run 'sq' failed.\n")[1]
+    assert report == f"""status: failed
+The run failed: the entry script failed to start in 8 of 8 shard(s).
+init() of entry_script {script!r} failed 3 times in a row: NameError: name 'lod_model' is not defined
+Traceback (most recent call last):
+  File "{script}", line 4, in init
+    model = lod_model()
+            ^^^^^^^^^
+NameError: name 'lod_model' is not defined
+  at {script}, line 4: model = lod_model()
+  in 8 of 8 shard(s) (the same error in each)
+Worker error log: {error_log} (and 7 more, one per shard, beside it)"""
+    console = proc.stdout + proc.stderr
+    failure_part = proc.stderr[proc.stderr.index("Error in rule"):].splitlines()
+    assert len(failure_part) <= 80
+    assert console.count("NameError: name 'lod_model' is not defined") == 2   # the report's headline and traceback
+    called = [line for line in console.splitlines() if "CalledProcessError" in line or line.startswith("Command ")]
+    assert len(called) <= 2 and all(len(line) < 700 for line in called)
+    assert '"allow_reuse"' not in console and "--spec '" not in console   # no JSON spec on the console
 
 
 def test_summary_only_leaves_outputs_to_the_script_and_writes_no_merged_file(workflow):

@@ -24,6 +24,7 @@ from snakebatch.layout import RunLayout
 from snakebatch.manifest import shard_id
 from snakebatch.partition import write_listing
 from snakebatch.plan import PlanRecord, auto_process_count, read_plan, write_plan
+from snakebatch.storage import write_text_atomic
 from snakebatch.store import known_modules
 from snakebatch import progress
 
@@ -207,6 +208,8 @@ def announce_start():
         listing=os.path.basename(LISTING),
     )
     write_plan(LAYOUT.plan, record)
+    for stage, spec in (("runner", PLAN.runner), ("gather", PLAN.gather)):
+        write_text_atomic(LAYOUT.stage_spec(stage), spec.to_json() + "\n")
     progress.announce_start(PLAN)
 
 

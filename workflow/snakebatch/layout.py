@@ -106,6 +106,11 @@ class RunLayout:
     def partition_dir(self) -> str:
         return self._join("partition")
 
+    def stage_spec(self, stage: str) -> str:
+        """The settings of a stage's jobs (``runner``, ``gather``) as JSON, written by the main
+        snakemake process when it starts jobs, so the jobs' command lines stay short."""
+        return self._join("partition", f"{stage}-spec.json")
+
     def manifest(self, shard: int | str) -> str:
         """The manifest of ``shard`` (an int, or a ``{shard}`` wildcard string)."""
         return self._join("partition", f"shard-{_name(shard)}.json")

@@ -99,6 +99,7 @@ class ShardRunner:
         self.stopped_early: str | None = None
         self.shard = 0
         self.on_result = None  # called with each finished MiniBatchResult, in order
+        self.results: list[MiniBatchResult] = []
         self._alone_failures = 0  # bisection state of the current mini-batch
         self._any_success = False
         self._manifest: ShardManifest | None = None
@@ -356,7 +357,7 @@ class ShardRunner:
     def run(self, manifest: ShardManifest) -> list[MiniBatchResult]:
         """Run the mini-batches of ``manifest`` in order, all of them unless it stops early (see
         the class doc); stops the worker at the end."""
-        results = []
+        results = self.results = []  # also what a run that raised had finished
         self.shard = manifest.shard
         self._manifest = manifest
         self._tally = RunningTally()  # this shard's counts, kept as results arrive
@@ -474,10 +475,19 @@ def run_shard(spec: RunnerSpec, manifest_path: str, output_path: str,
         log.info("shard %d/%d: %d mini-batch(es)", manifest.shard, manifest.shard_count, len(manifest.mini_batches))
         with atomic_open(output_path) as handle:  # becomes the shard result only when the shard ends well
             runner.on_result = lambda result: handle.write(result.to_json() + "\n")
-            results = runner.run(manifest)
-            if runner.stopped_early:  # the trailer gather looks for (see gather.read_shard_file)
-                handle.write(json.dumps({"stopped_early": runner.stopped_early,
-                                         "total_mini_batches": manifest.total_mini_batches}) + "\n")
+            failure = None
+            try:
+                results = runner.run(manifest)
+            except EntryScriptError as exc:  # the script cannot be imported or init() keeps failing
+                log.error("%s", exc)
+                failure = str(exc)
+                results = runner.results
+                runner.stopped_early = "the entry script failed to start: " + failure.split("\n", 1)[0]
+            if runner.stopped_early:  # the trailer gather looks for (see lifecycle.read_shard_file)
+                trailer = {"stopped_early": runner.stopped_early, "total_mini_batches": manifest.total_mini_batches}
+                if failure is not None:
+                    trailer.update(failure=failure, shard=manifest.shard, shard_count=manifest.shard_count)
+                handle.write(json.dumps(trailer) + "\n")
         if runner.stopped_early:
             mark_unfinished(output_path)
         return results, runner.stopped_early
@@ -513,14 +523,21 @@ def _terminate(signum, frame):
     raise SystemExit(128 + signum)  # unwinds through ShardRunner.run, which kills the worker
 
 
+def _read_text(path: str) -> str:
+    with open(path, encoding="utf-8") as handle:
+        return handle.read()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m snakebatch.runner", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--spec", required=True, help="RunnerSpec as JSON")
+    specs = parser.add_mutually_exclusive_group(required=True)
+    specs.add_argument("--spec", help="RunnerSpec as JSON")
+    specs.add_argument("--spec-file", help="a file holding --spec")
     parser.add_argument("--manifest", required=True, help="the shard manifest to run")
     parser.add_argument("--output", required=True, help="the shard result file to write (JSON lines)")
     parser.add_argument("--run-dir", help="results/{run_name} (default: the run folder of --output)")
     args = parser.parse_args(argv)
-    spec = RunnerSpec.from_json(args.spec)
+    spec = RunnerSpec.from_json(args.spec if args.spec is not None else _read_text(args.spec_file))
     signal.signal(signal.SIGTERM, _terminate)
     try:
         results, stopped = run_shard(spec, args.manifest, args.output, args.run_dir)
@@ -530,9 +547,12 @@ def main(argv: list[str] | None = None) -> int:
     items = sum(r.item_count for r in results)
     failed = sum(r.failed for r in results)
     reused = sum(1 for r in results if r.reused)
+    why = ""
+    if stopped:
+        why = (" - " + stopped) if stopped.startswith("the entry script failed") else \
+            " - stopped early, an error threshold is exceeded"
     print(f"snakebatch runner: {os.path.basename(args.manifest)}: {len(results)} mini-batch(es), "
-          f"{items} item(s), {failed} failed, {reused} reused"
-          + (" - stopped early, an error threshold is exceeded" if stopped else ""))
+          f"{items} item(s), {failed} failed, {reused} reused" + why)
     return 0
 
 
