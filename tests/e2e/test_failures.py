@@ -40,7 +40,11 @@ def test_failures_exactly_at_a_threshold_pass(workflow):
     assert workflow.read("results", "sq", "out.txt") == expected(20, skip=BAD)
     summary = json.loads(workflow.read("results", "sq", "summary.json"))
     assert (summary["status"], summary["failed"], summary["failed_mini_batches"]) == ("succeeded", 2, 2)
-    assert "snakebatch: run 'sq' succeeded: 18 of 20 items succeeded, 2 failed" in proc.stderr
+    assert "snakebatch: run 'sq' succeeded: 18 of 20 items succeeded, 2 failed -> results/sq/out.txt\n" \
+        "Failed items:\n" \
+        "  data/item002.txt: ValueError: unreadable item002.txt\n" \
+        "  data/item009.txt: ValueError: unreadable item009.txt\n" \
+        "Every failed item with its traceback: results/sq/errors.jsonl\n" in proc.stderr
 
 
 def test_one_failure_over_a_threshold_fails_naming_the_cause(workflow):

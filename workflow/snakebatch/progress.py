@@ -9,6 +9,7 @@ each mini-batch, so every shard can stop early once the failures of this run exc
 from __future__ import annotations
 
 import atexit
+import contextlib
 import dataclasses
 import glob
 import json
@@ -50,6 +51,24 @@ def announce_success(plan) -> None:
     target = summary.get("output") or plan.layout.outputs_dir
     print(f"snakebatch: run {plan.run_name!r} {summary['status']}: {summary['succeeded']} of "
           f"{summary['items']} items succeeded, {summary['failed']} failed -> {target}", file=sys.stderr)
+    if summary["failed"]:
+        print(failed_items_note(plan.layout.errors, summary["failed"]), file=sys.stderr)
+
+
+def failed_items_note(errors_path: str, failed: int, limit: int = 3) -> str:
+    """The failed items of a run that succeeded with tolerated failures: the first ``limit`` of
+    the error report ``errors_path`` (``errors.jsonl``) with their exceptions, and its path."""
+    lines = []
+    with contextlib.suppress(OSError):
+        with open(errors_path, encoding="utf-8") as handle:
+            for line in handle:
+                if len(lines) == limit:
+                    break
+                with contextlib.suppress(ValueError, KeyError):
+                    record = json.loads(line)
+                    lines.append(f"  {record['item']}: {record['error']}")
+    more = f" (the first {len(lines)} of {failed})" if failed > len(lines) else ""
+    return f"Failed items{more}:\n" + "\n".join(lines) + f"\nEvery failed item with its traceback: {errors_path}"
 
 
 def failure_report(plan) -> str:
