@@ -205,3 +205,40 @@ def test_a_runner_killed_from_outside_still_ends_the_console_with_a_cause(workfl
     lines = stderr.rstrip().splitlines()
     start = max(i for i, line in enumerate(lines) if line == "snakebatch: run 'sq' failed.")
     assert "No snakebatch stage reported an error: a job was ended from outside" in "\n".join(lines[start:])
+
+
+def test_ctrl_c_is_reported_as_the_users_interrupt_with_how_to_resume(workflow):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    setup(workflow, n=20, mini_batch_size=1)
+    write(workflow.path("scripts", "square.py"), """
+        import os, time
+        def init():
+            pass
+        def run(mini_batch):
+            time.sleep(0.3)
+            return [os.path.basename(p) for p in mini_batch]
+    """)
+    proc = subprocess.Popen([sys.executable, "-m", "snakemake", "--cores", "2"], cwd=workflow.root,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    store, deadline = workflow.path("results", "sq", "minibatches"), time.time() + 60
+    while time.time() < deadline:   # some mini-batches finished
+        if sum(1 for _, _, names in os.walk(store) for n in names if n.endswith(".json") and not n.startswith(".tmp")) >= 2:
+            break
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)   # what Ctrl-C in a terminal does: the whole foreground group
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    assert stderr.rstrip().endswith(
+        "\nsnakebatch: run 'sq' interrupted.\n"
+        "The run was interrupted by the user (Ctrl-C, SIGINT). Every mini-batch that finished is kept: run the same "
+        "command again to resume; only the unfinished mini-batches run (if snakemake itself was killed, run "
+        "`snakemake --unlock` first).")
+    assert "out-of-memory" not in stderr
+    assert workflow.read("results", "sq", "logs", "job_result.txt").startswith("status: interrupted\n")
+    assert json.loads(workflow.read("results", "sq", "summary.json"))["status"] == "interrupted"
+    workflow.run()
+    assert workflow.read("results", "sq", "out.txt") == "".join(f"item{i:03d}.txt\n" for i in range(20))

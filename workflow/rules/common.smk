@@ -54,6 +54,8 @@ DRYRUN = workflow.output_settings.dryrun
 # snakemake (a cluster job) takes what the main process recorded in plan.json when it started.
 RECORDED_PLAN = read_plan(LAYOUT.plan)
 if workflow.is_main_process:
+    if not DRYRUN:
+        progress.watch_for_interrupt()  # a Ctrl-C is reported as the user's, not as a kill
     PROCESS_COUNT = auto_process_count(*snakemake_cores(), DRYRUN, RECORDED_PLAN)
     INVOCATION = uuid.uuid4().hex
 elif RECORDED_PLAN is not None:

@@ -97,6 +97,37 @@ def failure_report(plan) -> str:
                      for last, text in parts)
 
 
+_INTERRUPTED: list[int] = []  # the signals of the user's interrupt, in the main snakemake process
+
+
+def watch_for_interrupt() -> None:
+    """In the main snakemake process: remember a SIGINT (Ctrl-C), then let it do what it did
+    (Snakemake cancels its jobs and calls ``onerror``), so the failure is reported as the
+    user's interrupt, not as a job ended from outside."""
+    import signal
+
+    previous = signal.getsignal(signal.SIGINT)
+
+    def _on_interrupt(signum, frame):
+        _INTERRUPTED.append(signum)
+        if callable(previous):
+            previous(signum, frame)
+        else:
+            raise KeyboardInterrupt
+
+    try:
+        signal.signal(signal.SIGINT, _on_interrupt)
+    except ValueError:  # not the main thread: leave it
+        pass
+
+
+def interrupt_report(plan) -> str:
+    """What to say when the user interrupted the run."""
+    return ("The run was interrupted by the user (Ctrl-C, SIGINT). Every mini-batch that finished is kept: "
+            "run the same command again to resume; only the unfinished mini-batches run (if snakemake "
+            "itself was killed, run `snakemake --unlock` first).")
+
+
 def _no_report(plan) -> str:
     """What to say when no snakebatch stage wrote an error: a job was ended from outside."""
     node = os.path.join(os.path.dirname(plan.layout.shard_console_log(0)), "")
@@ -110,8 +141,20 @@ def announce_failure(plan) -> None:
     """Print the root cause of a failed run as the console's last lines: Snakemake prints its own
     closing lines ("Complete log(s)", "At least one job did not complete successfully") after
     ``onerror``, so the report is printed when the snakemake process exits (``atexit``)."""
-    report = failure_report(plan) or _no_report(plan)
-    text = f"snakebatch: run {plan.run_name!r} failed.\n{report}"
+    if _INTERRUPTED:
+        report = interrupt_report(plan)
+        text = f"snakebatch: run {plan.run_name!r} interrupted.\n{report}"
+    else:
+        report = failure_report(plan) or _no_report(plan)
+        text = f"snakebatch: run {plan.run_name!r} failed.\n{report}"
+
+    if not _fresh(plan.layout.job_result):  # no stage wrote the verdict: write it here
+        status = "interrupted" if _INTERRUPTED else "failed"
+        with contextlib.suppress(OSError):
+            write_text_atomic(plan.layout.job_result, f"status: {status}\n{report}\n")
+            write_text_atomic(plan.layout.summary, json.dumps(
+                {"run_name": plan.run_name, "status": status, "error": report, "output": None,
+                 "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}, indent=2) + "\n")
 
     def _print() -> None:
         sys.stderr.flush()

@@ -520,6 +520,9 @@ def mark_unfinished(output_path: str) -> str:
 
 
 def _terminate(signum, frame):
+    name = signal.Signals(signum).name
+    print(f"snakebatch runner: stopped by {name}" + (" (Ctrl-C)" if signum == signal.SIGINT else "")
+          + "; the next run resumes the unfinished mini-batches", file=sys.stderr, flush=True)
     raise SystemExit(128 + signum)  # unwinds through ShardRunner.run, which kills the worker
 
 
@@ -539,6 +542,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     spec = RunnerSpec.from_json(args.spec if args.spec is not None else _read_text(args.spec_file))
     signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGINT, _terminate)
     try:
         results, stopped = run_shard(spec, args.manifest, args.output, args.run_dir)
     except SnakebatchError as exc:
