@@ -510,3 +510,18 @@ def test_a_shard_that_stopped_early_leaves_a_marker_newer_than_its_touched_resul
     assert marker == str(tmp_path / "results" / "r" / "shards" / "shard-00001.unfinished")
     os.utime(result)   # Snakemake touches a job's outputs when it ends
     assert os.stat(marker).st_mtime > os.stat(result).st_mtime + 3600
+
+
+def test_the_first_mini_batchs_wall_time_and_eta_leave_out_init(tmp_path, files):
+    script = write(tmp_path / "slowinit.py", """
+        import os, time
+        def init():
+            time.sleep(2)
+        def run(mini_batch):
+            return [os.path.basename(p) for p in mini_batch]
+    """)
+    results = run_files(tmp_path, runner_spec(script), files[:6])
+    assert [r.duration_s < 1.0 for r in results] == [True, True]
+    node_log = (tmp_path / "run" / "logs" / "sys" / "node" / "shard-00000.log").read_text()
+    assert re.search(r"mini-batch 0: 3 item\(s\), 3 succeeded, 0 failed, 1 try, wall 0\.\d+ s, .*"
+                     r"\(1/2 in shard, 3/6 items, \d+\.\d items/s, ETA 0 s\)", node_log)

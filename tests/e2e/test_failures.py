@@ -124,6 +124,10 @@ Worker error log: {error_log} (and 7 more, one per shard, beside it)"""
     called = [line for line in console.splitlines() if "CalledProcessError" in line or line.startswith("Command ")]
     assert len(called) <= 2 and all(len(line) < 700 for line in called)
     assert '"allow_reuse"' not in console and "--spec '" not in console   # no JSON spec on the console
+    cpus = os.cpu_count()
+    warned = (f"snakebatch: warning: 8 shards run at once (--cores 8) on this machine's {cpus} cores: each is a "
+              "worker with its own copy of the model in memory")
+    assert (warned in proc.stderr) == (cpus < 8)
 
 
 def test_summary_only_leaves_outputs_to_the_script_and_writes_no_merged_file(workflow):

@@ -23,7 +23,7 @@ from snakebatch.errors import ConfigError, DatasetError
 from snakebatch.layout import RunLayout
 from snakebatch.manifest import shard_id
 from snakebatch.partition import write_listing
-from snakebatch.plan import PlanRecord, auto_process_count, read_plan, write_plan
+from snakebatch.plan import PlanRecord, auto_process_count, oversubscription_warning, read_plan, write_plan
 from snakebatch.storage import write_text_atomic
 from snakebatch.store import known_modules
 from snakebatch import progress
@@ -212,7 +212,9 @@ def announce_start():
     write_plan(LAYOUT.plan, record)
     for stage, spec in (("runner", PLAN.runner), ("gather", PLAN.gather)):
         write_text_atomic(LAYOUT.stage_spec(stage), spec.to_json() + "\n")
-    progress.announce_start(PLAN)
+    cores = snakemake_cores()[0] if workflow.local_exec else None  # jobs on this machine
+    warning = oversubscription_warning(PLAN.shard_count, cores, os.cpu_count() or 1)
+    progress.announce_start(PLAN, [warning] if warning else [])
 
 
 def announce_success():

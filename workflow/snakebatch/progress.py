@@ -24,8 +24,9 @@ from .storage import write_text_atomic
 _STARTED_AT = time.time()
 
 
-def announce_start(plan) -> None:
-    """Print where the run writes and how it is split. ``plan`` is a config.RunPlan."""
+def announce_start(plan, warnings=()) -> None:
+    """Print where the run writes and how it is split, then the plan's ``warnings`` and the
+    extra ``warnings`` given. ``plan`` is a config.RunPlan."""
     global _STARTED_AT
     _STARTED_AT = time.time()
     from .kinds import get_kind
@@ -33,7 +34,7 @@ def announce_start(plan) -> None:
     cut = get_kind(plan.partition.input_type).cut_description(plan.partition)
     print(f"snakebatch: run {plan.run_name!r}: {plan.shard_count} shard(s), {cut}, results in {plan.run_dir}/",
           file=sys.stderr)
-    for warning in plan.warnings:
+    for warning in [*plan.warnings, *warnings]:
         print(f"snakebatch: warning: {warning}", file=sys.stderr)
 
 

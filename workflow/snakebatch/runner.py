@@ -100,6 +100,7 @@ class ShardRunner:
         self.shard = 0
         self.on_result = None  # called with each finished MiniBatchResult, in order
         self.results: list[MiniBatchResult] = []
+        self.start_s = 0.0  # seconds spent starting workers (import + init()): not a mini-batch's wall time
         self._alone_failures = 0  # bisection state of the current mini-batch
         self._any_success = False
         self._manifest: ShardManifest | None = None
@@ -124,9 +125,11 @@ class ShardRunner:
         self.worker.kill()
         limit = self.spec.run_max_try
         for attempt in range(1, limit + 1):
+            began = time.monotonic()
             try:
                 self.worker.start(self.spec.init_timeout)
             except EntryScriptError as exc:
+                self.start_s += time.monotonic() - began
                 first_line = str(exc).split("\n", 1)[0]
                 log.warning("worker start %d/%d failed: %s", attempt, limit, first_line)
                 with open(self.error_log, "a", encoding="utf-8") as handle:
@@ -137,6 +140,7 @@ class ShardRunner:
                         text = text.replace(" failed: ", f" failed {attempt} times in a row: ", 1)
                     raise EntryScriptError(f"{text.rstrip()}\nWorker error log: {self.error_log}") from None
                 continue
+            self.start_s += time.monotonic() - began
             self.started = True
             self._note_modules()
             return
@@ -277,7 +281,7 @@ class ShardRunner:
         if cached is not None:  # same files, maybe at another position of the input now
             return dataclasses.replace(cached, index=mini_batch.index, first_item=mini_batch.first_item,
                                        reused=True)
-        start, started_at = time.monotonic(), time.time()
+        start, started_at, start_s = time.monotonic(), time.time(), self.start_s
         self._alone_failures, self._any_success = 0, False
         count, part = self._load(mini_batch)
         if count is None:  # unreadable: every item counts as failed
@@ -292,7 +296,7 @@ class ShardRunner:
         result = MiniBatchResult(
             index=mini_batch.index, key=mini_batch.key, first_item=mini_batch.first_item,
             item_count=item_count, succeeded=part.succeeded, lines=tuple(part.lines),
-            failures=tuple(part.failures), tries=part.tries, duration_s=time.monotonic() - start,
+            failures=tuple(part.failures), tries=part.tries, duration_s=time.monotonic() - start - (self.start_s - start_s),
             agent_name=getattr(self.worker, "name", "worker"), started_at=started_at,
             positional=self.worker.takes_context, cpu_s=part.cpu_s,
             header=part.headers[0] if part.headers else None, table_file=table_file,
@@ -383,7 +387,7 @@ class ShardRunner:
                 results.append(result)
                 self._tally.add(result)
                 done_items += result.item_count
-                elapsed = time.monotonic() - start
+                elapsed = time.monotonic() - start - self.start_s  # worker starts (init()) excluded
                 rate = done_items / elapsed if elapsed > 0 else 0.0
                 eta = (shard_items - done_items) / rate if rate > 0 else 0.0
                 log.info("mini-batch %d: %d item(s), %d succeeded, %d failed, %s, wall %.3f s, cpu %.3f s "
