@@ -210,7 +210,7 @@ def announce_start():
         listing=os.path.basename(LISTING),
     )
     write_plan(LAYOUT.plan, record)
-    for stage, spec in (("runner", PLAN.runner), ("gather", PLAN.gather)):
+    for stage, spec in (("partition", PLAN.partition), ("runner", PLAN.runner), ("gather", PLAN.gather)):
         write_text_atomic(LAYOUT.stage_spec(stage), spec.to_json() + "\n")
     cores = snakemake_cores()[0] if workflow.local_exec else None  # jobs on this machine
     warning = oversubscription_warning(PLAN.shard_count, cores, os.cpu_count() or 1)

@@ -237,16 +237,17 @@ def _gather(spec: GatherSpec, shard_results: list[str], layout: RunLayout, write
             f" {len(stopped)} shard(s) stopped early; {tally.mini_batches} mini-batch(es) ran." if stopped else ""))
         result_text.append("First failures:\n" + _root_cause(results))
         result_text.append(f"Error report: {layout.errors}; worker error logs: {layout.user_error_dir}")
+        rerun = drop_shards_to_rerun(shards)  # their failures get new tries in the next run
+        if rerun:
+            result_text.append(f"The next run retries the failed mini-batches ({len(rerun)} shard(s) rerun; "
+                               "finished mini-batches are reused).")
     elif tally.failed:
         result_text.append(f"{tally.failed} failed item(s) tolerated; see errors.jsonl")
     write_text_atomic(layout.job_result, "\n".join(result_text) + "\n")
 
     if breaches:
         write_json_atomic(layout.summary, summary)
-        rerun = drop_shards_to_rerun(shards)  # their failures get new tries in the next run
-        raise ErrorThresholdExceeded("\n".join(result_text[3:]) + (
-            f"\nThe next run retries the failed mini-batches ({len(rerun)} shard(s) rerun; "
-            "finished mini-batches are reused)." if rerun else ""))
+        raise ErrorThresholdExceeded("\n".join(result_text[3:]))
     return summary
 
 
