@@ -3,9 +3,11 @@
 import json
 import os
 import re
+import shutil
 import time
 
 import pytest
+import yaml
 
 from helpers import write
 from squares import SCRIPT, expected, setup
@@ -383,3 +385,19 @@ def test_shards_that_stopped_early_run_again_in_the_next_invocation(workflow):
     assert workflow.read("results", "sq", "out.txt") == expected(40)
     assert not os.path.exists(workflow.path("results", "sq", "shards", "shard-00001.unfinished"))
     assert "Nothing to be done" in dry_run_without_cores(workflow)
+
+
+def test_a_users_configfile_without_replace_gets_none_of_the_demos_keys(workflow):
+    # the shipped config/config.yaml stays (it runs the demo); mine.yaml is merged over it
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    shutil.copy(os.path.join(repo, "config", "config.yaml"), workflow.path("config", "config.yaml"))
+    for i in range(3):
+        write(workflow.path("data", f"note{i}.txt"), f"{i * i}\n")
+    write(workflow.path("scripts", "square.py"), SCRIPT)
+    with open(workflow.path("mine.yaml"), "w", encoding="utf-8") as handle:
+        yaml.safe_dump({"run_name": "mine", "input": {"path": "data"}, "entry_script": "scripts/square.py"}, handle)
+    proc = workflow.run("--configfile", "mine.yaml")
+    assert workflow.read("results", "mine", "parallel_run_step.txt") == "note0.txt: 0\nnote1.txt: 1\nnote2.txt: 4\n"
+    assert not os.path.exists(workflow.path("resources", "demo"))   # no demo model trained, no digits written
+    assert "demo_model" not in proc.stdout + proc.stderr
+    assert "3 of 3 items succeeded" in proc.stderr

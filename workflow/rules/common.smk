@@ -9,13 +9,18 @@ import uuid
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-WORKFLOW_DIR = os.path.join(workflow.basedir, "workflow")
+# This repository's folder, from this file's place in it: workflow.basedir is the folder of the
+# Snakefile snakemake was started with, the user's own folder when this workflow is used as a module.
+REPO_DIR = os.path.dirname(os.path.dirname(str(workflow.current_basedir)))
+WORKFLOW_DIR = os.path.join(REPO_DIR, "workflow")
 if WORKFLOW_DIR not in sys.path:
     sys.path.insert(0, WORKFLOW_DIR)
 
 import jsonschema
+import yaml
 
 from snakebatch.config import describe_validation_error, plan_run
+from snakebatch.demo import with_demo_defaults
 from snakebatch.datasets import is_glob, root_folders, watched_paths
 from snakebatch.kinds import get_kind
 from snakebatch.kinds.files import listing_fingerprint
@@ -27,6 +32,14 @@ from snakebatch.plan import PlanRecord, auto_process_count, oversubscription_war
 from snakebatch.storage import write_text_atomic
 from snakebatch.store import known_modules
 from snakebatch import progress
+
+# The demo's dataset-specific keys fill in only a config that gives no input (snakebatch.demo).
+DEMO_CONFIG = os.path.join(REPO_DIR, "config", "demo.yaml")
+if os.path.exists(DEMO_CONFIG):
+    with open(DEMO_CONFIG, encoding="utf-8") as _handle:
+        _effective = with_demo_defaults(dict(config), yaml.safe_load(_handle))
+    config.clear()
+    config.update(_effective)
 
 try:
     validate(config, "../schemas/config.schema.yaml")
@@ -104,7 +117,10 @@ def check_paths_exist():
     checks += [(f"side_inputs.{k}", v) for k, v in PLAN.runner.side_inputs.items()]
     for key, path in checks:
         if not os.path.exists(path) and os.path.normpath(path) not in produced:
-            raise WorkflowError(f"snakebatch: invalid config: {key}: {path!r} does not exist")
+            where = (
+                "" if os.path.isabs(path) else f" (a relative path is read from the working directory {os.getcwd()})"
+            )
+            raise WorkflowError(f"snakebatch: invalid config: {key}: {path!r} does not exist{where}")
 
 
 def plain_paths(paths):
@@ -223,3 +239,19 @@ def announce_success():
 
 def announce_failure():
     progress.announce_failure(PLAN)
+
+
+def register_hooks_as_module():
+    """Snakemake runs only the main Snakefile's onstart/onsuccess/onerror: when this workflow is a
+    module of a user's Snakefile (``module snakebatch: ...; use rule * from snakebatch``), add ours
+    to the user's (theirs run after ours; Snakemake 9's Workflow keeps them in _onstart etc.)."""
+    if workflow.modifier.is_main_snakefile():
+        return
+    for name, ours in (("_onstart", announce_start), ("_onsuccess", announce_success), ("_onerror", announce_failure)):
+        theirs = getattr(workflow, name)
+
+        def hook(log, ours=ours, theirs=theirs):
+            ours()
+            theirs(log)
+
+        setattr(workflow, name, hook)

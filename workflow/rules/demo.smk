@@ -8,7 +8,7 @@
 DEMO_IMAGES = "resources/demo/mnist"
 DEMO_MODEL = "resources/demo/model"
 DEMO_TF1_MODEL = "resources/demo/model-tf1"
-DEMO_SCRIPT = os.path.join(workflow.basedir, "scripts", "demo_data.py")
+DEMO_SCRIPT = os.path.join(REPO_DIR, "scripts", "demo_data.py")
 DEMO = f"{PYTHON} {shlex.quote(DEMO_SCRIPT)}"
 
 PRODUCED_PATHS.extend([DEMO_IMAGES, DEMO_MODEL, DEMO_TF1_MODEL])
