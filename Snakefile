@@ -29,6 +29,9 @@ onerror:
     announce_failure()
 
 
+register_hooks_as_module()  # used as a module: the hooks above run too
+
+
 rule all:
     default_target: True
     input:

@@ -118,7 +118,8 @@ def run_files(tmp_path, spec, files, size=3):
     """Run one shard job (``runner.run_shard``) over ``files`` in mini-batches of ``size`` and
     return its MiniBatchResults as gather reads them back from the shard file. Checks the
     stopped-early trailer and that the results the job returns carry no lines (they live in the
-    file); ``run_files.stopped`` is why the shard stopped early (None: it ran everything)."""
+    file); ``run_files.stopped`` is why the shard stopped early (None: it ran everything), and
+    ``run_files.failure`` the error of an entry script that could not start (import, init())."""
     from snakebatch.results import MiniBatchResult
     from snakebatch.runner import run_shard
 
@@ -126,8 +127,13 @@ def run_files(tmp_path, spec, files, size=3):
     results, stopped = run_shard(spec, write_file_manifest(tmp_path, files, size), output, str(tmp_path / "run"))
     with open(output) as handle:
         records = [json.loads(line) for line in handle]
+    run_files.failure = None
     if stopped:
-        assert records[-1] == {"stopped_early": stopped, "total_mini_batches": len(file_mini_batches(files, size))}
+        trailer = dict(records[-1])
+        run_files.failure = trailer.pop("failure", None)
+        if run_files.failure is not None:
+            assert (trailer.pop("shard"), trailer.pop("shard_count")) == (0, 1)
+        assert trailer == {"stopped_early": stopped, "total_mini_batches": len(file_mini_batches(files, size))}
         records = records[:-1]
     assert [r["index"] for r in records] == [r.index for r in results]
     assert all(r.lines == () for r in results)   # the lines live in the shard file, not in memory

@@ -27,3 +27,14 @@ def test_auto_is_the_cores_given_else_the_recorded_plan_in_a_dry_run_else_the_ma
     assert auto_process_count(1, False, dryrun=True, recorded=RECORD) == 6      # -n: what the last run did
     assert auto_process_count(1, False, dryrun=True, recorded=None) == os.cpu_count()
     assert auto_process_count(None, False, dryrun=False, recorded=RECORD) == os.cpu_count()   # no --cores (cluster)
+
+
+def test_more_shards_at_once_than_the_machine_has_cores_is_warned():
+    from snakebatch.plan import oversubscription_warning
+
+    assert oversubscription_warning(8, 8, 2) == (
+        "8 shards run at once (--cores 8) on this machine's 2 cores: each is a worker with its own copy of the "
+        "model in memory, and they share the cores; --cores 2 (or process_count_per_node: 2) matches the machine")
+    assert oversubscription_warning(8, 2, 2) is None      # 8 shards, but only 2 run at once
+    assert oversubscription_warning(2, 8, 2) is None
+    assert oversubscription_warning(16, None, 2) is None  # a cluster run: the shards run elsewhere

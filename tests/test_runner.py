@@ -168,21 +168,42 @@ def test_init_failure_stops_the_shard_with_the_traceback(tmp_path, files):
         def run(mini_batch):
             return mini_batch
     """)
-    with pytest.raises(EntryScriptError) as info:
-        run_files(tmp_path, runner_spec(script), files[:2])
-    message = str(info.value)
+    assert run_files(tmp_path, runner_spec(script), files[:2]) == []
+    message = run_files.failure
+    assert run_files.stopped == ("the entry script failed to start: init() of entry_script "
+                                 f"{script!r} failed 3 times in a row: OSError: model file missing")
     assert message.startswith(f"init() of entry_script {script!r} failed 3 times in a row: OSError: model file missing\n")
     assert 'raise OSError("model file missing")' in message
     error_log = tmp_path / "run" / "logs" / "user" / "error" / "shard-00000.txt"
     assert message.endswith(f"Worker error log: {error_log}")
     assert error_log.read_text().count("--- worker start ") == 3
-    assert not os.path.exists(tmp_path / "shards" / "shard-00000.jsonl")
+    assert os.path.exists(tmp_path / "shards" / "shard-00000.unfinished")   # the next run runs it again
 
 
 def test_script_without_run_is_rejected(tmp_path, files):
     script = write(tmp_path / "norun.py", "def init():\n    pass\n")
-    with pytest.raises(EntryScriptError, match=r"AttributeError: entry_script .*norun.py' defines no run\(\) function"):
-        run_files(tmp_path, runner_spec(script), files[:1])
+    run_files(tmp_path, runner_spec(script), files[:1])
+    assert run_files.failure.startswith(f"importing entry_script {script!r} failed: AttributeError: entry_script "
+                                        f"{script!r} defines no run() function\n")
+
+
+def test_a_run_only_script_runs_without_init_or_shutdown(tmp_path, files):
+    # ParallelRunStep v1: a script "must contain a run() function and optionally contains an init()"
+    script = write(tmp_path / "runonly.py", """
+        import os
+        def run(mini_batch):
+            return [os.path.basename(p) for p in mini_batch]
+    """)
+    results = run_files(tmp_path, runner_spec(script), files[:4])
+    assert lines(results) == ["f00.txt", "f01.txt", "f02.txt", "f03.txt"]
+    assert [(r.succeeded, r.tries) for r in results] == [(3, 1), (1, 1)]
+
+
+def test_an_init_that_is_not_a_function_is_rejected(tmp_path, files):
+    script = write(tmp_path / "badinit.py", "init = 3\ndef run(mini_batch):\n    return mini_batch\n")
+    run_files(tmp_path, runner_spec(script), files[:1])
+    assert run_files.failure.startswith(f"importing entry_script {script!r} failed: AttributeError: entry_script "
+                                        f"{script!r}: init is not a function\n")
 
 
 def test_missing_model_path_names_the_key(tmp_path, files):
@@ -489,3 +510,18 @@ def test_a_shard_that_stopped_early_leaves_a_marker_newer_than_its_touched_resul
     assert marker == str(tmp_path / "results" / "r" / "shards" / "shard-00001.unfinished")
     os.utime(result)   # Snakemake touches a job's outputs when it ends
     assert os.stat(marker).st_mtime > os.stat(result).st_mtime + 3600
+
+
+def test_the_first_mini_batchs_wall_time_and_eta_leave_out_init(tmp_path, files):
+    script = write(tmp_path / "slowinit.py", """
+        import os, time
+        def init():
+            time.sleep(2)
+        def run(mini_batch):
+            return [os.path.basename(p) for p in mini_batch]
+    """)
+    results = run_files(tmp_path, runner_spec(script), files[:6])
+    assert [r.duration_s < 1.0 for r in results] == [True, True]
+    node_log = (tmp_path / "run" / "logs" / "sys" / "node" / "shard-00000.log").read_text()
+    assert re.search(r"mini-batch 0: 3 item\(s\), 3 succeeded, 0 failed, 1 try, wall 0\.\d+ s, .*"
+                     r"\(1/2 in shard, 3/6 items, \d+\.\d items/s, ETA 0 s\)", node_log)

@@ -65,7 +65,9 @@ def demo_resources(tmp_path_factory):
     """The demo's digits, Keras model and TF1 checkpoint, built once per pytest run by the
     workflow's own demo rules (in a copy of its own); returns the folder holding ``resources/``."""
     built = copy_workflow(tmp_path_factory.mktemp("demo") / "wf")
-    built.run(*DEMO_RESOURCES)
+    proc = built.run(*DEMO_RESOURCES)
+    with open(built.path("console.txt"), "w", encoding="utf-8") as handle:   # what building them printed
+        handle.write(proc.stdout + proc.stderr)
     return built.root
 
 

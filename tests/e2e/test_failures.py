@@ -40,7 +40,11 @@ def test_failures_exactly_at_a_threshold_pass(workflow):
     assert workflow.read("results", "sq", "out.txt") == expected(20, skip=BAD)
     summary = json.loads(workflow.read("results", "sq", "summary.json"))
     assert (summary["status"], summary["failed"], summary["failed_mini_batches"]) == ("succeeded", 2, 2)
-    assert "snakebatch: run 'sq' succeeded: 18 of 20 items succeeded, 2 failed" in proc.stderr
+    assert "snakebatch: run 'sq' succeeded: 18 of 20 items succeeded, 2 failed -> results/sq/out.txt\n" \
+        "Failed items:\n" \
+        "  data/item002.txt: ValueError: unreadable item002.txt\n" \
+        "  data/item009.txt: ValueError: unreadable item009.txt\n" \
+        "Every failed item with its traceback: results/sq/errors.jsonl\n" in proc.stderr
 
 
 def test_one_failure_over_a_threshold_fails_naming_the_cause(workflow):
@@ -78,6 +82,52 @@ def test_an_init_that_always_raises_ends_the_run_with_its_traceback(workflow):
     assert 'raise FileNotFoundError("model.pt not found")' in tail
     assert "Worker error log: " in tail and "results/sq/logs/user/error/shard-0000" in tail
     assert not os.path.exists(workflow.path("results", "sq", "out.txt"))
+    # the reports of a run that failed before gather could merge anything (issue 12, point 3)
+    summary = json.loads(workflow.read("results", "sq", "summary.json"))
+    assert (summary["status"], summary["output"]) == ("failed", None)
+    assert summary["error"].startswith("the entry script failed to start in 1 of 2 shard(s).\n")
+    job_result = workflow.read("results", "sq", "logs", "job_result.txt")
+    assert job_result.startswith("status: failed\nThe run failed: the entry script failed to start in 1 of 2 shard(s).\n")
+    assert f"  at {workflow.path('scripts', 'square.py')}, line 3: raise FileNotFoundError(\"model.pt not found\")\n" \
+        in job_result
+
+
+def test_an_init_typo_with_8_shards_is_reported_once_with_its_count(workflow):
+    setup(workflow, n=40)
+    write(workflow.path("scripts", "square.py"), """
+        def init():
+            global model
+            model = lod_model()
+        def run(mini_batch):
+            return mini_batch
+    """)
+    proc = workflow.run(cores=8, check=False)
+    assert proc.returncode != 0
+    script = workflow.path("scripts", "square.py")
+    error_log = workflow.path("results", "sq", "logs", "user", "error", "shard-00000.txt")
+    report = proc.stderr.rstrip().split("\n\nsnakebatch: run 'sq' failed.\n")[1]
+    assert report == f"""status: failed
+The run failed: the entry script failed to start in 8 of 8 shard(s).
+init() of entry_script {script!r} failed 3 times in a row: NameError: name 'lod_model' is not defined
+Traceback (most recent call last):
+  File "{script}", line 4, in init
+    model = lod_model()
+            ^^^^^^^^^
+NameError: name 'lod_model' is not defined
+  at {script}, line 4: model = lod_model()
+  in 8 of 8 shard(s) (the same error in each)
+Worker error log: {error_log} (and 7 more, one per shard, beside it)"""
+    console = proc.stdout + proc.stderr
+    failure_part = proc.stderr[proc.stderr.index("Error in rule"):].splitlines()
+    assert len(failure_part) <= 80
+    assert console.count("NameError: name 'lod_model' is not defined") == 2   # the report's headline and traceback
+    called = [line for line in console.splitlines() if "CalledProcessError" in line or line.startswith("Command ")]
+    assert len(called) <= 2 and all(len(line) < 700 for line in called)
+    assert '"allow_reuse"' not in console and "--spec '" not in console   # no JSON spec on the console
+    cpus = os.cpu_count()
+    warned = (f"snakebatch: warning: 8 shards run at once (--cores 8) on this machine's {cpus} cores: each is a "
+              "worker with its own copy of the model in memory")
+    assert (warned in proc.stderr) == (cpus < 8)
 
 
 def test_summary_only_leaves_outputs_to_the_script_and_writes_no_merged_file(workflow):
@@ -159,3 +209,40 @@ def test_a_runner_killed_from_outside_still_ends_the_console_with_a_cause(workfl
     lines = stderr.rstrip().splitlines()
     start = max(i for i, line in enumerate(lines) if line == "snakebatch: run 'sq' failed.")
     assert "No snakebatch stage reported an error: a job was ended from outside" in "\n".join(lines[start:])
+
+
+def test_ctrl_c_is_reported_as_the_users_interrupt_with_how_to_resume(workflow):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    setup(workflow, n=20, mini_batch_size=1)
+    write(workflow.path("scripts", "square.py"), """
+        import os, time
+        def init():
+            pass
+        def run(mini_batch):
+            time.sleep(0.3)
+            return [os.path.basename(p) for p in mini_batch]
+    """)
+    proc = subprocess.Popen([sys.executable, "-m", "snakemake", "--cores", "2"], cwd=workflow.root,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    store, deadline = workflow.path("results", "sq", "minibatches"), time.time() + 60
+    while time.time() < deadline:   # some mini-batches finished
+        if sum(1 for _, _, names in os.walk(store) for n in names if n.endswith(".json") and not n.startswith(".tmp")) >= 2:
+            break
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)   # what Ctrl-C in a terminal does: the whole foreground group
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    assert stderr.rstrip().endswith(
+        "\nsnakebatch: run 'sq' interrupted.\n"
+        "The run was interrupted by the user (Ctrl-C, SIGINT). Every mini-batch that finished is kept: run the same "
+        "command again to resume; only the unfinished mini-batches run (if snakemake itself was killed, run "
+        "`snakemake --unlock` first).")
+    assert "out-of-memory" not in stderr
+    assert workflow.read("results", "sq", "logs", "job_result.txt").startswith("status: interrupted\n")
+    assert json.loads(workflow.read("results", "sq", "summary.json"))["status"] == "interrupted"
+    workflow.run()
+    assert workflow.read("results", "sq", "out.txt") == "".join(f"item{i:03d}.txt\n" for i in range(20))

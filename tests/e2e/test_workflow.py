@@ -3,9 +3,11 @@
 import json
 import os
 import re
+import shutil
 import time
 
 import pytest
+import yaml
 
 from helpers import write
 from squares import SCRIPT, expected, setup
@@ -131,7 +133,8 @@ def test_a_failed_rerun_leaves_no_earlier_result_looking_complete(workflow):
     assert proc.returncode != 0
     assert not os.path.exists(workflow.path("results", "sq", "_SUCCESS"))
     assert not os.path.exists(workflow.path("results", "sq", "out.txt"))
-    assert json.loads(workflow.read("results", "sq", "summary.json"))["status"] == "stale"
+    summary = json.loads(workflow.read("results", "sq", "summary.json"))   # this run's verdict, not the last one's
+    assert (summary["status"], summary["output"]) == ("failed", None) and "RuntimeError: model gone" in summary["error"]
     tail = "\n".join(proc.stderr.strip().splitlines()[-20:])
     assert "snakebatch: run 'sq' failed." in tail
     assert "RuntimeError: model gone" in tail
@@ -382,3 +385,19 @@ def test_shards_that_stopped_early_run_again_in_the_next_invocation(workflow):
     assert workflow.read("results", "sq", "out.txt") == expected(40)
     assert not os.path.exists(workflow.path("results", "sq", "shards", "shard-00001.unfinished"))
     assert "Nothing to be done" in dry_run_without_cores(workflow)
+
+
+def test_a_users_configfile_without_replace_gets_none_of_the_demos_keys(workflow):
+    # the shipped config/config.yaml stays (it runs the demo); mine.yaml is merged over it
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    shutil.copy(os.path.join(repo, "config", "config.yaml"), workflow.path("config", "config.yaml"))
+    for i in range(3):
+        write(workflow.path("data", f"note{i}.txt"), f"{i * i}\n")
+    write(workflow.path("scripts", "square.py"), SCRIPT)
+    with open(workflow.path("mine.yaml"), "w", encoding="utf-8") as handle:
+        yaml.safe_dump({"run_name": "mine", "input": {"path": "data"}, "entry_script": "scripts/square.py"}, handle)
+    proc = workflow.run("--configfile", "mine.yaml")
+    assert workflow.read("results", "mine", "parallel_run_step.txt") == "note0.txt: 0\nnote1.txt: 1\nnote2.txt: 4\n"
+    assert not os.path.exists(workflow.path("resources", "demo"))   # no demo model trained, no digits written
+    assert "demo_model" not in proc.stdout + proc.stderr
+    assert "3 of 3 items succeeded" in proc.stderr

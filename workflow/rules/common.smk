@@ -9,13 +9,18 @@ import uuid
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-WORKFLOW_DIR = os.path.join(workflow.basedir, "workflow")
+# This repository's folder, from this file's place in it: workflow.basedir is the folder of the
+# Snakefile snakemake was started with, the user's own folder when this workflow is used as a module.
+REPO_DIR = os.path.dirname(os.path.dirname(str(workflow.current_basedir)))
+WORKFLOW_DIR = os.path.join(REPO_DIR, "workflow")
 if WORKFLOW_DIR not in sys.path:
     sys.path.insert(0, WORKFLOW_DIR)
 
 import jsonschema
+import yaml
 
 from snakebatch.config import describe_validation_error, plan_run
+from snakebatch.demo import with_demo_defaults
 from snakebatch.datasets import is_glob, root_folders, watched_paths
 from snakebatch.kinds import get_kind
 from snakebatch.kinds.files import listing_fingerprint
@@ -23,9 +28,18 @@ from snakebatch.errors import ConfigError, DatasetError
 from snakebatch.layout import RunLayout
 from snakebatch.manifest import shard_id
 from snakebatch.partition import write_listing
-from snakebatch.plan import PlanRecord, auto_process_count, read_plan, write_plan
+from snakebatch.plan import PlanRecord, auto_process_count, oversubscription_warning, read_plan, write_plan
+from snakebatch.storage import write_text_atomic
 from snakebatch.store import known_modules
 from snakebatch import progress
+
+# The demo's dataset-specific keys fill in only a config that gives no input (snakebatch.demo).
+DEMO_CONFIG = os.path.join(REPO_DIR, "config", "demo.yaml")
+if os.path.exists(DEMO_CONFIG):
+    with open(DEMO_CONFIG, encoding="utf-8") as _handle:
+        _effective = with_demo_defaults(dict(config), yaml.safe_load(_handle))
+    config.clear()
+    config.update(_effective)
 
 try:
     validate(config, "../schemas/config.schema.yaml")
@@ -53,6 +67,8 @@ DRYRUN = workflow.output_settings.dryrun
 # snakemake (a cluster job) takes what the main process recorded in plan.json when it started.
 RECORDED_PLAN = read_plan(LAYOUT.plan)
 if workflow.is_main_process:
+    if not DRYRUN:
+        progress.watch_for_interrupt()  # a Ctrl-C is reported as the user's, not as a kill
     PROCESS_COUNT = auto_process_count(*snakemake_cores(), DRYRUN, RECORDED_PLAN)
     INVOCATION = uuid.uuid4().hex
 elif RECORDED_PLAN is not None:
@@ -109,7 +125,10 @@ def check_paths_exist():
     checks += [(f"side_inputs.{k}", v) for k, v in PLAN.runner.side_inputs.items()]
     for key, path in checks:
         if not os.path.exists(path) and os.path.normpath(path) not in produced:
-            raise WorkflowError(f"snakebatch: invalid config: {key}: {path!r} does not exist")
+            where = (
+                "" if os.path.isabs(path) else f" (a relative path is read from the working directory {os.getcwd()})"
+            )
+            raise WorkflowError(f"snakebatch: invalid config: {key}: {path!r} does not exist{where}")
 
 
 def plain_paths(paths):
@@ -224,7 +243,11 @@ def announce_start():
         gpu_pool=gpu_pool(),
     )
     write_plan(LAYOUT.plan, record)
-    progress.announce_start(PLAN)
+    for stage, spec in (("partition", PLAN.partition), ("runner", PLAN.runner), ("gather", PLAN.gather)):
+        write_text_atomic(LAYOUT.stage_spec(stage), spec.to_json() + "\n")
+    cores = snakemake_cores()[0] if workflow.local_exec else None  # jobs on this machine
+    warning = oversubscription_warning(PLAN.shard_count, cores, os.cpu_count() or 1)
+    progress.announce_start(PLAN, [warning] if warning else [])
 
 
 def announce_success():
@@ -233,3 +256,19 @@ def announce_success():
 
 def announce_failure():
     progress.announce_failure(PLAN)
+
+
+def register_hooks_as_module():
+    """Snakemake runs only the main Snakefile's onstart/onsuccess/onerror: when this workflow is a
+    module of a user's Snakefile (``module snakebatch: ...; use rule * from snakebatch``), add ours
+    to the user's (theirs run after ours; Snakemake 9's Workflow keeps them in _onstart etc.)."""
+    if workflow.modifier.is_main_snakefile():
+        return
+    for name, ours in (("_onstart", announce_start), ("_onsuccess", announce_success), ("_onerror", announce_failure)):
+        theirs = getattr(workflow, name)
+
+        def hook(log, ours=ours, theirs=theirs):
+            ours()
+            theirs(log)
+
+        setattr(workflow, name, hook)

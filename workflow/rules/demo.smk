@@ -1,12 +1,14 @@
 # The bundled demo (the seed's MNIST walk-through): scikit-learn's handwritten digits written as
 # 28x28 PNG files, and a Keras model trained on the other split (plus the same MLP as a TensorFlow
 # 1-style checkpoint for the seed's own script, config/examples/mnist-prs.yaml). Built only when the
-# config points at these paths and they are missing; nothing is downloaded.
+# config points at these paths and they are missing; nothing is downloaded. What a job prints on
+# stdout (one line) goes to the console and its log; its stderr (TensorFlow's start-up chatter)
+# to the log only, which a failed run's report shows.
 
 DEMO_IMAGES = "resources/demo/mnist"
 DEMO_MODEL = "resources/demo/model"
 DEMO_TF1_MODEL = "resources/demo/model-tf1"
-DEMO_SCRIPT = os.path.join(workflow.basedir, "scripts", "demo_data.py")
+DEMO_SCRIPT = os.path.join(REPO_DIR, "scripts", "demo_data.py")
 DEMO = f"{PYTHON} {shlex.quote(DEMO_SCRIPT)}"
 
 PRODUCED_PATHS.extend([DEMO_IMAGES, DEMO_MODEL, DEMO_TF1_MODEL])
@@ -20,7 +22,7 @@ rule demo_images:
     conda:
         "../envs/snakebatch.yaml"
     shell:
-        f"{DEMO} images --out {{output:q}} 2>&1 | tee {{log:q}}"
+        f": > {{log:q}}; {DEMO} images --out {{output:q}} 2>> {{log:q}} | tee -a {{log:q}}"
 
 
 rule demo_model:
@@ -31,7 +33,7 @@ rule demo_model:
     conda:
         "../envs/snakebatch.yaml"
     shell:
-        f"{DEMO} model --out {{output:q}} 2>&1 | tee {{log:q}}"
+        f": > {{log:q}}; {DEMO} model --out {{output:q}} 2>> {{log:q}} | tee -a {{log:q}}"
 
 
 rule demo_tf1_model:
@@ -42,7 +44,7 @@ rule demo_tf1_model:
     conda:
         "../envs/snakebatch.yaml"
     shell:
-        f"{DEMO} tf1-model --out {{output:q}} 2>&1 | tee {{log:q}}"
+        f": > {{log:q}}; {DEMO} tf1-model --out {{output:q}} 2>> {{log:q}} | tee -a {{log:q}}"
 
 
 rule demo_accuracy:
@@ -56,8 +58,8 @@ rule demo_accuracy:
     conda:
         "../envs/snakebatch.yaml"
     shell:
-        f"{DEMO} accuracy --results {{input.results:q}}"
-        " --labels {input.images:q}/labels.csv --out {output:q} 2>&1 | tee {log:q}"
+        f": > {{log:q}}; {DEMO} accuracy --results {{input.results:q}}"
+        " --labels {input.images:q}/labels.csv --out {output:q} 2>> {log:q} | tee -a {log:q}"
 
 
 if demo_input_used():

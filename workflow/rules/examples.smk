@@ -6,7 +6,7 @@
 EXAMPLE_IRIS = "resources/examples/iris"
 EXAMPLE_IRIS_PARTS = "resources/examples/iris-parts"
 EXAMPLE_IRIS_MODEL = "resources/examples/iris-model"
-EXAMPLES_SCRIPT = os.path.join(workflow.basedir, "scripts", "examples", "example_data.py")
+EXAMPLES_SCRIPT = os.path.join(REPO_DIR, "scripts", "examples", "example_data.py")
 EXAMPLES = f"{PYTHON} {shlex.quote(EXAMPLES_SCRIPT)}"
 
 PRODUCED_PATHS.extend([EXAMPLE_IRIS, EXAMPLE_IRIS_PARTS, EXAMPLE_IRIS_MODEL])

@@ -13,9 +13,10 @@ rule gather:
     threads: 1
     params:
         spec=PLAN.gather.to_json(),
+        spec_file=LAYOUT.stage_spec("gather"),
         # more shards than last time: new shard results gather needs, which only a change of
         # gather itself makes Snakemake look for (fewer shards change the partition's spec)
         shard_count=PLAN.shard_count,
         run_dir=run_folder,
     shell:
-        f"{SNAKEBATCH}.gather --spec {{params.spec:q}} --run-dir {{params.run_dir:q}} {{input:q}} 2>&1 | tee {{log:q}}"
+        f"{SNAKEBATCH}.gather --spec-file {{params.spec_file:q}} --run-dir {{params.run_dir:q}} {{input:q}} > {{log:q}} 2>&1"

@@ -21,7 +21,9 @@ rule infer_shard:
     resources:
         gpu=PLAN.runner.gpus_per_process,
     params:
+        # a changed spec reruns the jobs; they read it from the file onstart writes (a short command)
         spec=PLAN.runner.to_json(),
+        spec_file=LAYOUT.stage_spec("runner"),
     shell:
-        f"{SNAKEBATCH}.runner --spec {{params.spec:q}} --manifest {{input.manifest:q}}"
-        " --output {output:q} 2>&1 | tee {log:q}"
+        f"{SNAKEBATCH}.runner --spec-file {{params.spec_file:q}} --manifest {{input.manifest:q}}"
+        " --output {output:q} > {log:q} 2>&1"

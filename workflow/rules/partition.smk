@@ -17,6 +17,8 @@ rule partition:
     threads: 1
     params:
         spec=PLAN.partition.to_json(),
+        spec_file=LAYOUT.stage_spec("partition"),
         nonce=REUSE_NONCE,
     shell:
-        f"{SNAKEBATCH}.partition --spec {{params.spec:q}} --listing {{output.listing:q}} 2>&1 | tee {{log:q}}"
+        f": > {{log:q}}; {SNAKEBATCH}.partition --spec-file {{params.spec_file:q}} --listing {{output.listing:q}}"
+        " 2>> {log:q} | tee -a {log:q}"

@@ -26,11 +26,12 @@ import dataclasses
 import io
 import json
 import os
+import re
 import sys
 import time
 
 from .config import GatherSpec
-from .errors import ErrorThresholdExceeded, ManifestError, ResultSchemaError, SnakebatchError
+from .errors import EntryScriptError, ErrorThresholdExceeded, ManifestError, ResultSchemaError, SnakebatchError
 from .layout import RunLayout
 from .lifecycle import clear_verdict, drop_shards_to_rerun, read_shard_file
 from .results import MiniBatchResult
@@ -87,6 +88,59 @@ def _root_cause(results: list[MiniBatchResult], limit: int = 3) -> str:
     return "\n".join(lines)
 
 
+_LOG_LINE = "\nWorker error log: "
+_FRAME = re.compile(r'^  File "(?P<file>[^"]+)", line (?P<line>\d+), in \S+$')
+
+
+def _user_frame(traceback_text: str) -> str:
+    """``"FILE, line N: SOURCE"`` of the deepest frame of ``traceback_text`` outside installed
+    packages and the standard library ('' when there is none)."""
+    lines = traceback_text.split("\n")
+    frames = []
+    for number, line in enumerate(lines):
+        match = _FRAME.match(line)
+        if match:
+            source = lines[number + 1].strip() if number + 1 < len(lines) else ""
+            if source.startswith("File ") or set(source) <= set("^~ "):
+                source = ""
+            frames.append((match["file"], match["line"], source))
+    own = [f for f in frames if "site-packages" not in f[0] and "/lib/python" not in f[0]]
+    if not (own or frames):
+        return ""
+    file, line, source = (own or frames)[-1]
+    return f"{file}, line {line}" + (f": {source}" if source else "")
+
+
+def start_failures(shards) -> str:
+    """The report of shards whose entry script could not start (``ShardResults.failure``: the
+    import or init() error, its traceback and the worker error log): each distinct error once,
+    ending with the exception, the user's file, line and source, how many shards it hit and the
+    log path."""
+    groups: dict[str, list[str]] = {}
+    for shard in shards:
+        if shard.failure:
+            text, _, log_path = shard.failure.partition(_LOG_LINE)
+            groups.setdefault(text.rstrip(), []).append(log_path.strip())
+    hit = sum(len(logs) for logs in groups.values())
+    parts = [f"the entry script failed to start in {hit} of {len(shards)} shard(s)"
+             + (f" ({len(groups)} different errors)" if len(groups) > 1 else "") + "."]
+    for text, logs in groups.items():
+        headline, _, tb = text.partition("\n")
+        parts.append(headline)
+        body = [line for line in tb.split("\n") if line.strip()]
+        if body and not body[0].startswith("Traceback"):
+            body = []
+        parts.extend(body)
+        where = _user_frame(tb)
+        if where:
+            parts.append(f"  at {where}")
+        parts.append(f"  in {len(logs)} of {len(shards)} shard(s)"
+                     + (" (the same error in each)" if len(logs) > 1 else ""))
+        others = f" (and {len(logs) - 1} more, one per shard, beside it)" if len(logs) > 1 else ""
+        parts.append(f"Worker error log: {logs[0]}{others}")
+    return "\n".join(parts)
+
+
 def gather(spec: GatherSpec, shard_results: list[str], run_dir: str) -> dict:
     """Merge, report and check thresholds (see module doc). ``shard_results``: the shard result
     files in shard order; ``run_dir``: the run folder (``results/{run_name}``). Returns the summary
@@ -135,6 +189,8 @@ def _gather(spec: GatherSpec, shard_results: list[str], layout: RunLayout, write
             writer.write(result)
 
     shards = [read_shard_file(path, on_result=on_result) for path in shard_results]
+    if any(shard.failure for shard in shards):
+        raise EntryScriptError(start_failures(shards))
     results = [result for shard in shards for result in shard.results]
     stopped = [shard for shard in shards if shard.stopped_early]
     tally = running.snapshot()
@@ -181,16 +237,17 @@ def _gather(spec: GatherSpec, shard_results: list[str], layout: RunLayout, write
             f" {len(stopped)} shard(s) stopped early; {tally.mini_batches} mini-batch(es) ran." if stopped else ""))
         result_text.append("First failures:\n" + _root_cause(results))
         result_text.append(f"Error report: {layout.errors}; worker error logs: {layout.user_error_dir}")
+        rerun = drop_shards_to_rerun(shards)  # their failures get new tries in the next run
+        if rerun:
+            result_text.append(f"The next run retries the failed mini-batches ({len(rerun)} shard(s) rerun; "
+                               "finished mini-batches are reused).")
     elif tally.failed:
         result_text.append(f"{tally.failed} failed item(s) tolerated; see errors.jsonl")
     write_text_atomic(layout.job_result, "\n".join(result_text) + "\n")
 
     if breaches:
         write_json_atomic(layout.summary, summary)
-        rerun = drop_shards_to_rerun(shards)  # their failures get new tries in the next run
-        raise ErrorThresholdExceeded("\n".join(result_text[3:]) + (
-            f"\nThe next run retries the failed mini-batches ({len(rerun)} shard(s) rerun; "
-            "finished mini-batches are reused)." if rerun else ""))
+        raise ErrorThresholdExceeded("\n".join(result_text[3:]))
     return summary
 
 
@@ -270,13 +327,20 @@ def _write_parquet(path: str, results: list[MiniBatchResult]) -> None:
             os.unlink(tmp)
 
 
+def _read_text(path: str) -> str:
+    with open(path, encoding="utf-8") as handle:
+        return handle.read()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m snakebatch.gather", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--spec", required=True, help="GatherSpec as JSON")
+    specs = parser.add_mutually_exclusive_group(required=True)
+    specs.add_argument("--spec", help="GatherSpec as JSON")
+    specs.add_argument("--spec-file", help="a file holding --spec")
     parser.add_argument("--run-dir", required=True, help="results/{run_name}")
     parser.add_argument("shard_results", nargs="+", help="shard result files in shard order")
     args = parser.parse_args(argv)
-    spec = GatherSpec.from_json(args.spec)
+    spec = GatherSpec.from_json(args.spec if args.spec is not None else _read_text(args.spec_file))
     try:
         summary = gather(spec, args.shard_results, args.run_dir)
     except SnakebatchError as exc:

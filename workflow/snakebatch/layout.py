@@ -20,6 +20,7 @@ are the zero-padded ``shard_id`` (``"00003"``).
     shards/shard-NNNNN.unfinished          left by a shard that stopped early (runs again)
     minibatches/{k[:2]}/{k}.json|.parquet  the durable result of every finished mini-batch
     progress/shard-NNNNN.json              each shard's progress in the current invocation
+    specs/{partition,runner,gather}.json   the stages' settings, written when the run starts jobs
     entry_script_modules.json              helper modules the entry script imported
     outputs/                               EntryScript().output_dir
     logs/                                  job_result.txt, job_progress_overview.txt, stage logs,
@@ -111,6 +112,11 @@ class RunLayout:
     @property
     def partition_dir(self) -> str:
         return self._join("partition")
+
+    def stage_spec(self, stage: str) -> str:
+        """The settings of a stage's jobs (``runner``, ``gather``) as JSON, written by the main
+        snakemake process when it starts jobs, so the jobs' command lines stay short."""
+        return self._join("specs", f"{stage}.json")
 
     def manifest(self, shard: int | str) -> str:
         """The manifest of ``shard`` (an int, or a ``{shard}`` wildcard string)."""

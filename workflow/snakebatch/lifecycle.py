@@ -5,7 +5,7 @@ the merged file and ``summary.json``. A stage before gather that starts again ca
 ``invalidate_result`` (the earlier verdict no longer describes the input); gather calls
 ``clear_verdict`` before it writes a new one. Shard result files (``shards/shard-NNNNN.jsonl``:
 one MiniBatchResult per line, then a ``{"stopped_early": ...}`` trailer when the shard stopped on
-a threshold) are read with ``read_shard_file``. The shard results that must run again - those
+a threshold or its entry script could not start, with ``failure``: the start's error) are read with ``read_shard_file``. The shard results that must run again - those
 that stopped early (``drop_stopped_shard_results``, before a run) or hold failures of a failed
 run (``drop_shards_to_rerun``, after it) - are removed, so Snakemake reruns those shards, which
 reuse the mini-batches they finished from the store.
@@ -36,6 +36,7 @@ class ShardResults:
     results: tuple[MiniBatchResult, ...]
     stopped_early: str | None = None
     total_mini_batches: int | None = None
+    failure: str | None = None  # the entry script could not start (import or init() failed)
 
 
 def read_shard_file(path: str, on_result=None) -> ShardResults:
@@ -63,7 +64,7 @@ def read_shard_file(path: str, on_result=None) -> ShardResults:
     except FileNotFoundError:
         raise ManifestError(f"shard result {path!r} does not exist") from None
     return ShardResults(path=path, results=tuple(results), stopped_early=trailer.get("stopped_early"),
-                        total_mini_batches=trailer.get("total_mini_batches"))
+                        total_mini_batches=trailer.get("total_mini_batches"), failure=trailer.get("failure"))
 
 
 def drop_stopped_shard_results(shards_dir: str) -> list[str]:

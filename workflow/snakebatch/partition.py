@@ -136,11 +136,16 @@ def partition(spec: PartitionSpec, listing_path: str, log=print) -> list[ShardMa
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m snakebatch.partition", description=__doc__)
-    parser.add_argument("--spec", required=True, help="PartitionSpec as JSON")
+    specs = parser.add_mutually_exclusive_group(required=True)
+    specs.add_argument("--spec", help="PartitionSpec as JSON")
+    specs.add_argument("--spec-file", help="a file holding --spec")
     parser.add_argument("--listing", required=True,
                         help="the listing file to make (results/{run}/partition/listing-NAME.jsonl); "
                              "the manifests go next to it")
     args = parser.parse_args(argv)
+    if args.spec is None:
+        with open(args.spec_file, encoding="utf-8") as handle:
+            args.spec = handle.read()
     spec = PartitionSpec.from_json(args.spec)
     invalidate_result(RunLayout.of_partition_file(args.listing).root)
     try:

@@ -73,3 +73,17 @@ def auto_process_count(cores: int | None, cores_given: bool, dryrun: bool,
     if dryrun and recorded is not None:
         return recorded.process_count_per_node
     return max(1, os.cpu_count() or 1)
+
+
+def oversubscription_warning(shard_count: int, cores: int | None, cpu_count: int) -> str | None:
+    """The warning for a local run whose shards running at once (``shard_count``, at most the
+    ``cores`` given to snakemake) exceed the machine's ``cpu_count`` cores: each is a worker with
+    its own copy of the model. None when they fit, or without ``cores`` (a cluster run)."""
+    if not cores:
+        return None
+    at_once = min(shard_count, int(cores))
+    if at_once <= cpu_count:
+        return None
+    return (f"{at_once} shards run at once (--cores {cores}) on this machine's {cpu_count} cores: each is a "
+            "worker with its own copy of the model in memory, and they share the cores; "
+            f"--cores {cpu_count} (or process_count_per_node: {cpu_count}) matches the machine")

@@ -9,6 +9,7 @@ each mini-batch, so every shard can stop early once the failures of this run exc
 from __future__ import annotations
 
 import atexit
+import contextlib
 import dataclasses
 import glob
 import json
@@ -23,8 +24,9 @@ from .storage import write_text_atomic
 _STARTED_AT = time.time()
 
 
-def announce_start(plan) -> None:
-    """Print where the run writes and how it is split. ``plan`` is a config.RunPlan."""
+def announce_start(plan, warnings=()) -> None:
+    """Print where the run writes and how it is split, then the plan's ``warnings`` and the
+    extra ``warnings`` given. ``plan`` is a config.RunPlan."""
     global _STARTED_AT
     _STARTED_AT = time.time()
     from .kinds import get_kind
@@ -32,7 +34,7 @@ def announce_start(plan) -> None:
     cut = get_kind(plan.partition.input_type).cut_description(plan.partition)
     print(f"snakebatch: run {plan.run_name!r}: {plan.shard_count} shard(s), {cut}, results in {plan.run_dir}/",
           file=sys.stderr)
-    for warning in plan.warnings:
+    for warning in [*plan.warnings, *warnings]:
         print(f"snakebatch: warning: {warning}", file=sys.stderr)
 
 
@@ -50,6 +52,24 @@ def announce_success(plan) -> None:
     target = summary.get("output") or plan.layout.outputs_dir
     print(f"snakebatch: run {plan.run_name!r} {summary['status']}: {summary['succeeded']} of "
           f"{summary['items']} items succeeded, {summary['failed']} failed -> {target}", file=sys.stderr)
+    if summary["failed"]:
+        print(failed_items_note(plan.layout.errors, summary["failed"]), file=sys.stderr)
+
+
+def failed_items_note(errors_path: str, failed: int, limit: int = 3) -> str:
+    """The failed items of a run that succeeded with tolerated failures: the first ``limit`` of
+    the error report ``errors_path`` (``errors.jsonl``) with their exceptions, and its path."""
+    lines = []
+    with contextlib.suppress(OSError):
+        with open(errors_path, encoding="utf-8") as handle:
+            for line in handle:
+                if len(lines) == limit:
+                    break
+                with contextlib.suppress(ValueError, KeyError):
+                    record = json.loads(line)
+                    lines.append(f"  {record['item']}: {record['error']}")
+    more = f" (the first {len(lines)} of {failed})" if failed > len(lines) else ""
+    return f"Failed items{more}:\n" + "\n".join(lines) + f"\nEvery failed item with its traceback: {errors_path}"
 
 
 def failure_report(plan) -> str:
@@ -78,6 +98,37 @@ def failure_report(plan) -> str:
                      for last, text in parts)
 
 
+_INTERRUPTED: list[int] = []  # the signals of the user's interrupt, in the main snakemake process
+
+
+def watch_for_interrupt() -> None:
+    """In the main snakemake process: remember a SIGINT (Ctrl-C), then let it do what it did
+    (Snakemake cancels its jobs and calls ``onerror``), so the failure is reported as the
+    user's interrupt, not as a job ended from outside."""
+    import signal
+
+    previous = signal.getsignal(signal.SIGINT)
+
+    def _on_interrupt(signum, frame):
+        _INTERRUPTED.append(signum)
+        if callable(previous):
+            previous(signum, frame)
+        else:
+            raise KeyboardInterrupt
+
+    try:
+        signal.signal(signal.SIGINT, _on_interrupt)
+    except ValueError:  # not the main thread: leave it
+        pass
+
+
+def interrupt_report(plan) -> str:
+    """What to say when the user interrupted the run."""
+    return ("The run was interrupted by the user (Ctrl-C, SIGINT). Every mini-batch that finished is kept: "
+            "run the same command again to resume; only the unfinished mini-batches run (if snakemake "
+            "itself was killed, run `snakemake --unlock` first).")
+
+
 def _no_report(plan) -> str:
     """What to say when no snakebatch stage wrote an error: a job was ended from outside."""
     node = os.path.join(os.path.dirname(plan.layout.shard_console_log(0)), "")
@@ -91,8 +142,20 @@ def announce_failure(plan) -> None:
     """Print the root cause of a failed run as the console's last lines: Snakemake prints its own
     closing lines ("Complete log(s)", "At least one job did not complete successfully") after
     ``onerror``, so the report is printed when the snakemake process exits (``atexit``)."""
-    report = failure_report(plan) or _no_report(plan)
-    text = f"snakebatch: run {plan.run_name!r} failed.\n{report}"
+    if _INTERRUPTED:
+        report = interrupt_report(plan)
+        text = f"snakebatch: run {plan.run_name!r} interrupted.\n{report}"
+    else:
+        report = failure_report(plan) or _no_report(plan)
+        text = f"snakebatch: run {plan.run_name!r} failed.\n{report}"
+
+    if not _fresh(plan.layout.job_result):  # no stage wrote the verdict: write it here
+        status = "interrupted" if _INTERRUPTED else "failed"
+        with contextlib.suppress(OSError):
+            write_text_atomic(plan.layout.job_result, f"status: {status}\n{report}\n")
+            write_text_atomic(plan.layout.summary, json.dumps(
+                {"run_name": plan.run_name, "status": status, "error": report, "output": None,
+                 "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}, indent=2) + "\n")
 
     def _print() -> None:
         sys.stderr.flush()

@@ -100,6 +100,8 @@ class ShardRunner:
         self.stopped_early: str | None = None
         self.shard = 0
         self.on_result = None  # called with each finished MiniBatchResult, in order
+        self.results: list[MiniBatchResult] = []
+        self.start_s = 0.0  # seconds spent starting workers (import + init()): not a mini-batch's wall time
         self._alone_failures = 0  # bisection state of the current mini-batch
         self._any_success = False
         self._manifest: ShardManifest | None = None
@@ -124,9 +126,11 @@ class ShardRunner:
         self.worker.kill()
         limit = self.spec.run_max_try
         for attempt in range(1, limit + 1):
+            began = time.monotonic()
             try:
                 self.worker.start(self.spec.init_timeout)
             except EntryScriptError as exc:
+                self.start_s += time.monotonic() - began
                 first_line = str(exc).split("\n", 1)[0]
                 log.warning("worker start %d/%d failed: %s", attempt, limit, first_line)
                 with open(self.error_log, "a", encoding="utf-8") as handle:
@@ -137,6 +141,7 @@ class ShardRunner:
                         text = text.replace(" failed: ", f" failed {attempt} times in a row: ", 1)
                     raise EntryScriptError(f"{text.rstrip()}\nWorker error log: {self.error_log}") from None
                 continue
+            self.start_s += time.monotonic() - began
             self.started = True
             self._note_modules()
             return
@@ -277,7 +282,7 @@ class ShardRunner:
         if cached is not None:  # same files, maybe at another position of the input now
             return dataclasses.replace(cached, index=mini_batch.index, first_item=mini_batch.first_item,
                                        reused=True)
-        start, started_at = time.monotonic(), time.time()
+        start, started_at, start_s = time.monotonic(), time.time(), self.start_s
         self._alone_failures, self._any_success = 0, False
         count, part = self._load(mini_batch)
         if count is None:  # unreadable: every item counts as failed
@@ -292,7 +297,7 @@ class ShardRunner:
         result = MiniBatchResult(
             index=mini_batch.index, key=mini_batch.key, first_item=mini_batch.first_item,
             item_count=item_count, succeeded=part.succeeded, lines=tuple(part.lines),
-            failures=tuple(part.failures), tries=part.tries, duration_s=time.monotonic() - start,
+            failures=tuple(part.failures), tries=part.tries, duration_s=time.monotonic() - start - (self.start_s - start_s),
             agent_name=getattr(self.worker, "name", "worker"), started_at=started_at,
             positional=self.worker.takes_context, cpu_s=part.cpu_s,
             header=part.headers[0] if part.headers else None, table_file=table_file,
@@ -357,7 +362,7 @@ class ShardRunner:
     def run(self, manifest: ShardManifest) -> list[MiniBatchResult]:
         """Run the mini-batches of ``manifest`` in order, all of them unless it stops early (see
         the class doc); stops the worker at the end."""
-        results = []
+        results = self.results = []  # also what a run that raised had finished
         self.shard = manifest.shard
         self._manifest = manifest
         self._tally = RunningTally()  # this shard's counts, kept as results arrive
@@ -383,7 +388,7 @@ class ShardRunner:
                 results.append(result)
                 self._tally.add(result)
                 done_items += result.item_count
-                elapsed = time.monotonic() - start
+                elapsed = time.monotonic() - start - self.start_s  # worker starts (init()) excluded
                 rate = done_items / elapsed if elapsed > 0 else 0.0
                 eta = (shard_items - done_items) / rate if rate > 0 else 0.0
                 log.info("mini-batch %d: %d item(s), %d succeeded, %d failed, %s, wall %.3f s, cpu %.3f s "
@@ -491,10 +496,19 @@ def run_shard(spec: RunnerSpec, manifest_path: str, output_path: str,
         log.info("shard %d/%d: %d mini-batch(es)", manifest.shard, manifest.shard_count, len(manifest.mini_batches))
         with atomic_open(output_path) as handle:  # becomes the shard result only when the shard ends well
             runner.on_result = lambda result: handle.write(result.to_json() + "\n")
-            results = runner.run(manifest)
-            if runner.stopped_early:  # the trailer gather looks for (see gather.read_shard_file)
-                handle.write(json.dumps({"stopped_early": runner.stopped_early,
-                                         "total_mini_batches": manifest.total_mini_batches}) + "\n")
+            failure = None
+            try:
+                results = runner.run(manifest)
+            except EntryScriptError as exc:  # the script cannot be imported or init() keeps failing
+                log.error("%s", exc)
+                failure = str(exc)
+                results = runner.results
+                runner.stopped_early = "the entry script failed to start: " + failure.split("\n", 1)[0]
+            if runner.stopped_early:  # the trailer gather looks for (see lifecycle.read_shard_file)
+                trailer = {"stopped_early": runner.stopped_early, "total_mini_batches": manifest.total_mini_batches}
+                if failure is not None:
+                    trailer.update(failure=failure, shard=manifest.shard, shard_count=manifest.shard_count)
+                handle.write(json.dumps(trailer) + "\n")
         if runner.stopped_early:
             mark_unfinished(output_path)
         return results, runner.stopped_early
@@ -528,18 +542,29 @@ def mark_unfinished(output_path: str) -> str:
 
 
 def _terminate(signum, frame):
+    name = signal.Signals(signum).name
+    print(f"snakebatch runner: stopped by {name}" + (" (Ctrl-C)" if signum == signal.SIGINT else "")
+          + "; the next run resumes the unfinished mini-batches", file=sys.stderr, flush=True)
     raise SystemExit(128 + signum)  # unwinds through ShardRunner.run, which kills the worker
+
+
+def _read_text(path: str) -> str:
+    with open(path, encoding="utf-8") as handle:
+        return handle.read()
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m snakebatch.runner", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--spec", required=True, help="RunnerSpec as JSON")
+    specs = parser.add_mutually_exclusive_group(required=True)
+    specs.add_argument("--spec", help="RunnerSpec as JSON")
+    specs.add_argument("--spec-file", help="a file holding --spec")
     parser.add_argument("--manifest", required=True, help="the shard manifest to run")
     parser.add_argument("--output", required=True, help="the shard result file to write (JSON lines)")
     parser.add_argument("--run-dir", help="results/{run_name} (default: the run folder of --output)")
     args = parser.parse_args(argv)
-    spec = RunnerSpec.from_json(args.spec)
+    spec = RunnerSpec.from_json(args.spec if args.spec is not None else _read_text(args.spec_file))
     signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGINT, _terminate)
     try:
         results, stopped = run_shard(spec, args.manifest, args.output, args.run_dir)
     except SnakebatchError as exc:
@@ -548,9 +573,12 @@ def main(argv: list[str] | None = None) -> int:
     items = sum(r.item_count for r in results)
     failed = sum(r.failed for r in results)
     reused = sum(1 for r in results if r.reused)
+    why = ""
+    if stopped:
+        why = (" - " + stopped) if stopped.startswith("the entry script failed") else \
+            " - stopped early, an error threshold is exceeded"
     print(f"snakebatch runner: {os.path.basename(args.manifest)}: {len(results)} mini-batch(es), "
-          f"{items} item(s), {failed} failed, {reused} reused"
-          + (" - stopped early, an error threshold is exceeded" if stopped else ""))
+          f"{items} item(s), {failed} failed, {reused} reused" + why)
     return 0
 
 

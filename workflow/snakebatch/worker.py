@@ -94,8 +94,10 @@ def load_entry_script(path: str, source_directory: str):
     """Import the entry script at ``path`` as a module named after its file.
 
     ``source_directory`` goes first on ``sys.path``; the ParallelRunStep import shims go last.
-    Raises FileNotFoundError, or any exception of the module's top-level code, or
-    AttributeError when ``init`` or ``run`` is missing or not callable.
+    ``init()`` and ``shutdown()`` are optional (ParallelRunStep v1: a script "must contain a run()
+    function and optionally contains an init()"). Raises FileNotFoundError, or any exception of the
+    module's top-level code, or AttributeError when ``run`` is missing or not callable, or when
+    ``init`` is defined but not callable.
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(f"entry_script {path!r} does not exist")
@@ -108,9 +110,11 @@ def load_entry_script(path: str, source_directory: str):
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     spec.loader.exec_module(module)
-    for func in ("init", "run"):
-        if not callable(getattr(module, func, None)):
-            raise AttributeError(f"entry_script {path!r} defines no {func}() function")
+    if not callable(getattr(module, "run", None)):
+        raise AttributeError(f"entry_script {path!r} defines no run() function")
+    for func in ("init", "shutdown"):
+        if getattr(module, func, None) is not None and not callable(getattr(module, func)):
+            raise AttributeError(f"entry_script {path!r}: {func} is not a function")
     return module
 
 
@@ -301,7 +305,9 @@ def worker_main(conn, setup: WorkerSetup) -> None:
     try:
         module = load_entry_script(setup.entry_script, setup.source_directory)
         stage = "init"
-        module.init()
+        init = getattr(module, "init", None)
+        if init is not None:
+            init()
     except BaseException as exc:  # noqa: BLE001 - report everything, SystemExit included
         tb = _user_traceback(exc)
         print(tb, file=sys.stderr)
