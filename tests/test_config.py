@@ -63,8 +63,12 @@ def test_mini_batch_size_rejects(value, message):
 
 
 @pytest.mark.parametrize("override,message", [
-    ({"input": {"path": "az://container/images"}},
-     "config key 'input.path': value 'az://container/images' is not supported yet; this version reads local paths and file:// URLs only"),
+    ({"input": {"path": "nosuch://container/images"}},
+     "config key 'input.path': 'nosuch://container/images' has the unknown protocol 'nosuch'; use a local path or an "
+     "fsspec URL (az://, abfs://, abfss://, s3://, gs://, gcs://, http://, https://)"),
+    ({"input": {"path": "az://c/images", "storage_options": {"account_name": "a", "account_key": "k"}}},
+     "config key 'input.storage_options.account_key': looks like a secret, and storage_options are recorded in "
+     "plain text (job commands, .snakemake/); set the environment variable AZURE_STORAGE_ACCOUNT_KEY instead"),
     ({"gpus_per_process": 1},
      "config key 'gpus_per_process': value 1 is not supported yet; workers run on the CPU (0)"),
     ({"partition_keys": ["a"]},
@@ -82,6 +86,15 @@ def test_accepted_but_unsupported_values_fail_with_the_key(override, message):
     with pytest.raises(ConfigError) as info:
         plan_run(validated({**MINIMAL, **override}), cores=1)
     assert str(info.value) == message
+
+
+def test_object_store_urls_are_planned_as_given_with_their_storage_options():
+    options = {"account_name": "devstoreaccount1"}
+    plan = plan_run(validated({**MINIMAL, "input": {"path": ["az://sampledata/mnist/", "s3://bucket/x.png"],
+                                                    "storage_options": options}}), cores=1)
+    assert plan.partition.paths == ("az://sampledata/mnist/", "s3://bucket/x.png")
+    assert plan.partition.storage_options == options
+    assert plan.runner.storage_options == options
 
 
 def test_file_urls_are_accepted_and_planned_as_local_paths():

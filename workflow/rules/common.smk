@@ -21,6 +21,7 @@ from snakebatch.kinds import get_kind
 from snakebatch.kinds.files import listing_fingerprint
 from snakebatch.errors import ConfigError, DatasetError
 from snakebatch.layout import RunLayout
+from snakebatch.locations import is_url
 from snakebatch.manifest import shard_id
 from snakebatch.partition import write_listing
 from snakebatch.plan import PlanRecord, auto_process_count, read_plan, write_plan
@@ -95,11 +96,13 @@ def check_paths_exist():
     """Fail the dry run, naming the key, for a local path that neither exists nor is made by a rule
     (one of PRODUCED_PATHS)."""
     produced = {os.path.normpath(p) for p in PRODUCED_PATHS}
-    checks = [("input.path", p) for p in PLAN.partition.paths if not is_glob(p)]
+    checks = [("input.path", p) for p in PLAN.partition.paths if not is_url(p) and not is_glob(p)]
     checks.append(("entry_script", PLAN.runner.entry_script))
     checks += [(f"models.{k}", v) for k, v in PLAN.runner.models.items()]
     checks += [(f"side_inputs.{k}", v) for k, v in PLAN.runner.side_inputs.items()]
     for key, path in checks:
+        if is_url(path):  # listed (inputs) or fetched (models, side inputs) through fsspec
+            continue
         if not os.path.exists(path) and os.path.normpath(path) not in produced:
             raise WorkflowError(f"snakebatch: invalid config: {key}: {path!r} does not exist")
 
@@ -120,7 +123,7 @@ def dataset_listing():
     the dry run here. A job's own snakemake takes the name the main process recorded."""
     if not workflow.is_main_process:
         return LAYOUT.partition_file(RECORDED_PLAN.listing)
-    if not all(os.path.exists(p) for p in PLAN.partition.paths if not is_glob(p)):
+    if not all(is_url(p) or os.path.exists(p) for p in PLAN.partition.paths if not is_glob(p)):
         return LAYOUT.listing(UNLISTED)
     try:
         listing = list(get_kind(PLAN.partition.input_type).list(PLAN.partition))

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from .errors import ConfigError
 from .layout import RunLayout
-from .locations import is_local, local_path
+from .locations import is_local, local_path, secret_option
 
 URL_SCHEMES = ("az://", "abfs://", "abfss://", "s3://", "gs://", "gcs://", "http://", "https://")
 
@@ -60,6 +60,7 @@ class PartitionSpec:
     format: str | None = None
     read_options: dict = dataclasses.field(default_factory=dict)
     partition_keys: tuple[str, ...] = ()
+    storage_options: dict = dataclasses.field(default_factory=dict)
 
 
 @_json_spec
@@ -93,6 +94,7 @@ class RunnerSpec:
     read_options: dict = dataclasses.field(default_factory=dict)
     append_row_dataframe_header: bool = False
     init_timeout: float = 600.0
+    storage_options: dict = dataclasses.field(default_factory=dict)
 
 
 @_json_spec
@@ -200,12 +202,47 @@ def _only_for_tabular(key: str, value) -> ConfigError:
 LOCAL_ONLY = "this version reads local paths and file:// URLs only"
 
 
+def check_url(key: str, location: str) -> None:
+    """Raise ConfigError naming ``key`` when ``location`` is a URL of a protocol fsspec does not
+    know, or whose fsspec implementation (adlfs, s3fs, gcsfs, aiohttp) is not installed."""
+    if is_local(location):
+        return
+    import importlib
+
+    from fsspec.registry import known_implementations, registry
+
+    protocol = location.split("://", 1)[0].lower()
+    if protocol not in known_implementations and protocol not in registry:
+        raise ConfigError(f"config key {key!r}: {location!r} has the unknown protocol {protocol!r}; "
+                          f"use a local path or an fsspec URL ({', '.join(URL_SCHEMES)})")
+    if protocol in registry:
+        return
+    module = known_implementations[protocol]["class"].rsplit(".", 1)[0]
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        hint = known_implementations[protocol].get("err") or f"install {module.split('.')[0]}"
+        raise ConfigError(f"config key {key!r}: {location!r} needs the package for {protocol}:// ({hint}; "
+                          "pip install -e '.[storage]' installs adlfs and s3fs)") from None
+
+
+def check_storage_options(options: dict) -> None:
+    """Raise ConfigError naming the key when ``input.storage_options`` holds something that looks
+    like a secret (``account_key``, ``sas_token``, ``secret``, ...): the options travel on the
+    shell command lines Snakemake records, so credentials must come from the environment."""
+    found = secret_option(options or {})
+    if found:
+        key, hint = found
+        raise ConfigError(f"config key 'input.storage_options.{key}': looks like a secret, and storage_options "
+                          f"are recorded in plain text (job commands, .snakemake/); {hint}")
+
+
 def _check_supported(config: dict) -> None:
     inp = config["input"]
     paths = inp["path"] if isinstance(inp["path"], list) else [inp["path"]]
     for path in paths:
-        if not is_local(path):
-            raise _not_supported("input.path", path, LOCAL_ONLY)
+        check_url("input.path", path)
+    check_storage_options(inp.get("storage_options") or {})
     if inp["type"] == "file":
         if inp.get("format") is not None:
             raise _only_for_tabular("input.format", inp["format"])
@@ -213,8 +250,6 @@ def _check_supported(config: dict) -> None:
             raise _only_for_tabular("input.read_options", inp["read_options"])
         if config["partition_keys"]:
             raise _only_for_tabular("partition_keys", config["partition_keys"])
-    if inp.get("storage_options"):
-        raise _not_supported("input.storage_options", "<set>", "it applies to fsspec URLs")
     if config["gpus_per_process"] != 0:
         raise _not_supported("gpus_per_process", config["gpus_per_process"], "workers run on the CPU (0)")
     for key in ("side_inputs", "models"):
@@ -293,7 +328,9 @@ def plan_run(config: dict, cores: int | None) -> RunPlan:
     dataframe_header = bool(config.get("append_row_dataframe_header", False)) or bool(header_argument)
     inp = config["input"]
     # file:// URLs become plain local paths here, so every stage sees (and names items by) the path
-    paths = tuple(local_path(p) for p in (inp["path"] if isinstance(inp["path"], list) else [inp["path"]]))
+    paths = tuple(local_path(p) if is_local(p) else p
+                  for p in (inp["path"] if isinstance(inp["path"], list) else [inp["path"]]))
+    storage_options = dict(inp.get("storage_options") or {})
     run_name = config["run_name"]
     shards = shard_count(config, cores)
     script, source_dir = resolve_entry_script(config["entry_script"], config["source_directory"])
@@ -307,6 +344,7 @@ def plan_run(config: dict, cores: int | None) -> RunPlan:
         format=inp.get("format"),
         read_options=dict(inp.get("read_options") or {}),
         partition_keys=tuple(config["partition_keys"]),
+        storage_options=storage_options,
     )
     runner = RunnerSpec(
         run_name=run_name,
@@ -329,6 +367,7 @@ def plan_run(config: dict, cores: int | None) -> RunPlan:
         read_options=dict(inp.get("read_options") or {}),
         append_row_dataframe_header=dataframe_header,
         init_timeout=float(config["init_timeout"]),
+        storage_options=storage_options,
     )
     gather = GatherSpec(
         run_name=run_name,

@@ -58,3 +58,93 @@ def local_identity(size: int, mtime_ns: int) -> str:
     """The change identity of a local file: its size and modification time in nanoseconds."""
     return f"{size}:{mtime_ns}"
 
+
+
+# ------------------------------------------------------------------------------------ credentials
+# storage_options travel as JSON on the shell command lines Snakemake records (and in .snakemake/),
+# so they must hold no secret: credentials come from the environment only.
+SECRET_WORDS = ("key", "secret", "password", "token", "credential", "credentials", "sas", "connection")
+# the environment variable to use instead of a refused storage_options key
+SECRET_HINTS = {
+    "account_key": "AZURE_STORAGE_ACCOUNT_KEY",
+    "sas_token": "AZURE_STORAGE_SAS_TOKEN",
+    "connection_string": "AZURE_STORAGE_CONNECTION_STRING",
+    "client_secret": "AZURE_STORAGE_CLIENT_SECRET",
+    "key": "AWS_ACCESS_KEY_ID",
+    "secret": "AWS_SECRET_ACCESS_KEY",
+    "aws_access_key_id": "AWS_ACCESS_KEY_ID",
+    "aws_secret_access_key": "AWS_SECRET_ACCESS_KEY",
+    "token": "AWS_SESSION_TOKEN",
+    "aws_session_token": "AWS_SESSION_TOKEN",
+}
+# environment variables whose values are secrets: never written anywhere (see ``redact``)
+SECRET_ENV = ("AZURE_STORAGE_ACCOUNT_KEY", "AZURE_STORAGE_SAS_TOKEN", "AZURE_STORAGE_CONNECTION_STRING",
+              "AZURE_STORAGE_CLIENT_SECRET", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+              "GOOGLE_APPLICATION_CREDENTIALS_JSON")
+
+
+def looks_secret(name: str) -> bool:
+    """True for an option name such as ``account_key``, ``sas_token``, ``secret``, ``password``
+    (one of SECRET_WORDS as a ``_``/``-`` separated part of the name)."""
+    parts = name.lower().replace("-", "_").split("_")
+    return any(part in SECRET_WORDS for part in parts)
+
+
+def secret_option(options: dict, prefix: str = "") -> tuple[str, str] | None:
+    """(dotted key, environment variable hint) of the first secret-looking key in ``options``
+    (nested dicts such as ``client_kwargs`` included), None when there is none."""
+    for name, value in options.items():
+        dotted = f"{prefix}{name}"
+        if looks_secret(str(name)):
+            hint = SECRET_HINTS.get(str(name).lower())
+            return dotted, (f"set the environment variable {hint} instead" if hint else
+                            "give credentials through the store's environment variables instead")
+        if isinstance(value, dict):
+            found = secret_option(value, dotted + ".")
+            if found:
+                return found
+    return None
+
+
+def redact(text: str) -> str:
+    """``text`` with the value of every secret environment variable (SECRET_ENV) and any
+    ``AccountKey=``/``SharedAccessSignature=``/``sig=`` value replaced by ``***``."""
+    import os
+    import re
+
+    for name in SECRET_ENV:
+        value = os.environ.get(name)
+        if value and len(value) >= 4:
+            text = text.replace(value, "***")
+    return re.sub(r"(AccountKey=|SharedAccessSignature=|[?&]sig=)[^;&\s'\"]+", r"\1***", text)
+
+
+def storage_error(location: str, exc: BaseException, doing: str = "cannot be read") -> str:
+    """One line for an error of the store behind ``location``: the URL, what failed, and the
+    store's own reason (authentication failures name the account), never a traceback or a secret."""
+    name = type(exc).__name__
+    message = str(exc).strip().split("\n", 1)[0]
+    if name == "ClientAuthenticationError" or "AuthenticationFailed" in str(exc) or "AuthorizationFailure" in str(exc):
+        account = _azure_account(location)
+        reason = f"authentication failed for storage account {account!r}" if account else "authentication failed"
+        return redact(f"{location!r} {doing}: {reason} (check the account key, SAS token or connection "
+                      f"string in the environment): {message}")
+    if name in ("InvalidAccessKeyId", "SignatureDoesNotMatch") or "SignatureDoesNotMatch" in str(exc) \
+            or "InvalidAccessKeyId" in str(exc):
+        return redact(f"{location!r} {doing}: authentication failed (check AWS_ACCESS_KEY_ID and "
+                      f"AWS_SECRET_ACCESS_KEY): {message}")
+    return redact(f"{location!r} {doing}: {name}: {message}")
+
+
+def _azure_account(location: str) -> str | None:
+    """The Azure storage account the environment (or an ``abfs://c@account...`` URL) names."""
+    import os
+    import re
+
+    match = re.match(r"abfss?://[^@/]+@([^./]+)", location)
+    if match:
+        return match.group(1)
+    if os.environ.get("AZURE_STORAGE_ACCOUNT_NAME"):
+        return os.environ["AZURE_STORAGE_ACCOUNT_NAME"]
+    found = re.search(r"AccountName=([^;]+)", os.environ.get("AZURE_STORAGE_CONNECTION_STRING", ""))
+    return found.group(1) if found else None

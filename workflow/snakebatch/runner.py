@@ -432,6 +432,8 @@ def build_worker(spec: RunnerSpec, run_dir: str, shard: int) -> WorkerProcess:
         append_row_format=spec.append_row_format, output_action=spec.output_action,
         read_options=dict(spec.read_options),
         append_row_dataframe_header=spec.append_row_dataframe_header,
+        storage_options=dict(spec.storage_options),
+        download_dir=RunLayout(run_dir).absolute().downloads_dir(shard),
         stdout_path=paths["stdout"], stderr_path=paths["stderr"], stack_path=paths["stack"], context=context,
     )
     worker = WorkerProcess(setup)

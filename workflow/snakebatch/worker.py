@@ -59,6 +59,8 @@ class WorkerSetup:
     context: entry.WorkerContext
     read_options: dict | None = None
     append_row_dataframe_header: bool = False
+    storage_options: dict | None = None
+    download_dir: str | None = None
 
 
 def _redirect_output(setup: WorkerSetup) -> None:
@@ -243,7 +245,8 @@ def _read_requests(conn, loaded: _Loaded, runs: queue.Queue, loads: queue.Queue)
 
 def _serve_loads(channel: _Channel, setup: WorkerSetup, loaded: _Loaded, loads: queue.Queue) -> None:
     """Loader thread: carry out each Load in turn, answer Result (length: rows) or Failure."""
-    cache = Cache()
+    # the filesystem objects fsspec makes for URLs live in this (spawned) process only
+    cache = Cache(folder=setup.download_dir, storage_options=dict(setup.storage_options or {}))
     while True:
         request = loads.get()
         if request is None:

@@ -16,7 +16,7 @@ import posixpath
 
 from ..datasets import GLOB_CHARS, is_glob, walk_folders
 from ..errors import DatasetError
-from ..locations import change_identity, filesystem, is_local, local_identity, local_path
+from ..locations import change_identity, filesystem, is_local, local_identity, local_path, storage_error
 from .base import Cache, Descriptor, InputKind, Item, MaterialiseError
 
 
@@ -62,8 +62,8 @@ def _local_items(given: str, pattern: str | None, seen: set):
 
 
 def _remote_items(given: str, pattern: str | None, seen: set, storage_options: dict):
-    fs, root = filesystem(given, storage_options)
     try:
+        fs, root = filesystem(given, storage_options)
         if any(ch in root for ch in GLOB_CHARS) and not fs.exists(root):
             found: list[tuple[str, dict]] = []
             for match, info in sorted(fs.glob(root, detail=True).items()):
@@ -79,20 +79,31 @@ def _remote_items(given: str, pattern: str | None, seen: set, storage_options: d
             found = [(root, fs.info(root))]
         else:
             raise DatasetError(f"input.path: {given!r} does not exist")
-    except OSError as exc:
-        raise DatasetError(f"input.path: {given!r} cannot be listed: {exc}") from None
+    except DatasetError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - each store raises its own types (azure.core, botocore)
+        raise DatasetError("input.path: " + storage_error(given, exc, "cannot be listed")) from None
     for path, info in found:
         if pattern is not None and not fnmatch.fnmatchcase(posixpath.basename(path), pattern):
             continue
-        url = fs.unstrip_protocol(path)
+        url = _url(given, fs, path)
         if url in seen:
             continue
         seen.add(url)
         try:
             ukey = change_identity(fs, path, info)
-        except OSError as exc:
-            raise DatasetError(f"input file {url!r} cannot be read: {exc}") from None
+        except Exception as exc:  # noqa: BLE001
+            raise DatasetError("input file " + storage_error(url, exc)) from None
         yield Item(path=url, size=int(info.get("size") or 0), ukey=ukey)
+
+
+def _url(given: str, fs, path: str) -> str:
+    """The URL of ``path`` (as ``fs`` names it) with the protocol the root ``given`` used
+    (``az://`` stays ``az://``, though adlfs calls itself ``abfs``)."""
+    if "://" in path:
+        return path
+    protocol = given.split("://", 1)[0]
+    return f"{protocol}://{path}" if protocol else fs.unstrip_protocol(path)
 
 
 def list_items(paths, pattern: str | None = None, storage_options: dict | None = None):
@@ -197,8 +208,8 @@ class FileKind(InputKind):
                 try:
                     fs.get_file(path, partial)
                     os.replace(partial, target)
-                except OSError as exc:
-                    raise MaterialiseError(f"input file {name!r} cannot be downloaded: {exc}") from None
+                except Exception as exc:  # noqa: BLE001 - each store raises its own types
+                    raise MaterialiseError("input file " + storage_error(name, exc, "cannot be downloaded")) from None
             paths.append(target)
         return paths
 
