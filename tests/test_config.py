@@ -79,8 +79,9 @@ def test_mini_batch_size_rejects(value, message):
      "config key 'mini_batch_size': '1 MiB' is not a byte size such as 1024, '64KB', '1MB' or '1GB'"),
     ({"input": {"path": "data", "type": "tabular"}, "mini_batch_size": 0},
      "config key 'mini_batch_size': 0 must be at least 1 byte"),
-    ({"models": {"m": "s3://bucket/model"}},
-     "config key 'models.m': value 's3://bucket/model' is not supported yet; this version reads local paths and file:// URLs only"),
+    ({"models": {"m": "nosuch://bucket/model"}},
+     "config key 'models.m': 'nosuch://bucket/model' has the unknown protocol 'nosuch'; use a local path or an "
+     "fsspec URL (az://, abfs://, abfss://, s3://, gs://, gcs://, http://, https://)"),
 ])
 def test_accepted_but_unsupported_values_fail_with_the_key(override, message):
     with pytest.raises(ConfigError) as info:
@@ -153,7 +154,7 @@ def test_every_key_has_a_description_and_all_but_the_required_ones_a_default():
                  "environment_variables", "models", "mini_batch_size", "partition_keys", "error_threshold",
                  "allowed_failed_count", "allowed_failed_percent", "output_action", "append_row_file_name",
                  "append_row_format", "run_invocation_timeout", "run_max_try", "node_count",
-                 "process_count_per_node", "gpus_per_process", "logging_level"}
+                 "process_count_per_node", "gpus_per_process", "logging_level", "output_uri"}
     assert spec_keys <= set(keys)
     assert set(keys) - spec_keys == {"input", "allow_reuse", "append_row_dataframe_header", "init_timeout"}
 

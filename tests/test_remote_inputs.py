@@ -126,3 +126,33 @@ def test_secret_storage_options_are_refused_naming_the_key_and_the_variable(opti
 def test_harmless_storage_options_pass():
     check_storage_options({"account_name": "devstoreaccount1", "anon": False,
                            "client_kwargs": {"endpoint_url": "http://127.0.0.1:1", "region_name": "us-east-1"}})
+
+
+# ---------------------------------------------------------------------- models and side inputs
+def test_fetch_downloads_a_prefix_or_an_object_once_per_version(az_data, tmp_path):
+    from snakebatch.locations import fetch, remote_fingerprint
+
+    folder = str(tmp_path / "res")
+    model = fetch("az://sampledata/mnist/", folder)
+    assert os.path.basename(model) == "mnist"
+    assert sorted(os.listdir(model)) == NAMES
+    assert open(os.path.join(model, "x.png.1")).read() == "content 2"
+    assert fetch("az://sampledata/mnist/", folder) == model  # same etags: the same copy
+    single = fetch("az://sampledata/other/y.png", folder)
+    assert open(single).read() == "elsewhere" and os.path.basename(single) == "y.png"
+    before = remote_fingerprint("az://sampledata/mnist")
+    az_data.pipe("sampledata/mnist/x.png", b"changed")
+    assert remote_fingerprint("az://sampledata/mnist") != before
+    changed = fetch("az://sampledata/mnist", folder)
+    assert changed != model and open(os.path.join(changed, "x.png")).read() == "changed"
+
+
+def test_fetch_of_a_missing_url_names_it(azurite, tmp_path):
+    from snakebatch.locations import fetch
+
+    import fsspec
+
+    fsspec.filesystem("az").mkdir("models")
+    with pytest.raises(OSError) as caught:
+        fetch("az://models/none/", str(tmp_path))
+    assert str(caught.value) == "'az://models/none/' cannot be downloaded: FileNotFoundError: 'az://models/none/' does not exist"

@@ -121,3 +121,61 @@ def test_the_demo_over_azurite_and_s3_gives_the_local_outputs_byte_for_byte(demo
         assert workflow.read("results", store, "mnist_outputs.txt") == local
     assert files_holding(workflow.root, azurite.secret) == []
     assert files_holding(workflow.root, moto_s3.secret) == []
+
+
+RESOURCES = """
+    import os
+
+    from azureml.core import Model
+    from snakebatch import EntryScript
+
+    def init():
+        global LABEL, WEIGHTS
+        side = EntryScript().side_inputs["labels"]
+        model = Model.get_model_path("m")
+        assert os.path.isfile(side) and os.path.isdir(model), (side, model)
+        LABEL = open(side).read().strip()
+        WEIGHTS = open(os.path.join(model, "sub", "w.txt")).read().strip()
+
+    def run(mini_batch):
+        return [f"{os.path.basename(p)} {LABEL} {WEIGHTS}" for p in mini_batch]
+"""
+
+
+def test_models_and_side_inputs_by_url_are_local_paths_before_init_and_reused_by_etag(azurite, workflow):
+    fs = make_bucket("az", "assets")
+    fs.pipe("assets/labels.txt", b"L1\n")
+    fs.pipe("assets/model/sub/w.txt", b"W1\n")
+    for i in range(4):
+        write(workflow.path("data", f"f{i}.txt"), f"{i}\n")
+    write(workflow.path("scripts", "res.py"), RESOURCES)
+    workflow.write_config({"entry_script": "res.py", "source_directory": "scripts", "mini_batch_size": 2,
+                           "input": {"path": "data"}, "append_row_file_name": "out.txt",
+                           "side_inputs": {"labels": "az://assets/labels.txt"}, "models": {"m": "az://assets/model/"},
+                           "process_count_per_node": 2})
+    workflow.run()
+    assert workflow.read("results", "mnist", "out.txt") == "".join(f"f{i}.txt L1 W1\n" for i in range(4))
+    workflow.run("--forcerun", "infer_shard")  # nothing changed: every mini-batch reused
+    assert workflow.read("results", "mnist", "summary.json").count('"reused_mini_batches": 2') == 1
+    fs.pipe("assets/model/sub/w.txt", b"W2\n")  # a new etag: the shard jobs rerun, nothing reused
+    workflow.run()
+    assert workflow.read("results", "mnist", "summary.json").count('"reused_mini_batches": 0') == 1
+    assert workflow.read("results", "mnist", "out.txt") == "".join(f"f{i}.txt L1 W2\n" for i in range(4))
+    assert files_holding(workflow.root, azurite.secret) == []
+
+
+def test_output_uri_gets_the_merged_file_summary_and_error_report(azurite, workflow):
+    fs = make_bucket("az", "results")
+    for i in range(5):
+        write(workflow.path("data", f"f{i}.txt"), f"{i}\n")
+    write(workflow.path("scripts", "names.py"), BASENAMES)
+    workflow.write_config({"entry_script": "names.py", "source_directory": "scripts", "mini_batch_size": 2,
+                           "input": {"path": "data"}, "append_row_file_name": "out.txt",
+                           "output_uri": "az://results/runs/first"})
+    proc = workflow.run()
+    assert sorted(fs.ls("results/runs/first")) == ["results/runs/first/errors.jsonl", "results/runs/first/out.txt",
+                                                   "results/runs/first/summary.json"]
+    for name in ("out.txt", "summary.json", "errors.jsonl"):
+        assert fs.cat(f"results/runs/first/{name}").decode() == workflow.read("results", "mnist", name)
+    assert '"output_uri": "az://results/runs/first"' in workflow.read("results", "mnist", "summary.json")
+    assert "(uploaded to az://results/runs/first)" in proc.stdout + proc.stderr

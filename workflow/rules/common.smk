@@ -152,9 +152,31 @@ def runner_inputs():
     """Files whose change must re-run the shard jobs: the entry script, the helper modules it
     imported from source_directory last time, and the folders and files of every model and side
     input (a folder's own mtime misses a file rewritten inside it)."""
-    paths = [*PLAN.runner.models.values(), *PLAN.runner.side_inputs.values()]
+    # (by URL: the runner fingerprints their objects' etags, which reuse follows)
+    paths = [p for p in [*PLAN.runner.models.values(), *PLAN.runner.side_inputs.values()] if not is_url(p)]
     modules = [m for m in known_modules(LAYOUT.root) if os.path.exists(m)]
     return plain_paths([PLAN.runner.entry_script, *modules, *(watched_paths(paths) if paths else [])])
+
+
+def remote_resources():
+    """The versions of the models and side inputs given by URL (a digest of their objects' etags,
+    read once per run here): a param of the shard jobs, so a rewritten object reruns them (the
+    store then reuses what it can). Empty when none is given by URL."""
+    from snakebatch.locations import remote_fingerprint, storage_error
+
+    versions = {}
+    for key in ("models", "side_inputs"):
+        for name, path in getattr(PLAN.runner, key).items():
+            if not is_url(path):
+                continue
+            try:
+                versions[f"{key}.{name}"] = remote_fingerprint(path, PLAN.runner.storage_options)[:16]
+            except Exception as exc:
+                raise WorkflowError(f"snakebatch: invalid config: {key}.{name}: {storage_error(path, exc)}") from None
+    return ",".join(f"{k}={v}" for k, v in sorted(versions.items()))
+
+
+REMOTE_RESOURCES = remote_resources()
 
 
 def unfinished_marker(wildcards):

@@ -17,6 +17,7 @@ rule infer_shard:
     threads: 1
     params:
         spec=PLAN.runner.to_json(),
+        remote_resources=REMOTE_RESOURCES,
     shell:
         f"{SNAKEBATCH}.runner --spec {{params.spec:q}} --manifest {{input.manifest:q}}"
         " --output {output:q} 2>&1 | tee {log:q}"

@@ -112,6 +112,8 @@ class GatherSpec:
     allowed_failed_count: int | None
     allowed_failed_percent: float | None
     append_row_dataframe_header: bool = False
+    output_uri: str | None = None
+    storage_options: dict = dataclasses.field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -243,6 +245,8 @@ def _check_supported(config: dict) -> None:
     for path in paths:
         check_url("input.path", path)
     check_storage_options(inp.get("storage_options") or {})
+    if config.get("output_uri"):
+        check_url("output_uri", config["output_uri"])
     if inp["type"] == "file":
         if inp.get("format") is not None:
             raise _only_for_tabular("input.format", inp["format"])
@@ -254,8 +258,7 @@ def _check_supported(config: dict) -> None:
         raise _not_supported("gpus_per_process", config["gpus_per_process"], "workers run on the CPU (0)")
     for key in ("side_inputs", "models"):
         for name, path in config[key].items():
-            if not is_local(path):
-                raise _not_supported(f"{key}.{name}", path, LOCAL_ONLY)
+            check_url(f"{key}.{name}", path)
 
 
 # ParallelRunStep's own settings: an entry-script argument with one of these names is rejected, as
@@ -352,8 +355,8 @@ def plan_run(config: dict, cores: int | None) -> RunPlan:
         source_directory=source_dir,
         arguments=tuple(arguments),
         environment_variables={k: str(v) for k, v in sorted(config["environment_variables"].items())},
-        models={k: local_path(v) for k, v in sorted(config["models"].items())},
-        side_inputs={k: local_path(v) for k, v in sorted(config["side_inputs"].items())},
+        models={k: local_path(v) if is_local(v) else v for k, v in sorted(config["models"].items())},
+        side_inputs={k: local_path(v) if is_local(v) else v for k, v in sorted(config["side_inputs"].items())},
         output_action=config["output_action"],
         append_row_format=config["append_row_format"],
         run_invocation_timeout=float(config["run_invocation_timeout"]),
@@ -378,6 +381,8 @@ def plan_run(config: dict, cores: int | None) -> RunPlan:
         allowed_failed_count=config["allowed_failed_count"],
         allowed_failed_percent=config["allowed_failed_percent"],
         append_row_dataframe_header=dataframe_header,
+        output_uri=config.get("output_uri") or None,
+        storage_options=storage_options if config.get("output_uri") else {},
     )
     warnings = list(argument_warnings)
     if config["partition_keys"] and config["mini_batch_size"] is not None:

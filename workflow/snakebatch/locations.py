@@ -148,3 +148,70 @@ def _azure_account(location: str) -> str | None:
         return os.environ["AZURE_STORAGE_ACCOUNT_NAME"]
     found = re.search(r"AccountName=([^;]+)", os.environ.get("AZURE_STORAGE_CONNECTION_STRING", ""))
     return found.group(1) if found else None
+
+
+# ------------------------------------------------------------------------- models, side inputs
+def remote_files(location: str, storage_options: dict | None = None) -> tuple[object, str, list[tuple[str, str, dict]]]:
+    """(fs, root path, [(path, relative name, info), ...]) of a URL naming one object or a prefix
+    (every object under it, sorted). Raises FileNotFoundError naming the URL when there is none."""
+    fs, root = filesystem(location, storage_options)
+    if fs.isfile(root):
+        return fs, root, [(root, "", fs.info(root))]
+    found = sorted(fs.find(root, detail=True).items())
+    if not found:
+        raise FileNotFoundError(f"{location!r} does not exist")
+    base = root.rstrip("/") + "/"
+    return fs, root, [(path, path[len(base):] if path.startswith(base) else path.rsplit("/", 1)[-1], info)
+                      for path, info in found]
+
+
+def remote_fingerprint(location: str, storage_options: dict | None = None) -> str:
+    """Hex SHA-256 over (name, change identity) of every object of ``location`` (one object or a
+    prefix): it changes when an object is added, removed or rewritten (its etag changes)."""
+    import hashlib
+
+    fs, _, files = remote_files(location, storage_options)
+    digest = hashlib.sha256()
+    for path, name, info in files:
+        digest.update(f"{name}\0{change_identity(fs, path, info)}\n".encode())
+    return digest.hexdigest()
+
+
+def fetch(location: str, folder: str, storage_options: dict | None = None) -> str:
+    """Download the object or prefix ``location`` into ``folder`` once per version and return its
+    local path: ``{folder}/{fingerprint[:20]}/{base name}`` (a file, or a folder holding the
+    prefix's objects by their relative names). A copy of the same version is reused; a new one
+    is downloaded into a temporary folder and renamed, so a killed download is never taken for a
+    whole one. Raises OSError with a message naming the URL (secrets redacted)."""
+    import os
+    import shutil
+    import tempfile
+
+    try:
+        fs, root, files = remote_files(location, storage_options)
+        import hashlib
+
+        digest = hashlib.sha256()
+        for path, name, info in files:
+            digest.update(f"{name}\0{change_identity(fs, path, info)}\n".encode())
+        base = root.rstrip("/").rsplit("/", 1)[-1] or "resource"
+        version = os.path.join(folder, digest.hexdigest()[:20])
+        target = os.path.join(version, base)
+        if os.path.exists(target):
+            return target
+        os.makedirs(folder, exist_ok=True)
+        tmp = tempfile.mkdtemp(prefix=".fetch-", dir=folder)
+        try:
+            for path, name, _ in files:
+                local = os.path.join(tmp, base, name) if name else os.path.join(tmp, base)
+                os.makedirs(os.path.dirname(local), exist_ok=True)
+                fs.get_file(path, local)
+            if os.path.exists(version):
+                shutil.rmtree(version)
+            os.rename(tmp, version)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return target
+    except Exception as exc:  # noqa: BLE001 - each store raises its own types
+        raise OSError(storage_error(location, exc, "cannot be downloaded")) from None

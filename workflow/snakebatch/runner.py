@@ -40,6 +40,7 @@ from .errors import EntryScriptError, ManifestError, SnakebatchError, WorkerDied
 from .kinds import get_kind
 from .layout import RunLayout
 from .lifecycle import invalidate_result
+from .locations import is_url
 from .manifest import MiniBatch, ShardManifest
 from .plan import read_plan
 from .results import FailedItem, MiniBatchResult
@@ -422,8 +423,8 @@ def build_worker(spec: RunnerSpec, run_dir: str, shard: int) -> WorkerProcess:
         working_dir=os.getcwd(),
         log_dir=os.path.dirname(os.path.dirname(paths["stdout"])),
         logging_level=spec.logging_level,
-        side_inputs={k: os.path.abspath(v) for k, v in spec.side_inputs.items()},
-        models={k: os.path.abspath(v) for k, v in spec.models.items()},
+        side_inputs={k: v if is_url(v) else os.path.abspath(v) for k, v in spec.side_inputs.items()},
+        models={k: v if is_url(v) else os.path.abspath(v) for k, v in spec.models.items()},
     )
     setup = WorkerSetup(
         entry_script=os.path.abspath(spec.entry_script),
@@ -434,6 +435,7 @@ def build_worker(spec: RunnerSpec, run_dir: str, shard: int) -> WorkerProcess:
         append_row_dataframe_header=spec.append_row_dataframe_header,
         storage_options=dict(spec.storage_options),
         download_dir=RunLayout(run_dir).absolute().downloads_dir(shard),
+        resources_dir=RunLayout(run_dir).absolute().downloads_dir(shard, "resources"),
         stdout_path=paths["stdout"], stderr_path=paths["stderr"], stack_path=paths["stack"], context=context,
     )
     worker = WorkerProcess(setup)

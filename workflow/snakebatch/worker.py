@@ -61,6 +61,21 @@ class WorkerSetup:
     append_row_dataframe_header: bool = False
     storage_options: dict | None = None
     download_dir: str | None = None
+    resources_dir: str | None = None
+
+
+def fetch_resources(context: entry.WorkerContext, setup: WorkerSetup) -> entry.WorkerContext:
+    """``context`` with every model and side input given by URL downloaded (once per version,
+    into ``setup.resources_dir``) and named by its local path, so ``EntryScript().side_inputs``
+    and ``Model.get_model_path`` give local paths. Raises OSError naming the URL."""
+    from .locations import fetch, is_local
+
+    def local(mapping):
+        return {name: path if is_local(path) else fetch(path, os.path.join(setup.resources_dir, name),
+                                                         setup.storage_options)
+                for name, path in mapping.items()}
+
+    return dataclasses.replace(context, models=local(context.models), side_inputs=local(context.side_inputs))
 
 
 def _redirect_output(setup: WorkerSetup) -> None:
@@ -290,13 +305,20 @@ def worker_main(conn, setup: WorkerSetup) -> None:
     os.environ.update(setup.environment_variables)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ["AZUREML_BI_OUTPUT_PATH"] = setup.context.output_dir
-    if setup.context.models:
-        os.environ["AZUREML_MODEL_DIR"] = next(iter(setup.context.models.values()))
     logging.basicConfig(level=setup.context.logging_level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    entry.set_context(setup.context)
     sys.argv = [setup.entry_script, *setup.arguments]
     channel = _Channel(conn)
+    stage = "init"
+    try:
+        context = fetch_resources(setup.context, setup)
+    except OSError as exc:  # a model or side input by URL that cannot be downloaded: init cannot run
+        print(str(exc), file=sys.stderr)
+        channel.send(protocol.Failure(0, protocol.RemoteError.from_exception(exc, ""), stage))
+        return
+    if context.models:
+        os.environ["AZUREML_MODEL_DIR"] = next(iter(context.models.values()))
+    entry.set_context(context)
     stage = "import"
     try:
         module = load_entry_script(setup.entry_script, setup.source_directory)
