@@ -12,8 +12,9 @@ def test_minimal_config_gets_every_default():
     config = validated(MINIMAL)
     assert config["run_name"] == "mnist"
     assert config["input"] == {"path": "data", "type": "file", "pattern": None, "format": None,
-                               "read_options": {}, "storage_options": {}}
+                               "read_options": {}, "storage_options": {}, "prefetch_bytes": "256MB"}
     assert config["mini_batch_size"] is None
+    assert config["output_uri"] is None
     assert config["error_threshold"] == -1
     assert config["run_max_try"] == 3
     assert config["run_invocation_timeout"] == 60
@@ -155,8 +156,10 @@ def test_every_key_has_a_description_and_all_but_the_required_ones_a_default():
                  "allowed_failed_count", "allowed_failed_percent", "output_action", "append_row_file_name",
                  "append_row_format", "run_invocation_timeout", "run_max_try", "node_count",
                  "process_count_per_node", "gpus_per_process", "logging_level", "output_uri"}
+    # beyond SPEC §3: init_timeout, allow_reuse, append_row_dataframe_header, input.prefetch_bytes
     assert spec_keys <= set(keys)
-    assert set(keys) - spec_keys == {"input", "allow_reuse", "append_row_dataframe_header", "init_timeout"}
+    assert set(keys) - spec_keys == {"input", "allow_reuse", "append_row_dataframe_header", "init_timeout",
+                                     "input.prefetch_bytes"}
 
 
 @pytest.mark.parametrize("override,fragment", [

@@ -98,12 +98,21 @@ def test_a_missing_prefix_and_a_missing_container_name_the_url(azurite):
     assert str(caught.value) == "input.path: 'az://nosuchcontainer/x/' does not exist"
 
 
-def test_a_blob_deleted_after_listing_fails_to_download_naming_its_url(az_data, tmp_path):
+def test_a_blob_deleted_after_listing_fails_alone_and_all_deleted_fail_the_mini_batch(az_data, tmp_path):
     batches = FILES.mini_batches(FILES.list(spec(["az://sampledata/mnist/"])), spec([], size=4))
     az_data.rm("sampledata/mnist/x.png")
+    cache = Cache(folder=str(tmp_path / "dl"))
+    paths = FILES.materialise(batches[0], {}, cache)
+    assert list(paths.failed) == [1]
+    assert paths.failed[1].startswith("DownloadError: input file 'az://sampledata/mnist/x.png' cannot be "
+                                      "downloaded: ")
+    assert [os.path.basename(p) for p in paths] == NAMES
+    FILES.release(paths, cache)  # the copies of a done mini-batch go
+    assert [f for _, _, files in os.walk(tmp_path / "dl") for f in files] == []
+    az_data.rm("sampledata/mnist/", recursive=True)
     with pytest.raises(MaterialiseError) as caught:
-        FILES.materialise(batches[0], {}, Cache(folder=str(tmp_path / "dl")))
-    assert str(caught.value).startswith("input file 'az://sampledata/mnist/x.png' cannot be downloaded: ")
+        FILES.materialise(batches[0], {}, cache)
+    assert str(caught.value).startswith("input file 'az://sampledata/mnist/a b.png' cannot be downloaded: ")
 
 
 @pytest.mark.parametrize("options, key, hint", [

@@ -179,3 +179,52 @@ def test_output_uri_gets_the_merged_file_summary_and_error_report(azurite, workf
         assert fs.cat(f"results/runs/first/{name}").decode() == workflow.read("results", "mnist", name)
     assert '"output_uri": "az://results/runs/first"' in workflow.read("results", "mnist", "summary.json")
     assert "(uploaded to az://results/runs/first)" in proc.stdout + proc.stderr
+
+
+PREFETCH = """
+    import os
+
+    import fsspec
+
+    LIMIT = int(os.environ["LIMIT"])
+
+    def init():
+        fs = fsspec.filesystem("az")
+        if fs.exists("data/in/f03.txt"):  # deleted after the partition listed it
+            fs.rm("data/in/f03.txt")
+
+    def held(folder, own):
+        sizes = [os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(folder) for f in files
+                 if os.path.join(d, f) not in own]
+        return sum(sizes), len(sizes)
+
+    def run(mini_batch):
+        folder = os.path.dirname(os.path.dirname(mini_batch[0]))
+        ahead, count = held(folder, set(mini_batch))
+        ok = ahead <= LIMIT and count <= 2  # at most the next mini-batch; the done ones are gone
+        return [f"{os.path.basename(p)} {'ok' if ok else f'held {ahead} bytes in {count} files'}"
+                for p in mini_batch]
+"""
+
+
+@pytest.mark.parametrize("limit", [2000, 1999, 0])  # one mini-batch: 2000 bytes
+def test_prefetch_holds_at_most_prefetch_bytes_and_a_deleted_blob_fails_only_its_item(azurite, workflow, limit):
+    import json
+
+    fs = make_bucket("az", "data")
+    for i in range(12):
+        fs.pipe(f"data/in/f{i:02d}.txt", b"x" * 1000)
+    write(workflow.path("scripts", "prefetch.py"), PREFETCH)
+    workflow.write_config({"entry_script": "prefetch.py", "source_directory": "scripts", "mini_batch_size": 2,
+                           "input": {"path": "az://data/in/", "prefetch_bytes": limit},
+                           "append_row_file_name": "out.txt", "process_count_per_node": 1,
+                           "environment_variables": {"LIMIT": str(limit)}})
+    workflow.run()
+    assert workflow.read("results", "mnist", "out.txt") == "".join(f"f{i:02d}.txt ok\n" for i in range(12) if i != 3)
+    errors = [json.loads(line) for line in workflow.read("results", "mnist", "errors.jsonl").splitlines()]
+    assert [(e["item"], e["mini_batch"]) for e in errors] == [("az://data/in/f03.txt", 1)]
+    assert errors[0]["error"].startswith("DownloadError: input file 'az://data/in/f03.txt' cannot be downloaded: ")
+    summary = json.loads(workflow.read("results", "mnist", "summary.json"))
+    assert (summary["items"], summary["succeeded"], summary["failed"]) == (12, 11, 1)
+    inputs = workflow.path("results", "mnist", "downloads", "shard-00000", "inputs")
+    assert [f for _, _, files in os.walk(inputs) for f in files] == []  # every copy removed

@@ -95,6 +95,7 @@ class RunnerSpec:
     append_row_dataframe_header: bool = False
     init_timeout: float = 600.0
     storage_options: dict = dataclasses.field(default_factory=dict)
+    prefetch_bytes: int = 256 * 1024 ** 2
 
 
 @_json_spec
@@ -186,6 +187,19 @@ def parse_mini_batch_size(value, input_type: str = "file") -> int:
     if value < 1:
         raise ConfigError(f"config key 'mini_batch_size': {value!r} must be at least 1")
     return int(value)
+
+
+def parse_prefetch_bytes(value) -> int:
+    """``input.prefetch_bytes`` in bytes: an int >= 0 or ``"256MB"`` (1024-based). Raises
+    ConfigError naming the key."""
+    from .tabular import parse_byte_size
+
+    if value in (0, "0"):
+        return 0
+    try:
+        return parse_byte_size(value)
+    except ValueError as exc:
+        raise ConfigError(f"config key 'input.prefetch_bytes': {exc}") from None
 
 
 def shard_count(config: dict, cores: int | None) -> int:
@@ -371,6 +385,7 @@ def plan_run(config: dict, cores: int | None) -> RunPlan:
         append_row_dataframe_header=dataframe_header,
         init_timeout=float(config["init_timeout"]),
         storage_options=storage_options,
+        prefetch_bytes=parse_prefetch_bytes(inp.get("prefetch_bytes", "256MB")),
     )
     gather = GatherSpec(
         run_name=run_name,

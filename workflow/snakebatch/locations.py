@@ -215,3 +215,40 @@ def fetch(location: str, folder: str, storage_options: dict | None = None) -> st
         return target
     except Exception as exc:  # noqa: BLE001 - each store raises its own types
         raise OSError(storage_error(location, exc, "cannot be downloaded")) from None
+
+
+# ----------------------------------------------------------------------------- transient errors
+RETRY_DELAYS_S = (0.2, 0.5, 1.0, 2.0)  # waits before the 2nd..5th try of a transient failure
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for an error that may pass when tried again: a reset or refused connection, a
+    timeout, an HTTP 5xx or 429 (throttling), S3's SlowDown / Throttling / RequestTimeout."""
+    if isinstance(exc, (FileNotFoundError, PermissionError)):
+        return False
+    if isinstance(exc, (ConnectionError, TimeoutError)):
+        return True
+    status = getattr(exc, "status_code", None) or getattr(getattr(exc, "response", None), "status_code", None)
+    if isinstance(status, int) and (status >= 500 or status == 429):
+        return True
+    name = type(exc).__name__
+    text = str(exc)
+    return name in ("ServiceRequestError", "ServiceResponseError", "ClientConnectionError", "ServerDisconnectedError",
+                    "ClientOSError", "ServerTimeoutError", "ReadTimeoutError", "EndpointConnectionError") or \
+        any(code in text for code in ("SlowDown", "Throttling", "RequestTimeout", "ServerBusy", "InternalError",
+                                      "Connection reset"))
+
+
+def with_retries(call, delays=RETRY_DELAYS_S, sleep=None):
+    """``call()``, tried again after each of ``delays`` (seconds) while it raises a transient
+    error (``is_transient``); the last error, or any other, is raised."""
+    import time
+
+    sleep = sleep or time.sleep
+    for delay in (*delays, None):
+        try:
+            return call()
+        except Exception as exc:  # noqa: BLE001
+            if delay is None or not is_transient(exc):
+                raise
+            sleep(delay)

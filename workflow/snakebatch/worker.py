@@ -201,10 +201,11 @@ class _Loaded:
     from the moment its Load is received until it is read (or failed), so a Run that follows
     its Load waits for it."""
 
-    def __init__(self) -> None:
+    def __init__(self, release=None) -> None:
         self.cond = threading.Condition()
         self.pending: dict[str, int] = {}
         self.inputs: dict[str, object] = {}
+        self.release = release or (lambda value: None)  # frees what a dropped input left on disk
 
     def expect(self, key: str) -> None:
         with self.cond:
@@ -224,6 +225,8 @@ class _Loaded:
     def clear(self) -> None:
         """Let go of every input read so far (a ``Load`` with ``replace``)."""
         with self.cond:
+            for value in self.inputs.values():
+                self.release(value)
             self.inputs.clear()
 
     def take(self, key: str):
@@ -237,7 +240,7 @@ class _Loaded:
             for older in list(self.inputs):
                 if older == key:
                     break
-                del self.inputs[older]
+                self.release(self.inputs.pop(older))
             return self.inputs[key]
 
 
@@ -258,10 +261,10 @@ def _read_requests(conn, loaded: _Loaded, runs: queue.Queue, loads: queue.Queue)
     runs.put(None)
 
 
-def _serve_loads(channel: _Channel, setup: WorkerSetup, loaded: _Loaded, loads: queue.Queue) -> None:
-    """Loader thread: carry out each Load in turn, answer Result (length: rows) or Failure."""
-    # the filesystem objects fsspec makes for URLs live in this (spawned) process only
-    cache = Cache(folder=setup.download_dir, storage_options=dict(setup.storage_options or {}))
+def _serve_loads(channel: _Channel, setup: WorkerSetup, loaded: _Loaded, loads: queue.Queue,
+                 cache: Cache) -> None:
+    """Loader thread: carry out each Load in turn, answer Result (length: rows; failed_items:
+    the items that could not be read) or Failure."""
     while True:
         request = loads.get()
         if request is None:
@@ -282,7 +285,9 @@ def _serve_loads(channel: _Channel, setup: WorkerSetup, loaded: _Loaded, loads: 
             continue
         loaded.put(request.key, value)
         channel.event(request.request_id, "loaded")
-        channel.send(protocol.Result(request.request_id, length=length, cpu_s=time.thread_time() - cpu_start))
+        failed = tuple(sorted(getattr(value[1], "failed", {}).items()))
+        channel.send(protocol.Result(request.request_id, length=length, cpu_s=time.thread_time() - cpu_start,
+                                     failed_items=failed))
 
 
 def _mini_batch(request: protocol.Run, loaded: _Loaded):
@@ -333,13 +338,20 @@ def worker_main(conn, setup: WorkerSetup) -> None:
     with_context = _takes_context(run)
     modules = tuple(source_modules(setup.source_directory, setup.entry_script))
     known = len(sys.modules)
-    loaded = _Loaded()
+    # the filesystem objects fsspec makes for URLs live in this (spawned) process only; the
+    # download folder is this shard's alone: what a killed worker left there is removed
+    if setup.download_dir:
+        import shutil
+
+        shutil.rmtree(setup.download_dir, ignore_errors=True)
+    cache = Cache(folder=setup.download_dir, storage_options=dict(setup.storage_options or {}))
+    loaded = _Loaded(lambda value: value[0].release(value[1], cache))
     runs: queue.Queue = queue.Queue()
     loads: queue.Queue = queue.Queue()
     channel.send(protocol.Ready(modules, with_context, threading.get_ident()))
     threading.Thread(target=_read_requests, args=(conn, loaded, runs, loads), name="snakebatch-reader",
                      daemon=True).start()
-    threading.Thread(target=_serve_loads, args=(channel, setup, loaded, loads), name="snakebatch-loader",
+    threading.Thread(target=_serve_loads, args=(channel, setup, loaded, loads, cache), name="snakebatch-loader",
                      daemon=True).start()
     while True:
         request = runs.get()
@@ -352,6 +364,7 @@ def worker_main(conn, setup: WorkerSetup) -> None:
                     shutdown()
                 except Exception:  # noqa: BLE001
                     traceback.print_exc()
+            loaded.clear()  # the downloaded copies of the last mini-batches
             channel.send(protocol.Stopped(request.request_id,
                                           tuple(source_modules(setup.source_directory, setup.entry_script))))
             break

@@ -8,6 +8,7 @@ listed once, by real path); other fsspec URLs with ``fs.find``/``fs.glob``, sort
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import glob
 import hashlib
@@ -16,8 +17,9 @@ import posixpath
 
 from ..datasets import GLOB_CHARS, is_glob, walk_folders
 from ..errors import DatasetError
-from ..locations import change_identity, filesystem, is_local, local_identity, local_path, storage_error
-from .base import Cache, Descriptor, InputKind, Item, MaterialiseError
+from ..locations import (change_identity, filesystem, is_local, local_identity, local_path, storage_error,
+                         with_retries)
+from .base import Cache, Descriptor, InputKind, Item, Materialised, MaterialiseError
 
 
 def _walk(folder: str):
@@ -129,6 +131,17 @@ def list_items(paths, pattern: str | None = None, storage_options: dict | None =
         raise DatasetError(f"input.path: no files{suffix} under {where}: the dataset is empty")
 
 
+def _download_name(name: str, ukey: str) -> str:
+    """Where the copy of ``name`` (version ``ukey``) lives in the download folder."""
+    digest = hashlib.sha256(f"{name}\0{ukey}".encode()).hexdigest()[:20]
+    return os.path.join(digest, posixpath.basename(name) or "item")
+
+
+def _download(name: str, target: str, storage_options: dict) -> None:
+    fs, path = filesystem(name, storage_options)
+    fs.get_file(path, target)
+
+
 def mini_batch_key(items) -> str:
     """Hex SHA-256 over the items' key lines (see ``Item.key_line``): for local files the same
     digest as ``partition.mini_batch_key`` (path, absolute path, size, mtime_ns)."""
@@ -175,6 +188,7 @@ class FileKind(InputKind):
             payload = {"items": [i.path for i in chunk]}
             if not all(i.local for i in chunk):
                 payload["ukeys"] = [i.ukey for i in chunk]
+                payload["sizes"] = [i.size for i in chunk]
             batches.append(Descriptor(kind=self.name, index=len(batches), first_item=first,
                                       key=mini_batch_key(chunk), count=len(chunk), payload=payload))
 
@@ -190,28 +204,50 @@ class FileKind(InputKind):
 
     def materialise(self, descriptor: Descriptor, read_options: dict, cache: Cache) -> list[str]:
         """The local paths of the mini-batch's files: local files as listed; other files
-        downloaded once into ``cache.folder`` (``<folder>/<hash of URL and ukey>/<file name>``).
-        Raises MaterialiseError naming a file that cannot be downloaded."""
+        downloaded once into ``cache.folder`` (``<folder>/<hash of URL and ukey>/<file name>``),
+        transient store errors (connection reset, 5xx, throttling) retried with backoff. A file
+        that cannot be downloaded (deleted since the listing, unreadable) fails alone: the result
+        is then a ``Materialised`` whose ``failed`` names it by URL; when every file fails,
+        MaterialiseError."""
         names = descriptor.payload["items"]
         ukeys = descriptor.payload.get("ukeys") or [""] * len(names)
-        paths = []
-        for name, ukey in zip(names, ukeys):
+        paths, failed = [], {}
+        for position, (name, ukey) in enumerate(zip(names, ukeys)):
             if is_local(name):
                 paths.append(local_path(name))
                 continue
-            digest = hashlib.sha256(f"{name}\0{ukey}".encode()).hexdigest()[:20]
-            target = os.path.join(cache.download_folder(), digest, posixpath.basename(name) or "item")
+            target = os.path.join(cache.download_folder(), _download_name(name, ukey))
             if not os.path.exists(target):
-                fs, path = filesystem(name, cache.storage_options)
                 os.makedirs(os.path.dirname(target), exist_ok=True)
                 partial = target + ".part"
                 try:
-                    fs.get_file(path, partial)
+                    with_retries(lambda: _download(name, partial, cache.storage_options))
                     os.replace(partial, target)
                 except Exception as exc:  # noqa: BLE001 - each store raises its own types
-                    raise MaterialiseError("input file " + storage_error(name, exc, "cannot be downloaded")) from None
+                    failed[position] = "DownloadError: input file " + storage_error(name, exc, "cannot be downloaded")
+                    paths.append(name)
+                    continue
             paths.append(target)
-        return paths
+        if failed and len(failed) == len(names):
+            raise MaterialiseError(next(iter(failed.values()))[len("DownloadError: "):])
+        return Materialised(paths, failed) if failed else paths
+
+    def release(self, materialised, cache: Cache) -> None:
+        """Remove the downloaded copies of a mini-batch that is done (files under
+        ``cache.folder``, with their folders)."""
+        if cache.folder is None:
+            return
+        root = os.path.join(os.path.abspath(cache.folder), "")
+        for path in materialised:
+            if os.path.abspath(path).startswith(root):
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
+                with contextlib.suppress(OSError):
+                    os.rmdir(os.path.dirname(path))
+
+    def prefetch_bytes(self, descriptor: Descriptor) -> int:
+        """The bytes of the mini-batch's files that are not on the local disk (downloaded)."""
+        return sum(descriptor.payload.get("sizes") or ())
 
     def item_names(self, descriptor: Descriptor) -> tuple[str, ...]:
         return tuple(descriptor.payload["items"])
