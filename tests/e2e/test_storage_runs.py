@@ -228,3 +228,43 @@ def test_prefetch_holds_at_most_prefetch_bytes_and_a_deleted_blob_fails_only_its
     assert (summary["items"], summary["succeeded"], summary["failed"]) == (12, 11, 1)
     inputs = workflow.path("results", "mnist", "downloads", "shard-00000", "inputs")
     assert [f for _, _, files in os.walk(inputs) for f in files] == []  # every copy removed
+
+
+def test_an_unreachable_endpoint_fails_the_dry_run_at_once_naming_the_url(workflow, monkeypatch):
+    import time
+
+    import services
+
+    port = services.free_port()  # nothing listens there
+    monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING",
+                       f"DefaultEndpointsProtocol=http;AccountName={services.AZURITE_ACCOUNT};"
+                       f"AccountKey={services.AZURITE_KEY};BlobEndpoint=http://127.0.0.1:{port}/devstoreaccount1;")
+    write(workflow.path("scripts", "names.py"), BASENAMES)
+    workflow.write_config({"entry_script": "names.py", "source_directory": "scripts",
+                           "input": {"path": "az://sampledata/mnist/"}})
+    start = time.monotonic()
+    proc = workflow.run("-n", check=False)
+    assert proc.returncode == 1
+    assert time.monotonic() - start < 30
+    assert ("snakebatch: invalid input: input.path: 'az://sampledata/mnist/' cannot be reached: its endpoint "
+            f"http://127.0.0.1:{port} did not accept a connection within 5 s (Connection refused)") in proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert services.AZURITE_KEY not in proc.stdout + proc.stderr
+
+
+def test_a_wrong_key_gives_an_authentication_error_naming_the_account(azurite, workflow, monkeypatch):
+    import services
+
+    wrong = "d3JvbmdrZXl3cm9uZ2tleXdyb25na2V5d3JvbmdrZXk="
+    monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING",
+                       azurite.env["AZURE_STORAGE_CONNECTION_STRING"].replace(services.AZURITE_KEY, wrong))
+    write(workflow.path("scripts", "names.py"), BASENAMES)
+    workflow.write_config({"entry_script": "names.py", "source_directory": "scripts",
+                           "input": {"path": "az://sampledata/mnist/"}})
+    proc = workflow.run("-n", check=False)
+    assert proc.returncode == 1
+    assert ("snakebatch: invalid input: input.path: 'az://sampledata/mnist/' cannot be listed: authentication "
+            "failed for storage account 'devstoreaccount1' (check the account key, SAS token or connection "
+            "string in the environment): ") in proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert wrong not in proc.stdout + proc.stderr

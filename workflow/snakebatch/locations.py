@@ -154,6 +154,7 @@ def _azure_account(location: str) -> str | None:
 def remote_files(location: str, storage_options: dict | None = None) -> tuple[object, str, list[tuple[str, str, dict]]]:
     """(fs, root path, [(path, relative name, info), ...]) of a URL naming one object or a prefix
     (every object under it, sorted). Raises FileNotFoundError naming the URL when there is none."""
+    check_reachable(location, storage_options)
     fs, root = filesystem(location, storage_options)
     if fs.isfile(root):
         return fs, root, [(root, "", fs.info(root))]
@@ -252,3 +253,57 @@ def with_retries(call, delays=RETRY_DELAYS_S, sleep=None):
             if delay is None or not is_transient(exc):
                 raise
             sleep(delay)
+
+
+# ------------------------------------------------------------------------------ reachability
+CONNECT_TIMEOUT_S = 5.0
+
+
+def endpoint(location: str, storage_options: dict | None = None) -> str | None:
+    """The http(s) endpoint the store of ``location`` is reached at, as far as the configuration
+    tells (Azure: the connection string's BlobEndpoint or the account's blob host; S3:
+    ``client_kwargs.endpoint_url`` or AWS_ENDPOINT_URL); None when unknown (the store's default)."""
+    import os
+    import re
+
+    options = storage_options or {}
+    protocol = location.split("://", 1)[0].lower()
+    if protocol in ("az", "abfs", "abfss", "adl"):
+        connection = options.get("connection_string") or os.environ.get("AZURE_STORAGE_CONNECTION_STRING", "")
+        found = re.search(r"BlobEndpoint=([^;]+)", connection)
+        if found:
+            return found.group(1)
+        account = options.get("account_name") or _azure_account(location)
+        if account:
+            suffix = re.search(r"EndpointSuffix=([^;]+)", connection)
+            return f"https://{account}.blob.{suffix.group(1) if suffix else 'core.windows.net'}"
+        return None
+    if protocol in ("s3", "s3a"):
+        client = options.get("client_kwargs") or {}
+        return (client.get("endpoint_url") or options.get("endpoint_url") or os.environ.get("AWS_ENDPOINT_URL_S3")
+                or os.environ.get("AWS_ENDPOINT_URL"))
+    if protocol in ("http", "https"):
+        return location
+    return None
+
+
+def check_reachable(location: str, storage_options: dict | None = None, timeout: float = CONNECT_TIMEOUT_S) -> None:
+    """Open (and close) a TCP connection to the endpoint of ``location`` so an unreachable store
+    fails in seconds, naming the URL and the endpoint, instead of after the client's minutes of
+    retries. Does nothing when the endpoint is unknown. Raises ConnectionError."""
+    import socket
+    from urllib.parse import urlsplit
+
+    url = endpoint(location, storage_options)
+    if not url:
+        return
+    parts = urlsplit(url)
+    if not parts.hostname:
+        return
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        socket.create_connection((parts.hostname, port), timeout=timeout).close()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ConnectionError(f"{location!r} cannot be reached: its endpoint {parts.scheme}://{parts.hostname}:{port} "
+                              f"did not accept a connection within {timeout:g} s ({reason})") from None

@@ -120,6 +120,12 @@ def publish_to(uri: str, files: list[str], storage_options: dict | None = None) 
                 shutil.copyfileobj(source, handle)
             written.append(target)
         return written
+    from .locations import check_reachable
+
+    try:
+        check_reachable(uri, storage_options)
+    except ConnectionError as exc:
+        raise StorageError(f"output_uri: {exc}") from None
     base = uri.rstrip("/")
     for path in files:
         target = f"{base}/{os.path.basename(path)}"

@@ -17,7 +17,7 @@ import posixpath
 
 from ..datasets import GLOB_CHARS, is_glob, walk_folders
 from ..errors import DatasetError
-from ..locations import (change_identity, filesystem, is_local, local_identity, local_path, storage_error,
+from ..locations import (change_identity, check_reachable, filesystem, is_local, local_identity, local_path, storage_error,
                          with_retries)
 from .base import Cache, Descriptor, InputKind, Item, Materialised, MaterialiseError
 
@@ -64,6 +64,10 @@ def _local_items(given: str, pattern: str | None, seen: set):
 
 
 def _remote_items(given: str, pattern: str | None, seen: set, storage_options: dict):
+    try:
+        check_reachable(given, storage_options)
+    except ConnectionError as exc:
+        raise DatasetError(f"input.path: {exc}") from None
     try:
         fs, root = filesystem(given, storage_options)
         if any(ch in root for ch in GLOB_CHARS) and not fs.exists(root):
