@@ -268,3 +268,25 @@ def test_a_wrong_key_gives_an_authentication_error_naming_the_account(azurite, w
             "string in the environment): ") in proc.stdout + proc.stderr
     assert "Traceback" not in proc.stdout + proc.stderr
     assert wrong not in proc.stdout + proc.stderr
+
+
+def test_a_proxy_resetting_every_fifth_connection_loses_and_duplicates_no_row(moto_s3, workflow, monkeypatch):
+    from resetting_proxy import ResettingProxy
+
+    fs = make_bucket("s3", "flaky")
+    for i in range(40):
+        fs.pipe(f"flaky/in/f{i:02d}.txt", f"{i}\n".encode())
+    proxy = ResettingProxy(("127.0.0.1", moto_s3.extra["port"]), every=5)
+    try:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{proxy.port}")
+        write(workflow.path("scripts", "names.py"), BASENAMES)
+        workflow.write_config({"entry_script": "names.py", "source_directory": "scripts", "mini_batch_size": 3,
+                               "input": {"path": "s3://flaky/in/"}, "append_row_file_name": "out.txt",
+                               "process_count_per_node": 2})
+        workflow.run()
+    finally:
+        proxy.close()
+    assert workflow.read("results", "mnist", "out.txt") == "".join(f"f{i:02d}.txt: {i}\n" for i in range(40))
+    assert workflow.read("results", "mnist", "errors.jsonl") == ""
+    print(f"proxy: {proxy.accepted} connections, {proxy.reset} reset")
+    assert proxy.reset >= 1
