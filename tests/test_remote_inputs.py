@@ -165,3 +165,30 @@ def test_fetch_of_a_missing_url_names_it(azurite, tmp_path):
     with pytest.raises(OSError) as caught:
         fetch("az://models/none/", str(tmp_path))
     assert str(caught.value) == "'az://models/none/' cannot be downloaded: FileNotFoundError: 'az://models/none/' does not exist"
+
+
+@pytest.fixture
+def http_root(tmp_path):
+    """A folder served over http://127.0.0.1:PORT/ by a thread of this process."""
+    import functools
+    import http.server
+    import threading
+
+    folder = tmp_path / "site"
+    folder.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield folder, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_one_file_over_http_is_listed_and_downloaded(http_root, tmp_path):
+    folder, base = http_root
+    (folder / "img.png").write_bytes(b"pixels")
+    items = list(FILES.list(spec([f"{base}/img.png"])))
+    assert [(i.path, i.size) for i in items] == [(f"{base}/img.png", 6)]
+    batch = FILES.mini_batches(items, spec([], size=1))[0]
+    paths = FILES.materialise(batch, {}, Cache(folder=str(tmp_path / "dl")))
+    assert [open(p, "rb").read() for p in paths] == [b"pixels"]

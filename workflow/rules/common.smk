@@ -164,6 +164,8 @@ def remote_resources():
     store then reuses what it can). Empty when none is given by URL."""
     from snakebatch.locations import remote_fingerprint, storage_error
 
+    if not workflow.is_main_process:  # a job's own snakemake: params are the main process's business
+        return ""
     versions = {}
     for key in ("models", "side_inputs"):
         for name, path in getattr(PLAN.runner, key).items():
