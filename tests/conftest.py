@@ -26,3 +26,56 @@ def init_log(tmp_path, monkeypatch):
     path = str(tmp_path / "init.log")
     monkeypatch.setenv("INIT_LOG", path)
     return path
+
+
+def _service(start, tmp_path, monkeypatch, unset=()):
+    """Start a service of ``services`` for one test with its own port and folder, put the
+    variables that reach it in the environment, stop it at the end. Skips with the reason when it
+    cannot start here; fails under CI=true (CI installs both)."""
+    import os
+
+    import services
+
+    try:
+        service = start(str(tmp_path / f"service-{start.__name__}"))
+    except services.ServiceUnavailable as exc:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"CI=true but the object store cannot start: {exc}")
+        pytest.skip(str(exc))
+    for name in unset:  # the same store's other credentials, which would compete with these
+        monkeypatch.delenv(name, raising=False)
+    for name, value in service.env.items():
+        monkeypatch.setenv(name, value)
+    _forget_filesystems()  # fsspec caches instances: one made for another test's service would be reused
+    try:
+        yield service
+    finally:
+        _forget_filesystems()
+        service.stop()
+
+
+def _forget_filesystems():
+    import fsspec
+
+    for protocol in ("az", "s3"):
+        try:
+            fsspec.get_filesystem_class(protocol).clear_instance_cache()
+        except ImportError:
+            pass
+
+
+@pytest.fixture
+def azurite(tmp_path, monkeypatch):
+    """Azurite's blob service (tests/services.py); AZURE_STORAGE_CONNECTION_STRING reaches it."""
+    import services
+
+    yield from _service(services.start_azurite, tmp_path, monkeypatch,
+                        ("AZURE_STORAGE_ACCOUNT_NAME", "AZURE_STORAGE_ACCOUNT_KEY", "AZURE_STORAGE_SAS_TOKEN"))
+
+
+@pytest.fixture
+def moto_s3(tmp_path, monkeypatch):
+    """moto's S3 server (tests/services.py); AWS_* variables reach it."""
+    import services
+
+    yield from _service(services.start_moto, tmp_path, monkeypatch, ("AWS_PROFILE", "AWS_SESSION_TOKEN"))

@@ -12,8 +12,9 @@ def test_minimal_config_gets_every_default():
     config = validated(MINIMAL)
     assert config["run_name"] == "mnist"
     assert config["input"] == {"path": "data", "type": "file", "pattern": None, "format": None,
-                               "read_options": {}, "storage_options": {}}
+                               "read_options": {}, "storage_options": {}, "prefetch_bytes": "256MB"}
     assert config["mini_batch_size"] is None
+    assert config["output_uri"] is None
     assert config["error_threshold"] == -1
     assert config["run_max_try"] == 3
     assert config["run_invocation_timeout"] == 60
@@ -63,8 +64,12 @@ def test_mini_batch_size_rejects(value, message):
 
 
 @pytest.mark.parametrize("override,message", [
-    ({"input": {"path": "az://container/images"}},
-     "config key 'input.path': value 'az://container/images' is not supported yet; this version reads local paths and file:// URLs only"),
+    ({"input": {"path": "nosuch://container/images"}},
+     "config key 'input.path': 'nosuch://container/images' has the unknown protocol 'nosuch'; use a local path or an "
+     "fsspec URL (az://, abfs://, abfss://, s3://, gs://, gcs://, http://, https://)"),
+    ({"input": {"path": "az://c/images", "storage_options": {"account_name": "a", "account_key": "k"}}},
+     "config key 'input.storage_options.account_key': looks like a secret, and storage_options are recorded in "
+     "plain text (job commands, .snakemake/); set the environment variable AZURE_STORAGE_ACCOUNT_KEY instead"),
     ({"partition_keys": ["a"]},
      "config key 'partition_keys': ['a'] applies to tabular input only (set input.type: tabular, or remove the key)"),
     ({"input": {"path": "data", "format": "csv"}},
@@ -73,13 +78,23 @@ def test_mini_batch_size_rejects(value, message):
      "config key 'mini_batch_size': '1 MiB' is not a byte size such as 1024, '64KB', '1MB' or '1GB'"),
     ({"input": {"path": "data", "type": "tabular"}, "mini_batch_size": 0},
      "config key 'mini_batch_size': 0 must be at least 1 byte"),
-    ({"models": {"m": "s3://bucket/model"}},
-     "config key 'models.m': value 's3://bucket/model' is not supported yet; this version reads local paths and file:// URLs only"),
+    ({"models": {"m": "nosuch://bucket/model"}},
+     "config key 'models.m': 'nosuch://bucket/model' has the unknown protocol 'nosuch'; use a local path or an "
+     "fsspec URL (az://, abfs://, abfss://, s3://, gs://, gcs://, http://, https://)"),
 ])
 def test_accepted_but_unsupported_values_fail_with_the_key(override, message):
     with pytest.raises(ConfigError) as info:
         plan_run(validated({**MINIMAL, **override}), cores=1)
     assert str(info.value) == message
+
+
+def test_object_store_urls_are_planned_as_given_with_their_storage_options():
+    options = {"account_name": "devstoreaccount1"}
+    plan = plan_run(validated({**MINIMAL, "input": {"path": ["az://sampledata/mnist/", "s3://bucket/x.png"],
+                                                    "storage_options": options}}), cores=1)
+    assert plan.partition.paths == ("az://sampledata/mnist/", "s3://bucket/x.png")
+    assert plan.partition.storage_options == options
+    assert plan.runner.storage_options == options
 
 
 def test_file_urls_are_accepted_and_planned_as_local_paths():
@@ -138,9 +153,11 @@ def test_every_key_has_a_description_and_all_but_the_required_ones_a_default():
                  "environment_variables", "models", "mini_batch_size", "partition_keys", "error_threshold",
                  "allowed_failed_count", "allowed_failed_percent", "output_action", "append_row_file_name",
                  "append_row_format", "run_invocation_timeout", "run_max_try", "node_count",
-                 "process_count_per_node", "gpus_per_process", "threads_per_process", "logging_level"}
+                 "process_count_per_node", "gpus_per_process", "threads_per_process", "logging_level", "output_uri"}
+    # beyond SPEC §3: init_timeout, allow_reuse, append_row_dataframe_header, input.prefetch_bytes
     assert spec_keys <= set(keys)
-    assert set(keys) - spec_keys == {"input", "allow_reuse", "append_row_dataframe_header", "init_timeout"}
+    assert set(keys) - spec_keys == {"input", "allow_reuse", "append_row_dataframe_header", "init_timeout",
+                                     "input.prefetch_bytes"}
 
 
 @pytest.mark.parametrize("override,fragment", [

@@ -233,7 +233,8 @@ def test_memory_mini_batch_keys_hash_urls_and_ukeys(mem):
     assert [b.count for b in batches] == [2, 2, 1]
     expected = hashlib.sha256("".join(f"{i.path}\0{i.ukey}\n" for i in items[:2]).encode()).hexdigest()
     assert batches[0].key == expected
-    assert batches[0].payload == {"items": names(items[:2]), "ukeys": [i.ukey for i in items[:2]]}
+    assert batches[0].payload == {"items": names(items[:2]), "ukeys": [i.ukey for i in items[:2]],
+                                 "sizes": [1, 1]}
     put(fs, f"{root}/d/3.txt", "changed")
     again = FILES.mini_batches(FILES.list(s), s)
     assert [a.key == b.key for a, b in zip(again, batches)] == [True, False, True]

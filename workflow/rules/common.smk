@@ -26,6 +26,7 @@ from snakebatch.kinds import get_kind
 from snakebatch.kinds.files import listing_fingerprint
 from snakebatch.errors import ConfigError, DatasetError
 from snakebatch.layout import RunLayout
+from snakebatch.locations import is_url
 from snakebatch.manifest import shard_id
 from snakebatch.partition import write_listing
 from snakebatch.plan import PlanRecord, auto_process_count, oversubscription_warning, read_plan, write_plan
@@ -119,11 +120,13 @@ def check_paths_exist():
     """Fail the dry run, naming the key, for a local path that neither exists nor is made by a rule
     (one of PRODUCED_PATHS)."""
     produced = {os.path.normpath(p) for p in PRODUCED_PATHS}
-    checks = [("input.path", p) for p in PLAN.partition.paths if not is_glob(p)]
+    checks = [("input.path", p) for p in PLAN.partition.paths if not is_url(p) and not is_glob(p)]
     checks.append(("entry_script", PLAN.runner.entry_script))
     checks += [(f"models.{k}", v) for k, v in PLAN.runner.models.items()]
     checks += [(f"side_inputs.{k}", v) for k, v in PLAN.runner.side_inputs.items()]
     for key, path in checks:
+        if is_url(path):  # listed (inputs) or fetched (models, side inputs) through fsspec
+            continue
         if not os.path.exists(path) and os.path.normpath(path) not in produced:
             where = (
                 "" if os.path.isabs(path) else f" (a relative path is read from the working directory {os.getcwd()})"
@@ -147,7 +150,7 @@ def dataset_listing():
     the dry run here. A job's own snakemake takes the name the main process recorded."""
     if not workflow.is_main_process:
         return LAYOUT.partition_file(RECORDED_PLAN.listing)
-    if not all(os.path.exists(p) for p in PLAN.partition.paths if not is_glob(p)):
+    if not all(is_url(p) or os.path.exists(p) for p in PLAN.partition.paths if not is_glob(p)):
         return LAYOUT.listing(UNLISTED)
     try:
         listing = list(get_kind(PLAN.partition.input_type).list(PLAN.partition))
@@ -176,9 +179,33 @@ def runner_inputs():
     """Files whose change must re-run the shard jobs: the entry script, the helper modules it
     imported from source_directory last time, and the folders and files of every model and side
     input (a folder's own mtime misses a file rewritten inside it)."""
-    paths = [*PLAN.runner.models.values(), *PLAN.runner.side_inputs.values()]
+    # (by URL: the runner fingerprints their objects' etags, which reuse follows)
+    paths = [p for p in [*PLAN.runner.models.values(), *PLAN.runner.side_inputs.values()] if not is_url(p)]
     modules = [m for m in known_modules(LAYOUT.root) if os.path.exists(m)]
     return plain_paths([PLAN.runner.entry_script, *modules, *(watched_paths(paths) if paths else [])])
+
+
+def remote_resources():
+    """The versions of the models and side inputs given by URL (a digest of their objects' etags,
+    read once per run here): a param of the shard jobs, so a rewritten object reruns them (the
+    store then reuses what it can). Empty when none is given by URL."""
+    from snakebatch.locations import remote_fingerprint, storage_error
+
+    if not workflow.is_main_process:  # a job's own snakemake: params are the main process's business
+        return ""
+    versions = {}
+    for key in ("models", "side_inputs"):
+        for name, path in getattr(PLAN.runner, key).items():
+            if not is_url(path):
+                continue
+            try:
+                versions[f"{key}.{name}"] = remote_fingerprint(path, PLAN.runner.storage_options)[:16]
+            except Exception as exc:
+                raise WorkflowError(f"snakebatch: invalid config: {key}.{name}: {storage_error(path, exc)}") from None
+    return ",".join(f"{k}={v}" for k, v in sorted(versions.items()))
+
+
+REMOTE_RESOURCES = remote_resources()
 
 
 def unfinished_marker(wildcards):

@@ -24,6 +24,7 @@ rule infer_shard:
         # a changed spec reruns the jobs; they read it from the file onstart writes (a short command)
         spec=PLAN.runner.to_json(),
         spec_file=LAYOUT.stage_spec("runner"),
+        remote_resources=REMOTE_RESOURCES,
     shell:
         f"{SNAKEBATCH}.runner --spec-file {{params.spec_file:q}} --manifest {{input.manifest:q}}"
         " --output {output:q} > {log:q} 2>&1"

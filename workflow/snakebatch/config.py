@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from .errors import ConfigError
 from .layout import RunLayout
-from .locations import is_local, local_path
+from .locations import is_local, local_path, secret_option
 
 URL_SCHEMES = ("az://", "abfs://", "abfss://", "s3://", "gs://", "gcs://", "http://", "https://")
 
@@ -60,6 +60,7 @@ class PartitionSpec:
     format: str | None = None
     read_options: dict = dataclasses.field(default_factory=dict)
     partition_keys: tuple[str, ...] = ()
+    storage_options: dict = dataclasses.field(default_factory=dict)
 
 
 @_json_spec
@@ -95,6 +96,8 @@ class RunnerSpec:
     init_timeout: float = 600.0
     threads_per_process: int = 1
     gpus_per_process: int = 0
+    storage_options: dict = dataclasses.field(default_factory=dict)
+    prefetch_bytes: int = 256 * 1024 ** 2
 
 
 @_json_spec
@@ -112,6 +115,8 @@ class GatherSpec:
     allowed_failed_count: int | None
     allowed_failed_percent: float | None
     append_row_dataframe_header: bool = False
+    output_uri: str | None = None
+    storage_options: dict = dataclasses.field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -186,6 +191,19 @@ def parse_mini_batch_size(value, input_type: str = "file") -> int:
     return int(value)
 
 
+def parse_prefetch_bytes(value) -> int:
+    """``input.prefetch_bytes`` in bytes: an int >= 0 or ``"256MB"`` (1024-based). Raises
+    ConfigError naming the key."""
+    from .tabular import parse_byte_size
+
+    if value in (0, "0"):
+        return 0
+    try:
+        return parse_byte_size(value)
+    except ValueError as exc:
+        raise ConfigError(f"config key 'input.prefetch_bytes': {exc}") from None
+
+
 def shard_count(config: dict, cores: int | None) -> int:
     """node_count x process_count_per_node; ``auto`` = ``cores`` (snakemake's --cores, at least 1)."""
     per_node = config["process_count_per_node"]
@@ -202,12 +220,49 @@ def _only_for_tabular(key: str, value) -> ConfigError:
 LOCAL_ONLY = "this version reads local paths and file:// URLs only"
 
 
+def check_url(key: str, location: str) -> None:
+    """Raise ConfigError naming ``key`` when ``location`` is a URL of a protocol fsspec does not
+    know, or whose fsspec implementation (adlfs, s3fs, gcsfs, aiohttp) is not installed."""
+    if is_local(location):
+        return
+    import importlib
+
+    from fsspec.registry import known_implementations, registry
+
+    protocol = location.split("://", 1)[0].lower()
+    if protocol not in known_implementations and protocol not in registry:
+        raise ConfigError(f"config key {key!r}: {location!r} has the unknown protocol {protocol!r}; "
+                          f"use a local path or an fsspec URL ({', '.join(URL_SCHEMES)})")
+    if protocol in registry:
+        return
+    module = known_implementations[protocol]["class"].rsplit(".", 1)[0]
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        hint = known_implementations[protocol].get("err") or f"install {module.split('.')[0]}"
+        raise ConfigError(f"config key {key!r}: {location!r} needs the package for {protocol}:// ({hint}; "
+                          "pip install -e '.[storage]' installs adlfs and s3fs)") from None
+
+
+def check_storage_options(options: dict) -> None:
+    """Raise ConfigError naming the key when ``input.storage_options`` holds something that looks
+    like a secret (``account_key``, ``sas_token``, ``secret``, ...): the options travel on the
+    shell command lines Snakemake records, so credentials must come from the environment."""
+    found = secret_option(options or {})
+    if found:
+        key, hint = found
+        raise ConfigError(f"config key 'input.storage_options.{key}': looks like a secret, and storage_options "
+                          f"are recorded in plain text (job commands, .snakemake/); {hint}")
+
+
 def _check_supported(config: dict) -> None:
     inp = config["input"]
     paths = inp["path"] if isinstance(inp["path"], list) else [inp["path"]]
     for path in paths:
-        if not is_local(path):
-            raise _not_supported("input.path", path, LOCAL_ONLY)
+        check_url("input.path", path)
+    check_storage_options(inp.get("storage_options") or {})
+    if config.get("output_uri"):
+        check_url("output_uri", config["output_uri"])
     if inp["type"] == "file":
         if inp.get("format") is not None:
             raise _only_for_tabular("input.format", inp["format"])
@@ -215,12 +270,9 @@ def _check_supported(config: dict) -> None:
             raise _only_for_tabular("input.read_options", inp["read_options"])
         if config["partition_keys"]:
             raise _only_for_tabular("partition_keys", config["partition_keys"])
-    if inp.get("storage_options"):
-        raise _not_supported("input.storage_options", "<set>", "it applies to fsspec URLs")
     for key in ("side_inputs", "models"):
         for name, path in config[key].items():
-            if not is_local(path):
-                raise _not_supported(f"{key}.{name}", path, LOCAL_ONLY)
+            check_url(f"{key}.{name}", path)
 
 
 # ParallelRunStep's own settings: an entry-script argument with one of these names is rejected, as
@@ -293,7 +345,9 @@ def plan_run(config: dict, cores: int | None) -> RunPlan:
     dataframe_header = bool(config.get("append_row_dataframe_header", False)) or bool(header_argument)
     inp = config["input"]
     # file:// URLs become plain local paths here, so every stage sees (and names items by) the path
-    paths = tuple(local_path(p) for p in (inp["path"] if isinstance(inp["path"], list) else [inp["path"]]))
+    paths = tuple(local_path(p) if is_local(p) else p
+                  for p in (inp["path"] if isinstance(inp["path"], list) else [inp["path"]]))
+    storage_options = dict(inp.get("storage_options") or {})
     run_name = config["run_name"]
     shards = shard_count(config, cores)
     script, source_dir = resolve_entry_script(config["entry_script"], config["source_directory"])
@@ -307,6 +361,7 @@ def plan_run(config: dict, cores: int | None) -> RunPlan:
         format=inp.get("format"),
         read_options=dict(inp.get("read_options") or {}),
         partition_keys=tuple(config["partition_keys"]),
+        storage_options=storage_options,
     )
     runner = RunnerSpec(
         run_name=run_name,
@@ -314,8 +369,8 @@ def plan_run(config: dict, cores: int | None) -> RunPlan:
         source_directory=source_dir,
         arguments=tuple(arguments),
         environment_variables={k: str(v) for k, v in sorted(config["environment_variables"].items())},
-        models={k: local_path(v) for k, v in sorted(config["models"].items())},
-        side_inputs={k: local_path(v) for k, v in sorted(config["side_inputs"].items())},
+        models={k: local_path(v) if is_local(v) else v for k, v in sorted(config["models"].items())},
+        side_inputs={k: local_path(v) if is_local(v) else v for k, v in sorted(config["side_inputs"].items())},
         output_action=config["output_action"],
         append_row_format=config["append_row_format"],
         run_invocation_timeout=float(config["run_invocation_timeout"]),
@@ -331,6 +386,8 @@ def plan_run(config: dict, cores: int | None) -> RunPlan:
         init_timeout=float(config["init_timeout"]),
         threads_per_process=int(config["threads_per_process"]),
         gpus_per_process=int(config["gpus_per_process"]),
+        storage_options=storage_options,
+        prefetch_bytes=parse_prefetch_bytes(inp.get("prefetch_bytes", "256MB")),
     )
     gather = GatherSpec(
         run_name=run_name,
@@ -341,6 +398,8 @@ def plan_run(config: dict, cores: int | None) -> RunPlan:
         allowed_failed_count=config["allowed_failed_count"],
         allowed_failed_percent=config["allowed_failed_percent"],
         append_row_dataframe_header=dataframe_header,
+        output_uri=config.get("output_uri") or None,
+        storage_options=storage_options if config.get("output_uri") else {},
     )
     warnings = list(argument_warnings)
     if config["partition_keys"] and config["mini_batch_size"] is not None:

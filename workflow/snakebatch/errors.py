@@ -36,3 +36,7 @@ class ErrorThresholdExceeded(SnakebatchError):
 class ResultSchemaError(SnakebatchError):
     """Mini-batch results that must share one table schema (append_row_format csv or parquet)
     have different columns or types; the message names the two mini-batches."""
+
+
+class StorageError(SnakebatchError):
+    """An object store refused or failed a request; the message names the URL (never a secret)."""

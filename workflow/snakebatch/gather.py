@@ -35,7 +35,7 @@ from .errors import EntryScriptError, ErrorThresholdExceeded, ManifestError, Res
 from .layout import RunLayout
 from .lifecycle import clear_verdict, drop_shards_to_rerun, read_shard_file
 from .results import MiniBatchResult
-from .storage import atomic_open, write_json_atomic, write_text_atomic
+from .storage import atomic_open, publish_to, write_json_atomic, write_text_atomic
 from .thresholds import RunningTally, threshold_breaches
 
 
@@ -172,7 +172,12 @@ def gather(spec: GatherSpec, shard_results: list[str], run_dir: str) -> dict:
                            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
         write_text_atomic(layout.job_result, f"status: failed\nThe run failed: {exc}\n")
         raise
+    if spec.output_uri:
+        summary["output_uri"] = spec.output_uri
     write_json_atomic(layout.summary, summary)
+    if spec.output_uri:  # before the success marker: a failed upload leaves the run to finish again
+        publish_to(spec.output_uri, [p for p in (merged, layout.summary, layout.errors) if p and os.path.exists(p)],
+                   spec.storage_options)
     write_text_atomic(layout.success_marker, (spec.append_row_file_name if merged else "") + "\n")
     return summary
 
@@ -350,7 +355,8 @@ def main(argv: list[str] | None = None) -> int:
     target = summary["output"] or RunLayout(args.run_dir).outputs_dir
     print(f"snakebatch gather: {summary['items']} items, {summary['succeeded']} succeeded, "
           f"{summary['failed']} failed ({summary['mini_batches']} mini-batches, "
-          f"{summary['reused_mini_batches']} reused{rate}) -> {target}")
+          f"{summary['reused_mini_batches']} reused{rate}) -> {target}"
+          + (f" (uploaded to {summary['output_uri']})" if summary.get("output_uri") else ""))
     return 0
 
 

@@ -170,6 +170,12 @@ class RunLayout:
         """The helper modules the entry script imported (``store.record_modules``)."""
         return self._join("entry_script_modules.json")
 
+    def downloads_dir(self, shard: int | str, what: str = "inputs") -> str:
+        """Where the worker of ``shard`` downloads what is not on the local disk: ``inputs`` (the
+        files of its mini-batches, removed once each is done) or ``resources`` (models and side
+        inputs given by URL, kept for reuse)."""
+        return self._join("downloads", f"shard-{_name(shard)}", what)
+
     @property
     def outputs_dir(self) -> str:
         """``EntryScript().output_dir``."""

@@ -168,6 +168,9 @@ class Result:
     header: str | None = None
     ipc: bytes | None = None
     modules: tuple[str, ...] | None = None
+    #: a Load whose items could partly not be read: (position, "Error: message") of each such
+    #: item (a blob deleted since the listing); run() never gets them
+    failed_items: tuple[tuple[int, str], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,7 @@ from .errors import EntryScriptError, ManifestError, SnakebatchError, WorkerDied
 from .kinds import get_kind
 from .layout import RunLayout
 from .lifecycle import invalidate_result
+from .locations import is_url
 from .manifest import MiniBatch, ShardManifest
 from .plan import read_plan
 from .results import FailedItem, MiniBatchResult
@@ -182,6 +183,11 @@ class ShardRunner:
         self._prefetched = upcoming.key
         if self._stored(upcoming) is not None:
             return
+        size = get_kind(upcoming.kind).prefetch_bytes(upcoming)
+        if size > self.spec.prefetch_bytes:  # read when its turn comes, not held on disk meanwhile
+            log.debug("mini-batch %d not prefetched: %d bytes > prefetch_bytes %d", upcoming.index, size,
+                      self.spec.prefetch_bytes)
+            return
         try:
             self.worker.send_load(upcoming.key, upcoming.to_json())
         except WorkerDied:  # the call that follows notices and restarts it
@@ -255,7 +261,7 @@ class ShardRunner:
         return (_Part([], 0, [], tries, cpu_s) + self._run_items(mini_batch, items[:half], first_item, whole=False)
                 + self._run_items(mini_batch, items[half:], first_item + half, whole=False))
 
-    def _load(self, mini_batch: MiniBatch) -> tuple[int | None, _Part]:
+    def _load(self, mini_batch: MiniBatch) -> tuple[int | None, _Part, tuple]:
         """Have the worker materialise the mini-batch's input (its kind: file paths, a table's
         rows), with up to run_max_try tries for a worker that dies or times out (a read error is
         final: the same bytes fail the same way). Returns (item count, _Part) - item count None
@@ -269,12 +275,15 @@ class ShardRunner:
             outcome = self.worker.load(mini_batch.key, mini_batch.to_json(), self.spec.run_invocation_timeout)
             cpu_s += outcome.cpu_s
             if outcome.ok:
-                return outcome.length, _Part([], 0, [], 0, cpu_s)
+                failed = [self._failure(position, mini_batch, error, "", tries) for position, error in outcome.failed_items]
+                for item in failed:
+                    log.warning("mini-batch %d: %s", mini_batch.index, item.error)
+                return outcome.length, _Part([], 0, failed, 0, cpu_s), tuple(p for p, _ in outcome.failed_items)
             self._record_error(mini_batch, mini_batch.count, what, attempt, outcome)
             if not outcome.restart:
                 break
         failure = FailedItem(what, mini_batch.index, outcome.error, outcome.traceback, tries, shard=self.shard)
-        return None, _Part([], 0, [failure], tries, cpu_s)
+        return None, _Part([], 0, [failure], tries, cpu_s), ()
 
     def run_mini_batch(self, mini_batch: MiniBatch) -> MiniBatchResult:
         """The result of one mini-batch: reused from the store or computed (and stored)."""
@@ -284,13 +293,13 @@ class ShardRunner:
                                        reused=True)
         start, started_at, start_s = time.monotonic(), time.time(), self.start_s
         self._alone_failures, self._any_success = 0, False
-        count, part = self._load(mini_batch)
+        count, part, unread = self._load(mini_batch)
         if count is None:  # unreadable: every item counts as failed
             item_count = get_kind(mini_batch.kind).item_count(mini_batch)
         else:
             item_count = count
-            if count:
-                part = part + self._run_items(mini_batch, tuple(range(count)), mini_batch.first_item)
+            for segment in _segments(count, set(unread)):  # items that could not be read are failed already
+                part = part + self._run_items(mini_batch, segment, mini_batch.first_item + segment[0])
         table_file = None
         if part.ipcs and self.store is not None:
             table_file = self.store.save_table(mini_batch, part.ipcs)
@@ -413,6 +422,22 @@ class ShardRunner:
         return results
 
 
+def _segments(count: int, skip: set) -> list[tuple[int, ...]]:
+    """The runs of consecutive positions in ``range(count)`` without those in ``skip``:
+    ``_segments(6, {2})`` is ``[(0, 1), (3, 4, 5)]``."""
+    segments, current = [], []
+    for position in range(count):
+        if position in skip:
+            if current:
+                segments.append(tuple(current))
+            current = []
+        else:
+            current.append(position)
+    if current:
+        segments.append(tuple(current))
+    return segments
+
+
 def shard_log_paths(run_dir: str, shard: int) -> dict:
     """The per-worker log files of ``shard`` (SPEC §6 layout, ``RunLayout.shard_logs``), absolute."""
     return RunLayout(run_dir).absolute().shard_logs(shard)
@@ -436,8 +461,8 @@ def build_worker(spec: RunnerSpec, run_dir: str, shard: int, devices: dict | Non
         working_dir=os.getcwd(),
         log_dir=os.path.dirname(os.path.dirname(paths["stdout"])),
         logging_level=spec.logging_level,
-        side_inputs={k: os.path.abspath(v) for k, v in spec.side_inputs.items()},
-        models={k: os.path.abspath(v) for k, v in spec.models.items()},
+        side_inputs={k: v if is_url(v) else os.path.abspath(v) for k, v in spec.side_inputs.items()},
+        models={k: v if is_url(v) else os.path.abspath(v) for k, v in spec.models.items()},
     )
     setup = WorkerSetup(
         entry_script=os.path.abspath(spec.entry_script),
@@ -446,6 +471,9 @@ def build_worker(spec: RunnerSpec, run_dir: str, shard: int, devices: dict | Non
         append_row_format=spec.append_row_format, output_action=spec.output_action,
         read_options=dict(spec.read_options),
         append_row_dataframe_header=spec.append_row_dataframe_header,
+        storage_options=dict(spec.storage_options),
+        download_dir=RunLayout(run_dir).absolute().downloads_dir(shard),
+        resources_dir=RunLayout(run_dir).absolute().downloads_dir(shard, "resources"),
         stdout_path=paths["stdout"], stderr_path=paths["stderr"], stack_path=paths["stack"], context=context,
         process_environment=worker_environment(spec, devices),
     )

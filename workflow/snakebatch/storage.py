@@ -95,3 +95,44 @@ def remove_stale_temps(path: str) -> list[str]:
             os.unlink(stale)
             removed.append(stale)
     return removed
+
+
+def publish_to(uri: str, files: list[str], storage_options: dict | None = None) -> list[str]:
+    """Upload each local file of ``files`` to ``{uri}/{its base name}`` so no partial object is
+    ever visible under its final name; return the URLs written. A local ``uri`` (plain path,
+    ``file://``): copied to a temporary sibling, then renamed. An object store: one ``put_file``
+    per object, and the store shows an object only once its upload is complete: Azure Blob's Put
+    Blob (or Put Block List, after staging blocks) and S3's PutObject (or CompleteMultipartUpload)
+    each replace the whole object in one commit; until then readers see the old object or none.
+    Raises StorageError naming the URL."""
+    import shutil
+
+    from .errors import StorageError
+    from .locations import filesystem, is_local, local_path, storage_error
+
+    written = []
+    if is_local(uri):
+        folder = local_path(uri)
+        os.makedirs(folder, exist_ok=True)
+        for path in files:
+            target = os.path.join(folder, os.path.basename(path))
+            with open(path, "rb") as source, atomic_open(target, "wb") as handle:
+                shutil.copyfileobj(source, handle)
+            written.append(target)
+        return written
+    from .locations import check_reachable
+
+    try:
+        check_reachable(uri, storage_options)
+    except ConnectionError as exc:
+        raise StorageError(f"output_uri: {exc}") from None
+    base = uri.rstrip("/")
+    for path in files:
+        target = f"{base}/{os.path.basename(path)}"
+        try:
+            fs, remote = filesystem(target, storage_options)
+            fs.put_file(path, remote)
+        except Exception as exc:  # noqa: BLE001 - each store raises its own types
+            raise StorageError("output_uri: " + storage_error(target, exc, "cannot be written")) from None
+        written.append(target)
+    return written

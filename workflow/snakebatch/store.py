@@ -18,6 +18,7 @@ from .config import RunnerSpec
 from .errors import ConfigError, EntryScriptError
 from .kinds import get_kind
 from .layout import RunLayout
+from .locations import is_url, remote_fingerprint, storage_error
 from .manifest import MiniBatch
 from .results import MiniBatchResult
 from .storage import write_text_atomic
@@ -67,9 +68,14 @@ def runner_fingerprint(spec: RunnerSpec, modules: list[str] | tuple[str, ...] = 
     for key in ("models", "side_inputs"):
         for name, path in sorted(getattr(spec, key).items()):
             try:
-                digest.update(f"{key}:{name}:{path_fingerprint(path)}\n".encode())
+                if is_url(path):  # by the etags of its objects: the bytes a worker downloads
+                    digest.update(f"{key}:{name}:{path}:{remote_fingerprint(path, spec.storage_options)}\n".encode())
+                else:
+                    digest.update(f"{key}:{name}:{path_fingerprint(path)}\n".encode())
             except FileNotFoundError:
                 raise ConfigError(f"config key '{key}.{name}': path {path!r} does not exist") from None
+            except Exception as exc:  # noqa: BLE001 - the store's own error types
+                raise ConfigError(f"config key '{key}.{name}': " + storage_error(path, exc)) from None
     return digest.hexdigest()
 
 

@@ -66,13 +66,14 @@ class Outcome:
     interrupted: bool = False
     header: str | None = None
     ipc: bytes | None = None
+    failed_items: tuple = ()  # a load: (position, error) of items that could not be read
 
     @classmethod
     def from_reply(cls, reply: protocol.Result | protocol.Failure) -> Outcome:
         """The Outcome of a worker's answer."""
         if isinstance(reply, protocol.Result):
             return cls(ok=True, lines=tuple(reply.lines), length=int(reply.length), cpu_s=float(reply.cpu_s),
-                       header=reply.header, ipc=reply.ipc)
+                       header=reply.header, ipc=reply.ipc, failed_items=tuple(reply.failed_items or ()))
         return cls(ok=False, error=reply.error.error, traceback=reply.error.traceback, cpu_s=float(reply.cpu_s))
 
 

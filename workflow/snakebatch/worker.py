@@ -62,6 +62,23 @@ class WorkerSetup:
     # set in the worker's environment when it is spawned, before any import (thread caps,
     # CUDA_VISIBLE_DEVICES; environment_variables already merged over them): see snakebatch.devices
     process_environment: dict | None = None
+    storage_options: dict | None = None
+    download_dir: str | None = None
+    resources_dir: str | None = None
+
+
+def fetch_resources(context: entry.WorkerContext, setup: WorkerSetup) -> entry.WorkerContext:
+    """``context`` with every model and side input given by URL downloaded (once per version,
+    into ``setup.resources_dir``) and named by its local path, so ``EntryScript().side_inputs``
+    and ``Model.get_model_path`` give local paths. Raises OSError naming the URL."""
+    from .locations import fetch, is_local
+
+    def local(mapping):
+        return {name: path if is_local(path) else fetch(path, os.path.join(setup.resources_dir, name),
+                                                         setup.storage_options)
+                for name, path in mapping.items()}
+
+    return dataclasses.replace(context, models=local(context.models), side_inputs=local(context.side_inputs))
 
 
 def _redirect_output(setup: WorkerSetup) -> None:
@@ -191,10 +208,11 @@ class _Loaded:
     from the moment its Load is received until it is read (or failed), so a Run that follows
     its Load waits for it."""
 
-    def __init__(self) -> None:
+    def __init__(self, release=None) -> None:
         self.cond = threading.Condition()
         self.pending: dict[str, int] = {}
         self.inputs: dict[str, object] = {}
+        self.release = release or (lambda value: None)  # frees what a dropped input left on disk
 
     def expect(self, key: str) -> None:
         with self.cond:
@@ -214,6 +232,8 @@ class _Loaded:
     def clear(self) -> None:
         """Let go of every input read so far (a ``Load`` with ``replace``)."""
         with self.cond:
+            for value in self.inputs.values():
+                self.release(value)
             self.inputs.clear()
 
     def take(self, key: str):
@@ -227,7 +247,7 @@ class _Loaded:
             for older in list(self.inputs):
                 if older == key:
                     break
-                del self.inputs[older]
+                self.release(self.inputs.pop(older))
             return self.inputs[key]
 
 
@@ -248,9 +268,10 @@ def _read_requests(conn, loaded: _Loaded, runs: queue.Queue, loads: queue.Queue)
     runs.put(None)
 
 
-def _serve_loads(channel: _Channel, setup: WorkerSetup, loaded: _Loaded, loads: queue.Queue) -> None:
-    """Loader thread: carry out each Load in turn, answer Result (length: rows) or Failure."""
-    cache = Cache()
+def _serve_loads(channel: _Channel, setup: WorkerSetup, loaded: _Loaded, loads: queue.Queue,
+                 cache: Cache) -> None:
+    """Loader thread: carry out each Load in turn, answer Result (length: rows; failed_items:
+    the items that could not be read) or Failure."""
     while True:
         request = loads.get()
         if request is None:
@@ -271,7 +292,9 @@ def _serve_loads(channel: _Channel, setup: WorkerSetup, loaded: _Loaded, loads: 
             continue
         loaded.put(request.key, value)
         channel.event(request.request_id, "loaded")
-        channel.send(protocol.Result(request.request_id, length=length, cpu_s=time.thread_time() - cpu_start))
+        failed = tuple(sorted(getattr(value[1], "failed", {}).items()))
+        channel.send(protocol.Result(request.request_id, length=length, cpu_s=time.thread_time() - cpu_start,
+                                     failed_items=failed))
 
 
 def _mini_batch(request: protocol.Run, loaded: _Loaded):
@@ -294,13 +317,20 @@ def worker_main(conn, setup: WorkerSetup) -> None:
     os.environ.update(setup.environment_variables)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ["AZUREML_BI_OUTPUT_PATH"] = setup.context.output_dir
-    if setup.context.models:
-        os.environ["AZUREML_MODEL_DIR"] = next(iter(setup.context.models.values()))
     logging.basicConfig(level=setup.context.logging_level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    entry.set_context(setup.context)
     sys.argv = [setup.entry_script, *setup.arguments]
     channel = _Channel(conn)
+    stage = "init"
+    try:
+        context = fetch_resources(setup.context, setup)
+    except OSError as exc:  # a model or side input by URL that cannot be downloaded: init cannot run
+        print(str(exc), file=sys.stderr)
+        channel.send(protocol.Failure(0, protocol.RemoteError.from_exception(exc, ""), stage))
+        return
+    if context.models:
+        os.environ["AZUREML_MODEL_DIR"] = next(iter(context.models.values()))
+    entry.set_context(context)
     stage = "import"
     try:
         module = load_entry_script(setup.entry_script, setup.source_directory)
@@ -317,13 +347,20 @@ def worker_main(conn, setup: WorkerSetup) -> None:
     with_context = _takes_context(run)
     modules = tuple(source_modules(setup.source_directory, setup.entry_script))
     known = len(sys.modules)
-    loaded = _Loaded()
+    # the filesystem objects fsspec makes for URLs live in this (spawned) process only; the
+    # download folder is this shard's alone: what a killed worker left there is removed
+    if setup.download_dir:
+        import shutil
+
+        shutil.rmtree(setup.download_dir, ignore_errors=True)
+    cache = Cache(folder=setup.download_dir, storage_options=dict(setup.storage_options or {}))
+    loaded = _Loaded(lambda value: value[0].release(value[1], cache))
     runs: queue.Queue = queue.Queue()
     loads: queue.Queue = queue.Queue()
     channel.send(protocol.Ready(modules, with_context, threading.get_ident()))
     threading.Thread(target=_read_requests, args=(conn, loaded, runs, loads), name="snakebatch-reader",
                      daemon=True).start()
-    threading.Thread(target=_serve_loads, args=(channel, setup, loaded, loads), name="snakebatch-loader",
+    threading.Thread(target=_serve_loads, args=(channel, setup, loaded, loads, cache), name="snakebatch-loader",
                      daemon=True).start()
     while True:
         request = runs.get()
@@ -336,6 +373,7 @@ def worker_main(conn, setup: WorkerSetup) -> None:
                     shutdown()
                 except Exception:  # noqa: BLE001
                     traceback.print_exc()
+            loaded.clear()  # the downloaded copies of the last mini-batches
             channel.send(protocol.Stopped(request.request_id,
                                           tuple(source_modules(setup.source_directory, setup.entry_script))))
             break

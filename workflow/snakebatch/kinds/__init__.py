@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 
-from .base import Cache, Descriptor, InputKind, Item, MaterialiseError
+from .base import Cache, Descriptor, InputKind, Item, Materialised, MaterialiseError
 
 # kind name -> "module:class", the module relative to this package
 registry: dict[str, str] = {
@@ -44,5 +44,5 @@ def register_kind(name: str, target: str) -> None:
     _instances.pop(name, None)
 
 
-__all__ = ["Cache", "Descriptor", "InputKind", "Item", "MaterialiseError", "get_kind", "known_kinds",
+__all__ = ["Cache", "Descriptor", "InputKind", "Item", "Materialised", "MaterialiseError", "get_kind", "known_kinds",
            "register_kind", "registry"]

@@ -94,6 +94,16 @@ class Cache:
         return self.folder
 
 
+class Materialised(list):
+    """What ``materialise`` gives for a mini-batch some of whose items could not be read: the
+    list ``run()`` would get, and ``failed``: {position: "Error: message naming the item"}. The
+    runner records those items as failed and never passes them to run()."""
+
+    def __init__(self, values=(), failed: dict | None = None) -> None:
+        super().__init__(values)
+        self.failed = dict(failed or {})
+
+
 class InputKind(abc.ABC):
     """One kind of input. Subclasses set ``name`` and implement the abstract methods.
 
@@ -128,6 +138,15 @@ class InputKind(abc.ABC):
         paths (``file``) or a pandas DataFrame (``tabular``). Raises the kind's read error
         (``MaterialiseError``) naming the file (and line) when it cannot be read."""
         raise NotImplementedError
+
+    def release(self, materialised, cache: Cache) -> None:
+        """Free what ``materialise`` left on disk for a mini-batch that is done (downloaded
+        copies). The default keeps nothing."""
+
+    def prefetch_bytes(self, descriptor: Descriptor) -> int:
+        """Bytes ``materialise`` writes to the local disk for ``descriptor`` (downloads); 0 when
+        it reads in place."""
+        return 0
 
     def select(self, materialised, start: int, stop: int):
         """Items ``start:stop`` (positions) of what ``materialise`` returned, as ``run()`` gets

@@ -8,6 +8,7 @@ listed once, by real path); other fsspec URLs with ``fs.find``/``fs.glob``, sort
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import glob
 import hashlib
@@ -16,8 +17,9 @@ import posixpath
 
 from ..datasets import GLOB_CHARS, is_glob, walk_folders
 from ..errors import DatasetError
-from ..locations import change_identity, filesystem, is_local, local_identity, local_path
-from .base import Cache, Descriptor, InputKind, Item, MaterialiseError
+from ..locations import (change_identity, check_reachable, filesystem, is_local, local_identity, local_path, storage_error,
+                         with_retries)
+from .base import Cache, Descriptor, InputKind, Item, Materialised, MaterialiseError
 
 
 def _walk(folder: str):
@@ -62,8 +64,12 @@ def _local_items(given: str, pattern: str | None, seen: set):
 
 
 def _remote_items(given: str, pattern: str | None, seen: set, storage_options: dict):
-    fs, root = filesystem(given, storage_options)
     try:
+        check_reachable(given, storage_options)
+    except ConnectionError as exc:
+        raise DatasetError(f"input.path: {exc}") from None
+    try:
+        fs, root = filesystem(given, storage_options)
         if any(ch in root for ch in GLOB_CHARS) and not fs.exists(root):
             found: list[tuple[str, dict]] = []
             for match, info in sorted(fs.glob(root, detail=True).items()):
@@ -79,20 +85,31 @@ def _remote_items(given: str, pattern: str | None, seen: set, storage_options: d
             found = [(root, fs.info(root))]
         else:
             raise DatasetError(f"input.path: {given!r} does not exist")
-    except OSError as exc:
-        raise DatasetError(f"input.path: {given!r} cannot be listed: {exc}") from None
+    except DatasetError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - each store raises its own types (azure.core, botocore)
+        raise DatasetError("input.path: " + storage_error(given, exc, "cannot be listed")) from None
     for path, info in found:
         if pattern is not None and not fnmatch.fnmatchcase(posixpath.basename(path), pattern):
             continue
-        url = fs.unstrip_protocol(path)
+        url = _url(given, fs, path)
         if url in seen:
             continue
         seen.add(url)
         try:
             ukey = change_identity(fs, path, info)
-        except OSError as exc:
-            raise DatasetError(f"input file {url!r} cannot be read: {exc}") from None
+        except Exception as exc:  # noqa: BLE001
+            raise DatasetError("input file " + storage_error(url, exc)) from None
         yield Item(path=url, size=int(info.get("size") or 0), ukey=ukey)
+
+
+def _url(given: str, fs, path: str) -> str:
+    """The URL of ``path`` (as ``fs`` names it) with the protocol the root ``given`` used
+    (``az://`` stays ``az://``, though adlfs calls itself ``abfs``)."""
+    if "://" in path:
+        return path
+    protocol = given.split("://", 1)[0]
+    return f"{protocol}://{path}" if protocol else fs.unstrip_protocol(path)
 
 
 def list_items(paths, pattern: str | None = None, storage_options: dict | None = None):
@@ -116,6 +133,17 @@ def list_items(paths, pattern: str | None = None, storage_options: dict | None =
         where = ", ".join(repr(p) for p in paths)
         suffix = f" matching pattern {pattern!r}" if pattern else ""
         raise DatasetError(f"input.path: no files{suffix} under {where}: the dataset is empty")
+
+
+def _download_name(name: str, ukey: str) -> str:
+    """Where the copy of ``name`` (version ``ukey``) lives in the download folder."""
+    digest = hashlib.sha256(f"{name}\0{ukey}".encode()).hexdigest()[:20]
+    return os.path.join(digest, posixpath.basename(name) or "item")
+
+
+def _download(name: str, target: str, storage_options: dict) -> None:
+    fs, path = filesystem(name, storage_options)
+    fs.get_file(path, target)
 
 
 def mini_batch_key(items) -> str:
@@ -164,6 +192,7 @@ class FileKind(InputKind):
             payload = {"items": [i.path for i in chunk]}
             if not all(i.local for i in chunk):
                 payload["ukeys"] = [i.ukey for i in chunk]
+                payload["sizes"] = [i.size for i in chunk]
             batches.append(Descriptor(kind=self.name, index=len(batches), first_item=first,
                                       key=mini_batch_key(chunk), count=len(chunk), payload=payload))
 
@@ -179,28 +208,50 @@ class FileKind(InputKind):
 
     def materialise(self, descriptor: Descriptor, read_options: dict, cache: Cache) -> list[str]:
         """The local paths of the mini-batch's files: local files as listed; other files
-        downloaded once into ``cache.folder`` (``<folder>/<hash of URL and ukey>/<file name>``).
-        Raises MaterialiseError naming a file that cannot be downloaded."""
+        downloaded once into ``cache.folder`` (``<folder>/<hash of URL and ukey>/<file name>``),
+        transient store errors (connection reset, 5xx, throttling) retried with backoff. A file
+        that cannot be downloaded (deleted since the listing, unreadable) fails alone: the result
+        is then a ``Materialised`` whose ``failed`` names it by URL; when every file fails,
+        MaterialiseError."""
         names = descriptor.payload["items"]
         ukeys = descriptor.payload.get("ukeys") or [""] * len(names)
-        paths = []
-        for name, ukey in zip(names, ukeys):
+        paths, failed = [], {}
+        for position, (name, ukey) in enumerate(zip(names, ukeys)):
             if is_local(name):
                 paths.append(local_path(name))
                 continue
-            digest = hashlib.sha256(f"{name}\0{ukey}".encode()).hexdigest()[:20]
-            target = os.path.join(cache.download_folder(), digest, posixpath.basename(name) or "item")
+            target = os.path.join(cache.download_folder(), _download_name(name, ukey))
             if not os.path.exists(target):
-                fs, path = filesystem(name, cache.storage_options)
                 os.makedirs(os.path.dirname(target), exist_ok=True)
                 partial = target + ".part"
                 try:
-                    fs.get_file(path, partial)
+                    with_retries(lambda: _download(name, partial, cache.storage_options))
                     os.replace(partial, target)
-                except OSError as exc:
-                    raise MaterialiseError(f"input file {name!r} cannot be downloaded: {exc}") from None
+                except Exception as exc:  # noqa: BLE001 - each store raises its own types
+                    failed[position] = "DownloadError: input file " + storage_error(name, exc, "cannot be downloaded")
+                    paths.append(name)
+                    continue
             paths.append(target)
-        return paths
+        if failed and len(failed) == len(names):
+            raise MaterialiseError(next(iter(failed.values()))[len("DownloadError: "):])
+        return Materialised(paths, failed) if failed else paths
+
+    def release(self, materialised, cache: Cache) -> None:
+        """Remove the downloaded copies of a mini-batch that is done (files under
+        ``cache.folder``, with their folders)."""
+        if cache.folder is None:
+            return
+        root = os.path.join(os.path.abspath(cache.folder), "")
+        for path in materialised:
+            if os.path.abspath(path).startswith(root):
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
+                with contextlib.suppress(OSError):
+                    os.rmdir(os.path.dirname(path))
+
+    def prefetch_bytes(self, descriptor: Descriptor) -> int:
+        """The bytes of the mini-batch's files that are not on the local disk (downloaded)."""
+        return sum(descriptor.payload.get("sizes") or ())
 
     def item_names(self, descriptor: Descriptor) -> tuple[str, ...]:
         return tuple(descriptor.payload["items"])
