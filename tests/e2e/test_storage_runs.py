@@ -117,7 +117,9 @@ def test_the_demo_over_azurite_and_s3_gives_the_local_outputs_byte_for_byte(demo
     images = workflow.path("resources", "demo", "mnist")
     for store in ("az", "s3"):
         upload_folder(make_bucket(store, "sampledata"), images, "sampledata/mnist")
-        workflow.run("--config", f"run_name={store}", f"input={{'path': '{store}://sampledata/mnist/'}}")
+        # the demo's own settings (config/demo.yaml) with its images read from the store, as in the seed
+        workflow.run("--configfile", "config/demo.yaml", "--config", f"run_name={store}",
+                     f"input={{'path': '{store}://sampledata/mnist/'}}")
         assert workflow.read("results", store, "mnist_outputs.txt") == local
     assert files_holding(workflow.root, azurite.secret) == []
     assert files_holding(workflow.root, moto_s3.secret) == []

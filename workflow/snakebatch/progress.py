@@ -51,7 +51,8 @@ def announce_success(plan) -> None:
         summary = json.load(handle)
     target = summary.get("output") or plan.layout.outputs_dir
     print(f"snakebatch: run {plan.run_name!r} {summary['status']}: {summary['succeeded']} of "
-          f"{summary['items']} items succeeded, {summary['failed']} failed -> {target}", file=sys.stderr)
+          f"{summary['items']} items succeeded, {summary['failed']} failed -> {target}"
+          + (f" (uploaded to {summary['output_uri']})" if summary.get("output_uri") else ""), file=sys.stderr)
     if summary["failed"]:
         print(failed_items_note(plan.layout.errors, summary["failed"]), file=sys.stderr)
 
