@@ -93,8 +93,8 @@ def test_gather_takes_the_percentage_of_all_mini_batches_when_shards_stopped_ear
     with pytest.raises(ErrorThresholdExceeded) as info:
         gather(spec(allowed_failed_percent=10), shards, str(tmp_path / "run"))
     assert str(info.value).startswith(
-        "The run failed: a shard stopped early: stopped early: 1 failed mini-batch(es) > allowed_failed_count 0 "
-        "in this run so far (all shards).. 1 shard(s) stopped early; 2 mini-batch(es) ran.\n")
+        "The run failed: a shard stopped early: 1 failed mini-batch(es) > allowed_failed_count 0 "
+        "in this run so far (all shards). 1 shard(s) stopped early; 2 mini-batch(es) ran.\n")
 
 
 def test_the_runner_takes_the_percentage_of_all_mini_batches_of_the_input(tmp_path, monkeypatch):

@@ -203,7 +203,8 @@ def _gather(spec: GatherSpec, shard_results: list[str], layout: RunLayout, write
         total = max(shard.total_mini_batches or 0 for shard in stopped)
         breaches = threshold_breaches(dataclasses.replace(tally, mini_batches=max(total, tally.mini_batches)), spec)
         if not breaches:  # counted while shards ran, e.g. with a shard that later failed outright
-            breaches = ["a shard stopped early: " + stopped[0].stopped_early.split("\n")[0]]
+            reason = stopped[0].stopped_early.split("\n")[0].rstrip(".")
+            breaches = ["a shard " + (reason if reason.startswith("stopped early") else "stopped early: " + reason)]
     else:
         check_order(results)
         breaches = threshold_breaches(tally, spec)
@@ -238,7 +239,7 @@ def _gather(spec: GatherSpec, shard_results: list[str], layout: RunLayout, write
                    f"mini-batches: {tally.mini_batches} (failed {tally.failed_mini_batches}, "
                    f"reused {tally.reused_mini_batches})"]
     if breaches:
-        result_text.append("The run failed: " + "; ".join(breaches) + "." + (
+        result_text.append("The run failed: " + "; ".join(breach.rstrip(".") for breach in breaches) + "." + (
             f" {len(stopped)} shard(s) stopped early; {tally.mini_batches} mini-batch(es) ran." if stopped else ""))
         result_text.append("First failures:\n" + _root_cause(results))
         result_text.append(f"Error report: {layout.errors}; worker error logs: {layout.user_error_dir}")
