@@ -181,6 +181,15 @@ class InputKind(abc.ABC):
         """The ``mini_batch_context.partition_key_value`` of the mini-batch ({} when none)."""
         return {}
 
+    def dataset(self, descriptor: Descriptor, positions=None):
+        """The ``mini_batch_context.dataset`` of a run() of the items at ``positions`` (None:
+        all): an ``entry.MiniBatchDataset`` of the files they read. The default names every
+        file of the mini-batch."""
+        from ..entry import MiniBatchDataset
+
+        return MiniBatchDataset(kind=self.name, files=tuple(self.item_names(descriptor)),
+                                partition_key_value=self.partition_key_value(descriptor))
+
 
 class MaterialiseError(Exception):
     """A mini-batch's input cannot be read in the worker; the message names the file (and line)."""
