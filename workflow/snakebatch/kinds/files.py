@@ -14,6 +14,7 @@ import glob
 import hashlib
 import os
 import posixpath
+from concurrent.futures import ThreadPoolExecutor
 
 from ..datasets import GLOB_CHARS, is_glob, walk_folders
 from ..errors import ConfigError, DatasetError
@@ -143,8 +144,43 @@ def _download_name(name: str, ukey: str) -> str:
 
 
 def _download(name: str, target: str, storage_options: dict) -> None:
+    """Download the object ``name`` to ``target`` (through ``target.part``, renamed when
+    complete; a failed try leaves no partial file). Transient errors are retried."""
     fs, path = filesystem(name, storage_options)
-    fs.get_file(path, target)
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    partial = target + ".part"
+    try:
+        with_retries(lambda: fs.get_file(path, partial))
+        os.replace(partial, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(partial)
+        raise
+
+
+def _download_all(downloads, cache: Cache) -> dict[int, Exception]:
+    """Run ``_download`` for each (position, URL, target) of ``downloads``, at most
+    ``cache.download_threads`` at a time; return {position: error} of those that failed (every
+    download runs, whatever the others do)."""
+    if not downloads:
+        return {}
+    errors: dict[int, Exception] = {}
+    threads = max(1, min(cache.download_threads, len(downloads)))
+    if threads == 1:
+        for position, name, target in downloads:
+            try:
+                _download(name, target, cache.storage_options)
+            except Exception as exc:  # noqa: BLE001 - each store raises its own types
+                errors[position] = exc
+        return errors
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="snakebatch-download") as pool:
+        futures = {pool.submit(_download, name, target, cache.storage_options): position
+                   for position, name, target in downloads}
+        for future, position in futures.items():
+            error = future.exception()
+            if error is not None:
+                errors[position] = error
+    return errors
 
 
 def mini_batch_key(items, partition_key_value: dict | None = None) -> str:
@@ -256,31 +292,32 @@ class FileKind(InputKind):
     def materialise(self, descriptor: Descriptor, read_options: dict, cache: Cache) -> list[str]:
         """The local paths of the mini-batch's files: local files as listed; other files
         downloaded once into ``cache.folder`` (``<folder>/<hash of URL and ukey>/<file name>``),
-        transient store errors (connection reset, 5xx, throttling) retried with backoff. A file
-        that cannot be downloaded (deleted since the listing, unreadable) fails alone: the result
-        is then a ``Materialised`` whose ``failed`` names it by URL; when every file fails,
-        MaterialiseError."""
+        up to ``cache.download_threads`` at a time (a thread pool; the filesystem object is shared,
+        fsspec's async stores run every request on their own event loop), each written to a
+        ``.part`` file and renamed, transient store errors (connection reset, 5xx, throttling)
+        retried with backoff. A file that cannot be downloaded (deleted since the listing,
+        unreadable) fails alone: the result is then a ``Materialised`` whose ``failed`` names it by
+        URL; when every file fails, MaterialiseError. Only this mini-batch's files are fetched, so
+        the runner's ``prefetch_bytes`` bound (checked per mini-batch) still holds."""
         names = descriptor.payload["items"]
         ukeys = descriptor.payload.get("ukeys") or [""] * len(names)
-        paths, failed = [], {}
+        paths: list[str] = []
+        downloads: list[tuple[int, str, str]] = []  # (position, URL, target)
         for position, (name, ukey) in enumerate(zip(names, ukeys)):
             if is_local(name):
                 paths.append(local_path(name))
                 continue
             target = os.path.join(cache.download_folder(), _download_name(name, ukey))
-            if not os.path.exists(target):
-                os.makedirs(os.path.dirname(target), exist_ok=True)
-                partial = target + ".part"
-                try:
-                    with_retries(lambda: _download(name, partial, cache.storage_options))
-                    os.replace(partial, target)
-                except Exception as exc:  # noqa: BLE001 - each store raises its own types
-                    failed[position] = "DownloadError: input file " + storage_error(name, exc, "cannot be downloaded")
-                    paths.append(name)
-                    continue
             paths.append(target)
+            if not os.path.exists(target):
+                downloads.append((position, name, target))
+        failed = {}
+        for position, error in _download_all(downloads, cache).items():
+            failed[position] = "DownloadError: input file " + storage_error(names[position], error,
+                                                                            "cannot be downloaded")
+            paths[position] = names[position]
         if failed and len(failed) == len(names):
-            raise MaterialiseError(next(iter(failed.values()))[len("DownloadError: "):])
+            raise MaterialiseError(failed[min(failed)][len("DownloadError: "):])
         return Materialised(paths, failed) if failed else paths
 
     def release(self, materialised, cache: Cache) -> None:
