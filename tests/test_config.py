@@ -12,7 +12,8 @@ def test_minimal_config_gets_every_default():
     config = validated(MINIMAL)
     assert config["run_name"] == "mnist"
     assert config["input"] == {"path": "data", "type": "file", "pattern": None, "format": None,
-                               "read_options": {}, "storage_options": {}, "prefetch_bytes": "256MB"}
+                               "read_options": {}, "storage_options": {}, "prefetch_bytes": "256MB",
+                               "partition_format": None}
     assert config["mini_batch_size"] is None
     assert config["output_uri"] is None
     assert config["error_threshold"] == -1
@@ -71,7 +72,23 @@ def test_mini_batch_size_rejects(value, message):
      "config key 'input.storage_options.account_key': looks like a secret, and storage_options are recorded in "
      "plain text (job commands, .snakemake/); set the environment variable AZURE_STORAGE_ACCOUNT_KEY instead"),
     ({"partition_keys": ["a"]},
-     "config key 'partition_keys': ['a'] applies to tabular input only (set input.type: tabular, or remove the key)"),
+     "config key 'partition_keys': ['a'] on a file dataset needs input.partition_format, whose {name} fields name "
+     "the keys (ParallelRunStep's partition per folder)"),
+    ({"input": {"path": "data", "partition_format": "{user}/{genres}.wav"}, "partition_keys": ["user", "season"]},
+     "config key 'partition_keys': 'season' is not a field of input.partition_format '{user}/{genres}.wav' "
+     "(fields: user, genres)"),
+    ({"input": {"path": "data", "partition_format": "{user}/{user}.wav"}},
+     "config key 'input.partition_format': field {user} appears twice in '{user}/{user}.wav'"),
+    ({"input": {"path": "data", "partition_format": "{date:yyyy/MM/dd}/x.wav"}},
+     "config key 'input.partition_format': field {date:yyyy/MM/dd} in '{date:yyyy/MM/dd}/x.wav': datetime fields "
+     "(ParallelRunStep's {name:yyyy/MM/dd}) are not supported; use plain {name} fields"),
+    ({"input": {"path": "data", "partition_format": "user/genres.wav"}},
+     "config key 'input.partition_format': 'user/genres.wav' has no {name} field"),
+    ({"input": {"path": "data", "partition_format": "{user/x.wav"}},
+     "config key 'input.partition_format': unbalanced brace in '{user/x.wav'"),
+    ({"input": {"path": "data", "type": "tabular", "partition_format": "{user}.csv"}},
+     "config key 'input.partition_format': '{user}.csv' is for file datasets (input.type: file); a tabular "
+     "dataset partitions by its columns (partition_keys)"),
     ({"input": {"path": "data", "format": "csv"}},
      "config key 'input.format': 'csv' applies to tabular input only (set input.type: tabular, or remove the key)"),
     ({"input": {"path": "data", "type": "tabular"}, "mini_batch_size": "1 MiB"},
@@ -154,10 +171,11 @@ def test_every_key_has_a_description_and_all_but_the_required_ones_a_default():
                  "allowed_failed_count", "allowed_failed_percent", "output_action", "append_row_file_name",
                  "append_row_format", "run_invocation_timeout", "run_max_try", "node_count",
                  "process_count_per_node", "gpus_per_process", "threads_per_process", "logging_level", "output_uri"}
-    # beyond SPEC §3: init_timeout, allow_reuse, append_row_dataframe_header, input.prefetch_bytes
+    # beyond SPEC §3: init_timeout, allow_reuse, append_row_dataframe_header, input.prefetch_bytes,
+    # input.partition_format (issue 12: ParallelRunStep's partition per folder)
     assert spec_keys <= set(keys)
     assert set(keys) - spec_keys == {"input", "allow_reuse", "append_row_dataframe_header", "init_timeout",
-                                     "input.prefetch_bytes"}
+                                     "input.prefetch_bytes", "input.partition_format"}
 
 
 @pytest.mark.parametrize("override,fragment", [

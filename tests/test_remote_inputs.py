@@ -192,3 +192,77 @@ def test_one_file_over_http_is_listed_and_downloaded(http_root, tmp_path):
     batch = FILES.mini_batches(items, spec([], size=1))[0]
     paths = FILES.materialise(batch, {}, Cache(folder=str(tmp_path / "dl")))
     assert [open(p, "rb").read() for p in paths] == [b"pixels"]
+
+
+# --------------------------------------------------------- concurrent downloads of one mini-batch
+class _Concurrency:
+    """Wraps snakebatch.kinds.files._download: counts downloads running at once, and makes each
+    wait at a barrier of ``parties`` (so downloads done one after another would break it and fail
+    their items: the test cannot pass sequentially; the timeout only keeps a failure from hanging)."""
+
+    def __init__(self, real, parties):
+        import threading
+
+        self.real, self.lock = real, threading.Lock()
+        self.barrier = threading.Barrier(parties, timeout=30)
+        self.active = self.most = self.calls = 0
+
+    def __call__(self, name, target, storage_options):
+        with self.lock:
+            self.active += 1
+            self.calls += 1
+            self.most = max(self.most, self.active)
+        try:
+            self.barrier.wait()
+            return self.real(name, target, storage_options)
+        finally:
+            with self.lock:
+                self.active -= 1
+
+
+@pytest.fixture
+def many_blobs(azurite):
+    import fsspec
+
+    fs = fsspec.filesystem("az")
+    fs.mkdir("many")
+    for i in range(6):
+        fs.pipe(f"many/b/{i}.png", f"blob {i}".encode() * (i + 1))
+    return fs
+
+
+def test_the_files_of_a_mini_batch_download_concurrently_at_most_download_threads_at_a_time(
+        many_blobs, tmp_path, monkeypatch):
+    from snakebatch.kinds import files
+
+    batch = FILES.mini_batches(FILES.list(spec(["az://many/b/"])), spec([], size=6))[0]
+    spy = _Concurrency(files._download, parties=2)
+    monkeypatch.setattr(files, "_download", spy)
+    paths = FILES.materialise(batch, {}, Cache(folder=str(tmp_path / "dl"), download_threads=2))
+    assert (spy.calls, spy.most) == (6, 2)
+    assert type(paths) is list                                   # no item failed
+    assert [open(p).read() for p in paths] == [f"blob {i}" * (i + 1) for i in range(6)]   # in item order
+    assert sorted(f for _, _, fs in os.walk(tmp_path / "dl") for f in fs) == [f"{i}.png" for i in range(6)]
+
+
+def test_concurrent_downloads_fail_only_the_missing_blobs_named_by_url_and_leave_no_part_files(
+        many_blobs, tmp_path, monkeypatch):
+    from snakebatch.kinds import files
+
+    batch = FILES.mini_batches(FILES.list(spec(["az://many/b/"])), spec([], size=6))[0]
+    many_blobs.rm("many/b/1.png")
+    many_blobs.rm("many/b/4.png")
+    spy = _Concurrency(files._download, parties=6)               # all six at once
+    monkeypatch.setattr(files, "_download", spy)
+    cache = Cache(folder=str(tmp_path / "dl"), download_threads=8)
+    paths = FILES.materialise(batch, {}, cache)
+    assert (spy.calls, spy.most) == (6, 6)
+    assert sorted(paths.failed) == [1, 4]
+    for position in (1, 4):
+        assert paths.failed[position].startswith(
+            f"DownloadError: input file 'az://many/b/{position}.png' cannot be downloaded: ")
+        assert paths[position] == f"az://many/b/{position}.png"
+    assert [open(paths[i]).read() for i in (0, 2, 3, 5)] == [f"blob {i}" * (i + 1) for i in (0, 2, 3, 5)]
+    assert sorted(f for _, _, fs in os.walk(tmp_path / "dl") for f in fs) == ["0.png", "2.png", "3.png", "5.png"]
+    FILES.release(paths, cache)
+    assert [f for _, _, fs in os.walk(tmp_path / "dl") for f in fs] == []

@@ -525,3 +525,21 @@ def test_the_first_mini_batchs_wall_time_and_eta_leave_out_init(tmp_path, files)
     node_log = (tmp_path / "run" / "logs" / "sys" / "node" / "shard-00000.log").read_text()
     assert re.search(r"mini-batch 0: 3 item\(s\), 3 succeeded, 0 failed, 1 try, wall 0\.\d+ s, .*"
                      r"\(1/2 in shard, 3/6 items, \d+\.\d items/s, ETA 0 s\)", node_log)
+
+
+def test_mini_batch_context_dataset_names_the_files_of_each_call_also_of_a_bisected_part(tmp_path, files):
+    script = write(tmp_path / "dataset.py", """
+        import os
+        def run(mini_batch, mini_batch_context):
+            if any(p.endswith("f04.txt") for p in mini_batch):
+                raise ValueError("cannot read f04")
+            assert mini_batch_context.dataset.to_path() == list(mini_batch)
+            files = "+".join(os.path.basename(p) for p in mini_batch_context.dataset.to_path())
+            return [f"{os.path.basename(p)} in {files}" for p in mini_batch]
+    """)
+    results = run_files(tmp_path, runner_spec(script, run_max_try=1), files, size=5)
+    assert lines(results) == [
+        "f00.txt in f00.txt+f01.txt", "f01.txt in f00.txt+f01.txt", "f02.txt in f02.txt", "f03.txt in f03.txt",
+        "f05.txt in f05.txt+f06.txt+f07.txt+f08.txt+f09.txt", "f06.txt in f05.txt+f06.txt+f07.txt+f08.txt+f09.txt",
+        "f07.txt in f05.txt+f06.txt+f07.txt+f08.txt+f09.txt", "f08.txt in f05.txt+f06.txt+f07.txt+f08.txt+f09.txt",
+        "f09.txt in f05.txt+f06.txt+f07.txt+f08.txt+f09.txt"]

@@ -1,4 +1,5 @@
-# Data and models of the example configs in config/examples/ (iris.yaml, partition-per-column.yaml):
+# Data and models of the example configs in config/examples/ (iris.yaml, partition-per-column.yaml,
+# and the Azure ML samples prs-iris.yaml, prs-partition-per-column.yaml, prs-partition-per-folder.yaml):
 # scikit-learn's iris data as a CSV, the same rows dealt into three CSV files, and a scikit-learn
 # classifier trained on the CSV. Built only when the config points at these paths and they are
 # missing; nothing is downloaded (scripts/examples/example_data.py).
@@ -10,6 +11,16 @@ EXAMPLES_SCRIPT = os.path.join(REPO_DIR, "scripts", "examples", "example_data.py
 EXAMPLES = f"{PYTHON} {shlex.quote(EXAMPLES_SCRIPT)}"
 
 PRODUCED_PATHS.extend([EXAMPLE_IRIS, EXAMPLE_IRIS_PARTS, EXAMPLE_IRIS_MODEL])
+
+# the Azure ML ParallelRunStep samples' stand-in data (scripts/examples/prs_sample_data.py)
+PRS_IRIS = "resources/examples/prs-iris"
+PRS_IRIS_MODEL = "resources/examples/prs-iris-model/iris_model.pkl"
+PRS_OJ_SALES = "resources/examples/oj-sales"
+PRS_WAV_FOLDERS = "resources/examples/partition-per-folder"
+PRS_DATA_SCRIPT = os.path.join(REPO_DIR, "scripts", "examples", "prs_sample_data.py")
+PRS_DATA = f"{PYTHON} {shlex.quote(PRS_DATA_SCRIPT)}"
+
+PRODUCED_PATHS.extend([PRS_IRIS, PRS_IRIS_MODEL, PRS_OJ_SALES, PRS_WAV_FOLDERS])
 
 
 rule iris_data:
@@ -47,3 +58,49 @@ rule iris_model:
         "../envs/snakebatch.yaml"
     shell:
         f"{EXAMPLES} iris-model --data {{input:q}} --out {{output:q}} 2>&1 | tee {{log:q}}"
+
+
+rule prs_iris_data:
+    output:
+        directory(PRS_IRIS),
+    log:
+        "resources/examples/logs/prs_iris_data.log",
+    conda:
+        "../envs/snakebatch.yaml"
+    shell:
+        f"{PRS_DATA} iris --out {{output:q}} 2>&1 | tee {{log:q}}"
+
+
+rule prs_iris_model:
+    input:
+        PRS_IRIS,
+    output:
+        PRS_IRIS_MODEL,
+    log:
+        "resources/examples/logs/prs_iris_model.log",
+    conda:
+        "../envs/snakebatch.yaml"
+    shell:
+        f"{PRS_DATA} iris-model --data {{input:q}} --out {{output:q}} 2>&1 | tee {{log:q}}"
+
+
+rule oj_sales_data:
+    output:
+        directory(PRS_OJ_SALES),
+    log:
+        "resources/examples/logs/oj_sales_data.log",
+    conda:
+        "../envs/snakebatch.yaml"
+    shell:
+        f"{PRS_DATA} oj-sales --out {{output:q}} 2>&1 | tee {{log:q}}"
+
+
+rule wav_folders:
+    output:
+        directory(PRS_WAV_FOLDERS),
+    log:
+        "resources/examples/logs/wav_folders.log",
+    conda:
+        "../envs/snakebatch.yaml"
+    shell:
+        f"{PRS_DATA} wav-folders --out {{output:q}} 2>&1 | tee {{log:q}}"

@@ -22,7 +22,7 @@ rule infer_shard:
         gpu=PLAN.runner.gpus_per_process,
     params:
         # a changed spec reruns the jobs; they read it from the file onstart writes (a short command)
-        spec=PLAN.runner.to_json(),
+        spec=lambda wildcards: PLAN.runner.to_json(),  # a function: braces in it are no wildcards
         spec_file=LAYOUT.stage_spec("runner"),
         remote_resources=REMOTE_RESOURCES,
     shell:

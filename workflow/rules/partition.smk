@@ -16,7 +16,7 @@ rule partition:
         "../envs/snakebatch.yaml"
     threads: 1
     params:
-        spec=PLAN.partition.to_json(),
+        spec=lambda wildcards: PLAN.partition.to_json(),  # a function: braces in it are no wildcards
         spec_file=LAYOUT.stage_spec("partition"),
         nonce=REUSE_NONCE,
     shell:

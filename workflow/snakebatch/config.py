@@ -48,7 +48,8 @@ class PartitionSpec:
     pattern: file-name glob filter or None. mini_batch_size: files per mini-batch (``file``) or
     bytes (``tabular``), >= 1. shard_count: number of shard manifests (= workers = infer jobs),
     >= 1. input_type: ``file`` or ``tabular``; format (None = from each file's extension),
-    read_options and partition_keys: tabular only.
+    read_options: tabular only. partition_keys: tabular columns, or (file) fields of
+    partition_format, ParallelRunStep's ``Dataset.File.from_files(partition_format=...)``.
     """
 
     run_name: str
@@ -61,6 +62,7 @@ class PartitionSpec:
     read_options: dict = dataclasses.field(default_factory=dict)
     partition_keys: tuple[str, ...] = ()
     storage_options: dict = dataclasses.field(default_factory=dict)
+    partition_format: str | None = None
 
 
 @_json_spec
@@ -268,8 +270,17 @@ def _check_supported(config: dict) -> None:
             raise _only_for_tabular("input.format", inp["format"])
         if inp.get("read_options"):
             raise _only_for_tabular("input.read_options", inp["read_options"])
-        if config["partition_keys"]:
-            raise _only_for_tabular("partition_keys", config["partition_keys"])
+        if inp.get("partition_format"):
+            from .partition_format import PartitionFormat
+
+            PartitionFormat.parse(inp["partition_format"]).check_keys(config["partition_keys"])
+        elif config["partition_keys"]:
+            raise ConfigError(f"config key 'partition_keys': {list(config['partition_keys'])!r} on a file dataset "
+                              "needs input.partition_format, whose {name} fields name the keys (ParallelRunStep's "
+                              "partition per folder)")
+    elif inp.get("partition_format"):
+        raise ConfigError(f"config key 'input.partition_format': {inp['partition_format']!r} is for file datasets "
+                          "(input.type: file); a tabular dataset partitions by its columns (partition_keys)")
     for key in ("side_inputs", "models"):
         for name, path in config[key].items():
             check_url(f"{key}.{name}", path)
@@ -362,6 +373,7 @@ def plan_run(config: dict, cores: int | None) -> RunPlan:
         read_options=dict(inp.get("read_options") or {}),
         partition_keys=tuple(config["partition_keys"]),
         storage_options=storage_options,
+        partition_format=inp.get("partition_format") or None,
     )
     runner = RunnerSpec(
         run_name=run_name,

@@ -7,6 +7,7 @@ and ``models``. The worker fills the process-wide context before it imports the 
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from dataclasses import dataclass, field
@@ -92,11 +93,37 @@ class Model:
 
 
 @dataclass(frozen=True)
+class MiniBatchDataset:
+    """``mini_batch_context.dataset``: the subset of the input dataset one ``run()`` call gets
+    (ParallelRunStep passes a FileDataset / TabularDataset filtered by ``partition_key_value``).
+
+    ``kind``: ``file`` or ``tabular``; ``files``: the files it reads (local paths or URLs, as
+    listed), in order; ``partition_key_value``: as on the context ({} without partition_keys).
+    ``str()`` is ``FileDataset`` (or ``TabularDataset``) and a JSON object of ``source`` (the
+    files) and ``partition_key_value``, in the spirit of the Azure SDK's dataset repr."""
+
+    kind: str
+    files: tuple[str, ...] = ()
+    partition_key_value: dict = field(default_factory=dict)
+
+    def to_path(self) -> list[str]:
+        """The files of the subset (``FileDataset.to_path()``), in order."""
+        return list(self.files)
+
+    def __str__(self) -> str:
+        name = "TabularDataset" if self.kind == "tabular" else "FileDataset"
+        body = {"source": list(self.files), "partition_key_value": dict(self.partition_key_value)}
+        return f"{name}\n{json.dumps(body, indent=2)}"
+
+
+@dataclass(frozen=True)
 class MiniBatchContext:
     """Second argument of ``run(mini_batch, mini_batch_context)``: ``minibatch_index`` (0-based
-    position in the whole input), ``global_row_index_lower_bound`` (index of the first item) and
-    ``partition_key_value`` (dict, empty without partition_keys)."""
+    position in the whole input), ``global_row_index_lower_bound`` (index of the first item),
+    ``partition_key_value`` (dict, empty without partition_keys) and ``dataset`` (a
+    ``MiniBatchDataset``: the files of this call's items and their partition_key_value)."""
 
     minibatch_index: int
     global_row_index_lower_bound: int
     partition_key_value: dict = field(default_factory=dict)
+    dataset: MiniBatchDataset | None = None

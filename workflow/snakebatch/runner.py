@@ -155,8 +155,10 @@ class ShardRunner:
             outcome = self.worker.load(mini_batch.key, mini_batch.to_json(), self.spec.run_invocation_timeout)
             if not outcome.ok:
                 return outcome
+        kind = get_kind(mini_batch.kind)
         context = MiniBatchContext(minibatch_index=mini_batch.index, global_row_index_lower_bound=first_item,
-                                   partition_key_value=get_kind(mini_batch.kind).partition_key_value(mini_batch))
+                                   partition_key_value=kind.partition_key_value(mini_batch),
+                                   dataset=kind.dataset(mini_batch, list(items)))
         interrupt = self._breached_elsewhere if self._watching else None
         self._prefetch()
         outcome = self.worker.call(tuple(items), context, self.spec.run_invocation_timeout, interrupt=interrupt,

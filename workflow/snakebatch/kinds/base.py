@@ -76,16 +76,22 @@ class Descriptor:
         return json.dumps(self.to_json(), sort_keys=True)
 
 
+#: files of one mini-batch downloaded at a time from an object store (a worker's thread pool)
+DOWNLOAD_THREADS = 8
+
+
 @dataclass
 class Cache:
     """What a worker keeps between mini-batches for ``materialise``: ``folder``, where files that
     are not on the local disk are downloaded (None: a temporary folder made on first need);
     ``storage_options``: fsspec options for those files; ``frames``: whole tables read for
-    partition-key groups (owned by the tabular kind)."""
+    partition-key groups (owned by the tabular kind); ``download_threads``: how many of one
+    mini-batch's files are downloaded at a time (>= 1)."""
 
     folder: str | None = None
     storage_options: dict = field(default_factory=dict)
     frames: dict = field(default_factory=dict)
+    download_threads: int = DOWNLOAD_THREADS
 
     def download_folder(self) -> str:
         if self.folder is None:
@@ -180,6 +186,15 @@ class InputKind(abc.ABC):
     def partition_key_value(self, descriptor: Descriptor) -> dict:
         """The ``mini_batch_context.partition_key_value`` of the mini-batch ({} when none)."""
         return {}
+
+    def dataset(self, descriptor: Descriptor, positions=None):
+        """The ``mini_batch_context.dataset`` of a run() of the items at ``positions`` (None:
+        all): an ``entry.MiniBatchDataset`` of the files they read. The default names every
+        file of the mini-batch."""
+        from ..entry import MiniBatchDataset
+
+        return MiniBatchDataset(kind=self.name, files=tuple(self.item_names(descriptor)),
+                                partition_key_value=self.partition_key_value(descriptor))
 
 
 class MaterialiseError(Exception):

@@ -14,11 +14,13 @@ import glob
 import hashlib
 import os
 import posixpath
+from concurrent.futures import ThreadPoolExecutor
 
 from ..datasets import GLOB_CHARS, is_glob, walk_folders
-from ..errors import DatasetError
+from ..errors import ConfigError, DatasetError
 from ..locations import (change_identity, check_reachable, filesystem, is_local, local_identity, local_path, storage_error,
                          with_retries)
+from ..partition_format import PartitionFormat, check_items, key_groups
 from .base import Cache, Descriptor, InputKind, Item, Materialised, MaterialiseError
 
 
@@ -142,17 +144,60 @@ def _download_name(name: str, ukey: str) -> str:
 
 
 def _download(name: str, target: str, storage_options: dict) -> None:
+    """Download the object ``name`` to ``target`` (through ``target.part``, renamed when
+    complete; a failed try leaves no partial file). Transient errors are retried."""
     fs, path = filesystem(name, storage_options)
-    fs.get_file(path, target)
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    partial = target + ".part"
+    try:
+        with_retries(lambda: fs.get_file(path, partial))
+        os.replace(partial, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(partial)
+        raise
 
 
-def mini_batch_key(items) -> str:
+def _download_all(downloads, cache: Cache) -> dict[int, Exception]:
+    """Run ``_download`` for each (position, URL, target) of ``downloads``, at most
+    ``cache.download_threads`` at a time; return {position: error} of those that failed (every
+    download runs, whatever the others do)."""
+    if not downloads:
+        return {}
+    errors: dict[int, Exception] = {}
+    threads = max(1, min(cache.download_threads, len(downloads)))
+    if threads == 1:
+        for position, name, target in downloads:
+            try:
+                _download(name, target, cache.storage_options)
+            except Exception as exc:  # noqa: BLE001 - each store raises its own types
+                errors[position] = exc
+        return errors
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="snakebatch-download") as pool:
+        futures = {pool.submit(_download, name, target, cache.storage_options): position
+                   for position, name, target in downloads}
+        for future, position in futures.items():
+            error = future.exception()
+            if error is not None:
+                errors[position] = error
+    return errors
+
+
+def mini_batch_key(items, partition_key_value: dict | None = None) -> str:
     """Hex SHA-256 over the items' key lines (see ``Item.key_line``): for local files the same
-    digest as ``partition.mini_batch_key`` (path, absolute path, size, mtime_ns)."""
+    digest as ``partition.mini_batch_key`` (path, absolute path, size, mtime_ns). A
+    ``partition_key_value`` (run() sees it) goes into the digest too."""
     digest = hashlib.sha256()
     for item in items:
         digest.update(item.key_line().encode() + b"\n")
+    if partition_key_value:
+        digest.update(("\0partition_key_value\0" + repr(sorted(partition_key_value.items()))).encode())
     return digest.hexdigest()
+
+
+def _partition_format(spec) -> PartitionFormat | None:
+    text = getattr(spec, "partition_format", None)
+    return PartitionFormat.parse(text) if text else None
 
 
 def listing_fingerprint(items) -> str:
@@ -170,17 +215,60 @@ class FileKind(InputKind):
     """``input.type: file``: ``mini_batch_size`` files per mini-batch, ``run()`` gets their paths.
 
     Payload of a Descriptor: ``items`` (names, as Item.path) and, when any file is not on the
-    local disk, ``ukeys`` (their change identities, which name the downloaded copies)."""
+    local disk, ``ukeys`` (their change identities, which name the downloaded copies);
+    ``partition_key_value`` for a mini-batch of one ``partition_keys`` combination.
+
+    With ``input.partition_format`` (``spec.partition_format``) every listed file must match it
+    (see ``snakebatch.partition_format``); with ``partition_keys`` too, a mini-batch is every file
+    of one key combination (``mini_batches_by_key``) instead of ``mini_batch_size`` files."""
 
     name = "file"
     item_unit = "files"
 
     def list(self, spec):
-        return list_items(spec.paths, spec.pattern, getattr(spec, "storage_options", None))
+        """The dataset's Items (``list_items``); with ``spec.partition_format``, a file that does
+        not match it raises DatasetError naming the file."""
+        items = list_items(spec.paths, spec.pattern, getattr(spec, "storage_options", None))
+        fmt = _partition_format(spec)
+        return check_items(items, fmt, spec.paths) if fmt is not None else items
+
+    def _descriptor(self, chunk: list[Item], index: int, first: int, key_value: dict | None = None) -> Descriptor:
+        payload: dict = {"items": [i.path for i in chunk]}
+        if not all(i.local for i in chunk):
+            payload["ukeys"] = [i.ukey for i in chunk]
+            payload["sizes"] = [i.size for i in chunk]
+        if key_value is not None:
+            payload["partition_key_value"] = dict(key_value)
+        return Descriptor(kind=self.name, index=index, first_item=first, key=mini_batch_key(chunk, key_value),
+                          count=len(chunk), payload=payload)
+
+    def mini_batches_by_key(self, listing, spec) -> list[Descriptor]:
+        """ParallelRunStep's partition per folder: one Descriptor per distinct combination of
+        ``spec.partition_keys`` values read from the files' paths by ``spec.partition_format``,
+        in sorted key order, each holding that combination's files in listing order (whatever
+        their number: ``mini_batch_size`` does not apply). Raises ConfigError naming a key that
+        is not a field of the format, DatasetError naming a file that does not match it."""
+        fmt = _partition_format(spec)
+        if fmt is None:
+            raise ConfigError("config key 'partition_keys': a file dataset needs input.partition_format "
+                              "to read the keys from its paths")
+        fmt.check_keys(spec.partition_keys)
+        batches: list[Descriptor] = []
+        first = 0
+        for key_value, chunk in key_groups(listing, fmt, spec.paths, list(spec.partition_keys)):
+            batches.append(self._descriptor(chunk, len(batches), first, key_value))
+            first += len(chunk)
+        return batches
 
     def mini_batches(self, listing, spec, log=print) -> list[Descriptor]:
         """Consecutive runs of ``spec.mini_batch_size`` items (the last may be shorter), in
-        listing order. Raises ValueError when ``mini_batch_size`` < 1."""
+        listing order; with ``spec.partition_keys``, ``mini_batches_by_key``. Raises ValueError
+        when ``mini_batch_size`` < 1."""
+        if getattr(spec, "partition_keys", ()):
+            return self.mini_batches_by_key(listing, spec)
+        fmt = _partition_format(spec)
+        if fmt is not None:
+            listing = check_items(listing, fmt, spec.paths)
         size = spec.mini_batch_size
         if size < 1:
             raise ValueError(f"mini_batch_size must be >= 1, got {size}")
@@ -189,12 +277,7 @@ class FileKind(InputKind):
         first = 0
 
         def flush():
-            payload = {"items": [i.path for i in chunk]}
-            if not all(i.local for i in chunk):
-                payload["ukeys"] = [i.ukey for i in chunk]
-                payload["sizes"] = [i.size for i in chunk]
-            batches.append(Descriptor(kind=self.name, index=len(batches), first_item=first,
-                                      key=mini_batch_key(chunk), count=len(chunk), payload=payload))
+            batches.append(self._descriptor(chunk, len(batches), first))
 
         for item in listing:
             chunk.append(item)
@@ -209,31 +292,32 @@ class FileKind(InputKind):
     def materialise(self, descriptor: Descriptor, read_options: dict, cache: Cache) -> list[str]:
         """The local paths of the mini-batch's files: local files as listed; other files
         downloaded once into ``cache.folder`` (``<folder>/<hash of URL and ukey>/<file name>``),
-        transient store errors (connection reset, 5xx, throttling) retried with backoff. A file
-        that cannot be downloaded (deleted since the listing, unreadable) fails alone: the result
-        is then a ``Materialised`` whose ``failed`` names it by URL; when every file fails,
-        MaterialiseError."""
+        up to ``cache.download_threads`` at a time (a thread pool; the filesystem object is shared,
+        fsspec's async stores run every request on their own event loop), each written to a
+        ``.part`` file and renamed, transient store errors (connection reset, 5xx, throttling)
+        retried with backoff. A file that cannot be downloaded (deleted since the listing,
+        unreadable) fails alone: the result is then a ``Materialised`` whose ``failed`` names it by
+        URL; when every file fails, MaterialiseError. Only this mini-batch's files are fetched, so
+        the runner's ``prefetch_bytes`` bound (checked per mini-batch) still holds."""
         names = descriptor.payload["items"]
         ukeys = descriptor.payload.get("ukeys") or [""] * len(names)
-        paths, failed = [], {}
+        paths: list[str] = []
+        downloads: list[tuple[int, str, str]] = []  # (position, URL, target)
         for position, (name, ukey) in enumerate(zip(names, ukeys)):
             if is_local(name):
                 paths.append(local_path(name))
                 continue
             target = os.path.join(cache.download_folder(), _download_name(name, ukey))
-            if not os.path.exists(target):
-                os.makedirs(os.path.dirname(target), exist_ok=True)
-                partial = target + ".part"
-                try:
-                    with_retries(lambda: _download(name, partial, cache.storage_options))
-                    os.replace(partial, target)
-                except Exception as exc:  # noqa: BLE001 - each store raises its own types
-                    failed[position] = "DownloadError: input file " + storage_error(name, exc, "cannot be downloaded")
-                    paths.append(name)
-                    continue
             paths.append(target)
+            if not os.path.exists(target):
+                downloads.append((position, name, target))
+        failed = {}
+        for position, error in _download_all(downloads, cache).items():
+            failed[position] = "DownloadError: input file " + storage_error(names[position], error,
+                                                                            "cannot be downloaded")
+            paths[position] = names[position]
         if failed and len(failed) == len(names):
-            raise MaterialiseError(next(iter(failed.values()))[len("DownloadError: "):])
+            raise MaterialiseError(failed[min(failed)][len("DownloadError: "):])
         return Materialised(paths, failed) if failed else paths
 
     def release(self, materialised, cache: Cache) -> None:
@@ -264,3 +348,22 @@ class FileKind(InputKind):
 
     def describe_item(self, descriptor: Descriptor, position: int) -> str:
         return descriptor.payload["items"][position]
+
+    def cut_description(self, spec) -> str:
+        """``mini_batch_size N``, or ``one mini-batch per value of k1, k2 (partition_format F)``."""
+        if getattr(spec, "partition_keys", ()):
+            return (f"one mini-batch per value of {', '.join(spec.partition_keys)} "
+                    f"(partition_format {spec.partition_format!r})")
+        return f"mini_batch_size {spec.mini_batch_size}"
+
+    def partition_key_value(self, descriptor: Descriptor) -> dict:
+        return dict(descriptor.payload.get("partition_key_value") or {})
+
+    def dataset(self, descriptor: Descriptor, positions=None):
+        """The files at ``positions`` (None: all) and the mini-batch's partition_key_value."""
+        from ..entry import MiniBatchDataset
+
+        names = descriptor.payload["items"]
+        chosen = names if positions is None else [names[p] for p in positions]
+        return MiniBatchDataset(kind=self.name, files=tuple(chosen),
+                                partition_key_value=self.partition_key_value(descriptor))
