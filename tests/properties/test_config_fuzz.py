@@ -149,3 +149,17 @@ def test_an_unknown_key_is_refused_naming_it(parent, name):
 
 def test_every_schema_key_is_fuzzed():
     assert len(KEYS) == 34
+
+
+NAME_TEXT = st.text(st.sampled_from(list("aZ09._-/\\ $`;\n") + ["é", "\x00"]), min_size=0, max_size=12)
+
+
+@given(run_name=NAME_TEXT, file_name=NAME_TEXT)
+def test_run_name_and_append_row_file_name_never_escape_results(run_name, file_name):
+    outcome, result = parse_time({**BASE, "run_name": run_name, "append_row_file_name": file_name})
+    if outcome == "ok":
+        _check_sane(result)
+        merged = os.path.normpath(os.path.join(result.run_dir, result.gather.append_row_file_name))
+        assert os.path.dirname(merged) == os.path.join("results", run_name)
+    else:
+        assert "'run_name'" in result or "'append_row_file_name'" in result, result

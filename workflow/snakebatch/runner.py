@@ -134,7 +134,7 @@ class ShardRunner:
                 self.start_s += time.monotonic() - began
                 first_line = str(exc).split("\n", 1)[0]
                 log.warning("worker start %d/%d failed: %s", attempt, limit, first_line)
-                with open(self.error_log, "a", encoding="utf-8") as handle:
+                with open(self.error_log, "a", encoding="utf-8", errors="backslashreplace") as handle:
                     handle.write(f"--- worker start {attempt}/{limit} failed: {exc}\n")
                 if not getattr(exc, "retryable", False) or attempt == limit:
                     text = str(exc)
@@ -197,7 +197,7 @@ class ShardRunner:
         """Log a failed try of ``count`` item(s) starting with the one named ``first``."""
         log.warning("mini-batch %d (%d item(s), try %d/%d) failed: %s", mini_batch.index, count,
                     attempt, self.spec.run_max_try, outcome.error)
-        with open(self.error_log, "a", encoding="utf-8") as handle:
+        with open(self.error_log, "a", encoding="utf-8", errors="backslashreplace") as handle:
             handle.write(f"--- mini-batch {mini_batch.index}, {count} item(s) from {first!r}, "
                          f"try {attempt}/{self.spec.run_max_try}: {outcome.error}\n{outcome.traceback}\n")
 
@@ -501,7 +501,7 @@ def run_shard(spec: RunnerSpec, manifest_path: str, output_path: str,
     for path in paths.values():
         os.makedirs(os.path.dirname(path), exist_ok=True)
     os.makedirs(layout.outputs_dir, exist_ok=True)
-    handler = logging.FileHandler(paths["node"], encoding="utf-8")
+    handler = logging.FileHandler(paths["node"], encoding="utf-8", errors="backslashreplace")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     log.addHandler(handler)
     log.setLevel(spec.logging_level)

@@ -26,7 +26,9 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: str | None =
     """Open a temporary sibling of ``path`` for writing; rename it to ``path`` on success.
 
     ``mode`` is ``"w"`` (text, ``encoding``) or ``"wb"``. On an exception the temporary file is
-    removed and ``path`` is left as it was. Parent folders are created.
+    removed and ``path`` is left as it was. Parent folders are created. Text that cannot be
+    encoded (a lone surrogate: a file name whose bytes are not UTF-8, as Python decodes it) is
+    written as its escape ``\\udcXX``, which JSON reads back as the same name.
     """
     path = os.fspath(path)
     folder = os.path.dirname(path) or "."
@@ -34,7 +36,9 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: str | None =
     fd, tmp = tempfile.mkstemp(prefix=".tmp-" + os.path.basename(path) + "-", dir=folder)
     try:
         os.fchmod(fd, FILE_MODE)
-        with os.fdopen(fd, mode, encoding=None if "b" in mode else encoding, newline=None if "b" in mode else "") as handle:
+        text = "b" not in mode
+        with os.fdopen(fd, mode, encoding=encoding if text else None, newline="" if text else None,
+                       errors="backslashreplace" if text else None) as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
