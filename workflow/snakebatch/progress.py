@@ -103,15 +103,20 @@ _INTERRUPTED: list[int] = []  # the signals of the user's interrupt, in the main
 
 
 def watch_for_interrupt() -> None:
-    """In the main snakemake process: remember a SIGINT (Ctrl-C), then let it do what it did
-    (Snakemake cancels its jobs and calls ``onerror``), so the failure is reported as the
-    user's interrupt, not as a job ended from outside."""
+    """In the main snakemake process: remember a SIGINT (Ctrl-C), pass it on to the shard runners
+    this process started (a ``kill -INT`` of snakemake alone reaches no job: Snakemake would wait
+    for every running shard to finish), then let it do what it did (Snakemake cancels its jobs and
+    calls ``onerror``), so the failure is reported as the user's interrupt, not as a job ended
+    from outside."""
     import signal
 
     previous = signal.getsignal(signal.SIGINT)
 
     def _on_interrupt(signum, frame):
         _INTERRUPTED.append(signum)
+        for pid in _local_runners():
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGINT)
         if callable(previous):
             previous(signum, frame)
         else:
@@ -123,8 +128,50 @@ def watch_for_interrupt() -> None:
         pass
 
 
+def forward_terminate() -> None:
+    """In the main snakemake process, once Snakemake's scheduler has set its own SIGTERM handler
+    (call it from ``onstart``): a SIGTERM is remembered as an interrupt and also sent to the shard
+    runners this process started (its descendants running ``snakebatch.runner``), which kill their
+    worker and keep every finished mini-batch; then Snakemake's handler runs (start no new job,
+    wait for the running ones), so the run ends in seconds instead of after every running shard
+    has finished. Jobs on a cluster are not descendants: their executor's own cancel applies."""
+    import signal
+
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def _on_terminate(signum, frame):
+        _INTERRUPTED.append(signum)
+        for pid in _local_runners():
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGTERM)
+        if callable(previous):
+            previous(signum, frame)
+
+    try:
+        signal.signal(signal.SIGTERM, _on_terminate)
+    except ValueError:  # not the main thread: leave it
+        pass
+
+
+def _local_runners() -> list[int]:
+    """PIDs of this process's descendants that run ``python -m snakebatch.runner``."""
+    import psutil  # a dependency of Snakemake
+
+    found = []
+    for child in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            if "snakebatch.runner" in child.cmdline():
+                found.append(child.pid)
+    return found
+
+
 def interrupt_report(plan) -> str:
-    """What to say when the user interrupted the run."""
+    """What to say when the user interrupted the run (Ctrl-C / SIGINT, or SIGTERM)."""
+    import signal
+
+    if signal.SIGTERM in _INTERRUPTED:
+        return ("The run was stopped by SIGTERM; its shard jobs were stopped too. Every mini-batch that finished "
+                "is kept: run the same command again to resume; only the unfinished mini-batches run.")
     return ("The run was interrupted by the user (Ctrl-C, SIGINT). Every mini-batch that finished is kept: "
             "run the same command again to resume; only the unfinished mini-batches run (if snakemake "
             "itself was killed, run `snakemake --unlock` first).")

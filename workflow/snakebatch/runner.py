@@ -45,7 +45,7 @@ from .locations import is_url
 from .manifest import MiniBatch, ShardManifest
 from .plan import read_plan
 from .results import FailedItem, MiniBatchResult
-from .storage import atomic_open, remove_stale_temps, write_text_atomic
+from .storage import atomic_open, describe_os_error, remove_stale_temps, write_text_atomic
 from .store import MiniBatchStore
 from .supervisor import Outcome, WorkerProcess, describe_exit  # noqa: F401 - describe_exit: re-exported
 from .thresholds import RunningTally, Tally, threshold_breaches, thresholds_set
@@ -570,6 +570,9 @@ def mark_unfinished(output_path: str) -> str:
 
 
 def _terminate(signum, frame):
+    # once: a Ctrl-C reaches the runner both from the terminal and forwarded by snakemake's process
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     name = signal.Signals(signum).name
     print(f"snakebatch runner: stopped by {name}" + (" (Ctrl-C)" if signum == signal.SIGINT else "")
           + "; the next run resumes the unfinished mini-batches", file=sys.stderr, flush=True)
@@ -597,6 +600,9 @@ def main(argv: list[str] | None = None) -> int:
         results, stopped = run_shard(spec, args.manifest, args.output, args.run_dir)
     except SnakebatchError as exc:
         print(f"snakebatch runner: error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:   # the shard's own writes (a full disk): the worker is stopped by now
+        print(f"snakebatch runner: error: {describe_os_error(exc)}", file=sys.stderr)
         return 1
     items = sum(r.item_count for r in results)
     failed = sum(r.failed for r in results)

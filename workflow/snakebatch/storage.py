@@ -49,6 +49,19 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: str | None =
         raise
 
 
+def describe_os_error(exc: OSError) -> str:
+    """One line for an OSError of a stage's own reads and writes, naming the file: ``cannot write
+    'results/r/.tmp-out.txt-x': No space left on device (errno 28); free space and run the same
+    command again: finished mini-batches are kept``."""
+    import errno
+
+    where = f" {exc.filename!r}" if exc.filename else ""
+    text = f"cannot write{where}: {exc.strerror or exc} (errno {exc.errno})"
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        text += "; free space and run the same command again: finished mini-batches are kept"
+    return text
+
+
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     with atomic_open(path) as handle:
