@@ -27,8 +27,18 @@ SLOW_SCRIPT = """
         time.sleep(float(os.environ.get("DELAY", "0.3")))
         flag, after = os.environ.get("FULL_FLAG"), os.environ.get("FULL_AFTER")
         if flag and after and os.path.basename(mini_batch[0]) >= after and not os.path.exists(flag + ".done"):
-            open(flag, "w").close()            # the disk fills up from here on
             open(flag + ".done", "w").close()
+            ballast = os.environ.get("FULL_BALLAST")
+            if ballast:                        # a real small disk: fill it
+                try:
+                    with open(ballast, "wb") as handle:
+                        while True:
+                            handle.write(b"x" * 65536)
+                            handle.flush()
+                except OSError:
+                    pass
+            else:
+                open(flag, "w").close()        # the injected one: full from here on
         return [os.path.basename(p) + ": " + open(p).read().strip() for p in mini_batch]
 """
 
@@ -103,23 +113,45 @@ def _nothing_complete(workflow):
     assert leftovers == []
 
 
-def test_the_disk_filling_up_during_a_shard_fails_clearly_and_a_rerun_after_freeing_it_finishes_exactly(workflow):
+@pytest.fixture
+def small_disk(workflow):
+    """A 2 MB tmpfs mounted on the run folder results/sq/ when this machine lets root mount one
+    (unmounted at the end); None elsewhere, where the test injects ENOSPC instead (also with
+    SNAKEBATCH_TEST_NO_MOUNT=1, to try that path here)."""
+    folder = workflow.path("results", "sq")
+    os.makedirs(folder)
+    mounted = os.geteuid() == 0 and not os.environ.get("SNAKEBATCH_TEST_NO_MOUNT") and subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", folder],
+                                                   capture_output=True).returncode == 0
+    yield folder if mounted else None
+    if mounted:
+        subprocess.run(["umount", "-l", folder], check=True)
+
+
+def test_the_disk_filling_up_during_a_shard_fails_clearly_and_a_rerun_after_freeing_it_finishes_exactly(
+        workflow, small_disk):
+    ballast = os.path.join(small_disk, "ballast") if small_disk else ""
     setup(workflow, n=12, mini_batch_size=2, process_count_per_node=1,
-          environment_variables={"FULL_FLAG": workflow.path("disk-full"), "FULL_AFTER": "item006.txt", "DELAY": "0"})
+          environment_variables={"FULL_FLAG": workflow.path("disk-full"), "FULL_AFTER": "item006.txt", "DELAY": "0",
+                                 "FULL_BALLAST": ballast})
     write(workflow.path("scripts", "square.py"), SLOW_SCRIPT)
-    env = _full_disk_env(workflow, r"/results/sq/(minibatches|shards)/")
+    env = _full_disk_env(workflow, r"/results/sq/(minibatches|shards)/") if not small_disk else _env()
     proc = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "1"], cwd=workflow.root, env=env,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0
     tail = proc.stderr.split("snakebatch: run 'sq' failed.")[-1]
-    assert "No space left on device (errno 28); free space and run the same command again: finished mini-batches " \
-           "are kept" in tail, proc.stderr[-3000:]
+    if small_disk:   # the shard's own error could not be written to its log on the full disk
+        assert tail.strip().startswith(f"The disk holding results/sq/ is full ("), proc.stderr[-3000:]
+    else:
+        assert "No space left on device (errno 28); free space and run the same command again: finished " \
+               "mini-batches are kept" in tail, proc.stderr[-3000:]
     assert "Traceback" not in tail
-    _nothing_complete(workflow)
-    done_before = _finished(workflow)
-    assert done_before == 3   # items 0-5: stored before the disk filled
+    assert not os.path.exists(workflow.path("results", "sq", "_SUCCESS"))
+    assert not os.path.exists(workflow.path("results", "sq", "out.txt"))
+    results = workflow.path("results", "sq")
+    assert [n for _, _, names in os.walk(results) for n in names if n.startswith(".tmp-")] == []
+    assert _finished(workflow) == 3   # items 0-5: stored before the disk filled
 
-    os.unlink(workflow.path("disk-full"))   # space freed
+    os.unlink(ballast or workflow.path("disk-full"))   # space freed
     again = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "1"], cwd=workflow.root, env=env,
                            capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr[-3000:]

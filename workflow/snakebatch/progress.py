@@ -177,8 +177,31 @@ def interrupt_report(plan) -> str:
             "itself was killed, run `snakemake --unlock` first).")
 
 
+FULL_DISK_BYTES = 1024 ** 2  # free bytes under which the run folder's disk counts as full
+
+
+def _full_disk(plan) -> str | None:
+    """The report for a run whose folder lies on a full disk (under FULL_DISK_BYTES free): the
+    stages could not even write their error to their logs there. None when there is room."""
+    import shutil
+
+    try:
+        free = shutil.disk_usage(plan.layout.root).free
+    except OSError:
+        return None
+    if free >= FULL_DISK_BYTES:
+        return None
+    return (f"The disk holding {plan.layout.root}/ is full ({free} bytes free): a stage could not write its "
+            "results (nor its logs). Free space and run the same command again: every mini-batch that "
+            "finished is kept, only the unfinished ones run.")
+
+
 def _no_report(plan) -> str:
-    """What to say when no snakebatch stage wrote an error: a job was ended from outside."""
+    """What to say when no snakebatch stage wrote an error: the disk is full, or a job was ended
+    from outside."""
+    full = _full_disk(plan)
+    if full:
+        return full
     node = os.path.join(os.path.dirname(plan.layout.shard_console_log(0)), "")
     return ("No snakebatch stage reported an error: a job was ended from outside (killed, e.g. by the "
             "out-of-memory killer: exit status 137 above, or by a cluster time limit). Snakemake's error "
