@@ -1,6 +1,8 @@
 """`--config` strings that look like YAML tricks fail the dry run with the key's name and no
 traceback (Snakemake parses each value as int, float, bool, then YAML's BaseLoader: every nested
-scalar is a string, and no tag is ever constructed)."""
+scalar is a string, and no tag is ever constructed). Six dry runs (each costs seconds); every
+other hostile value of every key goes through the same parse-time checks in
+tests/properties/test_config_fuzz.py."""
 
 import os
 
@@ -10,18 +12,12 @@ from squares import setup
 
 CASES = [
     (["run_invocation_timeout=nan"], "config key 'run_invocation_timeout': nan is not a number (give a finite value)"),
-    (["allowed_failed_percent=nan"], "config key 'allowed_failed_percent': nan is not a number (give a finite value)"),
     (["run_name="], "config key 'run_name': None is not of type 'string'"),
     (["run_name=../../etc"], "config key 'run_name': '../../etc' does not match '^[A-Za-z0-9][A-Za-z0-9._-]*$'"),
-    (["mini_batch_size=1e400"], "config key 'mini_batch_size': inf is not of type 'integer', 'string', 'null'"),
     (["input={'path': 'data', 'pattern': !!python/object/apply:os.system ['id']}"],
      "config key 'input.pattern': ['id'] is not of type 'string', 'null'"),
-    (["run_max_try=0x10"], "config key 'run_max_try': '0x10' is not of type 'integer'"),
-    (["allow_reuse=yes"], "config key 'allow_reuse': 'yes' is not of type 'boolean'"),
-    (["node_count=1_000_000"], "config key 'node_count': 1000000 is greater than the maximum of 10000"),
     (["node_count=200", "process_count_per_node=100"],
      "config keys 'node_count' x 'process_count_per_node': 200 x 100 = 20000 workers; at most 10000"),
-    (["append_row_file_name=../../x.txt"], "config key 'append_row_file_name': '../../x.txt' does not match"),
     (["input={'path': 'data'}", "input=5"], "config key 'input': 5 is not of type 'object'"),
 ]
 
@@ -37,5 +33,5 @@ def test_config_strings_that_look_like_yaml_tricks_fail_the_dry_run_naming_the_k
         assert "snakebatch: invalid config: " + message in output, (args, output)
         assert "Traceback" not in output, (args, output)
         seen.append(args[-1])
-    assert len(seen) == 12
+    assert len(seen) == 6
     assert not os.path.exists(workflow.path("results", "sq"))   # a dry run writes nothing
