@@ -31,7 +31,8 @@ import sys
 import time
 
 from .config import GatherSpec
-from .errors import EntryScriptError, ErrorThresholdExceeded, ManifestError, ResultSchemaError, SnakebatchError, StorageError
+from .errors import (EntryScriptError, ErrorThresholdExceeded, ManifestError, ResultSchemaError, SnakebatchError,
+                     StorageError)
 from .layout import RunLayout
 from .lifecycle import clear_verdict, drop_shards_to_rerun, read_shard_file
 from .results import MiniBatchResult

@@ -155,7 +155,7 @@ def forward_terminate() -> None:
 
 def _local_runners() -> list[int]:
     """PIDs of this process's descendants that run ``python -m snakebatch.runner``."""
-    import psutil  # a dependency of Snakemake
+    import psutil
 
     found = []
     for child in psutil.Process().children(recursive=True):
