@@ -52,17 +52,18 @@ SCRIPT = """
 """
 
 
-def schedule(seed, n, permanent=3, transient=8, hangs=1):
+def schedule(seed, n, permanent=4, transient=8, hangs=1):
     """A random fault schedule over items 0..n-1 (names item000.txt..): ``permanent`` items fail
-    every call (an action of PERMANENT_ACTIONS each), ``transient`` others fail their first 1-2
+    every call (PERMANENT_ACTIONS in a random order, each once before any repeats), ``transient`` others fail their first 1-2
     calls (at most ``hangs`` hangs in all). Returns the schedule as the script reads it."""
     rng = random.Random(seed)
     names = [f"item{i:03d}.txt" for i in range(n)]
     chosen = rng.sample(names, permanent + transient)
     hangs_left = hangs
     plan = {"permanent": {}, "transient": {}}
-    for name in chosen[:permanent]:
-        plan["permanent"][name] = rng.choice(PERMANENT_ACTIONS)
+    actions_cycle = rng.sample(PERMANENT_ACTIONS, len(PERMANENT_ACTIONS))   # each permanent action once first
+    for number, name in enumerate(chosen[:permanent]):
+        plan["permanent"][name] = actions_cycle[number % len(actions_cycle)]
     for name in chosen[permanent:]:
         actions = []
         for _ in range(rng.randint(1, 2)):
