@@ -79,3 +79,22 @@ def moto_s3(tmp_path, monkeypatch):
     import services
 
     yield from _service(services.start_moto, tmp_path, monkeypatch, ("AWS_PROFILE", "AWS_SESSION_TOKEN"))
+
+
+# Property tests (tests/properties/, hypothesis): one settings profile, seeded, so every run tries
+# the same examples. ``derandomize=True`` derives the examples from each test's own source, so CI
+# and a developer's machine run the same few hundred cases; no example database is written. No
+# deadline: the machine may be loaded (the suite's cost is bounded by the example counts instead).
+# It lives here, not in a tests/properties/conftest.py: e2e tests import ``conftest`` by name.
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+settings.register_profile(
+    "snakebatch",
+    derandomize=True,
+    database=None,
+    deadline=None,
+    max_examples=300,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture],
+    print_blob=True,
+)
+settings.load_profile("snakebatch")

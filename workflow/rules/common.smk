@@ -275,6 +275,7 @@ def announce_start():
     cores = snakemake_cores()[0] if workflow.local_exec else None  # jobs on this machine
     warning = oversubscription_warning(PLAN.shard_count, cores, os.cpu_count() or 1)
     progress.announce_start(PLAN, [warning] if warning else [])
+    progress.forward_terminate()  # after Snakemake's scheduler set its SIGTERM handler
 
 
 def announce_success():

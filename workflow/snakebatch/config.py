@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from dataclasses import dataclass
 
@@ -206,12 +207,20 @@ def parse_prefetch_bytes(value) -> int:
         raise ConfigError(f"config key 'input.prefetch_bytes': {exc}") from None
 
 
+MAX_SHARDS = 10_000  # shard jobs (workers) of one run; each has its manifest, job and log files
+
+
 def shard_count(config: dict, cores: int | None) -> int:
-    """node_count x process_count_per_node; ``auto`` = ``cores`` (snakemake's --cores, at least 1)."""
+    """node_count x process_count_per_node; ``auto`` = ``cores`` (snakemake's --cores, at least 1).
+    Raises ConfigError naming both keys when the product exceeds MAX_SHARDS."""
     per_node = config["process_count_per_node"]
     if per_node == "auto":
         per_node = max(1, int(cores or 1))
-    return int(config["node_count"]) * int(per_node)
+    shards = int(config["node_count"]) * int(per_node)
+    if shards > MAX_SHARDS:
+        raise ConfigError(f"config keys 'node_count' x 'process_count_per_node': {config['node_count']} x {per_node} = "
+                          f"{shards} workers; at most {MAX_SHARDS} (one shard job and one manifest each)")
+    return shards
 
 
 def _only_for_tabular(key: str, value) -> ConfigError:
@@ -257,7 +266,21 @@ def check_storage_options(options: dict) -> None:
                           f"are recorded in plain text (job commands, .snakemake/); {hint}")
 
 
+# Number keys whose range the schema states: NaN passes every JSON-schema bound (each comparison
+# with it is false), so a NaN from YAML (``.nan``) or ``--config key=nan`` is refused here.
+NUMBER_KEYS = ("run_invocation_timeout", "init_timeout", "allowed_failed_percent")
+
+
+def check_numbers(config: dict) -> None:
+    """Raise ConfigError naming the key when a number key of ``config`` (``NUMBER_KEYS``) is NaN."""
+    for key in NUMBER_KEYS:
+        value = config.get(key)
+        if isinstance(value, float) and math.isnan(value):
+            raise ConfigError(f"config key {key!r}: nan is not a number (give a finite value)")
+
+
 def _check_supported(config: dict) -> None:
+    check_numbers(config)
     inp = config["input"]
     paths = inp["path"] if isinstance(inp["path"], list) else [inp["path"]]
     for path in paths:

@@ -31,11 +31,12 @@ import sys
 import time
 
 from .config import GatherSpec
-from .errors import EntryScriptError, ErrorThresholdExceeded, ManifestError, ResultSchemaError, SnakebatchError
+from .errors import (EntryScriptError, ErrorThresholdExceeded, ManifestError, ResultSchemaError, SnakebatchError,
+                     StorageError)
 from .layout import RunLayout
 from .lifecycle import clear_verdict, drop_shards_to_rerun, read_shard_file
 from .results import MiniBatchResult
-from .storage import atomic_open, publish_to, write_json_atomic, write_text_atomic
+from .storage import atomic_open, describe_os_error, publish_to, write_json_atomic, write_text_atomic
 from .thresholds import RunningTally, threshold_breaches
 
 
@@ -166,11 +167,17 @@ def gather(spec: GatherSpec, shard_results: list[str], run_dir: str) -> dict:
             _write_parquet(merged, [r for path in shard_results for r in read_shard_file(path).results])
     except ErrorThresholdExceeded:
         raise  # its reports are written
-    except SnakebatchError as exc:
-        write_json_atomic(layout.summary,
-                          {"run_name": spec.run_name, "status": "failed", "error": str(exc), "output": None,
-                           "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
-        write_text_atomic(layout.job_result, f"status: failed\nThe run failed: {exc}\n")
+    except (SnakebatchError, OSError) as exc:
+        message = describe_os_error(exc) if isinstance(exc, OSError) else str(exc)
+        try:   # on a full disk these small writes may fail too: then the earlier ones stay stale
+            write_json_atomic(layout.summary,
+                              {"run_name": spec.run_name, "status": "failed", "error": message, "output": None,
+                               "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+            write_text_atomic(layout.job_result, f"status: failed\nThe run failed: {message}\n")
+        except OSError:
+            pass
+        if isinstance(exc, OSError):
+            raise StorageError(message) from None
         raise
     if spec.output_uri:
         summary["output_uri"] = spec.output_uri

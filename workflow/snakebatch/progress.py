@@ -103,15 +103,20 @@ _INTERRUPTED: list[int] = []  # the signals of the user's interrupt, in the main
 
 
 def watch_for_interrupt() -> None:
-    """In the main snakemake process: remember a SIGINT (Ctrl-C), then let it do what it did
-    (Snakemake cancels its jobs and calls ``onerror``), so the failure is reported as the
-    user's interrupt, not as a job ended from outside."""
+    """In the main snakemake process: remember a SIGINT (Ctrl-C), pass it on to the shard runners
+    this process started (a ``kill -INT`` of snakemake alone reaches no job: Snakemake would wait
+    for every running shard to finish), then let it do what it did (Snakemake cancels its jobs and
+    calls ``onerror``), so the failure is reported as the user's interrupt, not as a job ended
+    from outside."""
     import signal
 
     previous = signal.getsignal(signal.SIGINT)
 
     def _on_interrupt(signum, frame):
         _INTERRUPTED.append(signum)
+        for pid in _local_runners():
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGINT)
         if callable(previous):
             previous(signum, frame)
         else:
@@ -123,15 +128,80 @@ def watch_for_interrupt() -> None:
         pass
 
 
+def forward_terminate() -> None:
+    """In the main snakemake process, once Snakemake's scheduler has set its own SIGTERM handler
+    (call it from ``onstart``): a SIGTERM is remembered as an interrupt and also sent to the shard
+    runners this process started (its descendants running ``snakebatch.runner``), which kill their
+    worker and keep every finished mini-batch; then Snakemake's handler runs (start no new job,
+    wait for the running ones), so the run ends in seconds instead of after every running shard
+    has finished. Jobs on a cluster are not descendants: their executor's own cancel applies."""
+    import signal
+
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def _on_terminate(signum, frame):
+        _INTERRUPTED.append(signum)
+        for pid in _local_runners():
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGTERM)
+        if callable(previous):
+            previous(signum, frame)
+
+    try:
+        signal.signal(signal.SIGTERM, _on_terminate)
+    except ValueError:  # not the main thread: leave it
+        pass
+
+
+def _local_runners() -> list[int]:
+    """PIDs of this process's descendants that run ``python -m snakebatch.runner``."""
+    import psutil
+
+    found = []
+    for child in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            if "snakebatch.runner" in child.cmdline():
+                found.append(child.pid)
+    return found
+
+
 def interrupt_report(plan) -> str:
-    """What to say when the user interrupted the run."""
+    """What to say when the user interrupted the run (Ctrl-C / SIGINT, or SIGTERM)."""
+    import signal
+
+    if signal.SIGTERM in _INTERRUPTED:
+        return ("The run was stopped by SIGTERM; its shard jobs were stopped too. Every mini-batch that finished "
+                "is kept: run the same command again to resume; only the unfinished mini-batches run.")
     return ("The run was interrupted by the user (Ctrl-C, SIGINT). Every mini-batch that finished is kept: "
             "run the same command again to resume; only the unfinished mini-batches run (if snakemake "
             "itself was killed, run `snakemake --unlock` first).")
 
 
+FULL_DISK_BYTES = 1024 ** 2  # free bytes under which the run folder's disk counts as full
+
+
+def _full_disk(plan) -> str | None:
+    """The report for a run whose folder lies on a full disk (under FULL_DISK_BYTES free): the
+    stages could not even write their error to their logs there. None when there is room."""
+    import shutil
+
+    try:
+        free = shutil.disk_usage(plan.layout.root).free
+    except OSError:
+        return None
+    if free >= FULL_DISK_BYTES:
+        return None
+    return (f"The disk holding {plan.layout.root}/ is full ({free} bytes free): a stage could not write its "
+            "results (nor its logs). Free space and run the same command again: every mini-batch that "
+            "finished is kept, only the unfinished ones run.")
+
+
 def _no_report(plan) -> str:
-    """What to say when no snakebatch stage wrote an error: a job was ended from outside."""
+    """What to say when no snakebatch stage wrote an error: the disk is full, or a job was ended
+    from outside."""
+    full = _full_disk(plan)
+    if full:
+        return full
     node = os.path.join(os.path.dirname(plan.layout.shard_console_log(0)), "")
     return ("No snakebatch stage reported an error: a job was ended from outside (killed, e.g. by the "
             "out-of-memory killer: exit status 137 above, or by a cluster time limit). Snakemake's error "

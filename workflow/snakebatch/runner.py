@@ -45,7 +45,7 @@ from .locations import is_url
 from .manifest import MiniBatch, ShardManifest
 from .plan import read_plan
 from .results import FailedItem, MiniBatchResult
-from .storage import atomic_open, remove_stale_temps, write_text_atomic
+from .storage import atomic_open, describe_os_error, remove_stale_temps, write_text_atomic
 from .store import MiniBatchStore
 from .supervisor import Outcome, WorkerProcess, describe_exit  # noqa: F401 - describe_exit: re-exported
 from .thresholds import RunningTally, Tally, threshold_breaches, thresholds_set
@@ -134,7 +134,7 @@ class ShardRunner:
                 self.start_s += time.monotonic() - began
                 first_line = str(exc).split("\n", 1)[0]
                 log.warning("worker start %d/%d failed: %s", attempt, limit, first_line)
-                with open(self.error_log, "a", encoding="utf-8") as handle:
+                with open(self.error_log, "a", encoding="utf-8", errors="backslashreplace") as handle:
                     handle.write(f"--- worker start {attempt}/{limit} failed: {exc}\n")
                 if not getattr(exc, "retryable", False) or attempt == limit:
                     text = str(exc)
@@ -199,7 +199,7 @@ class ShardRunner:
         """Log a failed try of ``count`` item(s) starting with the one named ``first``."""
         log.warning("mini-batch %d (%d item(s), try %d/%d) failed: %s", mini_batch.index, count,
                     attempt, self.spec.run_max_try, outcome.error)
-        with open(self.error_log, "a", encoding="utf-8") as handle:
+        with open(self.error_log, "a", encoding="utf-8", errors="backslashreplace") as handle:
             handle.write(f"--- mini-batch {mini_batch.index}, {count} item(s) from {first!r}, "
                          f"try {attempt}/{self.spec.run_max_try}: {outcome.error}\n{outcome.traceback}\n")
 
@@ -503,7 +503,7 @@ def run_shard(spec: RunnerSpec, manifest_path: str, output_path: str,
     for path in paths.values():
         os.makedirs(os.path.dirname(path), exist_ok=True)
     os.makedirs(layout.outputs_dir, exist_ok=True)
-    handler = logging.FileHandler(paths["node"], encoding="utf-8")
+    handler = logging.FileHandler(paths["node"], encoding="utf-8", errors="backslashreplace")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     log.addHandler(handler)
     log.setLevel(spec.logging_level)
@@ -572,6 +572,9 @@ def mark_unfinished(output_path: str) -> str:
 
 
 def _terminate(signum, frame):
+    # once: a Ctrl-C reaches the runner both from the terminal and forwarded by snakemake's process
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     name = signal.Signals(signum).name
     print(f"snakebatch runner: stopped by {name}" + (" (Ctrl-C)" if signum == signal.SIGINT else "")
           + "; the next run resumes the unfinished mini-batches", file=sys.stderr, flush=True)
@@ -599,6 +602,9 @@ def main(argv: list[str] | None = None) -> int:
         results, stopped = run_shard(spec, args.manifest, args.output, args.run_dir)
     except SnakebatchError as exc:
         print(f"snakebatch runner: error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:   # the shard's own writes (a full disk): the worker is stopped by now
+        print(f"snakebatch runner: error: {describe_os_error(exc)}", file=sys.stderr)
         return 1
     items = sum(r.item_count for r in results)
     failed = sum(r.failed for r in results)

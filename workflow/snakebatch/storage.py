@@ -26,7 +26,9 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: str | None =
     """Open a temporary sibling of ``path`` for writing; rename it to ``path`` on success.
 
     ``mode`` is ``"w"`` (text, ``encoding``) or ``"wb"``. On an exception the temporary file is
-    removed and ``path`` is left as it was. Parent folders are created.
+    removed and ``path`` is left as it was. Parent folders are created. Text that cannot be
+    encoded (a lone surrogate: a file name whose bytes are not UTF-8, as Python decodes it) is
+    written as its escape ``\\udcXX``, which JSON reads back as the same name.
     """
     path = os.fspath(path)
     folder = os.path.dirname(path) or "."
@@ -34,7 +36,9 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: str | None =
     fd, tmp = tempfile.mkstemp(prefix=".tmp-" + os.path.basename(path) + "-", dir=folder)
     try:
         os.fchmod(fd, FILE_MODE)
-        with os.fdopen(fd, mode, encoding=None if "b" in mode else encoding, newline=None if "b" in mode else "") as handle:
+        text = "b" not in mode
+        with os.fdopen(fd, mode, encoding=encoding if text else None, newline="" if text else None,
+                       errors="backslashreplace" if text else None) as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
@@ -43,6 +47,19 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: str | None =
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def describe_os_error(exc: OSError) -> str:
+    """One line for an OSError of a stage's own reads and writes, naming the file: ``cannot write
+    'results/r/.tmp-out.txt-x': No space left on device (errno 28); free space and run the same
+    command again: finished mini-batches are kept``."""
+    import errno
+
+    where = f" {exc.filename!r}" if exc.filename else ""
+    text = f"cannot write{where}: {exc.strerror or exc} (errno {exc.errno})"
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        text += "; free space and run the same command again: finished mini-batches are kept"
+    return text
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:

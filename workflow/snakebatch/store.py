@@ -37,7 +37,7 @@ def path_fingerprint(path: str) -> str:
             for name in sorted(filenames):
                 full = os.path.join(dirpath, name)
                 st = os.stat(full)
-                digest.update(f"{os.path.relpath(full, path)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+                digest.update(f"{os.path.relpath(full, path)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
     else:
         st = os.stat(path)
         digest.update(f"{st.st_size}\0{st.st_mtime_ns}\n".encode())

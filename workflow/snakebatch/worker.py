@@ -312,7 +312,7 @@ def worker_main(conn, setup: WorkerSetup) -> None:
     """Body of the worker process (``multiprocessing`` spawn target)."""
     _bind_to_runner()
     _redirect_output(setup)
-    stack_file = open(setup.stack_path, "a", encoding="utf-8")  # noqa: SIM115 - lives as long as the worker
+    stack_file = open(setup.stack_path, "a", encoding="utf-8", errors="backslashreplace")  # noqa: SIM115 - lives as long as the worker
     faulthandler.register(signal.SIGUSR1, file=stack_file, all_threads=True)
     os.environ.update(setup.environment_variables)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

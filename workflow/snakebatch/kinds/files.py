@@ -139,7 +139,7 @@ def list_items(paths, pattern: str | None = None, storage_options: dict | None =
 
 def _download_name(name: str, ukey: str) -> str:
     """Where the copy of ``name`` (version ``ukey``) lives in the download folder."""
-    digest = hashlib.sha256(f"{name}\0{ukey}".encode()).hexdigest()[:20]
+    digest = hashlib.sha256(f"{name}\0{ukey}".encode("utf-8", "surrogateescape")).hexdigest()[:20]
     return os.path.join(digest, posixpath.basename(name) or "item")
 
 
@@ -189,7 +189,7 @@ def mini_batch_key(items, partition_key_value: dict | None = None) -> str:
     ``partition_key_value`` (run() sees it) goes into the digest too."""
     digest = hashlib.sha256()
     for item in items:
-        digest.update(item.key_line().encode() + b"\n")
+        digest.update(item.key_line().encode("utf-8", "surrogateescape") + b"\n")
     if partition_key_value:
         digest.update(("\0partition_key_value\0" + repr(sorted(partition_key_value.items()))).encode())
     return digest.hexdigest()
@@ -207,7 +207,7 @@ def listing_fingerprint(items) -> str:
     digest = hashlib.sha256()
     for item in items:
         line = f"{item.path}\0{item.size}\0{item.mtime_ns}" if item.local else f"{item.path}\0{item.ukey}"
-        digest.update(line.encode() + b"\n")
+        digest.update(line.encode("utf-8", "surrogateescape") + b"\n")
     return digest.hexdigest()
 
 

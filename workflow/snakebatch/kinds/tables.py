@@ -32,7 +32,7 @@ def chunk_key(item: Item, chunk: TableChunk) -> str:
     range it reads (the chunk's JSON). For local files the digest of
     ``partition.table_mini_batch_key``."""
     digest = hashlib.sha256()
-    digest.update(item.key_line().encode() + b"\n")
+    digest.update(item.key_line().encode("utf-8", "surrogateescape") + b"\n")
     digest.update(json.dumps(chunk.to_json(), sort_keys=True, default=str).encode())
     return digest.hexdigest()
 
