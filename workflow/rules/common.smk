@@ -32,7 +32,7 @@ from snakebatch.partition import write_listing
 from snakebatch.plan import PlanRecord, auto_process_count, oversubscription_warning, read_plan, write_plan
 from snakebatch.storage import write_text_atomic
 from snakebatch.store import known_modules
-from snakebatch import progress
+from snakebatch import monitor, progress
 
 # The demo's dataset-specific keys fill in only a config that gives no input (snakebatch.demo).
 DEMO_CONFIG = os.path.join(REPO_DIR, "config", "demo.yaml")
@@ -275,13 +275,17 @@ def announce_start():
     cores = snakemake_cores()[0] if workflow.local_exec else None  # jobs on this machine
     warning = oversubscription_warning(PLAN.shard_count, cores, os.cpu_count() or 1)
     progress.announce_start(PLAN, [warning] if warning else [])
+    # the live view: the shards' progress records added up, on this process's console
+    monitor.start_live_view(LAYOUT.root, INVOCATION, PLAN.shard_count, config["progress_interval"])
 
 
 def announce_success():
+    monitor.stop_live_view("succeeded")
     progress.announce_success(PLAN)
 
 
 def announce_failure():
+    monitor.stop_live_view("failed")
     progress.announce_failure(PLAN)
 
 

@@ -33,6 +33,7 @@ import time
 from .config import GatherSpec
 from .errors import EntryScriptError, ErrorThresholdExceeded, ManifestError, ResultSchemaError, SnakebatchError
 from .layout import RunLayout
+from .monitor import append_overview
 from .lifecycle import clear_verdict, drop_shards_to_rerun, read_shard_file
 from .results import MiniBatchResult
 from .storage import atomic_open, publish_to, write_json_atomic, write_text_atomic
@@ -230,9 +231,9 @@ def _gather(spec: GatherSpec, shard_results: list[str], layout: RunLayout, write
     }
     write_text_atomic(layout.errors, _errors_jsonl(results))
     write_text_atomic(layout.processed_mini_batches, _processed_csv(results))
-    write_text_atomic(layout.progress_overview,
-                      f"{tally.mini_batches} of {tally.mini_batches} mini-batches processed; "
-                      f"{tally.items} items, {tally.succeeded} succeeded, {tally.failed} failed\n")
+    append_overview(layout.progress_overview,  # a log the live view appends to while the run works
+                    f"gather: {tally.mini_batches} of {tally.mini_batches} mini-batches processed; "
+                    f"{tally.items} items, {tally.succeeded} succeeded, {tally.failed} failed")
     result_text = [f"status: {status}",
                    f"items: {tally.items} (succeeded {tally.succeeded}, failed {tally.failed})",
                    f"mini-batches: {tally.mini_batches} (failed {tally.failed_mini_batches}, "
