@@ -25,8 +25,9 @@ def test_merge_follows_input_order_across_shards(tmp_path):
     assert summary["items_per_s"] == 2.0
     assert json.loads((run_dir / "summary.json").read_text()) == summary
     csv_rows = (run_dir / "logs" / "sys" / "job_report" / "processed_mini-batches.csv").read_text().splitlines()
-    assert csv_rows[0] == "mini_batch,first_item,items,succeeded,failed,tries,duration_s,cpu_s,agent_name,reused"
-    assert csv_rows[1] == "0,0,2,2,0,1,0.500,0.250,shard-00000,False"
+    assert csv_rows[0] == ("mini_batch,first_item,items,succeeded,failed,tries,duration_s,cpu_s,agent_name,reused,"
+                           "started_at")
+    assert csv_rows[1] == "0,0,2,2,0,1,0.500,0.250,shard-00000,False,1000.000"
     assert (run_dir / "logs" / "job_result.txt").read_text() == (
         "status: succeeded\nitems: 5 (succeeded 5, failed 0)\nmini-batches: 3 (failed 0, reused 0)\n")
 

@@ -66,10 +66,10 @@ def _processed_csv(results: list[MiniBatchResult]) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["mini_batch", "first_item", "items", "succeeded", "failed", "tries", "duration_s",
-                     "cpu_s", "agent_name", "reused"])
-    for r in results:
+                     "cpu_s", "agent_name", "reused", "started_at"])
+    for r in results:  # started_at: epoch seconds (the report's throughput plot)
         writer.writerow([r.index, r.first_item, r.item_count, r.succeeded, r.failed, r.tries,
-                         f"{r.duration_s:.3f}", f"{r.cpu_s:.3f}", r.agent_name, r.reused])
+                         f"{r.duration_s:.3f}", f"{r.cpu_s:.3f}", r.agent_name, r.reused, f"{r.started_at:.3f}"])
     return out.getvalue()
 
 
@@ -166,12 +166,14 @@ def gather(spec: GatherSpec, shard_results: list[str], run_dir: str) -> dict:
         if merged and not streaming:
             _write_parquet(merged, [r for path in shard_results for r in read_shard_file(path).results])
     except ErrorThresholdExceeded:
-        raise  # its reports are written
+        keep_reports(layout)  # its reports are written
+        raise
     except SnakebatchError as exc:
         write_json_atomic(layout.summary,
                           {"run_name": spec.run_name, "status": "failed", "error": str(exc), "output": None,
                            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
         write_text_atomic(layout.job_result, f"status: failed\nThe run failed: {exc}\n")
+        keep_reports(layout)
         raise
     if spec.output_uri:
         summary["output_uri"] = spec.output_uri
@@ -181,6 +183,41 @@ def gather(spec: GatherSpec, shard_results: list[str], run_dir: str) -> dict:
                    spec.storage_options)
     write_text_atomic(layout.success_marker, (spec.append_row_file_name if merged else "") + "\n")
     return summary
+
+
+KEPT_REPORTS = ("summary", "errors", "processed_mini_batches")  # RunLayout properties
+
+
+def keep_reports(layout: RunLayout) -> None:
+    """Copy the reports of a failed gather (summary.json, errors.jsonl, processed_mini-batches.csv,
+    declared outputs of the rule, which Snakemake removes when the job fails) to
+    ``RunLayout.kept_report``, for ``restore_reports``."""
+    import shutil
+
+    for name in KEPT_REPORTS:
+        path = getattr(layout, name)
+        if os.path.exists(path):
+            kept = layout.kept_report(os.path.basename(path))
+            os.makedirs(os.path.dirname(kept), exist_ok=True)
+            shutil.copyfile(path, kept + ".tmp")
+            os.replace(kept + ".tmp", kept)
+
+
+def restore_reports(layout: RunLayout) -> list[str]:
+    """Put back the reports ``keep_reports`` kept where Snakemake removed them (the workflow's
+    ``onerror`` hook, after the failed job's clean-up); returns the paths restored."""
+    restored = []
+    for name in KEPT_REPORTS:
+        path = getattr(layout, name)
+        kept = layout.kept_report(os.path.basename(path))
+        if not os.path.exists(kept):
+            continue
+        if os.path.exists(path):
+            os.unlink(kept)
+        else:
+            os.replace(kept, path)
+            restored.append(path)
+    return restored
 
 
 def _gather(spec: GatherSpec, shard_results: list[str], layout: RunLayout, writer, merged: str | None) -> dict:

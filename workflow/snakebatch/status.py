@@ -39,7 +39,11 @@ def _alive(record: progress.ShardProgress) -> bool | None:
         return False
     except PermissionError:
         return True
-    return True
+    try:  # Linux: a killed runner nobody has reaped yet is a zombie, not alive
+        with open(f"/proc/{record.pid}/stat", encoding="ascii", errors="replace") as handle:
+            return handle.read().rpartition(")")[2].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):
+        return True
 
 
 def _shard_state(record: progress.ShardProgress, now: float, margin_s: float) -> tuple[str, bool]:
