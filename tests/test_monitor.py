@@ -25,6 +25,7 @@ def _record(shard, done, total, items, shard_items, failed=0, state="running", i
 
 def test_the_progress_records_of_a_shard_are_monotonic_and_end_at_exactly_100_percent(tmp_path, files, monkeypatch):
     from snakebatch import monitor, progress
+    from snakebatch.runner import ShardRunner
 
     monkeypatch.setenv(progress.INVOCATION_ENV, "inv-m")
     published = []
@@ -37,6 +38,12 @@ def test_the_progress_records_of_a_shard_are_monotonic_and_end_at_exactly_100_pe
     monkeypatch.setattr(progress, "write_progress", spy)
     results = run_files(tmp_path, runner_spec(write(tmp_path / "echo.py", ECHO)), files[:7], size=2)
     assert len(results) == 4
+    # by default at most one record a second while it runs: the first, then the last
+    assert [(r.done_mini_batches, r.state) for r in published] == [(0, "running"), (4, "done")]
+    published.clear()
+    monkeypatch.setattr(ShardRunner, "PUBLISH_EVERY_S", 0.0)   # every mini-batch's record
+    results = run_files(tmp_path, runner_spec(write(tmp_path / "echo.py", ECHO)), files[:7], size=2)
+    assert [r.reused for r in results] == [True] * 4
     assert [r.done_mini_batches for r in published] == [0, 1, 2, 3, 4, 4]   # start, each mini-batch, end
     assert [r.done_items for r in published] == [0, 2, 4, 6, 7, 7]
     assert [r.state for r in published] == ["running"] * 5 + ["done"]

@@ -281,7 +281,27 @@ class _Bar:
             TextColumn("{task.fields[text]}"), console=Console(file=stream), transient=False,
             redirect_stdout=False, redirect_stderr=False, refresh_per_second=4)
         self.task = self.progress.add_task("run", total=None, text="waiting for the shards to start")
+        self._handlers = self._route_log_handlers(stream)
         self.progress.start()
+
+    def _route_log_handlers(self, stream) -> list:
+        """Make the logging handlers that write to ``stream`` (Snakemake's console handler) write
+        through rich, so their lines appear above the bar instead of on it; returns
+        (handler, stream) pairs to restore."""
+        import logging
+
+        from rich.file_proxy import FileProxy
+
+        loggers = [logging.getLogger()] + [v for v in logging.Logger.manager.loggerDict.values()
+                                           if isinstance(v, logging.Logger)]
+        routed = []
+        for logger in loggers:
+            for handler in logger.handlers:
+                if isinstance(handler, logging.StreamHandler) and getattr(handler, "stream", None) in (
+                        stream, sys.__stderr__, sys.__stdout__) and _isatty(handler.stream):
+                    routed.append((handler, handler.stream))
+                    handler.setStream(FileProxy(self.progress.console, handler.stream))
+        return routed
 
     def update(self, snap: RunSnapshot) -> None:
         total = snap.total_mini_batches or None
@@ -291,6 +311,10 @@ class _Bar:
 
     def close(self) -> None:
         self.progress.stop()
+        for handler, stream in self._handlers:
+            with contextlib.suppress(Exception):
+                handler.flush()
+                handler.setStream(stream)
 
 
 _VIEW: LiveView | None = None

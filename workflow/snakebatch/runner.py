@@ -113,6 +113,7 @@ class ShardRunner:
         self._error_counts: collections.Counter = collections.Counter()  # error message -> failed items
         self._started_at = 0.0  # time.time() of the shard's start, of its last finished mini-batch
         self._progress_at = 0.0
+        self._published_at = 0.0  # time.time() of the last record written
         self._shard_items = 0
         self._watching = False
         self._next: MiniBatch | None = None  # the mini-batch after the one running: prefetched
@@ -334,11 +335,16 @@ class ShardRunner:
         self.stopped_early = self._breach(self._mine)
         return self.stopped_early is not None
 
-    def _publish(self, manifest: ShardManifest, state: str = "running") -> progress.ShardProgress | None:
-        """Write this shard's progress record (its running tally ``self._tally``, see
-        progress.ShardProgress) for the other shards, the live view and the status command.
-        Cheap (one small file renamed into place, not fsynced): done when the shard starts,
-        after every mini-batch and when it ends. None without ``run_dir``."""
+    PUBLISH_EVERY_S = 1.0  # the longest a running shard's published record lags its tally
+
+    def _publish(self, manifest: ShardManifest, state: str = "running",
+                 force: bool = False) -> progress.ShardProgress | None:
+        """This shard's progress record (its running tally ``self._tally``, see
+        progress.ShardProgress) for the other shards, the live view and the status command;
+        written (one small file renamed into place, not fsynced) when the shard starts, when it
+        ends, with ``force`` (a new failure) and otherwise at most every PUBLISH_EVERY_S seconds
+        after a mini-batch (a rename per mini-batch would cost fast mini-batches measurably:
+        scripts/benchmark_live_view.py). None without ``run_dir``."""
         if self.run_dir is None:
             return None
         tally, now = self._tally, time.time()
@@ -354,6 +360,9 @@ class ShardRunner:
             pid=os.getpid(), run_invocation_timeout=self.spec.run_invocation_timeout,
             top_errors=tuple(self._error_counts.most_common(progress.TOP_ERRORS)))
         self._mine = mine
+        if state == "running" and not force and now - self._published_at < self.PUBLISH_EVERY_S:
+            return mine
+        self._published_at = now
         with contextlib.suppress(OSError):  # advisory: a full disk must not fail the shard here
             progress.write_progress(self.run_dir, mine)
         return mine
@@ -363,7 +372,7 @@ class ShardRunner:
         every shard of this invocation already exceed a threshold (the final count can only be
         higher). O(1) per call, but for the other shards' progress files, read after a new
         failure or at most every CHECK_EVERY_S seconds."""
-        mine = self._publish(manifest)
+        mine = self._publish(manifest, force=new_failure)
         if mine is None:
             return None
         now = time.monotonic()
@@ -400,7 +409,7 @@ class ShardRunner:
         self._manifest = manifest
         self._tally = RunningTally()  # this shard's counts, kept as results arrive
         self._error_counts = collections.Counter()
-        self._started_at, self._progress_at = time.time(), 0.0
+        self._started_at, self._progress_at, self._published_at = time.time(), 0.0, 0.0
         self._watching = self.run_dir is not None and self._thresholds_set()
         start = time.monotonic()
         done_items = 0

@@ -20,7 +20,7 @@ import socket
 import time
 
 from . import progress
-from .errors import ManifestError
+from .errors import ManifestError, SnakebatchError
 from .layout import RunLayout
 from .monitor import clock
 from .plan import read_plan
@@ -88,6 +88,45 @@ def _totals_from_manifest(layout: RunLayout) -> tuple[int, int]:
     return int(data.get("total_mini_batches", 0)), int(data.get("total_items", 0))
 
 
+def _durable_counts(layout: RunLayout, shard: int) -> tuple[int, int, int] | None:
+    """(mini-batches, items, succeeded items) of ``shard`` whose results the mini-batch store
+    holds for the current runner settings: what a shard killed between two progress records
+    finished for sure (its record lags by at most ShardRunner.PUBLISH_EVERY_S). None when the
+    run folder lacks what that takes (the runner spec, the manifest, the entry script)."""
+    from .config import RunnerSpec
+    from .manifest import ShardManifest
+    from .store import MiniBatchStore
+
+    try:
+        with open(layout.stage_spec("runner"), encoding="utf-8") as handle:
+            spec = RunnerSpec.from_json(handle.read())
+        manifest = ShardManifest.read(layout.manifest(shard))
+        store = MiniBatchStore(layout.store_dir, spec, layout.root)
+    except (OSError, ValueError, TypeError, KeyError, SnakebatchError):
+        return None
+    mini_batches = items = succeeded = 0
+    for mini_batch in manifest.mini_batches:
+        result = store.load(mini_batch)
+        if result is not None:
+            mini_batches, items, succeeded = mini_batches + 1, items + result.item_count, succeeded + result.succeeded
+    return mini_batches, items, succeeded
+
+
+def _recounted(layout: RunLayout, record: progress.ShardProgress) -> progress.ShardProgress:
+    """The record of a lost shard with the counts its durable results prove, when they are more
+    (failed mini-batches are not stored: the record's failures are kept)."""
+    import dataclasses
+
+    counts = _durable_counts(layout, record.shard)
+    if counts is None:
+        return record
+    mini_batches, items, succeeded = counts
+    if mini_batches + record.failed_mini_batches <= record.done_mini_batches:
+        return record
+    return dataclasses.replace(record, done_mini_batches=mini_batches + record.failed_mini_batches,
+                               done_items=items + record.failed_items, succeeded_items=succeeded)
+
+
 def run_status(run_dir: str, now: float | None = None, stall_margin_s: float = STALL_MARGIN_S) -> dict:
     """The status of the run in ``run_dir`` (``results/{run_name}``) at ``now`` (``time.time()``
     seconds) as a JSON-ready dict:
@@ -105,7 +144,9 @@ def run_status(run_dir: str, now: float | None = None, stall_margin_s: float = S
     ``stalled_shards`` (shard numbers); ``shards``: per shard ``shard``, ``state`` (running,
     done, stopped, failed, interrupted, lost), ``stalled``, ``done_mini_batches``,
     ``shard_mini_batches``, ``done_items``, ``shard_items``, ``failed_items``, ``host``,
-    ``pid``, ``quiet_s`` (seconds since its last finished mini-batch); ``top_errors``: up to 10
+    ``pid``, ``quiet_s`` (seconds since its last finished mini-batch); a lost shard's counts are
+    those of its durable results in the mini-batch store when they are more (its last record
+    lags by at most a second); ``top_errors``: up to 10
     ``{"message", "count"}`` by count (errors.jsonl once gathered, else the shards' records, each
     of which keeps its 5 most frequent); ``first_failures``: the shards' first failed items.
 
@@ -119,8 +160,10 @@ def run_status(run_dir: str, now: float | None = None, stall_margin_s: float = S
     plan_written = os.path.getmtime(layout.plan)
     records = progress.invocation_progress(run_dir, plan.invocation)
     shards, stalled, counts, first_failures = [], [], collections.Counter(), []
-    for record in records:
+    for number, record in enumerate(records):
         state, is_stalled = _shard_state(record, now, stall_margin_s)
+        if state == "lost":
+            record = records[number] = _recounted(layout, record)
         quiet = now - (record.progress_at or record.started_at)
         shards.append({"shard": record.shard, "state": state, "stalled": is_stalled,
                        "done_mini_batches": record.done_mini_batches,
