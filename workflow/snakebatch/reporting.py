@@ -66,13 +66,17 @@ def read_processed(path: str) -> list[dict]:
     return rows
 
 
-def throughput_series(rows: list[dict], bins: int = 40) -> tuple[list[float], list[float], list[int]]:
+def throughput_series(rows: list[dict], bins: int | None = None) -> tuple[list[float], list[float], list[int]]:
     """(bin ends in seconds since the first computed mini-batch started, items/s in each bin,
-    items finished by each bin end) over ``bins`` equal bins of the run's wall span; a mini-batch's
-    items count when it ends. Empty lists when no mini-batch was computed in this run."""
+    items finished by each bin end) over ``bins`` equal bins of the run's wall span (default:
+    one per 4 computed mini-batches, 1 to 40, so a short run's bars are not one spike per
+    mini-batch); a mini-batch's items count when it ends. Empty lists when no mini-batch was
+    computed in this run."""
     timed = [r for r in rows if not r["reused"] and r["started_at"] is not None]
     if not timed:
         return [], [], []
+    if bins is None:
+        bins = max(1, min(40, len(timed) // 4))
     start = min(r["started_at"] for r in timed)
     ends = sorted((r["started_at"] + r["duration_s"] - start, r["items"]) for r in timed)
     span = max(ends[-1][0], 1e-3)
