@@ -166,6 +166,7 @@ def test_every_key_has_a_description_and_all_but_the_required_ones_a_default():
     ({"append_row_file_name": ".."}, "does not match"),
     ({"append_row_file_name": "a/b.txt"}, "does not match"),
     ({"run_invocation_timeout": 1e9}, "is greater than the maximum of 604800"),
+    ({"progress_interval": 0}, "0 is less than or equal to the minimum of 0"),
     ({"environment_variables": {"A=B": "x"}}, "'A=B' does not match"),
 ])
 def test_schema_rejects_names_and_values_the_run_cannot_use(override, fragment):
