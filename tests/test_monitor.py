@@ -36,9 +36,10 @@ def test_the_progress_records_of_a_shard_are_monotonic_and_end_at_exactly_100_pe
         real(run_dir, record)
 
     monkeypatch.setattr(progress, "write_progress", spy)
+    monkeypatch.setattr(ShardRunner, "PUBLISH_EVERY_S", 3600.0)   # while it runs, at most one an hour
     results = run_files(tmp_path, runner_spec(write(tmp_path / "echo.py", ECHO)), files[:7], size=2)
     assert len(results) == 4
-    # by default at most one record a second while it runs: the first, then the last
+    # the first, then the last (no failure in between, which would be published at once)
     assert [(r.done_mini_batches, r.state) for r in published] == [(0, "running"), (4, "done")]
     published.clear()
     monkeypatch.setattr(ShardRunner, "PUBLISH_EVERY_S", 0.0)   # every mini-batch's record

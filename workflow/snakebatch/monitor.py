@@ -18,6 +18,7 @@ processed" lines of its ``logs/`` (azureml_user/parallel_run, ``progress_update_
 
 from __future__ import annotations
 
+import atexit
 import collections
 import contextlib
 import json
@@ -325,6 +326,8 @@ def start_live_view(run_dir: str, invocation: str, shard_count: int, interval_s:
     global _VIEW
     if _VIEW is not None:
         _VIEW.stop("replaced")
+    else:  # snakemake ending without its onsuccess/onerror hooks still gets the terminal back
+        atexit.register(stop_live_view, "ended")
     _VIEW = LiveView(run_dir, invocation, shard_count, interval_s).start()
     return _VIEW
 
