@@ -148,3 +148,24 @@ def test_a_dataframe_header_cannot_follow_list_results(tmp_path):
                                   dataclasses.replace(result(1, ["1 2"]), header="a b")]])
     gather(spec(append_row_dataframe_header=True), ok, str(tmp_path / "run"))
     assert (tmp_path / "run" / "out.txt").read_text() == "a b\n1 2\n"
+
+
+def test_a_failed_gathers_reports_are_kept_and_put_back_after_snakemake_removes_them(tmp_path):
+    """Snakemake removes a failed job's outputs (summary.json, errors.jsonl and
+    processed_mini-batches.csv are gather's); the workflow's onerror hook restores them."""
+    from snakebatch.gather import restore_reports
+    from snakebatch.layout import RunLayout
+
+    shards = write_shards(tmp_path, [[result(0, ["a"], failed_items=["x.png"]), result(1, ["c", "d"])]])
+    run_dir = str(tmp_path / "run")
+    with pytest.raises(ErrorThresholdExceeded):
+        gather(spec(error_threshold=0), shards, run_dir)
+    layout = RunLayout(run_dir)
+    written = {path: open(path).read() for path in (layout.summary, layout.errors, layout.processed_mini_batches)}
+    for path in written:
+        os.unlink(path)                      # what Snakemake does to a failed job's outputs
+    assert restore_reports(layout) == [layout.summary, layout.errors, layout.processed_mini_batches]
+    assert {path: open(path).read() for path in written} == written
+    assert json.loads(written[layout.summary])["status"] == "failed"
+    assert restore_reports(layout) == []     # nothing kept any more
+    assert not os.path.exists(layout.kept_report("summary.json"))

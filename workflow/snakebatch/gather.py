@@ -153,6 +153,9 @@ def gather(spec: GatherSpec, shard_results: list[str], run_dir: str) -> dict:
     layout = RunLayout(run_dir)
     merged = layout.merged(spec.append_row_file_name) if spec.output_action == "append_row" else None
     clear_verdict(run_dir, merged)
+    for name in KEPT_REPORTS:  # copies an earlier failed gather kept belong to that run
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(layout.kept_report(os.path.basename(getattr(layout, name))))
     # txt/csv: the merged file is written while the shard files are read (one mini-batch in memory
     # at a time) to a temporary file that becomes the merged file only when the run succeeded
     streaming = merged is not None and spec.append_row_format != "parquet"
