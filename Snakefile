@@ -6,12 +6,16 @@
 configfile: "config/config.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/demo.smk"
 include: "workflow/rules/examples.smk"
 include: "workflow/rules/partition.smk"
 include: "workflow/rules/infer.smk"
 include: "workflow/rules/gather.smk"
+include: "workflow/rules/report.smk"
 
 
 check_paths_exist()  # every configured path exists or is made by a rule above

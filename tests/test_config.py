@@ -172,10 +172,11 @@ def test_every_key_has_a_description_and_all_but_the_required_ones_a_default():
                  "append_row_format", "run_invocation_timeout", "run_max_try", "node_count",
                  "process_count_per_node", "gpus_per_process", "threads_per_process", "logging_level", "output_uri"}
     # beyond SPEC §3: init_timeout, allow_reuse, append_row_dataframe_header, input.prefetch_bytes,
-    # input.partition_format (issue 12: ParallelRunStep's partition per folder)
+    # input.partition_format (issue 12: ParallelRunStep's partition per folder), progress_interval
+    # (the live view's, issue 13)
     assert spec_keys <= set(keys)
     assert set(keys) - spec_keys == {"input", "allow_reuse", "append_row_dataframe_header", "init_timeout",
-                                     "input.prefetch_bytes", "input.partition_format"}
+                                     "input.prefetch_bytes", "input.partition_format", "progress_interval"}
 
 
 @pytest.mark.parametrize("override,fragment", [
@@ -183,6 +184,7 @@ def test_every_key_has_a_description_and_all_but_the_required_ones_a_default():
     ({"append_row_file_name": ".."}, "does not match"),
     ({"append_row_file_name": "a/b.txt"}, "does not match"),
     ({"run_invocation_timeout": 1e9}, "is greater than the maximum of 604800"),
+    ({"progress_interval": 0}, "0 is less than or equal to the minimum of 0"),
     ({"environment_variables": {"A=B": "x"}}, "'A=B' does not match"),
 ])
 def test_schema_rejects_names_and_values_the_run_cannot_use(override, fragment):

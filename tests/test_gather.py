@@ -25,8 +25,9 @@ def test_merge_follows_input_order_across_shards(tmp_path):
     assert summary["items_per_s"] == 2.0
     assert json.loads((run_dir / "summary.json").read_text()) == summary
     csv_rows = (run_dir / "logs" / "sys" / "job_report" / "processed_mini-batches.csv").read_text().splitlines()
-    assert csv_rows[0] == "mini_batch,first_item,items,succeeded,failed,tries,duration_s,cpu_s,agent_name,reused"
-    assert csv_rows[1] == "0,0,2,2,0,1,0.500,0.250,shard-00000,False"
+    assert csv_rows[0] == ("mini_batch,first_item,items,succeeded,failed,tries,duration_s,cpu_s,agent_name,reused,"
+                           "started_at")
+    assert csv_rows[1] == "0,0,2,2,0,1,0.500,0.250,shard-00000,False,1000.000"
     assert (run_dir / "logs" / "job_result.txt").read_text() == (
         "status: succeeded\nitems: 5 (succeeded 5, failed 0)\nmini-batches: 3 (failed 0, reused 0)\n")
 
@@ -147,3 +148,24 @@ def test_a_dataframe_header_cannot_follow_list_results(tmp_path):
                                   dataclasses.replace(result(1, ["1 2"]), header="a b")]])
     gather(spec(append_row_dataframe_header=True), ok, str(tmp_path / "run"))
     assert (tmp_path / "run" / "out.txt").read_text() == "a b\n1 2\n"
+
+
+def test_a_failed_gathers_reports_are_kept_and_put_back_after_snakemake_removes_them(tmp_path):
+    """Snakemake removes a failed job's outputs (summary.json, errors.jsonl and
+    processed_mini-batches.csv are gather's); the workflow's onerror hook restores them."""
+    from snakebatch.gather import restore_reports
+    from snakebatch.layout import RunLayout
+
+    shards = write_shards(tmp_path, [[result(0, ["a"], failed_items=["x.png"]), result(1, ["c", "d"])]])
+    run_dir = str(tmp_path / "run")
+    with pytest.raises(ErrorThresholdExceeded):
+        gather(spec(error_threshold=0), shards, run_dir)
+    layout = RunLayout(run_dir)
+    written = {path: open(path).read() for path in (layout.summary, layout.errors, layout.processed_mini_batches)}
+    for path in written:
+        os.unlink(path)                      # what Snakemake does to a failed job's outputs
+    assert restore_reports(layout) == [layout.summary, layout.errors, layout.processed_mini_batches]
+    assert {path: open(path).read() for path in written} == written
+    assert json.loads(written[layout.summary])["status"] == "failed"
+    assert restore_reports(layout) == []     # nothing kept any more
+    assert not os.path.exists(layout.kept_report("summary.json"))

@@ -1,4 +1,5 @@
 # Load and validate the config, derive what the rules share (shard ids, run layout, specs).
+import json
 import os
 import re
 import shlex
@@ -25,6 +26,7 @@ from snakebatch.datasets import is_glob, root_folders, watched_paths
 from snakebatch.kinds import get_kind
 from snakebatch.kinds.files import listing_fingerprint
 from snakebatch.errors import ConfigError, DatasetError
+from snakebatch.gather import restore_reports
 from snakebatch.layout import RunLayout
 from snakebatch.locations import is_url
 from snakebatch.manifest import shard_id
@@ -32,7 +34,7 @@ from snakebatch.partition import write_listing
 from snakebatch.plan import PlanRecord, auto_process_count, oversubscription_warning, read_plan, write_plan
 from snakebatch.storage import write_text_atomic
 from snakebatch.store import known_modules
-from snakebatch import progress
+from snakebatch import monitor, progress
 
 # The demo's dataset-specific keys fill in only a config that gives no input (snakebatch.demo).
 DEMO_CONFIG = os.path.join(REPO_DIR, "config", "demo.yaml")
@@ -64,6 +66,8 @@ def snakemake_cores():
 
 LAYOUT = RunLayout.for_run(config["run_name"])
 DRYRUN = workflow.output_settings.dryrun
+# snakemake --report FILE: no job runs; the report's files are made from the run folder (report.smk)
+REPORTING = workflow.is_main_process and any(a == "--report" or a.startswith("--report=") for a in sys.argv)
 # The plan is resolved once, in the main snakemake process (snakebatch.plan): a job's own
 # snakemake (a cluster job) takes what the main process recorded in plan.json when it started.
 RECORDED_PLAN = read_plan(LAYOUT.plan)
@@ -219,11 +223,17 @@ def merged_output():
     return LAYOUT.merged(config["append_row_file_name"])
 
 
-def gather_outputs():
-    """Gather's outputs; the success marker last (see run_folder)."""
-    outputs = [LAYOUT.success_marker]
+def gather_outputs(merged_caption=None):
+    """Gather's outputs: the merged file, its reports, the success marker last (see run_folder).
+    With ``merged_caption`` (gather's own rule, a path relative to its file) the merged file is
+    marked for the report. A failed gather's reports are put back after Snakemake removed them
+    (announce_failure)."""
+    outputs = [LAYOUT.summary, LAYOUT.errors, LAYOUT.processed_mini_batches, LAYOUT.success_marker]
     if config["output_action"] == "append_row":
-        outputs.insert(0, merged_output())
+        merged = merged_output()
+        if merged_caption is not None:
+            merged = report(merged, caption=merged_caption, category="5. Merged output")
+        outputs.insert(0, merged)
     return outputs
 
 
@@ -247,8 +257,10 @@ EXTRA_TARGETS = []
 def final_targets():
     """The inputs of the default target, all: gather's outputs, the extra targets, and the listing; a
     changed dataset is a listing not made yet, and only a missing file something asks for makes
-    Snakemake run its job (a workflow that uses this one as a module asks for it too)."""
-    return gather_outputs() + EXTRA_TARGETS + [LISTING]
+    Snakemake run its job (a workflow that uses this one as a module asks for it too). With
+    ``--report`` or ``--report-after-run`` also the report's files (report.smk)."""
+    reporting = REPORTING or "--report-after-run" in sys.argv
+    return gather_outputs() + EXTRA_TARGETS + [LISTING] + (REPORT_FILES if reporting else [])
 
 
 def gpu_pool():
@@ -272,17 +284,23 @@ def announce_start():
     write_plan(LAYOUT.plan, record)
     for stage, spec in (("partition", PLAN.partition), ("runner", PLAN.runner), ("gather", PLAN.gather)):
         write_text_atomic(LAYOUT.stage_spec(stage), spec.to_json() + "\n")
+    write_text_atomic(LAYOUT.config_used, yaml.safe_dump(json.loads(json.dumps(dict(config))), sort_keys=False))
     cores = snakemake_cores()[0] if workflow.local_exec else None  # jobs on this machine
     warning = oversubscription_warning(PLAN.shard_count, cores, os.cpu_count() or 1)
     progress.announce_start(PLAN, [warning] if warning else [])
     progress.forward_terminate()  # after Snakemake's scheduler set its SIGTERM handler
+    # the live view: the shards' progress records added up, on this process's console
+    monitor.start_live_view(LAYOUT.root, INVOCATION, PLAN.shard_count, config["progress_interval"])
 
 
 def announce_success():
+    monitor.stop_live_view("succeeded")
     progress.announce_success(PLAN)
 
 
 def announce_failure():
+    monitor.stop_live_view("failed")
+    restore_reports(LAYOUT)  # a failed gather's summary and error report, removed by Snakemake
     progress.announce_failure(PLAN)
 
 

@@ -5,7 +5,7 @@ rule gather:
     input:
         expand(LAYOUT.shard_result("{shard}"), shard=SHARD_IDS),
     output:
-        gather_outputs(),
+        gather_outputs(merged_caption="../report/merged.rst"),
     log:
         LAYOUT.stage_log("gather"),
     conda:

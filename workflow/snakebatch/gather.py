@@ -34,6 +34,7 @@ from .config import GatherSpec
 from .errors import (EntryScriptError, ErrorThresholdExceeded, ManifestError, ResultSchemaError, SnakebatchError,
                      StorageError)
 from .layout import RunLayout
+from .monitor import append_overview
 from .lifecycle import clear_verdict, drop_shards_to_rerun, read_shard_file
 from .results import MiniBatchResult
 from .storage import atomic_open, describe_os_error, publish_to, write_json_atomic, write_text_atomic
@@ -66,10 +67,10 @@ def _processed_csv(results: list[MiniBatchResult]) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["mini_batch", "first_item", "items", "succeeded", "failed", "tries", "duration_s",
-                     "cpu_s", "agent_name", "reused"])
-    for r in results:
+                     "cpu_s", "agent_name", "reused", "started_at"])
+    for r in results:  # started_at: epoch seconds (the report's throughput plot)
         writer.writerow([r.index, r.first_item, r.item_count, r.succeeded, r.failed, r.tries,
-                         f"{r.duration_s:.3f}", f"{r.cpu_s:.3f}", r.agent_name, r.reused])
+                         f"{r.duration_s:.3f}", f"{r.cpu_s:.3f}", r.agent_name, r.reused, f"{r.started_at:.3f}"])
     return out.getvalue()
 
 
@@ -153,6 +154,9 @@ def gather(spec: GatherSpec, shard_results: list[str], run_dir: str) -> dict:
     layout = RunLayout(run_dir)
     merged = layout.merged(spec.append_row_file_name) if spec.output_action == "append_row" else None
     clear_verdict(run_dir, merged)
+    for name in KEPT_REPORTS:  # copies an earlier failed gather kept belong to that run
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(layout.kept_report(os.path.basename(getattr(layout, name))))
     # txt/csv: the merged file is written while the shard files are read (one mini-batch in memory
     # at a time) to a temporary file that becomes the merged file only when the run succeeded
     streaming = merged is not None and spec.append_row_format != "parquet"
@@ -166,7 +170,8 @@ def gather(spec: GatherSpec, shard_results: list[str], run_dir: str) -> dict:
         if merged and not streaming:
             _write_parquet(merged, [r for path in shard_results for r in read_shard_file(path).results])
     except ErrorThresholdExceeded:
-        raise  # its reports are written
+        keep_reports(layout)  # its reports are written
+        raise
     except (SnakebatchError, OSError) as exc:
         message = describe_os_error(exc) if isinstance(exc, OSError) else str(exc)
         try:   # on a full disk these small writes may fail too: then the earlier ones stay stale
@@ -174,6 +179,7 @@ def gather(spec: GatherSpec, shard_results: list[str], run_dir: str) -> dict:
                               {"run_name": spec.run_name, "status": "failed", "error": message, "output": None,
                                "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
             write_text_atomic(layout.job_result, f"status: failed\nThe run failed: {message}\n")
+            keep_reports(layout)
         except OSError:
             pass
         if isinstance(exc, OSError):
@@ -187,6 +193,41 @@ def gather(spec: GatherSpec, shard_results: list[str], run_dir: str) -> dict:
                    spec.storage_options)
     write_text_atomic(layout.success_marker, (spec.append_row_file_name if merged else "") + "\n")
     return summary
+
+
+KEPT_REPORTS = ("summary", "errors", "processed_mini_batches")  # RunLayout properties
+
+
+def keep_reports(layout: RunLayout) -> None:
+    """Copy the reports of a failed gather (summary.json, errors.jsonl, processed_mini-batches.csv,
+    declared outputs of the rule, which Snakemake removes when the job fails) to
+    ``RunLayout.kept_report``, for ``restore_reports``."""
+    import shutil
+
+    for name in KEPT_REPORTS:
+        path = getattr(layout, name)
+        if os.path.exists(path):
+            kept = layout.kept_report(os.path.basename(path))
+            os.makedirs(os.path.dirname(kept), exist_ok=True)
+            shutil.copyfile(path, kept + ".tmp")
+            os.replace(kept + ".tmp", kept)
+
+
+def restore_reports(layout: RunLayout) -> list[str]:
+    """Put back the reports ``keep_reports`` kept where Snakemake removed them (the workflow's
+    ``onerror`` hook, after the failed job's clean-up); returns the paths restored."""
+    restored = []
+    for name in KEPT_REPORTS:
+        path = getattr(layout, name)
+        kept = layout.kept_report(os.path.basename(path))
+        if not os.path.exists(kept):
+            continue
+        if os.path.exists(path):
+            os.unlink(kept)
+        else:
+            os.replace(kept, path)
+            restored.append(path)
+    return restored
 
 
 def _gather(spec: GatherSpec, shard_results: list[str], layout: RunLayout, writer, merged: str | None) -> dict:
@@ -238,9 +279,9 @@ def _gather(spec: GatherSpec, shard_results: list[str], layout: RunLayout, write
     }
     write_text_atomic(layout.errors, _errors_jsonl(results))
     write_text_atomic(layout.processed_mini_batches, _processed_csv(results))
-    write_text_atomic(layout.progress_overview,
-                      f"{tally.mini_batches} of {tally.mini_batches} mini-batches processed; "
-                      f"{tally.items} items, {tally.succeeded} succeeded, {tally.failed} failed\n")
+    append_overview(layout.progress_overview,  # a log the live view appends to while the run works
+                    f"gather: {tally.mini_batches} of {tally.mini_batches} mini-batches processed; "
+                    f"{tally.items} items, {tally.succeeded} succeeded, {tally.failed} failed")
     result_text = [f"status: {status}",
                    f"items: {tally.items} (succeeded {tally.succeeded}, failed {tally.failed})",
                    f"mini-batches: {tally.mini_batches} (failed {tally.failed_mini_batches}, "

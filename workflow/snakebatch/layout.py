@@ -21,6 +21,8 @@ are the zero-padded ``shard_id`` (``"00003"``).
     minibatches/{k[:2]}/{k}.json|.parquet  the durable result of every finished mini-batch
     progress/shard-NNNNN.json              each shard's progress in the current invocation
     specs/{partition,runner,gather}.json   the stages' settings, written when the run starts jobs
+    specs/config.yaml                      the whole config the run used (the report shows it)
+    report/                                the files of ``snakemake --report`` (snakebatch.reporting)
     entry_script_modules.json              helper modules the entry script imported
     outputs/                               EntryScript().output_dir
     logs/                                  job_result.txt, job_progress_overview.txt, stage logs,
@@ -117,6 +119,25 @@ class RunLayout:
         """The settings of a stage's jobs (``runner``, ``gather``) as JSON, written by the main
         snakemake process when it starts jobs, so the jobs' command lines stay short."""
         return self._join("specs", f"{stage}.json")
+
+    @property
+    def config_used(self) -> str:
+        """The validated config of the invocation that last started jobs, as YAML."""
+        return self._join("specs", "config.yaml")
+
+    @property
+    def report_dir(self) -> str:
+        return self._join("report")
+
+    def report_file(self, name: str) -> str:
+        """A file ``snakemake --report`` embeds (``summary.html``, ``throughput.svg``, ...)."""
+        return self._join("report", name)
+
+    def kept_report(self, name: str) -> str:
+        """Where gather keeps a copy of its report ``name`` (``summary.json``, ``errors.jsonl``,
+        ``processed_mini-batches.csv``) when the run fails: Snakemake removes a failed job's
+        outputs, the ``onerror`` hook puts the copies back (gather.restore_reports)."""
+        return self._join("logs", "sys", "job_report", "kept", name)
 
     def manifest(self, shard: int | str) -> str:
         """The manifest of ``shard`` (an int, or a ``{shard}`` wildcard string)."""

@@ -257,10 +257,24 @@ def invocation_id() -> str:
 _OWN_INVOCATION: str | None = None
 
 
+SHARD_STATES = ("running", "done", "stopped", "failed", "interrupted")
+
+
 @dataclass(frozen=True)
 class ShardProgress:
-    """What one shard job has done in this invocation: mini-batches done of its own, failed
-    items and failed mini-batches among them, and its first failure (``"item: error"``)."""
+    """What one shard job has done in this invocation, published by the runner when it starts,
+    after every mini-batch and when it ends (``progress/shard-NNNNN.json``).
+
+    Counts: ``done_mini_batches`` of ``shard_mini_batches`` (this shard's), ``reused_mini_batches``
+    among the done ones, ``done_items`` of ``shard_items``, ``succeeded_items`` and
+    ``failed_items`` among the done ones, ``failed_mini_batches``; ``total_items`` and
+    ``total_mini_batches`` are the whole run's (from the manifest), so any one record tells the
+    run's size. ``first_failure`` is ``"item: error"``; ``top_errors`` the most frequent error
+    messages of this shard as ``(message, count)`` pairs, most frequent first (at most
+    TOP_ERRORS). ``state`` is one of SHARD_STATES. Times are ``time.time()`` seconds:
+    ``started_at`` (shard start), ``progress_at`` (the last finished mini-batch, or the start),
+    ``updated_at`` (this record). ``host`` and ``pid`` name the runner process;
+    ``run_invocation_timeout`` (seconds) is what the status command's stall rule is based on."""
 
     invocation: str
     shard: int
@@ -269,13 +283,38 @@ class ShardProgress:
     failed_items: int
     failed_mini_batches: int
     first_failure: str = ""
+    done_items: int = 0
+    shard_items: int = 0
+    succeeded_items: int = 0
+    reused_mini_batches: int = 0
+    total_items: int = 0
+    total_mini_batches: int = 0
+    state: str = "running"
+    started_at: float = 0.0
+    progress_at: float = 0.0
+    updated_at: float = 0.0
+    host: str = ""
+    pid: int = 0
+    run_invocation_timeout: float = 0.0
+    top_errors: tuple[tuple[str, int], ...] = ()
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self))
 
     @classmethod
     def from_json(cls, text: str) -> "ShardProgress":
-        return cls(**json.loads(text))
+        """Parse a record; keys this version does not know are ignored. Raises ValueError or
+        TypeError for text that is not a record."""
+        data = json.loads(text)
+        if not isinstance(data, dict):
+            raise TypeError(f"a progress record is a JSON object, not {type(data).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        data = {k: v for k, v in data.items() if k in known}
+        data["top_errors"] = tuple((str(m), int(c)) for m, c in data.get("top_errors", ()))
+        return cls(**data)
+
+
+TOP_ERRORS = 5  # error messages a progress record keeps per shard
 
 
 def progress_path(run_dir: str, shard: int) -> str:
@@ -284,20 +323,32 @@ def progress_path(run_dir: str, shard: int) -> str:
 
 
 def write_progress(run_dir: str, record: ShardProgress) -> None:
-    """Publish ``record`` atomically for the other shards."""
-    write_text_atomic(progress_path(run_dir, record.shard), record.to_json() + "\n")
+    """Publish ``record`` for the other shards, the live view and the status command: a
+    temporary file renamed over the record, so a reader sees the old record or the new one. Not
+    fsynced (it is written after every mini-batch; the durable truth is the mini-batch store):
+    a machine crash may lose the last record, never tear one."""
+    path = progress_path(run_dir, record.shard)
+    folder = os.path.dirname(path)
+    os.makedirs(folder, exist_ok=True)
+    tmp = os.path.join(folder, f".tmp-{os.path.basename(path)}-{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(record.to_json() + "\n")
+    os.replace(tmp, path)
+
+
+def read_progress(run_dir: str) -> list[ShardProgress]:
+    """Every readable progress record in ``run_dir``, in shard order, of any invocation."""
+    records = []
+    for path in sorted(glob.glob(RunLayout(run_dir).progress("*"))):
+        try:
+            with open(path, encoding="utf-8") as handle:
+                records.append(ShardProgress.from_json(handle.read()))
+        except (OSError, ValueError, TypeError):
+            continue
+    return records
 
 
 def invocation_progress(run_dir: str, invocation: str) -> list[ShardProgress]:
     """The progress records of every shard of ``invocation`` (records of earlier invocations,
     or unreadable ones, are skipped: they say nothing about this run)."""
-    records = []
-    for path in sorted(glob.glob(RunLayout(run_dir).progress("*"))):
-        try:
-            with open(path, encoding="utf-8") as handle:
-                record = ShardProgress.from_json(handle.read())
-        except (OSError, ValueError, TypeError):
-            continue
-        if record.invocation == invocation:
-            records.append(record)
-    return records
+    return [record for record in read_progress(run_dir) if record.invocation == invocation]

@@ -23,12 +23,14 @@ process mechanism (start, requests, timeouts, kills) is ``supervisor.WorkerProce
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import dataclasses
 import json
 import logging
 import os
 import signal
+import socket
 import sys
 import time
 from dataclasses import dataclass
@@ -108,6 +110,11 @@ class ShardRunner:
         self._manifest: ShardManifest | None = None
         self._mine: progress.ShardProgress | None = None
         self._tally = RunningTally()
+        self._error_counts: collections.Counter = collections.Counter()  # error message -> failed items
+        self._started_at = 0.0  # time.time() of the shard's start, of its last finished mini-batch
+        self._progress_at = 0.0
+        self._published_at = 0.0  # time.time() of the last record written
+        self._shard_items = 0
         self._watching = False
         self._next: MiniBatch | None = None  # the mini-batch after the one running: prefetched
         self._prefetched: str | None = None  # key of the mini-batch whose load was sent ahead
@@ -330,24 +337,50 @@ class ShardRunner:
         self.stopped_early = self._breach(self._mine)
         return self.stopped_early is not None
 
-    def _check_early_stop(self, manifest: ShardManifest, new_failure: bool) -> str | None:
-        """Publish this shard's progress (its running tally ``self._tally``); return why to stop
-        when the failures of every shard of this invocation already exceed a threshold (the final
-        count can only be higher). O(1) per call, but for the other shards' progress files, read
-        after a new failure or at most every CHECK_EVERY_S seconds."""
+    PUBLISH_EVERY_S = 1.0  # the longest a running shard's published record lags its tally
+
+    def _publish(self, manifest: ShardManifest, state: str = "running",
+                 force: bool = False) -> progress.ShardProgress | None:
+        """This shard's progress record (its running tally ``self._tally``, see
+        progress.ShardProgress) for the other shards, the live view and the status command;
+        written (one small file renamed into place, not fsynced) when the shard starts, when it
+        ends, with ``force`` (a new failure) and otherwise at most every PUBLISH_EVERY_S seconds
+        after a mini-batch (a rename per mini-batch would cost fast mini-batches measurably:
+        scripts/benchmark_live_view.py). None without ``run_dir``."""
         if self.run_dir is None:
             return None
-        tally = self._tally
+        tally, now = self._tally, time.time()
+        self._started_at = self._started_at or now
         mine = progress.ShardProgress(
             invocation=self.invocation, shard=manifest.shard, done_mini_batches=tally.mini_batches,
             shard_mini_batches=len(manifest.mini_batches), failed_items=tally.failed,
-            failed_mini_batches=tally.failed_mini_batches, first_failure=tally.first_failure_text)
+            failed_mini_batches=tally.failed_mini_batches, first_failure=tally.first_failure_text,
+            done_items=tally.items, shard_items=self._shard_items, succeeded_items=tally.succeeded,
+            reused_mini_batches=tally.reused_mini_batches, total_items=manifest.total_items,
+            total_mini_batches=manifest.total_mini_batches, state=state, started_at=self._started_at,
+            progress_at=self._progress_at or self._started_at, updated_at=now, host=socket.gethostname(),
+            pid=os.getpid(), run_invocation_timeout=self.spec.run_invocation_timeout,
+            top_errors=tuple(self._error_counts.most_common(progress.TOP_ERRORS)))
         self._mine = mine
+        if state == "running" and not force and now - self._published_at < self.PUBLISH_EVERY_S:
+            return mine
+        self._published_at = now
+        with contextlib.suppress(OSError):  # advisory: a full disk must not fail the shard here
+            progress.write_progress(self.run_dir, mine)
+        return mine
+
+    def _check_early_stop(self, manifest: ShardManifest, new_failure: bool) -> str | None:
+        """Publish this shard's progress (``_publish``); return why to stop when the failures of
+        every shard of this invocation already exceed a threshold (the final count can only be
+        higher). O(1) per call, but for the other shards' progress files, read after a new
+        failure or at most every CHECK_EVERY_S seconds."""
+        mine = self._publish(manifest, force=new_failure)
+        if mine is None:
+            return None
         now = time.monotonic()
         if not (new_failure or now - self._last_check >= self.CHECK_EVERY_S):
             return None
         self._last_check = now
-        progress.write_progress(self.run_dir, mine)
         return self._breach(mine)
 
     def _breach(self, mine: progress.ShardProgress) -> str | None:
@@ -377,11 +410,14 @@ class ShardRunner:
         self.shard = manifest.shard
         self._manifest = manifest
         self._tally = RunningTally()  # this shard's counts, kept as results arrive
+        self._error_counts = collections.Counter()
+        self._started_at, self._progress_at, self._published_at = time.time(), 0.0, 0.0
         self._watching = self.run_dir is not None and self._thresholds_set()
         start = time.monotonic()
         done_items = 0
-        shard_items = sum(mb.count for mb in manifest.mini_batches)
+        shard_items = self._shard_items = sum(mb.count for mb in manifest.mini_batches)
         finished = False
+        state = "interrupted"  # what the last record says when this raises (a signal, an exception)
         try:
             self.stopped_early = self._check_early_stop(manifest, new_failure=True)
             for number, mini_batch in enumerate(manifest.mini_batches, 1):
@@ -398,6 +434,9 @@ class ShardRunner:
                     result = dataclasses.replace(result, lines=())
                 results.append(result)
                 self._tally.add(result)
+                self._progress_at = time.time()
+                for failure in result.failures:
+                    self._error_counts[_error_message(failure.error)] += 1
                 done_items += result.item_count
                 elapsed = time.monotonic() - start - self.start_s  # worker starts (init()) excluded
                 rate = done_items / elapsed if elapsed > 0 else 0.0
@@ -414,7 +453,12 @@ class ShardRunner:
             if self.stopped_early:
                 log.warning("%s", self.stopped_early)
             finished = True
+            state = "stopped" if self.stopped_early else "done"
+        except EntryScriptError:
+            state = "failed"
+            raise
         finally:
+            self._publish(manifest, state)
             if self.started:
                 if finished:  # shutdown() gets its chance; an interrupted shard kills at once
                     self.worker.stop()
@@ -422,6 +466,13 @@ class ShardRunner:
                 else:
                     self.worker.kill()
         return results
+
+
+def _error_message(error: str, limit: int = 200) -> str:
+    """The message a progress record counts an error under: its first line, at most ``limit``
+    characters (``"ValueError: bad pixel"``)."""
+    first = error.split("\n", 1)[0]
+    return first if len(first) <= limit else first[:limit - 3] + "..."
 
 
 def _segments(count: int, skip: set) -> list[tuple[int, ...]]:

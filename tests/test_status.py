@@ -1,0 +1,130 @@
+"""The status command (snakebatch.status, snakebatch.cli): a run's picture from its folder."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from helpers import REPO, runner_spec, write, write_file_manifest
+
+
+def _plan(run_dir, invocation="inv", shard_count=2):
+    from snakebatch.plan import PlanRecord, write_plan
+
+    write_plan(os.path.join(run_dir, "plan.json"), PlanRecord("r", shard_count, shard_count, invocation))
+
+
+def _record(shard, **fields):
+    from snakebatch.progress import ShardProgress
+
+    values = dict(invocation="inv", shard=shard, done_mini_batches=0, shard_mini_batches=3, failed_items=0,
+                  failed_mini_batches=0, shard_items=6, total_items=12, total_mini_batches=6,
+                  run_invocation_timeout=60.0, started_at=1000.0, progress_at=1000.0, updated_at=1000.0)
+    values.update(fields)
+    return ShardProgress(**values)
+
+
+def test_status_adds_up_the_shards_names_a_stalled_one_and_counts_the_errors(tmp_path):
+    from snakebatch.progress import write_progress
+    from snakebatch.status import format_status, run_status
+
+    run_dir = str(tmp_path / "run")
+    _plan(run_dir)
+    write_progress(run_dir, _record(0, done_mini_batches=2, done_items=4, succeeded_items=3, failed_items=1,
+                                    failed_mini_batches=1, progress_at=1170.0, updated_at=1170.0,
+                                    first_failure="data/b.txt: ValueError: bad",
+                                    top_errors=(("ValueError: bad", 1),)))
+    # no finished mini-batch since 1000: 200 s > run_invocation_timeout 60 + margin 60
+    write_progress(run_dir, _record(1, done_mini_batches=1, done_items=2, succeeded_items=2, updated_at=1190.0))
+    write_progress(run_dir, _record(2, invocation="older", done_mini_batches=3))
+    status = run_status(run_dir, now=1200.0)
+    assert {k: status[k] for k in ("state", "shard_count", "shards_reporting", "done_mini_batches",
+                                   "total_mini_batches", "done_items", "total_items", "succeeded_items",
+                                   "failed_items", "percent", "stalled_shards", "elapsed_s", "items_per_s",
+                                   "eta_s")} == {
+        "state": "running", "shard_count": 2, "shards_reporting": 2, "done_mini_batches": 3,
+        "total_mini_batches": 6, "done_items": 6, "total_items": 12, "succeeded_items": 5, "failed_items": 1,
+        "percent": 50.0, "stalled_shards": [1], "elapsed_s": 200.0, "items_per_s": 0.03, "eta_s": 200.0}
+    assert [(s["shard"], s["state"], s["stalled"], s["quiet_s"]) for s in status["shards"]] == [
+        (0, "running", False, 30.0), (1, "running", True, 200.0)]
+    assert status["top_errors"] == [{"message": "ValueError: bad", "count": 1}]
+    assert status["first_failures"] == [{"shard": 0, "failure": "data/b.txt: ValueError: bad"}]
+    text = format_status(status).splitlines()
+    assert text[0] == f"run 'r' ({run_dir}): running, 2 of 2 shard(s) reporting"
+    assert text[1] == ("  3/6 mini-batches (50.0%), 5 succeeded, 1 failed of 12 items, 0.0 items/s, "
+                       "elapsed 0:03:20, ETA 0:03:20")
+    assert text[2].startswith("  shard 00000  running     2/3 mini-batches, 4/6 items, 1 failed, last progress 0:00:30 ago")
+    assert text[3].startswith("  shard 00001  stalled     1/3 mini-batches, 2/6 items, 0 failed, last progress 0:03:20 ago")
+    assert text[4:] == [
+        "Stalled: shard(s) 1 finished no mini-batch for longer than run_invocation_timeout + 60 s; "
+        "see their logs in logs/sys/node/",
+        "Failures so far: 1 item(s); most frequent messages:",
+        "       1  ValueError: bad"]
+
+
+def test_a_folder_without_a_plan_is_refused_naming_it(tmp_path, capsys):
+    from snakebatch.cli import main
+
+    assert main(["status", str(tmp_path / "nothing")]) == 2
+    assert capsys.readouterr().err == (
+        f"snakebatch status: error: {str(tmp_path / 'nothing')!r} is not a run folder that started jobs: "
+        f"{tmp_path / 'nothing' / 'plan.json'} is missing (it is written when snakemake starts a run's jobs)\n")
+
+
+def test_a_hanging_worker_is_reported_as_stalled_and_its_killed_runner_as_lost(tmp_path, files):
+    """A worker hanging in init() (init_timeout 600 s) makes no progress for longer than
+    run_invocation_timeout (1 s) + the margin (1 s): stalled. Its runner killed with SIGKILL
+    leaves a record that says running: the status sees the process is gone."""
+    from snakebatch.status import run_status
+
+    script = write(tmp_path / "hang.py", """
+        import time
+        def init():
+            time.sleep(1000)
+        def run(mini_batch):
+            return mini_batch
+    """)
+    run_dir = str(tmp_path / "run")
+    _plan(run_dir, invocation="hang-1", shard_count=1)
+    spec = runner_spec(script, run_invocation_timeout=1.0, init_timeout=600.0)
+    manifest = write_file_manifest(tmp_path / "run", files[:4], 2)
+    env = {**os.environ, "PYTHONPATH": os.path.join(REPO, "workflow")}
+    proc = subprocess.Popen([sys.executable, "-m", "snakebatch.runner", "--spec", spec.to_json(), "--manifest",
+                             manifest, "--output", os.path.join(run_dir, "shards", "shard-00000.jsonl")],
+                            env=env, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        status = run_status(run_dir, stall_margin_s=1.0)
+        while status["stalled_shards"] != [0] and time.monotonic() < deadline:
+            time.sleep(0.2)
+            status = run_status(run_dir, stall_margin_s=1.0)
+        assert (status["state"], status["stalled_shards"], status["done_mini_batches"],
+                status["total_mini_batches"]) == ("running", [0], 0, 2)
+        assert status["shards"][0]["pid"] == proc.pid
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    status = run_status(run_dir, stall_margin_s=1.0)
+    assert (status["state"], status["shards"][0]["state"], status["stalled_shards"]) == ("incomplete", "lost", [])
+
+
+def test_python_m_snakebatch_status_prints_json(tmp_path):
+    from snakebatch.progress import write_progress
+
+    run_dir = str(tmp_path / "run")
+    _plan(run_dir, shard_count=1)
+    write_progress(run_dir, _record(0, done_mini_batches=3, done_items=6, succeeded_items=6, state="done",
+                                    shard_items=6, total_items=6, total_mini_batches=3, updated_at=1010.0))
+    env = {**os.environ, "PYTHONPATH": os.path.join(REPO, "workflow")}
+    proc = subprocess.run([sys.executable, "-m", "snakebatch", "status", run_dir, "--json"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    status = json.loads(proc.stdout)
+    assert {k: status[k] for k in ("state", "done_mini_batches", "total_mini_batches", "percent", "elapsed_s",
+                                   "eta_s")} == {
+        "state": "incomplete", "done_mini_batches": 3, "total_mini_batches": 3, "percent": 100.0,
+        "elapsed_s": 10.0, "eta_s": None}

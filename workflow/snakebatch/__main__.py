@@ -1,0 +1,7 @@
+"""``python -m snakebatch status results/<run>``: see snakebatch.cli."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

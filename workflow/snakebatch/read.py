@@ -1,0 +1,126 @@
+"""Read a finished run back into pandas: ``read_results`` (the merged file) and ``read_errors``
+(the error report).
+
+The run folder says how it was written: ``specs/gather.json`` holds the ``append_row_format``,
+``append_row_file_name`` and ``append_row_dataframe_header`` gather used. The seed tutorial reads
+its ParallelRunStep output with ``pd.read_csv(path, delimiter=":", header=None)``; here the same
+file comes back as two columns without guessing at delimiters.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from .config import GatherSpec
+from .errors import ManifestError
+from .layout import RunLayout
+
+ITEM_COLUMN, RESULT_COLUMN = "item", "result"
+# The columns of errors.jsonl (results.FailedItem.to_json), in order.
+ERROR_COLUMNS = ("item", "mini_batch", "shard", "tries", "exception", "message", "error", "traceback")
+
+
+def _gather_spec(layout: RunLayout) -> GatherSpec:
+    path = layout.stage_spec("gather")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return GatherSpec.from_json(handle.read())
+    except FileNotFoundError:
+        raise ManifestError(f"{layout.root!r} is not a run folder: {path} is missing (it is written when "
+                            "snakemake starts a run's jobs)") from None
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ManifestError(f"{path} is corrupt: {exc}") from None
+
+
+def _split_item_result(lines: list[str]):
+    """Lines shaped ``"<item>: <result>"`` (the demo's ``"0.png: 7"``, split at the last
+    ``": "``) as two columns, the results as integers or floats when every one is a number;
+    None when some line has another shape."""
+    import pandas as pd
+
+    pairs = [line.rpartition(": ") for line in lines]
+    if not pairs or any(not sep or not item for item, sep, _ in pairs):
+        return None
+    frame = pd.DataFrame({ITEM_COLUMN: [p[0] for p in pairs], RESULT_COLUMN: [p[2] for p in pairs]})
+    try:
+        frame[RESULT_COLUMN] = pd.to_numeric(frame[RESULT_COLUMN])
+    except (ValueError, TypeError):
+        pass
+    return frame
+
+
+def _read_txt(path: str, dataframe_header: bool):
+    import pandas as pd
+
+    if dataframe_header:  # DataFrame rows, space-separated, with the column line first (pandas quoting)
+        return pd.read_csv(path, sep=" ")
+    with open(path, encoding="utf-8") as handle:
+        lines = handle.read().split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    split = _split_item_result(lines)
+    return split if split is not None else pd.DataFrame({RESULT_COLUMN: pd.Series(lines, dtype=object)})
+
+
+def read_results(run_dir: str):
+    """The merged results of the run in ``run_dir`` (``results/{run_name}``) as a pandas
+    DataFrame, one row per successful item, in input order:
+
+    - ``txt`` whose every line is ``"<item>: <result>"`` (the demo's ``"0.png: 7"``): two columns
+      ``item`` and ``result`` (numbers when every result is one); other ``txt`` lines: one column
+      ``result`` (the text of each line); ``txt`` written with ``append_row_dataframe_header``:
+      the DataFrame's own columns (read as space-separated values);
+    - ``csv``: ``pd.read_csv`` of the file (the header once); ``parquet``: ``pd.read_parquet``.
+
+    Raises ManifestError naming the file when ``run_dir`` is no run folder, the run is
+    ``summary_only`` (its outputs are the entry script's own files in ``outputs/``) or it has no
+    merged file (not finished, or failed: summary.json says why)."""
+    import pandas as pd
+
+    layout = RunLayout(run_dir)
+    spec = _gather_spec(layout)
+    if spec.output_action != "append_row":
+        raise ManifestError(f"run {spec.run_name!r} has output_action {spec.output_action}: there is no merged "
+                            f"file; the entry script wrote its outputs to {layout.outputs_dir}")
+    path = layout.merged(spec.append_row_file_name)
+    if not os.path.exists(path):
+        status = _summary_status(layout)
+        raise ManifestError(f"{path} does not exist: the run has not succeeded"
+                            + (f" (summary.json: status {status})" if status else ""))
+    if spec.append_row_format == "csv":
+        return pd.read_csv(path)
+    if spec.append_row_format == "parquet":
+        return pd.read_parquet(path)
+    return _read_txt(path, spec.append_row_dataframe_header)
+
+
+def read_errors(run_dir: str):
+    """The error report of the run in ``run_dir`` (``errors.jsonl``) as a pandas DataFrame, one
+    row per failed item in input order, columns ERROR_COLUMNS (``item``: the file, or the file and
+    record; ``mini_batch``, ``shard``, ``tries``; ``exception``, ``message``, ``error``
+    (``"Type: message"``), ``traceback``). No rows when nothing failed. Raises ManifestError
+    naming the file when it is missing (gather has not run) or a line is not JSON."""
+    import pandas as pd
+
+    path = RunLayout(run_dir).errors
+    rows = []
+    try:
+        with open(path, encoding="utf-8") as handle:
+            for number, line in enumerate(handle, 1):
+                if line.strip():
+                    try:
+                        rows.append(json.loads(line))
+                    except ValueError as exc:
+                        raise ManifestError(f"{path}, line {number}: not JSON: {exc}") from None
+    except FileNotFoundError:
+        raise ManifestError(f"{path} does not exist: gather has not run for this run folder") from None
+    return pd.DataFrame(rows, columns=list(ERROR_COLUMNS))
+
+
+def _summary_status(layout: RunLayout) -> str | None:
+    try:
+        with open(layout.summary, encoding="utf-8") as handle:
+            return json.load(handle).get("status")
+    except (OSError, ValueError, AttributeError):
+        return None

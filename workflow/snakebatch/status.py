@@ -1,0 +1,250 @@
+"""The status command: the picture of a running or finished run, from its run folder alone.
+
+``python -m snakebatch status results/<run>`` (or the ``snakebatch status`` console script)
+reads ``plan.json`` (the invocation that last started jobs), the shards' progress records of that
+invocation (``progress/shard-NNNNN.json``), and, once gather has written them in that invocation,
+``summary.json`` and ``errors.jsonl``. It prints the run's state and counts, each shard's state,
+the shards that are stalled (a running shard with no finished mini-batch for longer than
+``run_invocation_timeout`` plus a margin: its runner should have killed a hung ``run()`` by then)
+and the failures so far with their most frequent messages. ``--json`` prints the same as one JSON
+object (fields: ``run_status``'s docstring, README "Watch a run"). Reading only, it works on any
+machine that sees the run folder (a SLURM cluster's login node).
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import socket
+import time
+
+from . import progress
+from .errors import ManifestError, SnakebatchError
+from .layout import RunLayout
+from .monitor import clock
+from .plan import read_plan
+
+STALL_MARGIN_S = 60.0  # added to run_invocation_timeout before a shard counts as stalled
+TOP_ERRORS = 10
+
+
+def _alive(record: progress.ShardProgress) -> bool | None:
+    """Is the runner of ``record`` still running? None when it ran on another host."""
+    if not record.pid or record.host != socket.gethostname():
+        return None
+    try:
+        os.kill(record.pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # Linux: a killed runner nobody has reaped yet is a zombie, not alive
+        with open(f"/proc/{record.pid}/stat", encoding="ascii", errors="replace") as handle:
+            return handle.read().rpartition(")")[2].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):
+        return True
+
+
+def _shard_state(record: progress.ShardProgress, now: float, margin_s: float) -> tuple[str, bool]:
+    """(state, stalled) of one shard: the record's state, ``lost`` for a running record whose
+    runner process is gone (killed without a last word), and stalled for a running one without a
+    finished mini-batch for longer than its run_invocation_timeout + ``margin_s``."""
+    if record.state != "running":
+        return record.state, False
+    if _alive(record) is False:
+        return "lost", False
+    quiet = now - (record.progress_at or record.started_at)
+    return "running", quiet > record.run_invocation_timeout + margin_s
+
+
+def _fresh_json(path: str, since: float):
+    """The JSON in ``path`` when it was written at or after ``since`` (seconds), else None."""
+    try:
+        if os.path.getmtime(path) < since:
+            return None
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except (OSError, ValueError):
+        return None
+
+
+def _errors_file_counts(path: str) -> collections.Counter:
+    counts: collections.Counter = collections.Counter()
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            try:
+                counts[str(json.loads(line).get("error", "")).split("\n", 1)[0]] += 1
+            except (ValueError, AttributeError):
+                continue
+    return counts
+
+
+def _totals_from_manifest(layout: RunLayout) -> tuple[int, int]:
+    """(total mini-batches, total items) from the first shard's manifest, (0, 0) without one."""
+    data = _fresh_json(layout.manifest(0), 0.0)
+    if not isinstance(data, dict):
+        return 0, 0
+    return int(data.get("total_mini_batches", 0)), int(data.get("total_items", 0))
+
+
+def _durable_counts(layout: RunLayout, shard: int) -> tuple[int, int, int] | None:
+    """(mini-batches, items, succeeded items) of ``shard`` whose results the mini-batch store
+    holds for the current runner settings: what a shard killed between two progress records
+    finished for sure (its record lags by at most ShardRunner.PUBLISH_EVERY_S). None when the
+    run folder lacks what that takes (the runner spec, the manifest, the entry script)."""
+    from .config import RunnerSpec
+    from .manifest import ShardManifest
+    from .store import MiniBatchStore
+
+    try:
+        with open(layout.stage_spec("runner"), encoding="utf-8") as handle:
+            spec = RunnerSpec.from_json(handle.read())
+        manifest = ShardManifest.read(layout.manifest(shard))
+        store = MiniBatchStore(layout.store_dir, spec, layout.root)
+    except (OSError, ValueError, TypeError, KeyError, SnakebatchError):
+        return None
+    mini_batches = items = succeeded = 0
+    for mini_batch in manifest.mini_batches:
+        result = store.load(mini_batch)
+        if result is not None:
+            mini_batches, items, succeeded = mini_batches + 1, items + result.item_count, succeeded + result.succeeded
+    return mini_batches, items, succeeded
+
+
+def _recounted(layout: RunLayout, record: progress.ShardProgress) -> progress.ShardProgress:
+    """The record of a lost shard with the counts its durable results prove, when they are more
+    (failed mini-batches are not stored: the record's failures are kept)."""
+    import dataclasses
+
+    counts = _durable_counts(layout, record.shard)
+    if counts is None:
+        return record
+    mini_batches, items, succeeded = counts
+    if mini_batches + record.failed_mini_batches <= record.done_mini_batches:
+        return record
+    return dataclasses.replace(record, done_mini_batches=mini_batches + record.failed_mini_batches,
+                               done_items=items + record.failed_items, succeeded_items=succeeded)
+
+
+def run_status(run_dir: str, now: float | None = None, stall_margin_s: float = STALL_MARGIN_S) -> dict:
+    """The status of the run in ``run_dir`` (``results/{run_name}``) at ``now`` (``time.time()``
+    seconds) as a JSON-ready dict:
+
+    ``run_dir``, ``run_name``, ``invocation`` (plan.json's id), ``state`` (``waiting``: no shard
+    has reported; ``running``: a shard runs; ``incomplete``: none runs and gather has not written
+    a verdict in this invocation - it was killed, or shards still queue; else gather's or the
+    console's verdict: ``succeeded``, ``failed``, ``interrupted``), ``shard_count``,
+    ``shards_reporting``; counts ``done_mini_batches``, ``total_mini_batches``,
+    ``reused_mini_batches``, ``done_items``, ``total_items``, ``succeeded_items``,
+    ``failed_items``, ``percent`` (of mini-batches); ``started_at``, ``updated_at`` (epoch
+    seconds of the first shard start and the newest record, null without records),
+    ``elapsed_s``, ``items_per_s`` (done items over elapsed), ``eta_s`` (null when unknown);
+    ``stall_after_s`` (the margin added to each shard's run_invocation_timeout) and
+    ``stalled_shards`` (shard numbers); ``shards``: per shard ``shard``, ``state`` (running,
+    done, stopped, failed, interrupted, lost), ``stalled``, ``done_mini_batches``,
+    ``shard_mini_batches``, ``done_items``, ``shard_items``, ``failed_items``, ``host``,
+    ``pid``, ``quiet_s`` (seconds since its last finished mini-batch); a lost shard's counts are
+    those of its durable results in the mini-batch store when they are more (its last record
+    lags by at most a second); ``top_errors``: up to 10
+    ``{"message", "count"}`` by count (errors.jsonl once gathered, else the shards' records, each
+    of which keeps its 5 most frequent); ``first_failures``: the shards' first failed items.
+
+    Raises ManifestError when ``run_dir`` holds no ``plan.json`` (no run started jobs there)."""
+    now = time.time() if now is None else now
+    layout = RunLayout(run_dir)
+    plan = read_plan(layout.plan)
+    if plan is None:
+        raise ManifestError(f"{run_dir!r} is not a run folder that started jobs: {layout.plan} is missing "
+                            "(it is written when snakemake starts a run's jobs)")
+    plan_written = os.path.getmtime(layout.plan)
+    records = progress.invocation_progress(run_dir, plan.invocation)
+    shards, stalled, counts, first_failures = [], [], collections.Counter(), []
+    for number, record in enumerate(records):
+        state, is_stalled = _shard_state(record, now, stall_margin_s)
+        if state == "lost":
+            record = records[number] = _recounted(layout, record)
+        quiet = now - (record.progress_at or record.started_at)
+        shards.append({"shard": record.shard, "state": state, "stalled": is_stalled,
+                       "done_mini_batches": record.done_mini_batches,
+                       "shard_mini_batches": record.shard_mini_batches, "done_items": record.done_items,
+                       "shard_items": record.shard_items, "failed_items": record.failed_items,
+                       "host": record.host, "pid": record.pid, "quiet_s": round(max(0.0, quiet), 3)})
+        if is_stalled:
+            stalled.append(record.shard)
+        for message, count in record.top_errors:
+            counts[message] += count
+        if record.first_failure:
+            first_failures.append({"shard": record.shard, "failure": record.first_failure})
+
+    summary = _fresh_json(layout.summary, plan_written)
+    if isinstance(summary, dict) and summary.get("status") == "stale":
+        summary = None
+    if summary is not None and os.path.exists(layout.errors) and os.path.getmtime(layout.errors) >= plan_written:
+        counts = _errors_file_counts(layout.errors)
+    total_mb = max((r.total_mini_batches for r in records), default=0)
+    total_items = max((r.total_items for r in records), default=0)
+    if not records:
+        total_mb, total_items = _totals_from_manifest(layout)
+    done_items = sum(r.done_items for r in records)
+    done_mb = sum(r.done_mini_batches for r in records)
+    succeeded = sum(r.succeeded_items for r in records)
+    failed = sum(r.failed_items for r in records)
+    if summary is not None and summary.get("status") == "succeeded":  # gather's count is the last word
+        done_mb = total_mb = int(summary.get("mini_batches", done_mb))
+        done_items = total_items = int(summary.get("items", done_items))
+        succeeded, failed = int(summary.get("succeeded", succeeded)), int(summary.get("failed", failed))
+
+    if summary is not None and summary.get("status") in ("succeeded", "failed", "interrupted"):
+        state = summary["status"]
+    elif any(s["state"] == "running" for s in shards):
+        state = "running"
+    elif not records:
+        state = "waiting"
+    else:
+        state = "incomplete"
+    started = min((r.started_at for r in records if r.started_at), default=None)
+    updated = max((r.updated_at for r in records if r.updated_at), default=None)
+    end = now if state in ("running", "waiting") else (updated or now)
+    elapsed = max(0.0, end - started) if started else 0.0
+    rate = done_items / elapsed if elapsed > 0 else 0.0
+    percent = 100.0 if total_mb and done_mb >= total_mb else (100.0 * done_mb / total_mb if total_mb else 0.0)
+    return {
+        "run_dir": run_dir, "run_name": plan.run_name, "invocation": plan.invocation, "state": state,
+        "shard_count": plan.shard_count, "shards_reporting": len(records),
+        "done_mini_batches": done_mb, "total_mini_batches": total_mb,
+        "reused_mini_batches": sum(r.reused_mini_batches for r in records),
+        "done_items": done_items, "total_items": total_items, "succeeded_items": succeeded,
+        "failed_items": failed, "percent": round(percent, 3),
+        "started_at": started, "updated_at": updated, "elapsed_s": round(elapsed, 3),
+        "items_per_s": round(rate, 3),
+        "eta_s": round((total_items - done_items) / rate, 3) if state == "running" and rate > 0 else None,
+        "stall_after_s": stall_margin_s, "stalled_shards": stalled, "shards": shards,
+        "top_errors": [{"message": m, "count": c} for m, c in counts.most_common(TOP_ERRORS)],
+        "first_failures": first_failures,
+    }
+
+
+def format_status(status: dict) -> str:
+    """The status (``run_status``) for people: the run line, the counts, one line per shard,
+    the stalled shards and the top error messages."""
+    lines = [f"run {status['run_name']!r} ({status['run_dir']}): {status['state']}, "
+             f"{status['shards_reporting']} of {status['shard_count']} shard(s) reporting"]
+    lines.append(f"  {status['done_mini_batches']}/{status['total_mini_batches']} mini-batches "
+                 f"({status['percent']:.1f}%), {status['succeeded_items']} succeeded, {status['failed_items']} failed "
+                 f"of {status['total_items']} items, {status['items_per_s']:.1f} items/s, "
+                 f"elapsed {clock(status['elapsed_s'])}, ETA {clock(status['eta_s'])}")
+    for shard in status["shards"]:
+        state = "stalled" if shard["stalled"] else shard["state"]
+        lines.append(f"  shard {shard['shard']:05d}  {state:<11} {shard['done_mini_batches']}/"
+                     f"{shard['shard_mini_batches']} mini-batches, {shard['done_items']}/{shard['shard_items']} items, "
+                     f"{shard['failed_items']} failed, last progress {clock(shard['quiet_s'])} ago"
+                     + (f" ({shard['host']} pid {shard['pid']})" if shard["state"] == "running" else ""))
+    if status["stalled_shards"]:
+        lines.append(f"Stalled: shard(s) {', '.join(str(s) for s in status['stalled_shards'])} finished no "
+                     f"mini-batch for longer than run_invocation_timeout + {status['stall_after_s']:.0f} s; "
+                     "see their logs in logs/sys/node/")
+    if status["top_errors"]:
+        lines.append(f"Failures so far: {status['failed_items']} item(s); most frequent messages:")
+        lines += [f"  {e['count']:>6}  {e['message']}" for e in status["top_errors"]]
+    return "\n".join(lines)
