@@ -87,7 +87,7 @@ def test_the_jobs_environment_lists_the_runtime_demo_and_storage_requirements_of
     expected = requirements(project["dependencies"] + [r for e in JOB_EXTRAS for r in own_extras(project, e)])
     env = load_yaml("workflow", "envs", "snakebatch.yaml")
     assert requirements(pip_section(env)) == expected
-    assert set(expected) == {"snakemake", "pandas", "pyarrow", "fsspec", "pillow", "pyyaml", "psutil", "numpy",
+    assert set(expected) == {"snakemake", "pandas", "pyarrow", "fsspec", "pillow", "pyyaml", "psutil", "rich", "matplotlib", "numpy",
                              "tensorflow-cpu", "scikit-learn", "adlfs", "s3fs"}
     assert expected["tensorflow-cpu"] == "==2.21.0"       # the one pinned version
 
