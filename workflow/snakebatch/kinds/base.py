@@ -153,6 +153,13 @@ class InputKind(abc.ABC):
         them for a part of the mini-batch (retries, bisection). The default slices a list."""
         return list(materialised[start:stop])
 
+    def item_identities(self, descriptor: Descriptor) -> list[str | None] | None:
+        """Per item of the mini-batch, in order, a hex digest that changes whenever the item's
+        input may have changed (for item-level reuse, ``store.ItemIndex``); None for an item whose
+        identity cannot be told now. The default, None for the whole mini-batch: this kind's items
+        are never reused one by one (table records)."""
+        return None
+
     def item_count(self, descriptor: Descriptor) -> int:
         """Items of the mini-batch as counted when it was cut."""
         return descriptor.count

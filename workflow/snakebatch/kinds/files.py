@@ -253,6 +253,27 @@ class FileKind(InputKind):
         """The bytes of the mini-batch's files that are not on the local disk (downloaded)."""
         return sum(descriptor.payload.get("sizes") or ())
 
+    def item_identities(self, descriptor: Descriptor) -> list[str | None]:
+        """Per file, the hex SHA-256 of its ``Item.key_line`` (the line its mini-batch key
+        hashes): a local file's path, absolute path, size and mtime_ns as ``os.stat`` gives them
+        now (None when it cannot be stat'ed), another file's URL and ukey from the payload. One
+        ``stat`` per local file; called only for mini-batches the store does not hold."""
+        names = descriptor.payload["items"]
+        ukeys = descriptor.payload.get("ukeys")
+        identities: list[str | None] = []
+        for position, name in enumerate(names):
+            if ukeys is not None and not is_local(name):
+                line = Item(path=name, size=0, ukey=ukeys[position]).key_line()
+            else:
+                try:
+                    st = os.stat(local_path(name))
+                except OSError:
+                    identities.append(None)
+                    continue
+                line = Item(path=name, size=st.st_size, ukey="", mtime_ns=st.st_mtime_ns).key_line()
+            identities.append(hashlib.sha256(line.encode()).hexdigest())
+        return identities
+
     def item_names(self, descriptor: Descriptor) -> tuple[str, ...]:
         return tuple(descriptor.payload["items"])
 
