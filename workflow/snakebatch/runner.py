@@ -458,6 +458,8 @@ class ShardRunner:
                 log.warning("%s", self.stopped_early)
             finished = True
         finally:
+            if self.store is not None:
+                self.store.commit()  # the results of this shard's last group reach the disk
             if self.item_index is not None:
                 self.item_index.close()
             if self.started:

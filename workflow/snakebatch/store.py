@@ -22,7 +22,7 @@ from .layout import RunLayout
 from .locations import is_url, remote_fingerprint, storage_error
 from .manifest import MiniBatch
 from .results import MiniBatchResult
-from .storage import write_text_atomic
+from .storage import GroupCommit, write_text_atomic
 
 STORE_VERSION = "1"
 
@@ -128,6 +128,7 @@ class MiniBatchStore:
         self.run_dir = run_dir
         self.modules = known_modules(run_dir)
         self.fingerprint = runner_fingerprint(spec, self.modules)
+        self.commits = GroupCommit(root)
 
     def note_modules(self, modules: list[str]) -> None:
         """Results stored from now on are keyed with every module seen; remember them for the
@@ -184,9 +185,16 @@ class MiniBatchStore:
         return path
 
     def save(self, result: MiniBatchResult, mini_batch: MiniBatch) -> None:
-        """Store ``result`` atomically when it has no failures."""
+        """Store ``result`` atomically when it has no failures. Group commit (``GroupCommit``):
+        renamed into place at once, flushed to disk at most once a second or per 256 results,
+        and at ``commit()``; a result a machine crash tore is unreadable to ``load`` and
+        recomputed."""
         if result.failed == 0:
-            write_text_atomic(self._path(mini_batch), result.to_json() + "\n")
+            self.commits.write_text(self._path(mini_batch), result.to_json() + "\n")
+
+    def commit(self) -> None:
+        """Flush the results saved since the last flush to disk (the shard's end)."""
+        self.commits.commit()
 
 
 class ItemIndex:
