@@ -115,6 +115,15 @@ def test_local_listing_is_sorted_deduplicated_and_skips_snakemake_entries(tree):
     assert items[0].local
 
 
+def test_a_symlinked_file_is_listed_once_and_a_hard_link_twice(tmp_path):
+    data = tmp_path / "data"
+    write(data / "a.png", "a")
+    os.symlink(str(data / "a.png"), str(data / "b.png"))
+    os.link(str(data / "a.png"), str(data / "c.png"))
+    os.symlink(str(data / "c.png"), str(data / "d.png"))
+    assert names(FILES.list(spec([str(data)]))) == [str(data / "a.png"), str(data / "c.png")]
+
+
 def test_local_pattern_glob_and_relative_roots(tree, monkeypatch):
     monkeypatch.chdir(tree.parent)
     assert names(FILES.list(spec(["data"], pattern="*.png"))) == [
