@@ -487,3 +487,10 @@ def test_listing_fingerprints_match_datasets_locally_and_follow_ukeys_elsewhere(
     assert listing_fingerprint(items) == hashlib.sha256(f"{items[0].path}\0{items[0].ukey}\n".encode()).hexdigest()
     put(fs, f"{root}/a", "2")
     assert listing_fingerprint(FILES.list(spec([root]))) != listing_fingerprint(items)
+
+
+@pytest.mark.parametrize("path", ["/a/b.png", "/a//b.png", "/a/./b.png", "/a/../b.png", "/a/.h.png", "rel/x.png",
+                                  "//x.png", "/a/b..c"])
+def test_a_local_key_line_holds_the_absolute_path_as_abspath_gives_it(path):
+    item = Item(path=path, size=3, ukey="3:5", mtime_ns=5)
+    assert item.key_line() == f"{path}\0{os.path.abspath(path)}\0{3}\0{5}"

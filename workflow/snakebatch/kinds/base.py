@@ -16,6 +16,15 @@ import tempfile
 from dataclasses import dataclass, field
 
 
+def _absolute(path: str) -> str:
+    """``os.path.abspath(path)``, without its normalisation work for an absolute path that is
+    already normal (no ``//``, no ``.`` or ``..`` component, no trailing slash: what a folder
+    walk gives)."""
+    if path.startswith(os.sep) and "//" not in path and "/." not in path and not path.endswith(os.sep):
+        return path
+    return os.path.abspath(path)
+
+
 @dataclass(frozen=True)
 class Item:
     """One input file of a dataset listing.
@@ -41,7 +50,7 @@ class Item:
         """The item's part of a mini-batch key: local files as before this interface (path,
         absolute path, size, mtime_ns) so stored results stay valid; others by URL and ukey."""
         if self.local:
-            return f"{self.path}\0{os.path.abspath(self.path)}\0{self.size}\0{self.mtime_ns}"
+            return f"{self.path}\0{_absolute(self.path)}\0{self.size}\0{self.mtime_ns}"
         return f"{self.path}\0{self.ukey}"
 
 
