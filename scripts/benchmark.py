@@ -188,12 +188,13 @@ def timed(command: list[str], cwd: str, env: dict | None = None, log_path: str |
 
 
 def copy_workflow(root: str) -> None:
-    """A copy of the workflow (Snakefile, workflow/, profiles/, scripts/, config/) in ``root``."""
+    """A copy of the workflow (Snakefile, workflow/, profiles/, scripts/, config/) in ``root``,
+    made afresh (a kept ``--keep`` folder gets this checkout's code; its results stay)."""
     os.makedirs(root, exist_ok=True)
     for name in COPIED:
         source, target = os.path.join(REPO, name), os.path.join(root, name)
-        if os.path.exists(target):
-            continue
+        if os.path.isdir(target):
+            shutil.rmtree(target)
         if os.path.isdir(source):
             shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "results", ".snakemake"))
         else:
