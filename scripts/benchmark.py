@@ -283,6 +283,20 @@ def peers_available(wanted: set) -> set:
     return wanted
 
 
+def generated(folder: str, make) -> str:
+    """``folder``, made by ``make(tmp)`` in a temporary sibling renamed into place, so a killed
+    benchmark never leaves a half-made dataset that a ``--keep`` rerun would take as done."""
+    if not os.path.isdir(folder):
+        tmp = folder + f".tmp-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        os.makedirs(tmp)
+        start = time.perf_counter()
+        make(tmp)
+        os.rename(tmp, folder)
+        print(f"data: {folder} made in {time.perf_counter() - start:.1f} s", flush=True)
+    return folder
+
+
 # ------------------------------------------------------------------------------- images
 def make_images(folder: str, count: int) -> list[str]:
     """``count`` PNG digits ``{i:07d}.png`` in ``folder`` (the demo's test digits, cycled);
@@ -311,10 +325,9 @@ def make_images(folder: str, count: int) -> list[str]:
 
 
 def bench_images(args, work: str) -> dict:
-    data = os.path.join(work, f"images-{args.images}")
-    start = time.perf_counter()
-    paths = make_images(data, args.images) if not os.path.isdir(data) else sorted(glob.glob(os.path.join(data, "*.png")))
-    print(f"data: {len(paths):,} PNG files in {time.perf_counter() - start:.1f} s", flush=True)
+    data = generated(os.path.join(work, f"images-{args.images}"), lambda tmp: make_images(tmp, args.images))
+    paths = sorted(glob.glob(os.path.join(data, "*.png")))
+    print(f"data: {len(paths):,} PNG files", flush=True)
     model_dir = os.path.join(work, "model")
     if not os.path.exists(os.path.join(model_dir, "mnist.keras")):
         subprocess.run([sys.executable, os.path.join(REPO, "scripts", "demo_data.py"), "model", "--out", model_dir],
@@ -398,12 +411,7 @@ def run_cases(cases: dict, repeat: int, items: int, reference: str, unit: str, s
 def bench_tables(args, work: str) -> dict:
     import benchmark_tabular as bt
 
-    data = os.path.join(work, f"tables-{args.rows}")
-    if not os.path.isdir(data):
-        start = time.perf_counter()
-        bt.generate(data, args.rows, args.files)
-        print(f"data: {args.rows:,} rows as {args.files} CSV + {args.files} Parquet files in "
-              f"{time.perf_counter() - start:.1f} s", flush=True)
+    data = generated(os.path.join(work, f"tables-{args.rows}"), lambda tmp: bt.generate(tmp, args.rows, args.files))
     csv_dir, parquet_dir = os.path.join(data, "csv"), os.path.join(data, "parquet")
     script = os.path.join(work, "identity.py")
     with open(script, "w", encoding="utf-8") as handle:
@@ -446,13 +454,11 @@ def bench_tables(args, work: str) -> dict:
 
 # ------------------------------------------------------------------------------- partition, gather
 def bench_partition(args, work: str) -> dict:
-    data = os.path.join(work, f"empty-{args.files}")
-    if not os.path.isdir(data):
-        os.makedirs(data)
-        start = time.perf_counter()
+    def make(tmp):
         for i in range(args.files):
-            open(os.path.join(data, f"{i:08d}.bin"), "wb").close()
-        print(f"data: {args.files:,} empty files in {time.perf_counter() - start:.1f} s", flush=True)
+            open(os.path.join(tmp, f"{i:08d}.bin"), "wb").close()
+
+    data = generated(os.path.join(work, f"empty-{args.files}"), make)
     script = os.path.join(work, "names.py")
     with open(script, "w", encoding="utf-8") as handle:
         handle.write(TRIVIAL)
@@ -467,14 +473,14 @@ def bench_partition(args, work: str) -> dict:
 
 
 def bench_gather(args, work: str) -> dict:
-    data = os.path.join(work, f"lines-{args.lines}")
-    if not os.path.isdir(data):
-        os.makedirs(data)
-        with open(os.path.join(data, "ids.csv"), "w", encoding="utf-8") as handle:
+    def make(tmp):
+        with open(os.path.join(tmp, "ids.csv"), "w", encoding="utf-8") as handle:
             handle.write("id\n")
             step = 1_000_000
             for first in range(0, args.lines, step):
                 handle.write("".join(f"{i}\n" for i in range(first, min(first + step, args.lines))))
+
+    data = generated(os.path.join(work, f"lines-{args.lines}"), make)
     script = os.path.join(work, "identity.py")
     with open(script, "w", encoding="utf-8") as handle:
         handle.write(IDENTITY)
