@@ -239,22 +239,27 @@ class ItemIndex:
         identity the caller may ask for (read once, on the first lookup), or None for just these."""
         self._use(fingerprint)
         if self._known is None:
-            keep = set(wanted() if wanted is not None else ()) | {i for i in identities if i}
-            self._known = self._read(keep)
+            files = self._files()
+            if not files:  # nothing indexed yet (a first run): ``wanted`` is not worth its stats
+                self._known = {}
+            else:
+                keep = set(wanted() if wanted is not None else ()) | {i for i in identities if i}
+                self._known = self._read(files, keep)
         return {position: self._known[identity] for position, identity in enumerate(identities)
                 if identity is not None and identity in self._known}
 
-    def _read(self, keep: set) -> dict[str, str]:
-        known: dict[str, str] = {}
+    def _files(self) -> list[str]:
+        """The index files of the current fingerprint, by name."""
         try:
-            entries = list(os.scandir(self.folder(self._fingerprint)))
+            return sorted(e.path for e in os.scandir(self.folder(self._fingerprint)) if e.name.endswith(".idx"))
         except OSError:
-            return known
-        for entry in sorted(entries, key=lambda e: e.name):
-            if not entry.name.endswith(".idx"):
-                continue
+            return []
+
+    def _read(self, files: list[str], keep: set) -> dict[str, str]:
+        known: dict[str, str] = {}
+        for path in files:
             try:
-                with open(entry.path, encoding="utf-8") as handle:
+                with open(path, encoding="utf-8") as handle:
                     for line in handle:
                         if not line.endswith("\n") or line[64:65] != "\t":
                             continue  # torn by a crash, or not an index line
