@@ -385,6 +385,10 @@ def bench_images(args, work: str) -> dict:
              f"snakebatch --cores {args.cores}": snakebatch}
     if "ray" in peers_available(set(args.peers)):
         cases[f"Ray Data (actor pool of {args.cores})"] = ray_case
+    chosen = {"loop": "loop (1 process)", "split": f"ideal split ({args.cores} processes)",
+              "snakebatch": f"snakebatch --cores {args.cores}", "ray": f"Ray Data (actor pool of {args.cores})"}
+    wanted = {chosen[c] for c in args.cases if c in chosen} | {"loop (1 process)"}  # the loop's output is the check
+    cases = {name: case for name, case in cases.items() if name in wanted}
     return run_cases(cases, args.repeat, len(paths), f"ideal split ({args.cores} processes)", "images",
                      {"images": len(paths), "mini_batch_size": args.mini_batch_size, "cores": args.cores})
 
@@ -512,6 +516,9 @@ def main(argv: list[str] | None = None) -> int:
     images = sub.add_parser("images", parents=[common], help="PNG digits through the demo's Keras MLP")
     images.add_argument("--images", type=int, default=20_000)
     images.add_argument("--mini-batch-size", type=int, default=500)
+    images.add_argument("--cases", type=lambda s: [c for c in s.split(",") if c], default=["loop", "split", "snakebatch", "ray"],
+                        help="which of loop,split,snakebatch,ray to run (the loop always runs: its output is the "
+                             "reference every other case is checked against)")
     tables = sub.add_parser("tables", parents=[common], help="CSV and Parquet through an identity script")
     tables.add_argument("--rows", type=int, default=10_000_000)
     tables.add_argument("--files", type=int, default=4)
