@@ -4,8 +4,9 @@
 ``O`` lies in, ``results/{run}/shards/``)
 
 For each mini-batch, in order: reuse its durable result (``store.MiniBatchStore``) when an earlier
-run finished it with the same input, entry script, models, side inputs and settings; otherwise send
-it to the worker, up to ``run_max_try`` tries (ParallelRunStep: a raise, a timeout or a worker death
+run finished it with the same input, entry script, models, side inputs and settings; otherwise take
+the lines an earlier run produced for some of its files from the item index (``store.ItemIndex``,
+incremental reruns: file input, append_row txt) and send the rest to the worker, up to ``run_max_try`` tries (ParallelRunStep: a raise, a timeout or a worker death
 each count). A ``run()`` call that outlives ``run_invocation_timeout`` seconds gets its worker
 killed (SIGKILL of its process group, so native code and its children stop too); a new worker is
 started and runs ``init()`` again. A mini-batch that fails every try is bisected until the failing
@@ -113,7 +114,6 @@ class ShardRunner:
         self._prefetched: str | None = None  # key of the mini-batch whose load was sent ahead
         self._looked_up: tuple[str, MiniBatchResult | None] | None = None  # (key, store.load of it)
         self.item_index = ItemIndex(store.root) if store is not None else None
-        self.reused_items = 0  # items whose lines came from the item index (not counted in reused mini-batches)
 
     def _note_modules(self) -> None:
         if self.store is not None and self.worker.modules:
@@ -308,7 +308,6 @@ class ShardRunner:
             if known:
                 log.info("mini-batch %d: %d of %d item(s) reused from earlier runs' lines", mini_batch.index,
                          len(known), count)
-                self.reused_items += len(known)
             blocks = [(p, [line]) for p, line in known.items()]
             for segment in _segments(count, set(unread) | set(known)):  # unreadable items are failed already
                 before = len(part.lines)
