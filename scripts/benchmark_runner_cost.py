@@ -14,8 +14,9 @@ shard result line, the log line and the early-stop check.
 
 Prints the median and 90th percentile per size, in milliseconds, and the ratio of each median to
 the smallest size's: a runner whose cost per mini-batch does not grow with the shard has ratios
-near 1 (target: within 30%). Figures, never assertions. Each durable write is fsynced, so on a disk
-the figures follow the disk; ``--tmp /dev/shm`` (tmpfs) leaves the runner's own cost.
+near 1 (target: within 30%). Figures, never assertions. Durable results are group-committed
+(``storage.GroupCommit``: one flush per second or per 256 results), so the disk's flush cost is
+shared; ``--tmp /dev/shm`` (tmpfs) leaves the runner's own cost.
 """
 
 from __future__ import annotations

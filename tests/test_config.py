@@ -171,12 +171,13 @@ def test_every_key_has_a_description_and_all_but_the_required_ones_a_default():
                  "allowed_failed_count", "allowed_failed_percent", "output_action", "append_row_file_name",
                  "append_row_format", "run_invocation_timeout", "run_max_try", "node_count",
                  "process_count_per_node", "gpus_per_process", "threads_per_process", "logging_level", "output_uri"}
-    # beyond SPEC §3: init_timeout, allow_reuse, append_row_dataframe_header, input.prefetch_bytes,
-    # input.partition_format (issue 12: ParallelRunStep's partition per folder), progress_interval
-    # (the live view's, issue 13)
+    # beyond SPEC §3: init_timeout, allow_reuse, reuse_items, append_row_dataframe_header,
+    # input.prefetch_bytes, input.partition_format (issue 12: ParallelRunStep's partition per folder),
+    # progress_interval (the live view's, issue 13)
     assert spec_keys <= set(keys)
-    assert set(keys) - spec_keys == {"input", "allow_reuse", "append_row_dataframe_header", "init_timeout",
-                                     "input.prefetch_bytes", "input.partition_format", "progress_interval"}
+    assert set(keys) - spec_keys == {"input", "allow_reuse", "reuse_items", "append_row_dataframe_header",
+                                     "init_timeout", "input.prefetch_bytes", "input.partition_format",
+                                     "progress_interval"}
 
 
 @pytest.mark.parametrize("override,fragment", [

@@ -115,6 +115,15 @@ def test_local_listing_is_sorted_deduplicated_and_skips_snakemake_entries(tree):
     assert items[0].local
 
 
+def test_a_symlinked_file_is_listed_once_and_a_hard_link_twice(tmp_path):
+    data = tmp_path / "data"
+    write(data / "a.png", "a")
+    os.symlink(str(data / "a.png"), str(data / "b.png"))
+    os.link(str(data / "a.png"), str(data / "c.png"))
+    os.symlink(str(data / "c.png"), str(data / "d.png"))
+    assert names(FILES.list(spec([str(data)]))) == [str(data / "a.png"), str(data / "c.png")]
+
+
 def test_local_pattern_glob_and_relative_roots(tree, monkeypatch):
     monkeypatch.chdir(tree.parent)
     assert names(FILES.list(spec(["data"], pattern="*.png"))) == [
@@ -478,3 +487,10 @@ def test_listing_fingerprints_match_datasets_locally_and_follow_ukeys_elsewhere(
     assert listing_fingerprint(items) == hashlib.sha256(f"{items[0].path}\0{items[0].ukey}\n".encode()).hexdigest()
     put(fs, f"{root}/a", "2")
     assert listing_fingerprint(FILES.list(spec([root]))) != listing_fingerprint(items)
+
+
+@pytest.mark.parametrize("path", ["/a/b.png", "/a//b.png", "/a/./b.png", "/a/../b.png", "/a/.h.png", "rel/x.png",
+                                  "//x.png", "/a/b..c"])
+def test_a_local_key_line_holds_the_absolute_path_as_abspath_gives_it(path):
+    item = Item(path=path, size=3, ukey="3:5", mtime_ns=5)
+    assert item.key_line() == f"{path}\0{os.path.abspath(path)}\0{3}\0{5}"

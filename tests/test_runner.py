@@ -543,3 +543,71 @@ def test_mini_batch_context_dataset_names_the_files_of_each_call_also_of_a_bisec
         "f05.txt in f05.txt+f06.txt+f07.txt+f08.txt+f09.txt", "f06.txt in f05.txt+f06.txt+f07.txt+f08.txt+f09.txt",
         "f07.txt in f05.txt+f06.txt+f07.txt+f08.txt+f09.txt", "f08.txt in f05.txt+f06.txt+f07.txt+f08.txt+f09.txt",
         "f09.txt in f05.txt+f06.txt+f07.txt+f08.txt+f09.txt"]
+
+
+# ------------------------------------------------------------------------ item-level reuse
+LOGGED = """
+    import os
+
+    def run(mini_batch):
+        with open(os.environ["RUN_LOG"], "a") as f:
+            f.write(",".join(os.path.basename(p) for p in mini_batch) + "\\n")
+        return [os.path.basename(p) + ": " + open(p).read().strip() for p in mini_batch]
+"""
+
+
+@pytest.fixture
+def run_log(tmp_path, monkeypatch):
+    """A file the LOGGED entry script appends each run() call's file names to ($RUN_LOG)."""
+    path = tmp_path / "run.log"
+    monkeypatch.setenv("RUN_LOG", str(path))
+    return path
+
+
+def _calls(path):
+    calls = path.read_text().splitlines() if path.exists() else []
+    path.write_text("")
+    return calls
+
+
+def test_added_files_alone_reach_run_the_others_lines_are_reused(tmp_path, files, run_log):
+    spec = runner_spec(write(tmp_path / "logged.py", LOGGED))
+    run_files(tmp_path, spec, [f for i, f in enumerate(files) if i not in (1, 7)])
+    assert _calls(run_log) == ["f00.txt,f02.txt,f03.txt", "f04.txt,f05.txt,f06.txt", "f08.txt,f09.txt"]
+    again = run_files(tmp_path, spec, files)  # every boundary after f01 moved: no mini-batch key is the same
+    assert _calls(run_log) == ["f01.txt", "f07.txt"]
+    assert lines(again) == [f"f{i:02d}.txt: {i}" for i in range(10)]
+    assert [(r.index, r.item_count, r.succeeded, r.tries, r.reused) for r in again] == [
+        (0, 3, 3, 1, False), (1, 3, 3, 0, False), (2, 3, 3, 1, False), (3, 1, 1, 0, False)]
+    fresh = run_files(tmp_path / "fresh", runner_spec(spec.entry_script, allow_reuse=False), files)
+    assert lines(fresh) == lines(again)
+
+
+def test_a_changed_file_alone_is_recomputed(tmp_path, files, run_log):
+    spec = runner_spec(write(tmp_path / "logged.py", LOGGED))
+    run_files(tmp_path, spec, files, size=5)
+    _calls(run_log)
+    write(files[6], "sixty")
+    again = run_files(tmp_path, spec, files, size=4)
+    assert _calls(run_log) == ["f06.txt"]
+    assert lines(again) == [f"f{i:02d}.txt: {'sixty' if i == 6 else i}" for i in range(10)]
+
+
+def test_reuse_items_false_recomputes_a_changed_mini_batch_whole(tmp_path, files, run_log):
+    spec = runner_spec(write(tmp_path / "logged.py", LOGGED), reuse_items=False)
+    run_files(tmp_path, spec, files[1:])
+    _calls(run_log)
+    again = run_files(tmp_path, spec, files)
+    assert _calls(run_log) == ["f00.txt,f01.txt,f02.txt", "f03.txt,f04.txt,f05.txt", "f06.txt,f07.txt,f08.txt",
+                               "f09.txt"]
+    assert lines(again) == [f"f{i:02d}.txt: {i}" for i in range(10)]
+
+
+def test_a_script_taking_the_context_gets_no_item_reuse(tmp_path, files, run_log):
+    script = write(tmp_path / "logged.py", LOGGED.replace("def run(mini_batch):", "def run(mini_batch, context):"))
+    spec = runner_spec(script)
+    run_files(tmp_path, spec, files[1:])
+    _calls(run_log)
+    run_files(tmp_path, spec, files)
+    assert _calls(run_log) == ["f00.txt,f01.txt,f02.txt", "f03.txt,f04.txt,f05.txt", "f06.txt,f07.txt,f08.txt",
+                               "f09.txt"]

@@ -45,3 +45,46 @@ def test_temporary_files_of_a_killed_writer_are_removed(tmp_path):
         (tmp_path / name).write_text("x")
     assert sorted(os.path.basename(p) for p in remove_stale_temps(str(target))) == [".tmp-out.txt-99", ".tmp-out.txt-abc123"]
     assert sorted(os.listdir(tmp_path)) == [".tmp-other.txt-1", "out.txt"]
+
+
+def test_group_commit_renames_each_file_at_once_and_flushes_per_group(tmp_path):
+    from snakebatch.storage import GroupCommit
+
+    commits = GroupCommit(str(tmp_path), every_s=3600.0, every_n=2)
+    commits.write_text(tmp_path / "a" / "1.json", "one\n")
+    assert ((tmp_path / "a" / "1.json").read_text(), commits.flushes) == ("one\n", 0)
+    commits.write_text(tmp_path / "a" / "2.json", "two\n")
+    assert commits.flushes == 1
+    commits.write_text(tmp_path / "a" / "1.json", "uno\n")
+    assert ((tmp_path / "a" / "1.json").read_text(), commits.flushes) == ("uno\n", 1)
+    commits.commit()
+    commits.commit()  # nothing pending: no flush
+    assert commits.flushes == 2
+    assert sorted(os.listdir(tmp_path / "a")) == ["1.json", "2.json"]  # no temporary file left
+
+
+def test_group_commit_flushes_once_a_second_has_passed(tmp_path):
+    from snakebatch.storage import GroupCommit
+
+    now = [100.0]
+    commits = GroupCommit(str(tmp_path), every_s=1.0, every_n=1000)
+    commits._clock = lambda: now[0]
+    commits._last = now[0]
+    commits.write_text(tmp_path / "1.json", "1")
+    now[0] += 0.5
+    commits.write_text(tmp_path / "2.json", "2")
+    assert commits.flushes == 0
+    now[0] += 0.6
+    commits.write_text(tmp_path / "3.json", "3")
+    assert commits.flushes == 1
+
+
+def test_a_failed_group_write_leaves_the_old_file(tmp_path, monkeypatch):
+    from snakebatch.storage import GroupCommit
+
+    commits = GroupCommit(str(tmp_path))
+    commits.write_text(tmp_path / "r.json", "old")
+    monkeypatch.setattr(os, "replace", lambda *a: (_ for _ in ()).throw(OSError(28, "No space left on device")))
+    with pytest.raises(OSError, match="No space left"):
+        commits.write_text(tmp_path / "r.json", "new")
+    assert os.listdir(tmp_path) == ["r.json"] and (tmp_path / "r.json").read_text() == "old"

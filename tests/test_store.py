@@ -43,3 +43,20 @@ def test_module_records_merge_across_shards(tmp_path):
     record_modules(str(tmp_path), "s.py", [str(tmp_path / "b.py")])
     record_modules(str(tmp_path), "s.py", [str(tmp_path / "a.py")])
     assert known_modules(str(tmp_path)) == sorted([str(tmp_path / "a.py"), str(tmp_path / "b.py")])
+
+
+def test_the_item_index_keeps_whole_lines_and_ignores_a_torn_last_one(tmp_path):
+    from snakebatch.store import ItemIndex
+
+    fingerprint = "f" * 64
+    a, b, c = ("a" * 64), ("b" * 64), ("c" * 64)
+    writer = ItemIndex(str(tmp_path), shard=3)
+    writer.add(fingerprint, [a, None, b], ["a.png: 1", "skipped: 0", "b.png: 2\tx"])
+    writer.close()
+    [name] = os.listdir(writer.folder(fingerprint))
+    assert name.startswith("00003-") and name.endswith(".idx")
+    with open(os.path.join(writer.folder(fingerprint), name), "a", encoding="utf-8") as handle:
+        handle.write(c + "\tc.png: 3")  # a crash before the newline
+    reader = ItemIndex(str(tmp_path))
+    assert reader.lookup(fingerprint, [b, c, None, a], None) == {0: "b.png: 2\tx", 3: "a.png: 1"}
+    assert ItemIndex(str(tmp_path)).lookup("e" * 64, [a, b], None) == {}

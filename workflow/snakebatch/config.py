@@ -101,6 +101,7 @@ class RunnerSpec:
     gpus_per_process: int = 0
     storage_options: dict = dataclasses.field(default_factory=dict)
     prefetch_bytes: int = 256 * 1024 ** 2
+    reuse_items: bool = True
 
 
 @_json_spec
@@ -423,6 +424,7 @@ def plan_run(config: dict, cores: int | None) -> RunPlan:
         gpus_per_process=int(config["gpus_per_process"]),
         storage_options=storage_options,
         prefetch_bytes=parse_prefetch_bytes(inp.get("prefetch_bytes", "256MB")),
+        reuse_items=bool(config["reuse_items"]),
     )
     gather = GatherSpec(
         run_name=run_name,

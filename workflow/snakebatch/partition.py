@@ -69,7 +69,9 @@ def manifest_path(out_dir: str, shard: int) -> str:
 def write_listing(path: str, listing) -> None:
     """Write ``listing`` (Items) to ``path`` atomically, one Item as JSON per line."""
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    write_text_atomic(path, "".join(json.dumps(dataclasses.asdict(item)) + "\n" for item in listing))
+    dumps = json.dumps  # the Item's fields in order, as dataclasses.asdict gives them, without its deep copies
+    write_text_atomic(path, "".join([dumps({"path": i.path, "size": i.size, "ukey": i.ukey, "mtime_ns": i.mtime_ns})
+                                     + "\n" for i in listing]))
 
 
 def read_listing(path: str) -> list[Item]:

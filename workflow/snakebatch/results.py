@@ -6,6 +6,7 @@ order; gather reads them back.
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 
@@ -85,6 +86,12 @@ class MiniBatchResult:
         return self.item_count - self.succeeded
 
     def to_json(self) -> str:
+        """The record as one line of JSON; serialised once per record (the store and the shard
+        file write the same text)."""
+        return self._json
+
+    @functools.cached_property
+    def _json(self) -> str:
         return json.dumps({
             "index": self.index, "key": self.key, "first_item": self.first_item,
             "item_count": self.item_count, "succeeded": self.succeeded, "lines": list(self.lines),

@@ -4,8 +4,9 @@
 ``O`` lies in, ``results/{run}/shards/``)
 
 For each mini-batch, in order: reuse its durable result (``store.MiniBatchStore``) when an earlier
-run finished it with the same input, entry script, models, side inputs and settings; otherwise send
-it to the worker, up to ``run_max_try`` tries (ParallelRunStep: a raise, a timeout or a worker death
+run finished it with the same input, entry script, models, side inputs and settings; otherwise take
+the lines an earlier run produced for some of its files from the item index (``store.ItemIndex``,
+incremental reruns: file input, append_row txt) and send the rest to the worker, up to ``run_max_try`` tries (ParallelRunStep: a raise, a timeout or a worker death
 each count). A ``run()`` call that outlives ``run_invocation_timeout`` seconds gets its worker
 killed (SIGKILL of its process group, so native code and its children stop too); a new worker is
 started and runs ``init()`` again. A mini-batch that fails every try is bisected until the failing
@@ -48,7 +49,7 @@ from .manifest import MiniBatch, ShardManifest
 from .plan import read_plan
 from .results import FailedItem, MiniBatchResult
 from .storage import atomic_open, describe_os_error, remove_stale_temps, write_text_atomic
-from .store import MiniBatchStore
+from .store import ItemIndex, MiniBatchStore
 from .supervisor import Outcome, WorkerProcess, describe_exit  # noqa: F401 - describe_exit: re-exported
 from .thresholds import RunningTally, Tally, threshold_breaches, thresholds_set
 from .worker import WorkerSetup
@@ -119,6 +120,7 @@ class ShardRunner:
         self._next: MiniBatch | None = None  # the mini-batch after the one running: prefetched
         self._prefetched: str | None = None  # key of the mini-batch whose load was sent ahead
         self._looked_up: tuple[str, MiniBatchResult | None] | None = None  # (key, store.load of it)
+        self.item_index = ItemIndex(store.root) if store is not None else None
 
     def _note_modules(self) -> None:
         if self.store is not None and self.worker.modules:
@@ -303,12 +305,26 @@ class ShardRunner:
         start, started_at, start_s = time.monotonic(), time.time(), self.start_s
         self._alone_failures, self._any_success = 0, False
         count, part, unread = self._load(mini_batch)
+        identities, known = None, {}
         if count is None:  # unreadable: every item counts as failed
             item_count = get_kind(mini_batch.kind).item_count(mini_batch)
         else:
             item_count = count
-            for segment in _segments(count, set(unread)):  # items that could not be read are failed already
+            identities = self._item_identities(mini_batch, count)
+            if identities is not None:
+                known = {p: line for p, line in self.item_index.lookup(
+                    self.store.fingerprint, identities, self._shard_identities).items() if p not in unread}
+            if known:
+                log.info("mini-batch %d: %d of %d item(s) reused from earlier runs' lines", mini_batch.index,
+                         len(known), count)
+            blocks = [(p, [line]) for p, line in known.items()]
+            for segment in _segments(count, set(unread) | set(known)):  # unreadable items are failed already
+                before = len(part.lines)
                 part = part + self._run_items(mini_batch, segment, mini_batch.first_item + segment[0])
+                blocks.append((segment[0], part.lines[before:]))
+            if known:  # the reused lines and the computed parts' lines, in item order
+                part = dataclasses.replace(part, lines=[line for _, lines in sorted(blocks, key=lambda b: b[0])
+                                                        for line in lines], succeeded=part.succeeded + len(known))
         table_file = None
         if part.ipcs and self.store is not None:
             table_file = self.store.save_table(mini_batch, part.ipcs)
@@ -322,7 +338,33 @@ class ShardRunner:
         )
         if self.store is not None:
             self.store.save(result, mini_batch)
+            if (identities is not None and result.failed == 0 and len(result.lines) == item_count
+                    and result.header is None and not result.positional):
+                self.item_index.add(self.store.fingerprint, [None if p in known else i for p, i in enumerate(identities)],
+                                    result.lines)
         return result
+
+    def _item_identities(self, mini_batch: MiniBatch, count: int) -> list | None:
+        """Per item of ``mini_batch`` its identity for item-level reuse (``store.ItemIndex``), or
+        None when the lines of this mini-batch are not reused or indexed item by item: reuse off
+        (``allow_reuse``, ``reuse_items``), no store, output other than append_row txt, a kind
+        without item identities (tables), run() taking mini_batch_context, or a count that
+        differs from the manifest's."""
+        spec = self.spec
+        if (self.store is None or not spec.allow_reuse or not spec.reuse_items or spec.output_action != "append_row"
+                or spec.append_row_format != "txt" or self.worker.takes_context):
+            return None
+        identities = get_kind(mini_batch.kind).item_identities(mini_batch)
+        return identities if identities is not None and len(identities) == count else None
+
+    def _shard_identities(self) -> list:
+        """The item identities of every mini-batch of this shard the store does not hold (read
+        once, on the first item-index lookup, so the index keeps only what this shard may ask for)."""
+        out = []
+        for mini_batch in (self._manifest.mini_batches if self._manifest is not None else ()):
+            if not self.store.holds(mini_batch):
+                out.extend(i for i in (get_kind(mini_batch.kind).item_identities(mini_batch) or ()) if i)
+        return out
 
     def _thresholds_set(self) -> bool:
         return thresholds_set(self.spec)
@@ -409,6 +451,8 @@ class ShardRunner:
         results = self.results = []  # also what a run that raised had finished
         self.shard = manifest.shard
         self._manifest = manifest
+        if self.item_index is not None:
+            self.item_index.shard = manifest.shard
         self._tally = RunningTally()  # this shard's counts, kept as results arrive
         self._error_counts = collections.Counter()
         self._started_at, self._progress_at, self._published_at = time.time(), 0.0, 0.0
@@ -458,7 +502,13 @@ class ShardRunner:
             state = "failed"
             raise
         finally:
-            self._publish(manifest, state)
+            try:
+                if self.store is not None:
+                    self.store.commit()  # the results of this shard's last group reach the disk
+                if self.item_index is not None:
+                    self.item_index.close()
+            finally:
+                self._publish(manifest, state)  # after the commit: "done" only once results are durable
             if self.started:
                 if finished:  # shutdown() gets its chance; an interrupted shard kills at once
                     self.worker.stop()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 
 from .config import RunnerSpec
 from .errors import ConfigError, EntryScriptError
@@ -21,7 +22,7 @@ from .layout import RunLayout
 from .locations import is_url, remote_fingerprint, storage_error
 from .manifest import MiniBatch
 from .results import MiniBatchResult
-from .storage import write_text_atomic
+from .storage import GroupCommit, write_text_atomic
 
 STORE_VERSION = "1"
 
@@ -127,6 +128,7 @@ class MiniBatchStore:
         self.run_dir = run_dir
         self.modules = known_modules(run_dir)
         self.fingerprint = runner_fingerprint(spec, self.modules)
+        self.commits = GroupCommit(root)
 
     def note_modules(self, modules: list[str]) -> None:
         """Results stored from now on are keyed with every module seen; remember them for the
@@ -139,6 +141,10 @@ class MiniBatchStore:
     def _path(self, mini_batch: MiniBatch) -> str:
         key = hashlib.sha256(f"{self.fingerprint}:{mini_batch.key}".encode()).hexdigest()
         return os.path.join(self.root, key[:2], key + ".json")
+
+    def holds(self, mini_batch: MiniBatch) -> bool:
+        """True when a result of ``mini_batch`` is stored (not read or checked: see ``load``)."""
+        return os.path.exists(self._path(mini_batch))
 
     def load(self, mini_batch: MiniBatch) -> MiniBatchResult | None:
         """The stored result of ``mini_batch`` or None (missing or unreadable: recompute)."""
@@ -179,6 +185,110 @@ class MiniBatchStore:
         return path
 
     def save(self, result: MiniBatchResult, mini_batch: MiniBatch) -> None:
-        """Store ``result`` atomically when it has no failures."""
+        """Store ``result`` atomically when it has no failures. Group commit (``GroupCommit``):
+        renamed into place at once, flushed to disk at most once a second or per 256 results,
+        and at ``commit()``; a result a machine crash tore is unreadable to ``load`` and
+        recomputed."""
         if result.failed == 0:
-            write_text_atomic(self._path(mini_batch), result.to_json() + "\n")
+            self.commits.write_text(self._path(mini_batch), result.to_json() + "\n")
+
+    def commit(self) -> None:
+        """Flush the results saved since the last flush to disk (the shard's end)."""
+        self.commits.commit()
+
+
+class ItemIndex:
+    """Item-level reuse: the append_row line every file produced, keyed by the file's identity
+    (``InputKind.item_identities``) under one runner fingerprint, so a mini-batch whose files
+    changed gets run() only for the files no earlier run produced a line for.
+
+    Why at item level: mini-batches are consecutive runs of ``mini_batch_size`` files of the
+    sorted listing, so one file added near the front shifts every later boundary and changes
+    every later mini-batch key. Content-defined cut points would bound that to the mini-batches
+    around each change, but still recompute whole mini-batches (≈ k × mini_batch_size items for k
+    spread insertions) and would change ParallelRunStep's "mini_batch_size files per mini-batch";
+    an index per file recomputes exactly the k files whatever the boundaries.
+
+    Layout: ``{store}/items/{fingerprint[:32]}/{shard:05d}-{pid}-{ns}.idx``, one file per runner
+    process, appended to after the mini-batch result it indexes is durable in the store; each line
+    ``{identity}\\t{result line}\\n`` (result lines are one line of UTF-8 by construction). The
+    index is a cache, never fsync'd: a line lost in a crash is recomputed; a torn last line (no
+    newline) is ignored, and no process appends to another's file, so a torn line is never
+    followed by a good one. Reading loads, on first need, the lines of the identities asked for
+    (``wanted``), so memory follows the shard, not the whole index."""
+
+    def __init__(self, root: str, shard: int = 0) -> None:
+        self.root = root
+        self.shard = shard
+        self._fingerprint: str | None = None
+        self._handle = None
+        self._known: dict[str, str] | None = None
+
+    def folder(self, fingerprint: str) -> str:
+        """Where the index files of ``fingerprint`` (hex runner fingerprint) live."""
+        return os.path.join(self.root, "items", fingerprint[:32])
+
+    def _use(self, fingerprint: str) -> None:
+        if fingerprint != self._fingerprint:
+            self.close()
+            self._fingerprint, self._known = fingerprint, None
+
+    def lookup(self, fingerprint: str, identities, wanted) -> dict[int, str]:
+        """{position: line} for the entries of ``identities`` (hex digests or None, by position)
+        that an earlier run indexed under ``fingerprint``. ``wanted``: a callable giving every
+        identity the caller may ask for (read once, on the first lookup), or None for just these."""
+        self._use(fingerprint)
+        if self._known is None:
+            files = self._files()
+            if not files:  # nothing indexed yet (a first run): ``wanted`` is not worth its stats
+                self._known = {}
+            else:
+                keep = set(wanted() if wanted is not None else ()) | {i for i in identities if i}
+                self._known = self._read(files, keep)
+        return {position: self._known[identity] for position, identity in enumerate(identities)
+                if identity is not None and identity in self._known}
+
+    def _files(self) -> list[str]:
+        """The index files of the current fingerprint, by name."""
+        try:
+            return sorted(e.path for e in os.scandir(self.folder(self._fingerprint)) if e.name.endswith(".idx"))
+        except OSError:
+            return []
+
+    def _read(self, files: list[str], keep: set) -> dict[str, str]:
+        known: dict[str, str] = {}
+        for path in files:
+            try:
+                with open(path, encoding="utf-8") as handle:
+                    for line in handle:
+                        if not line.endswith("\n") or line[64:65] != "\t":
+                            continue  # torn by a crash, or not an index line
+                        identity = line[:64]
+                        if identity in keep:
+                            known[identity] = line[65:-1]
+            except (OSError, UnicodeDecodeError):
+                continue
+        return known
+
+    def add(self, fingerprint: str, identities, lines) -> None:
+        """Index ``lines`` (one per item, in order) under ``identities`` (same length; items
+        whose identity is None are left out)."""
+        self._use(fingerprint)
+        text = "".join(f"{identity}\t{line}\n" for identity, line in zip(identities, lines) if identity is not None)
+        if not text:
+            return
+        if self._handle is None:
+            folder = self.folder(fingerprint)
+            os.makedirs(folder, exist_ok=True)
+            name = f"{self.shard:05d}-{os.getpid()}-{time.time_ns()}.idx"
+            self._handle = open(os.path.join(folder, name), "a", encoding="utf-8")
+        self._handle.write(text)
+        self._handle.flush()
+        if self._known is not None:
+            self._known.update((i, line) for i, line in zip(identities, lines) if i is not None)
+
+    def close(self) -> None:
+        """Close this process's index file (further adds open a new one)."""
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None

@@ -16,6 +16,15 @@ import tempfile
 from dataclasses import dataclass, field
 
 
+def _absolute(path: str) -> str:
+    """``os.path.abspath(path)``, without its normalisation work for an absolute path that is
+    already normal (no ``//``, no ``.`` or ``..`` component, no trailing slash: what a folder
+    walk gives)."""
+    if path.startswith(os.sep) and "//" not in path and "/." not in path and not path.endswith(os.sep):
+        return path
+    return os.path.abspath(path)
+
+
 @dataclass(frozen=True)
 class Item:
     """One input file of a dataset listing.
@@ -41,7 +50,7 @@ class Item:
         """The item's part of a mini-batch key: local files as before this interface (path,
         absolute path, size, mtime_ns) so stored results stay valid; others by URL and ukey."""
         if self.local:
-            return f"{self.path}\0{os.path.abspath(self.path)}\0{self.size}\0{self.mtime_ns}"
+            return f"{self.path}\0{_absolute(self.path)}\0{self.size}\0{self.mtime_ns}"
         return f"{self.path}\0{self.ukey}"
 
 
@@ -158,6 +167,13 @@ class InputKind(abc.ABC):
         """Items ``start:stop`` (positions) of what ``materialise`` returned, as ``run()`` gets
         them for a part of the mini-batch (retries, bisection). The default slices a list."""
         return list(materialised[start:stop])
+
+    def item_identities(self, descriptor: Descriptor) -> list[str | None] | None:
+        """Per item of the mini-batch, in order, a hex digest that changes whenever the item's
+        input may have changed (for item-level reuse, ``store.ItemIndex``); None for an item whose
+        identity cannot be told now. The default, None for the whole mini-batch: this kind's items
+        are never reused one by one (table records)."""
+        return None
 
     def item_count(self, descriptor: Descriptor) -> int:
         """Items of the mini-batch as counted when it was cut."""

@@ -27,8 +27,10 @@ from .base import Cache, Descriptor, InputKind, Item, Materialised, MaterialiseE
 def _walk(folder: str):
     found = []
     for dirpath, _, filenames in walk_folders(folder):
-        found.extend(os.path.join(dirpath, name) for name in filenames)
-    return sorted(found)
+        prefix = dirpath if dirpath.endswith(os.sep) else dirpath + os.sep
+        found.extend([prefix + name for name in filenames])
+    found.sort()
+    return found
 
 
 def _expand_local(given: str, root: str) -> list[str]:
@@ -49,18 +51,30 @@ def _expand_local(given: str, root: str) -> list[str]:
     raise DatasetError(f"input.path: {given!r} does not exist")
 
 
-def _local_items(given: str, pattern: str | None, seen: set):
+def _local_items(given: str, pattern: str | None, inodes: dict):
+    """The Items of the local root ``given``. A file reached again (through a link, or by two
+    roots) is listed once, at its first place, as before by real path; but ``os.path.realpath``
+    (an lstat per path component) runs only for paths whose (device, inode), from the one
+    ``os.stat`` the change identity needs anyway, was seen before (``inodes``: (dev, ino) ->
+    real paths listed, None until a second path reaches it): hard links stay distinct files."""
     for path in _expand_local(given, local_path(given)):
         if pattern is not None and not fnmatch.fnmatchcase(os.path.basename(path), pattern):
             continue
-        real = os.path.realpath(path)
-        if real in seen:
-            continue
-        seen.add(real)
         try:
             st = os.stat(path)
         except OSError as exc:
             raise DatasetError(f"input file {path!r} cannot be read: {exc.strerror}") from None
+        node = (st.st_dev, st.st_ino)
+        if node in inodes:
+            reals = inodes[node]
+            if isinstance(reals, str):  # the first path's real path, computed on the first collision
+                reals = inodes[node] = {os.path.realpath(reals)}
+            real = os.path.realpath(path)
+            if real in reals:
+                continue
+            reals.add(real)
+        else:
+            inodes[node] = path
         yield Item(path=path, size=st.st_size, ukey=local_identity(st.st_size, st.st_mtime_ns),
                    mtime_ns=st.st_mtime_ns)
 
@@ -122,10 +136,11 @@ def list_items(paths, pattern: str | None = None, storage_options: dict | None =
     Raises DatasetError naming the root when it does not exist or a glob matches nothing, naming
     the file when it cannot be read, and, once every root is listed, when no file was found."""
     seen: set[str] = set()
+    inodes: dict = {}
     any_found = False
     for root in paths:
         if is_local(root):
-            items = _local_items(root, pattern, seen)
+            items = _local_items(root, pattern, inodes)
         else:
             items = _remote_items(root, pattern, seen, storage_options or {})
         for item in items:
@@ -336,6 +351,27 @@ class FileKind(InputKind):
     def prefetch_bytes(self, descriptor: Descriptor) -> int:
         """The bytes of the mini-batch's files that are not on the local disk (downloaded)."""
         return sum(descriptor.payload.get("sizes") or ())
+
+    def item_identities(self, descriptor: Descriptor) -> list[str | None]:
+        """Per file, the hex SHA-256 of its ``Item.key_line`` (the line its mini-batch key
+        hashes): a local file's path, absolute path, size and mtime_ns as ``os.stat`` gives them
+        now (None when it cannot be stat'ed), another file's URL and ukey from the payload. One
+        ``stat`` per local file; called only for mini-batches the store does not hold."""
+        names = descriptor.payload["items"]
+        ukeys = descriptor.payload.get("ukeys")
+        identities: list[str | None] = []
+        for position, name in enumerate(names):
+            if ukeys is not None and not is_local(name):
+                line = Item(path=name, size=0, ukey=ukeys[position]).key_line()
+            else:
+                try:
+                    st = os.stat(local_path(name))
+                except OSError:
+                    identities.append(None)
+                    continue
+                line = Item(path=name, size=st.st_size, ukey="", mtime_ns=st.st_mtime_ns).key_line()
+            identities.append(hashlib.sha256(line.encode()).hexdigest())
+        return identities
 
     def item_names(self, descriptor: Descriptor) -> tuple[str, ...]:
         return tuple(descriptor.payload["items"])
