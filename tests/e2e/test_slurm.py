@@ -105,7 +105,11 @@ def test_a_shard_job_cancelled_mid_run_is_resubmitted_and_reuses_its_mini_batche
         raise AssertionError("shard 0 did not get going:\n" + proc.communicate()[0])
     first_job = json.loads(workflow.read(record))["job"]
     subprocess.run([*interrupt, first_job], check=True)
-    out, _ = proc.communicate(timeout=300)
+    try:
+        out, _ = proc.communicate(timeout=300)
+    except subprocess.TimeoutExpired:  # no snakemake left behind to hold the cluster
+        proc.kill()
+        raise AssertionError("the run did not end within 300 s:\n" + proc.communicate()[0]) from None
     assert proc.returncode == 0, out
     assert workflow.read("results", "sq", "out.txt") == "".join(f"item{i:03d}.txt: {i * i}\n" for i in range(12))
     summary = json.loads(workflow.read("results", "sq", "summary.json"))
