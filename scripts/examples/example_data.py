@@ -19,11 +19,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
-import tempfile
 
-from snakebatch.storage import publish_folder
+from snakebatch.storage import build_folder
 
 SEED = 0
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
@@ -31,19 +29,6 @@ LABEL = "species"
 IRIS_FILE = "iris.csv"
 MODEL_FILE = "iris.joblib"
 PARTS = 3
-
-
-def _build(out: str, prefix: str, write) -> None:
-    """Run ``write(tmp)`` in a fresh temporary sibling of ``out``, then rename it to ``out``."""
-    parent = os.path.dirname(os.path.abspath(out))
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f".tmp-{prefix}-", dir=parent)
-    try:
-        write(tmp)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    publish_folder(tmp, out)
 
 
 def iris_frame():
@@ -65,7 +50,7 @@ def read_iris(data: str):
 
 def write_iris(out: str) -> None:
     frame = iris_frame()
-    _build(out, "iris", lambda tmp: frame.to_csv(os.path.join(tmp, IRIS_FILE), index=False))
+    build_folder(out, lambda tmp: frame.to_csv(os.path.join(tmp, IRIS_FILE), index=False))
     print(f"iris: {len(frame)} flowers -> {out}/{IRIS_FILE} (columns {', '.join(frame.columns)})")
 
 
@@ -80,7 +65,7 @@ def write_iris_parts(data: str, out: str) -> None:
         for part in range(PARTS):
             shuffled.iloc[part::PARTS].to_csv(os.path.join(tmp, f"part-{part + 1}.csv"), index=False)
 
-    _build(out, "iris-parts", write)
+    build_folder(out, write)
     print(f"iris parts: {len(frame)} flowers (shuffled, seed {SEED}) dealt round-robin into "
           f"{', '.join(f'part-{p + 1}.csv' for p in range(PARTS))} in {out}/")
 
@@ -95,7 +80,7 @@ def train_iris_model(data: str, out: str) -> None:
     model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000, random_state=SEED))
     model.fit(frame[FEATURES], frame[LABEL])  # a DataFrame: the model keeps the column names
     accuracy = float((model.predict(frame[FEATURES]) == frame[LABEL]).mean())
-    _build(out, "iris-model", lambda tmp: joblib.dump(model, os.path.join(tmp, MODEL_FILE)))
+    build_folder(out, lambda tmp: joblib.dump(model, os.path.join(tmp, MODEL_FILE)))
     print(f"iris model: StandardScaler + LogisticRegression trained on {len(frame)} flowers "
           f"(accuracy on them {accuracy:.4f}) -> {out}/{MODEL_FILE}")
 

@@ -30,13 +30,12 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import shutil
 import struct
 import sys
 import tempfile
 import wave
 
-from snakebatch.storage import publish_folder
+from snakebatch.storage import build_folder
 
 IRIS_FILE = "iris.csv"
 IRIS_COLUMNS = ["sepal.length", "sepal.width", "petal.length", "petal.width"]
@@ -56,19 +55,6 @@ WAV_FRAMES = {"disco": 800, "orchestra": 1600, "piano": 400, "spirituality": 120
 WAV_RATE = 8000
 
 
-def _build(out: str, write) -> None:
-    """Run ``write(tmp)`` in a fresh temporary sibling folder of ``out``, then rename it to ``out``."""
-    parent = os.path.dirname(os.path.abspath(out))
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f".tmp-{os.path.basename(out)}-", dir=parent)
-    try:
-        write(tmp)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    publish_folder(tmp, out)
-
-
 def iris_frame():
     """The four iris measurements (150 rows, scikit-learn's order) and the class number per row."""
     import pandas as pd
@@ -80,7 +66,7 @@ def iris_frame():
 
 def write_iris(out: str) -> None:
     frame, _ = iris_frame()
-    _build(out, lambda tmp: frame.to_csv(os.path.join(tmp, IRIS_FILE), index=False))
+    build_folder(out, lambda tmp: frame.to_csv(os.path.join(tmp, IRIS_FILE), index=False))
     print(f"iris: {len(frame)} flowers -> {out}/{IRIS_FILE} (columns {', '.join(frame.columns)})")
 
 
@@ -125,7 +111,7 @@ def write_oj_sales(out: str) -> None:
     import pandas as pd
 
     frame = pd.DataFrame(oj_rows(), columns=OJ_COLUMNS)
-    _build(out, lambda tmp: frame.to_csv(os.path.join(tmp, OJ_FILE), index=False))
+    build_folder(out, lambda tmp: frame.to_csv(os.path.join(tmp, OJ_FILE), index=False))
     print(f"oj sales: {len(frame)} rows ({len(OJ_STORES)} stores x {len(OJ_BRANDS)} brands x {len(OJ_WEEKS)} weeks)"
           f" -> {out}/{OJ_FILE}")
 
@@ -148,7 +134,7 @@ def write_wav_folders(out: str) -> None:
             os.makedirs(folder, exist_ok=True)
             write_wav(os.path.join(folder, f"{genres}.wav"), WAV_FRAMES[genres])
 
-    _build(out, write)
+    build_folder(out, write)
     print(f"wav folders: {len(WAV_FILES)} files -> {out}/dataset_partition_test/{{user}}/{{season}}/{{genres}}.wav")
 
 

@@ -110,20 +110,30 @@ def watch_for_interrupt() -> None:
     from outside."""
     import signal
 
-    previous = signal.getsignal(signal.SIGINT)
+    _forward_to_runners(signal.SIGINT, raise_interrupt=True)
 
-    def _on_interrupt(signum, frame):
-        _INTERRUPTED.append(signum)
+
+def _forward_to_runners(signum: int, raise_interrupt: bool) -> None:
+    """Install a handler of ``signum`` that remembers it as an interrupt, sends it to this
+    process's shard runners, then calls the handler that was there before (or, with
+    ``raise_interrupt`` and no callable handler, raises KeyboardInterrupt). Outside the main
+    thread nothing is installed."""
+    import signal
+
+    previous = signal.getsignal(signum)
+
+    def _on_signal(number, frame):
+        _INTERRUPTED.append(number)
         for pid in _local_runners():
             with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGINT)
+                os.kill(pid, number)
         if callable(previous):
-            previous(signum, frame)
-        else:
+            previous(number, frame)
+        elif raise_interrupt:
             raise KeyboardInterrupt
 
     try:
-        signal.signal(signal.SIGINT, _on_interrupt)
+        signal.signal(signum, _on_signal)
     except ValueError:  # not the main thread: leave it
         pass
 
@@ -137,20 +147,7 @@ def forward_terminate() -> None:
     has finished. Jobs on a cluster are not descendants: their executor's own cancel applies."""
     import signal
 
-    previous = signal.getsignal(signal.SIGTERM)
-
-    def _on_terminate(signum, frame):
-        _INTERRUPTED.append(signum)
-        for pid in _local_runners():
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGTERM)
-        if callable(previous):
-            previous(signum, frame)
-
-    try:
-        signal.signal(signal.SIGTERM, _on_terminate)
-    except ValueError:  # not the main thread: leave it
-        pass
+    _forward_to_runners(signal.SIGTERM, raise_interrupt=False)
 
 
 def _local_runners() -> list[int]:

@@ -192,6 +192,24 @@ def publish_folder(tmp: str, out: str) -> None:
     os.rename(tmp, out)
 
 
+def build_folder(out: str, write) -> None:
+    """Run ``write(tmp)`` in a fresh temporary sibling folder of ``out`` and, when it returns,
+    ``publish_folder`` it as ``out``; when it raises, the temporary folder is removed and ``out``
+    is left as it was (a killed build leaves only a ``.tmp-{name}-*`` sibling)."""
+    import shutil
+    import tempfile
+
+    parent = os.path.dirname(os.path.abspath(out))
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=f".tmp-{os.path.basename(out)}-", dir=parent)
+    try:
+        write(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    publish_folder(tmp, out)
+
+
 def remove_stale_temps(path: str) -> list[str]:
     """Delete the temporary siblings ``atomic_open`` left for ``path`` when its writer was killed
     (``.tmp-{name}-*``). Call only where nothing else is writing ``path``. Returns them."""
