@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from .errors import SnakebatchError
@@ -36,5 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     except SnakebatchError as exc:
         print(f"snakebatch status: error: {exc}", file=sys.stderr)
         return 2
-    print(json.dumps(result, indent=2) if args.json else format_status(result))
+    try:
+        print(json.dumps(result, indent=2) if args.json else format_status(result))
+        sys.stdout.flush()
+    except BrokenPipeError:  # `snakebatch status ... | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0

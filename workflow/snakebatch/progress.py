@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 
 from .layout import RunLayout
-from .storage import write_text_atomic
+from .storage import replace_text_unsynced, write_text_atomic
 
 _STARTED_AT = time.time()
 
@@ -324,13 +324,7 @@ def write_progress(run_dir: str, record: ShardProgress) -> None:
     temporary file renamed over the record, so a reader sees the old record or the new one. Not
     fsynced (it is written after every mini-batch; the durable truth is the mini-batch store):
     a machine crash may lose the last record, never tear one."""
-    path = progress_path(run_dir, record.shard)
-    folder = os.path.dirname(path)
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".tmp-{os.path.basename(path)}-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(record.to_json() + "\n")
-    os.replace(tmp, path)
+    replace_text_unsynced(progress_path(run_dir, record.shard), record.to_json() + "\n")
 
 
 def read_progress(run_dir: str) -> list[ShardProgress]:

@@ -87,6 +87,28 @@ def _syncfs(path: str) -> bool:
 _SYNCFS = None
 
 
+def replace_text_unsynced(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` (UTF-8) to a temporary sibling of ``path`` (parent folders created) and
+    rename it over ``path``, without fsync: a reader sees the old file or the new one; a machine
+    crash may lose the write. A failed write (a full disk) leaves no temporary file."""
+    path = os.fspath(path)
+    folder = os.path.dirname(path) or "."
+    tmp = os.path.join(folder, f".tmp-{os.path.basename(path)}-{os.getpid()}")
+    try:
+        handle = open(tmp, "w", encoding="utf-8", newline="")
+    except FileNotFoundError:
+        os.makedirs(folder, exist_ok=True)
+        handle = open(tmp, "w", encoding="utf-8", newline="")
+    try:
+        with handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
 class GroupCommit:
     """Atomic writes whose flush to disk is shared: ``write_text`` writes a temporary sibling and
     renames it over the target at once (a reader, and a run resumed after the writer was killed,
@@ -119,21 +141,7 @@ class GroupCommit:
         """Write ``text`` (UTF-8) to ``path`` atomically (temporary sibling + rename, parent
         folders created); flush the pending group when it is due."""
         path = os.fspath(path)
-        folder = os.path.dirname(path) or "."
-        tmp = os.path.join(folder, f".tmp-{os.path.basename(path)}-{os.getpid()}")
-        try:
-            handle = open(tmp, "w", encoding="utf-8", newline="")
-        except FileNotFoundError:
-            os.makedirs(folder, exist_ok=True)
-            handle = open(tmp, "w", encoding="utf-8", newline="")
-        try:
-            with handle:
-                handle.write(text)
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
+        replace_text_unsynced(path, text)
         self._pending.append(path)
         if len(self._pending) >= self.every_n or self._clock() - self._last >= self.every_s:
             self.commit()

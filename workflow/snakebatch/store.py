@@ -259,7 +259,7 @@ class ItemIndex:
         known: dict[str, str] = {}
         for path in files:
             try:
-                with open(path, encoding="utf-8") as handle:
+                with open(path, encoding="utf-8", errors="surrogateescape") as handle:
                     for line in handle:
                         if not line.endswith("\n") or line[64:65] != "\t":
                             continue  # torn by a crash, or not an index line
@@ -281,7 +281,7 @@ class ItemIndex:
             folder = self.folder(fingerprint)
             os.makedirs(folder, exist_ok=True)
             name = f"{self.shard:05d}-{os.getpid()}-{time.time_ns()}.idx"
-            self._handle = open(os.path.join(folder, name), "a", encoding="utf-8")
+            self._handle = open(os.path.join(folder, name), "a", encoding="utf-8", errors="surrogateescape")
         self._handle.write(text)
         self._handle.flush()
         if self._known is not None:

@@ -370,7 +370,7 @@ class FileKind(InputKind):
                     identities.append(None)
                     continue
                 line = Item(path=name, size=st.st_size, ukey="", mtime_ns=st.st_mtime_ns).key_line()
-            identities.append(hashlib.sha256(line.encode()).hexdigest())
+            identities.append(hashlib.sha256(line.encode("utf-8", "surrogateescape")).hexdigest())
         return identities
 
     def item_names(self, descriptor: Descriptor) -> tuple[str, ...]:
