@@ -173,11 +173,11 @@ def test_every_key_has_a_description_and_all_but_the_required_ones_a_default():
                  "process_count_per_node", "gpus_per_process", "threads_per_process", "logging_level", "output_uri"}
     # beyond SPEC §3: init_timeout, allow_reuse, reuse_items, append_row_dataframe_header,
     # input.prefetch_bytes, input.partition_format (issue 12: ParallelRunStep's partition per folder),
-    # progress_interval (the live view's, issue 13)
+    # progress_interval (the live view's, issue 13), balance_shards (issue 14: work stealing)
     assert spec_keys <= set(keys)
     assert set(keys) - spec_keys == {"input", "allow_reuse", "reuse_items", "append_row_dataframe_header",
                                      "init_timeout", "input.prefetch_bytes", "input.partition_format",
-                                     "progress_interval"}
+                                     "progress_interval", "balance_shards"}
 
 
 @pytest.mark.parametrize("override,fragment", [

@@ -106,7 +106,7 @@ def test_every_hostile_value_of_every_key_is_refused_naming_the_key_or_makes_sen
             config = _with(base if key != ("input", "type") else BASE, key, value)
             outcomes[key, repr(value)] = _refused_naming_or_sane(config, key)
     refused = sum(1 for o in outcomes.values() if o == "error")
-    assert len(outcomes) == len(KEYS) * len(HOSTILE) == 37 * 37
+    assert len(outcomes) == len(KEYS) * len(HOSTILE) == 38 * 37
     assert refused >= 1000   # most hostile values are wrong for most keys
     # the NaN and the huge values a JSON schema cannot bound by itself
     for key in ("run_invocation_timeout", "init_timeout", "allowed_failed_percent"):
@@ -148,7 +148,7 @@ def test_an_unknown_key_is_refused_naming_it(parent, name):
 
 
 def test_every_schema_key_is_fuzzed():
-    assert len(KEYS) == 37
+    assert len(KEYS) == 38
 
 
 NAME_TEXT = st.text(st.sampled_from(list("aZ09._-/\\ $`;\n") + ["é", "\x00"]), min_size=0, max_size=12)

@@ -102,6 +102,7 @@ class RunnerSpec:
     storage_options: dict = dataclasses.field(default_factory=dict)
     prefetch_bytes: int = 256 * 1024 ** 2
     reuse_items: bool = True
+    balance_shards: bool = True
 
 
 @_json_spec
@@ -425,6 +426,7 @@ def plan_run(config: dict, cores: int | None) -> RunPlan:
         storage_options=storage_options,
         prefetch_bytes=parse_prefetch_bytes(inp.get("prefetch_bytes", "256MB")),
         reuse_items=bool(config["reuse_items"]),
+        balance_shards=bool(config["balance_shards"]),
     )
     gather = GatherSpec(
         run_name=run_name,

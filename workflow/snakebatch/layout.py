@@ -20,6 +20,7 @@ are the zero-padded ``shard_id`` (``"00003"``).
     shards/shard-NNNNN.unfinished          left by a shard that stopped early (runs again)
     minibatches/{k[:2]}/{k}.json|.parquet  the durable result of every finished mini-batch
     progress/shard-NNNNN.json              each shard's progress in the current invocation
+    claims/{invocation}/                   who computes which mini-batch, hand-offs (``claims``)
     specs/{partition,runner,gather}.json   the stages' settings, written when the run starts jobs
     specs/config.yaml                      the whole config the run used (the report shows it)
     report/                                the files of ``snakemake --report`` (snakebatch.reporting)
@@ -185,6 +186,11 @@ class RunLayout:
 
     def progress(self, shard: int | str) -> str:
         return self._join("progress", f"shard-{_name(shard)}.json")
+
+    @property
+    def claims_dir(self) -> str:
+        """The claims and hand-offs of balanced shards, one folder per invocation (``claims``)."""
+        return self._join("claims")
 
     @property
     def modules_record(self) -> str:

@@ -271,7 +271,14 @@ class ShardProgress:
     TOP_ERRORS). ``state`` is one of SHARD_STATES. Times are ``time.time()`` seconds:
     ``started_at`` (shard start), ``progress_at`` (the last finished mini-batch, or the start),
     ``updated_at`` (this record). ``host`` and ``pid`` name the runner process;
-    ``run_invocation_timeout`` (seconds) is what the status command's stall rule is based on."""
+    ``run_invocation_timeout`` (seconds) is what the status command's stall rule is based on.
+
+    With ``balance_shards`` a record counts the work its shard job did: ``stolen_mini_batches``
+    and ``stolen_items`` are those it computed (or reused) for busy shards, included in the
+    ``done_*``, ``succeeded_items``, ``failed_*`` and ``reused_mini_batches`` counts; the owner
+    takes their results into its shard file without counting them again
+    (``adopted_mini_batches``), so the sums over the records of an invocation count every
+    mini-batch once and end at the run's totals."""
 
     invocation: str
     shard: int
@@ -294,6 +301,9 @@ class ShardProgress:
     pid: int = 0
     run_invocation_timeout: float = 0.0
     top_errors: tuple[tuple[str, int], ...] = ()
+    stolen_mini_batches: int = 0
+    stolen_items: int = 0
+    adopted_mini_batches: int = 0
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self))

@@ -40,6 +40,7 @@ from .config import RunnerSpec
 from .devices import lease_gpus, thread_environment
 from .entry import MiniBatchContext, WorkerContext
 from . import progress
+from .claims import CLAIM_MARGIN_S, Claim, ClaimBoard, remove_other_invocations
 from .errors import EntryScriptError, ManifestError, SnakebatchError, WorkerDied
 from .kinds import get_kind
 from .layout import RunLayout
@@ -75,6 +76,25 @@ class _Part:
         return _Part(self.lines + other.lines, self.succeeded + other.succeeded, self.failures + other.failures,
                      self.tries + other.tries, self.cpu_s + other.cpu_s, self.headers + other.headers,
                      self.ipcs + other.ipcs)
+
+
+class _InOrder:
+    """Results of a shard's mini-batches, passed on (``emit``) in manifest order: a result that
+    comes before an earlier one (a busy shard's hand-off still awaited) waits here, lines and
+    all, until the ones before it are in. ``indices``: the manifest's mini-batch indices, in order."""
+
+    def __init__(self, indices: list[int], emit) -> None:
+        self._indices = indices
+        self._emit = emit
+        self._next = 0
+        self._waiting: dict[int, MiniBatchResult] = {}
+
+    def put(self, result: MiniBatchResult) -> None:
+        """Add ``result``; emit it and every waiting one that now follows in order."""
+        self._waiting[result.index] = result
+        while self._next < len(self._indices) and self._indices[self._next] in self._waiting:
+            self._emit(self._waiting.pop(self._indices[self._next]))
+            self._next += 1
 
 
 class _StopEarly(Exception):
@@ -121,6 +141,13 @@ class ShardRunner:
         self._prefetched: str | None = None  # key of the mini-batch whose load was sent ahead
         self._looked_up: tuple[str, MiniBatchResult | None] | None = None  # (key, store.load of it)
         self.item_index = ItemIndex(store.root) if store is not None else None
+        self.claims: ClaimBoard | None = None  # balance_shards: who computes which mini-batch
+        self._holding: Claim | None = None  # the claim of the mini-batch being computed
+        self._beat_at = 0.0
+        self._victims: dict[int, tuple] = {}  # shard -> its manifest's mini-batches (stealing)
+        self._tails: dict[int, int] = {}  # shard -> position of its last mini-batch maybe unclaimed
+        self._stolen_mini_batches = self._stolen_items = self._adopted = 0
+        self._done_items = 0
 
     def _note_modules(self) -> None:
         if self.store is not None and self.worker.modules:
@@ -160,6 +187,7 @@ class ShardRunner:
         """One run() of ``items`` (positions in the mini-batch's materialised input); a worker
         that does not hold that input (a new worker) reads it first."""
         self._ensure_worker()
+        self._beat(force=True)
         if self.worker.loaded != mini_batch.key:
             outcome = self.worker.load(mini_batch.key, mini_batch.to_json(), self.spec.run_invocation_timeout)
             if not outcome.ok:
@@ -168,7 +196,7 @@ class ShardRunner:
         context = MiniBatchContext(minibatch_index=mini_batch.index, global_row_index_lower_bound=first_item,
                                    partition_key_value=kind.partition_key_value(mini_batch),
                                    dataset=kind.dataset(mini_batch, list(items)))
-        interrupt = self._breached_elsewhere if self._watching else None
+        interrupt = self._poll if self._watching or self._holding is not None else None
         self._prefetch()
         outcome = self.worker.call(tuple(items), context, self.spec.run_invocation_timeout, interrupt=interrupt,
                                    loaded=mini_batch.key)
@@ -282,6 +310,7 @@ class ShardRunner:
         what = get_kind(mini_batch.kind).describe(mini_batch)
         for attempt in range(1, self.spec.run_max_try + 1):
             self._ensure_worker()
+            self._beat(force=True)
             tries += 1
             outcome = self.worker.load(mini_batch.key, mini_batch.to_json(), self.spec.run_invocation_timeout)
             cpu_s += outcome.cpu_s
@@ -358,16 +387,36 @@ class ShardRunner:
         return identities if identities is not None and len(identities) == count else None
 
     def _shard_identities(self) -> list:
-        """The item identities of every mini-batch of this shard the store does not hold (read
-        once, on the first item-index lookup, so the index keeps only what this shard may ask for)."""
+        """The item identities of every mini-batch the store does not hold of this shard and of
+        the busy shards it took mini-batches from (read on the first item-index lookup and when
+        a mini-batch of a new busy shard asks, so the index keeps only what this job may ask for)."""
         out = []
-        for mini_batch in (self._manifest.mini_batches if self._manifest is not None else ()):
+        own = self._manifest.mini_batches if self._manifest is not None else ()
+        for mini_batch in [*own, *(mb for batches in self._victims.values() for mb in batches)]:
             if not self.store.holds(mini_batch):
                 out.extend(i for i in (get_kind(mini_batch.kind).item_identities(mini_batch) or ()) if i)
         return out
 
     def _thresholds_set(self) -> bool:
         return thresholds_set(self.spec)
+
+    BEAT_EVERY_S = 5.0  # how often a claim's heartbeat is refreshed while run() works on its mini-batch
+
+    def _beat(self, force: bool = False) -> None:
+        """Refresh the heartbeat of the claim this shard job holds (see claims.ClaimBoard): before
+        each try, and at most every BEAT_EVERY_S seconds while run() works."""
+        if self._holding is None or self.claims is None:
+            return
+        now = time.monotonic()
+        if force or now - self._beat_at >= self.BEAT_EVERY_S:
+            self._beat_at = now
+            self.claims.heartbeat(self._holding)
+
+    def _poll(self) -> bool:
+        """Asked every second while run() works: refresh the claim's heartbeat; True when the run
+        stopped early meanwhile (``_breached_elsewhere``)."""
+        self._beat()
+        return self._watching and self._breached_elsewhere()
 
     def _breached_elsewhere(self) -> bool:
         """While run() works on a mini-batch: have the failures of all shards exceeded a threshold
@@ -402,7 +451,9 @@ class ShardRunner:
             total_mini_batches=manifest.total_mini_batches, state=state, started_at=self._started_at,
             progress_at=self._progress_at or self._started_at, updated_at=now, host=socket.gethostname(),
             pid=os.getpid(), run_invocation_timeout=self.spec.run_invocation_timeout,
-            top_errors=tuple(self._error_counts.most_common(progress.TOP_ERRORS)))
+            top_errors=tuple(self._error_counts.most_common(progress.TOP_ERRORS)),
+            stolen_mini_batches=self._stolen_mini_batches, stolen_items=self._stolen_items,
+            adopted_mini_batches=self._adopted)
         self._mine = mine
         if state == "running" and not force and now - self._published_at < self.PUBLISH_EVERY_S:
             return mine
@@ -447,7 +498,12 @@ class ShardRunner:
 
     def run(self, manifest: ShardManifest) -> list[MiniBatchResult]:
         """Run the mini-batches of ``manifest`` in order, all of them unless it stops early (see
-        the class doc); stops the worker at the end."""
+        the class doc); stops the worker at the end. With ``balance_shards`` (and ``run_dir``)
+        each mini-batch is claimed first (``claims.ClaimBoard``); one another shard job claimed
+        is taken from its hand-off instead; when this shard's own are done, unstarted
+        mini-batches of busy shards are computed and handed off (``_steal``), then the hand-offs
+        of this shard's are waited for (``_await``). The result file gets every result of this
+        shard's manifest in order either way."""
         results = self.results = []  # also what a run that raised had finished
         self.shard = manifest.shard
         self._manifest = manifest
@@ -457,9 +513,17 @@ class ShardRunner:
         self._error_counts = collections.Counter()
         self._started_at, self._progress_at, self._published_at = time.time(), 0.0, 0.0
         self._watching = self.run_dir is not None and self._thresholds_set()
-        start = time.monotonic()
-        done_items = 0
-        shard_items = self._shard_items = sum(mb.count for mb in manifest.mini_batches)
+        self._stolen_mini_batches = self._stolen_items = self._adopted = self._done_items = 0
+        self._victims, self._tails = {}, {}
+        self.claims = None
+        if self.run_dir is not None and self.spec.balance_shards:
+            remove_other_invocations(self.run_dir, self.invocation)
+            self.claims = ClaimBoard(self.run_dir, self.invocation, manifest.shard,
+                                     self.spec.run_invocation_timeout + CLAIM_MARGIN_S)
+        self._start = time.monotonic()
+        self._shard_items = sum(mb.count for mb in manifest.mini_batches)
+        in_order = _InOrder([mb.index for mb in manifest.mini_batches], self._emit)
+        pending: list[MiniBatch] = []  # this shard's mini-batches another shard job holds
         finished = False
         state = "interrupted"  # what the last record says when this raises (a signal, an exception)
         try:
@@ -468,30 +532,24 @@ class ShardRunner:
                 self._next = manifest.mini_batches[number] if number < len(manifest.mini_batches) else None
                 if self.stopped_early:
                     break
-                try:
-                    result = self.run_mini_batch(mini_batch)
-                except _StopEarly:  # another shard's failures went over a threshold meanwhile
-                    log.warning("mini-batch %d interrupted: the run stopped early", mini_batch.index)
+                if self.claims is not None:
+                    adopted = self._adopt(mini_batch)  # an earlier attempt's mini-batch another shard finished
+                    if adopted is not None:
+                        in_order.put(adopted)
+                        continue
+                    self._holding = self.claims.claim(mini_batch.index)
+                    if self._holding is None:  # another shard job took it: its hand-off comes later
+                        pending.append(mini_batch)
+                        continue
+                    self._note_takeover(mini_batch)
+                if not self._compute(mini_batch, in_order):
                     break
-                if self.on_result is not None:  # written out now; keep only the counts in memory
-                    self.on_result(result)
-                    result = dataclasses.replace(result, lines=())
-                results.append(result)
-                self._tally.add(result)
-                self._progress_at = time.time()
-                for failure in result.failures:
-                    self._error_counts[_error_message(failure.error)] += 1
-                done_items += result.item_count
-                elapsed = time.monotonic() - start - self.start_s  # worker starts (init()) excluded
-                rate = done_items / elapsed if elapsed > 0 else 0.0
-                eta = (shard_items - done_items) / rate if rate > 0 else 0.0
-                log.info("mini-batch %d: %d item(s), %d succeeded, %d failed, %s, wall %.3f s, cpu %.3f s "
-                         "(%d/%d in shard, %d/%d items, %.1f items/s, ETA %.0f s)",
-                         mini_batch.index, result.item_count, result.succeeded, result.failed,
-                         "reused" if result.reused else f"{result.tries} tr{'y' if result.tries == 1 else 'ies'}",
-                         0.0 if result.reused else result.duration_s, 0.0 if result.reused else result.cpu_s,
-                         number, len(manifest.mini_batches), done_items, shard_items, rate, eta)
-                self.stopped_early = self._check_early_stop(manifest, new_failure=result.failed > 0)
+            if self.claims is not None and not self.stopped_early:
+                self._next = None
+                self._steal(manifest)
+                for mini_batch in pending:
+                    if self.stopped_early or not self._await(mini_batch, in_order):
+                        break
             if self.stopped_early and len(results) == len(manifest.mini_batches):
                 self.stopped_early = None  # the threshold broke with this shard's last mini-batch: it did all
             if self.stopped_early:
@@ -502,6 +560,7 @@ class ShardRunner:
             state = "failed"
             raise
         finally:
+            self._holding = None
             try:
                 if self.store is not None:
                     self.store.commit()  # the results of this shard's last group reach the disk
@@ -516,6 +575,168 @@ class ShardRunner:
                 else:
                     self.worker.kill()
         return results
+
+    def _emit(self, result: MiniBatchResult) -> None:
+        """Take ``result`` (the next of this shard's manifest, in order) into the shard's results."""
+        if self.on_result is not None:  # written out now; keep only the counts in memory
+            self.on_result(result)
+            result = dataclasses.replace(result, lines=())
+        self.results.append(result)
+
+    def _compute(self, mini_batch: MiniBatch, in_order: _InOrder | None = None, owner: int | None = None) -> bool:
+        """Run ``mini_batch`` under the claim ``_holding`` (if any) and count it; with
+        ``in_order`` its result goes to this shard's results, else (``owner``: a busy shard's
+        mini-batch) it is handed off. False when the run stopped early meanwhile."""
+        try:
+            result = self.run_mini_batch(mini_batch)
+        except _StopEarly:  # another shard's failures went over a threshold meanwhile
+            log.warning("mini-batch %d interrupted: the run stopped early", mini_batch.index)
+            return False
+        finally:
+            claim, self._holding = self._holding, None
+        if owner is not None and not self.claims.hand_off(claim, result.to_json()):
+            log.warning("mini-batch %d of shard %d: its claim was taken over while it ran (no sign of life for "
+                        "over %g s); the result is dropped, shard %d computes it", mini_batch.index, owner,
+                        self.claims.stale_after_s, owner)
+            return True
+        self._count(result, mini_batch, owner)
+        if in_order is not None:
+            in_order.put(result)
+        return True
+
+    def _count(self, result: MiniBatchResult, mini_batch: MiniBatch, owner: int | None) -> None:
+        """Add a result this shard job computed or reused (for itself, or for shard ``owner``)
+        to its tally and progress record, log it, and check for an early stop."""
+        manifest = self._manifest
+        self._tally.add(result)
+        self._progress_at = time.time()
+        for failure in result.failures:
+            self._error_counts[_error_message(failure.error)] += 1
+        self._done_items += result.item_count
+        if owner is not None:
+            self._stolen_mini_batches += 1
+            self._stolen_items += result.item_count
+        elapsed = time.monotonic() - self._start - self.start_s  # worker starts (init()) excluded
+        rate = self._done_items / elapsed if elapsed > 0 else 0.0
+        own_left = self._shard_items - (self._done_items - self._stolen_items)
+        eta = max(0, own_left) / rate if rate > 0 else 0.0
+        where = f" of shard {owner} (taken from a busy shard)" if owner is not None else ""
+        log.info("mini-batch %d%s: %d item(s), %d succeeded, %d failed, %s, wall %.3f s, cpu %.3f s "
+                 "(%d/%d in shard, %d/%d items, %.1f items/s, ETA %.0f s)",
+                 mini_batch.index, where, result.item_count, result.succeeded, result.failed,
+                 "reused" if result.reused else f"{result.tries} tr{'y' if result.tries == 1 else 'ies'}",
+                 0.0 if result.reused else result.duration_s, 0.0 if result.reused else result.cpu_s,
+                 self._tally.mini_batches, len(manifest.mini_batches), self._done_items, self._shard_items, rate, eta)
+        self.stopped_early = self._check_early_stop(manifest, new_failure=result.failed > 0)
+
+    def _adopt(self, mini_batch: MiniBatch) -> MiniBatchResult | None:
+        """The result another shard job handed off for this shard's ``mini_batch``, or None.
+        Not counted again: that job's progress record counts it."""
+        text = self.claims.handed_off(mini_batch.index)
+        if text is None:
+            return None
+        try:
+            result = MiniBatchResult.from_json(text)
+        except (ValueError, KeyError, TypeError):
+            return None  # torn by a machine crash: its claim's holder is judged as usual
+        if (result.index, result.key) != (mini_batch.index, mini_batch.key):
+            return None
+        self._adopted += 1
+        log.info("mini-batch %d: computed by another shard job (%s), taken into this shard's results",
+                 mini_batch.index, result.agent_name)
+        return result
+
+    def _note_takeover(self, mini_batch: MiniBatch) -> None:
+        """Log it when the claim just made took over a void one (claims.ClaimBoard.took_over)."""
+        if self.claims.took_over is not None:
+            log.warning("mini-batch %d: claimed again, computed here: %s", mini_batch.index, self.claims.took_over)
+
+    AWAIT_POLL_S = 0.5  # the longest pause between looks at a hand-off this shard waits for
+
+    def _await(self, mini_batch: MiniBatch, in_order: _InOrder) -> bool:
+        """Wait for the hand-off of this shard's ``mini_batch``, which another shard job claimed;
+        when that claim becomes void (its holder died, see claims) take it over and compute it
+        here. The shard file is never finished without it. False when the run stopped early."""
+        delay = 0.01
+        while True:
+            adopted = self._adopt(mini_batch)
+            if adopted is not None:
+                in_order.put(adopted)
+                return True
+            claim = self.claims.claim(mini_batch.index)
+            if claim is not None:
+                adopted = self._adopt(mini_batch)  # handed off just before its holder ended
+                if adopted is not None:
+                    in_order.put(adopted)
+                    return True
+                self._note_takeover(mini_batch)
+                self._holding = claim
+                return self._compute(mini_batch, in_order)
+            self.stopped_early = self._check_early_stop(self._manifest, new_failure=False)
+            if self.stopped_early:
+                return False
+            time.sleep(delay)
+            delay = min(delay * 2, self.AWAIT_POLL_S)
+
+    def _steal(self, manifest: ShardManifest) -> None:
+        """While this invocation's busy shard jobs have unclaimed mini-batches: claim the last of
+        the one with the most (``_next_steal``), compute it, hand it off."""
+        while not self.stopped_early:
+            found = self._next_steal()
+            if found is None:
+                return
+            owner, mini_batch, self._holding = found
+            if not self._compute(mini_batch, owner=owner):
+                return
+
+    def _victim(self, shard: int) -> tuple:
+        """The mini-batches of ``shard``'s manifest (read once; () when unreadable)."""
+        if shard not in self._victims:
+            try:
+                self._victims[shard] = ShardManifest.read(RunLayout(self.run_dir).manifest(shard)).mini_batches
+            except (OSError, SnakebatchError, ValueError, KeyError, TypeError) as exc:
+                log.warning("shard %d's manifest cannot be read, nothing taken from it: %s", shard, exc)
+                self._victims[shard] = ()
+        return self._victims[shard]
+
+    def _unclaimed(self, shard: int) -> tuple[int, int]:
+        """``(count, position)`` of the unclaimed mini-batches of busy ``shard``: its owner claims
+        from the front, takers from the end, so they are the run between; ``position`` is the
+        last of them (one stat per claimed mini-batch from the end, then a binary search)."""
+        batches = self._victim(shard)
+        tail = self._tails.get(shard, len(batches) - 1)
+        while tail >= 0 and self.claims.was_claimed(batches[tail].index):
+            tail -= 1
+        self._tails[shard] = tail
+        low, high = 0, max(tail, 0)
+        while low < high:
+            middle = (low + high) // 2
+            if self.claims.was_claimed(batches[middle].index):
+                low = middle + 1
+            else:
+                high = middle
+        return (tail - low + 1 if tail >= 0 else 0), tail
+
+    def _next_steal(self) -> tuple[int, MiniBatch, Claim] | None:
+        """Claim the last unclaimed mini-batch of the running shard job (this invocation's
+        progress records) with the most unclaimed ones: ``(shard, mini_batch, claim)``, or None
+        when no running shard has any."""
+        while True:
+            busy = [r.shard for r in progress.invocation_progress(self.run_dir, self.invocation)
+                    if r.state == "running" and r.shard != self.shard]
+            best = None
+            for shard in busy:
+                count, tail = self._unclaimed(shard)
+                if count > 0 and (best is None or count > best[0]):
+                    best = (count, shard, tail)
+            if best is None:
+                return None
+            _, shard, tail = best
+            mini_batch = self._victim(shard)[tail]
+            self._tails[shard] = tail - 1
+            claim = self.claims.claim(mini_batch.index, take_over=False)
+            if claim is not None:
+                return shard, mini_batch, claim
 
 
 def _error_message(error: str, limit: int = 200) -> str:

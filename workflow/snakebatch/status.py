@@ -88,11 +88,14 @@ def _totals_from_manifest(layout: RunLayout) -> tuple[int, int]:
     return int(data.get("total_mini_batches", 0)), int(data.get("total_items", 0))
 
 
-def _durable_counts(layout: RunLayout, shard: int) -> tuple[int, int, int] | None:
+def _durable_counts(layout: RunLayout, shard: int, invocation: str = "") -> tuple[int, int, int] | None:
     """(mini-batches, items, succeeded items) of ``shard`` whose results the mini-batch store
     holds for the current runner settings: what a shard killed between two progress records
-    finished for sure (its record lags by at most ShardRunner.PUBLISH_EVERY_S). None when the
-    run folder lacks what that takes (the runner spec, the manifest, the entry script)."""
+    finished for sure (its record lags by at most ShardRunner.PUBLISH_EVERY_S). Its mini-batches
+    another shard job claimed in ``invocation`` (balance_shards) are left out: that job's record
+    counts them. None when the run folder lacks what that takes (the runner spec, the manifest,
+    the entry script)."""
+    from .claims import ClaimBoard
     from .config import RunnerSpec
     from .manifest import ShardManifest
     from .store import MiniBatchStore
@@ -104,8 +107,12 @@ def _durable_counts(layout: RunLayout, shard: int) -> tuple[int, int, int] | Non
         store = MiniBatchStore(layout.store_dir, spec, layout.root)
     except (OSError, ValueError, TypeError, KeyError, SnakebatchError):
         return None
+    claims = ClaimBoard(layout.root, invocation, shard, 0.0, create=False)
     mini_batches = items = succeeded = 0
     for mini_batch in manifest.mini_batches:
+        newest = claims.current(mini_batch.index) if invocation else None
+        if newest is not None and newest[1] is not None and newest[1].shard != shard:
+            continue
         result = store.load(mini_batch)
         if result is not None:
             mini_batches, items, succeeded = mini_batches + 1, items + result.item_count, succeeded + result.succeeded
@@ -117,7 +124,7 @@ def _recounted(layout: RunLayout, record: progress.ShardProgress) -> progress.Sh
     (failed mini-batches are not stored: the record's failures are kept)."""
     import dataclasses
 
-    counts = _durable_counts(layout, record.shard)
+    counts = _durable_counts(layout, record.shard, record.invocation)
     if counts is None:
         return record
     mini_batches, items, succeeded = counts
@@ -144,7 +151,9 @@ def run_status(run_dir: str, now: float | None = None, stall_margin_s: float = S
     ``stalled_shards`` (shard numbers); ``shards``: per shard ``shard``, ``state`` (running,
     done, stopped, failed, interrupted, lost), ``stalled``, ``done_mini_batches``,
     ``shard_mini_batches``, ``done_items``, ``shard_items``, ``failed_items``, ``host``,
-    ``pid``, ``quiet_s`` (seconds since its last finished mini-batch); a lost shard's counts are
+    ``pid``, ``quiet_s`` (seconds since its last finished mini-batch), ``stolen_mini_batches``
+    (computed for busy shards, in its counts) and ``adopted_mini_batches`` (its own that another
+    shard job computed and counts: ``balance_shards``); a lost shard's counts are
     those of its durable results in the mini-batch store when they are more (its last record
     lags by at most a second); ``top_errors``: up to 10
     ``{"message", "count"}`` by count (errors.jsonl once gathered, else the shards' records, each
@@ -169,7 +178,9 @@ def run_status(run_dir: str, now: float | None = None, stall_margin_s: float = S
                        "done_mini_batches": record.done_mini_batches,
                        "shard_mini_batches": record.shard_mini_batches, "done_items": record.done_items,
                        "shard_items": record.shard_items, "failed_items": record.failed_items,
-                       "host": record.host, "pid": record.pid, "quiet_s": round(max(0.0, quiet), 3)})
+                       "host": record.host, "pid": record.pid, "quiet_s": round(max(0.0, quiet), 3),
+                       "stolen_mini_batches": record.stolen_mini_batches,
+                       "adopted_mini_batches": record.adopted_mini_batches})
         if is_stalled:
             stalled.append(record.shard)
         for message, count in record.top_errors:
@@ -239,6 +250,10 @@ def format_status(status: dict) -> str:
         lines.append(f"  shard {shard['shard']:05d}  {state:<11} {shard['done_mini_batches']}/"
                      f"{shard['shard_mini_batches']} mini-batches, {shard['done_items']}/{shard['shard_items']} items, "
                      f"{shard['failed_items']} failed, last progress {clock(shard['quiet_s'])} ago"
+                     + (f", {shard['stolen_mini_batches']} taken from busy shards" if shard.get("stolen_mini_batches")
+                        else "")
+                     + (f", {shard['adopted_mini_batches']} computed by other shards"
+                        if shard.get("adopted_mini_batches") else "")
                      + (f" ({shard['host']} pid {shard['pid']})" if shard["state"] == "running" else ""))
     if status["stalled_shards"]:
         lines.append(f"Stalled: shard(s) {', '.join(str(s) for s in status['stalled_shards'])} finished no "

@@ -223,6 +223,7 @@ class ItemIndex:
         self._fingerprint: str | None = None
         self._handle = None
         self._known: dict[str, str] | None = None
+        self._kept: set = set()  # the identities the last read kept (asked for or wanted)
 
     def folder(self, fingerprint: str) -> str:
         """Where the index files of ``fingerprint`` (hex runner fingerprint) live."""
@@ -231,20 +232,23 @@ class ItemIndex:
     def _use(self, fingerprint: str) -> None:
         if fingerprint != self._fingerprint:
             self.close()
-            self._fingerprint, self._known = fingerprint, None
+            self._fingerprint, self._known, self._kept = fingerprint, None, set()
 
     def lookup(self, fingerprint: str, identities, wanted) -> dict[int, str]:
         """{position: line} for the entries of ``identities`` (hex digests or None, by position)
         that an earlier run indexed under ``fingerprint``. ``wanted``: a callable giving every
-        identity the caller may ask for (read once, on the first lookup), or None for just these."""
+        identity the caller may ask for (read on the first lookup, and again when a lookup asks for
+        identities the last read did not keep: a mini-batch taken from another shard), or None
+        for just these."""
         self._use(fingerprint)
-        if self._known is None:
+        asked = {i for i in identities if i}
+        if self._known is None or (self._kept and not asked <= self._kept):
             files = self._files()
             if not files:  # nothing indexed yet (a first run): ``wanted`` is not worth its stats
                 self._known = {}
             else:
-                keep = set(wanted() if wanted is not None else ()) | {i for i in identities if i}
-                self._known = self._read(files, keep)
+                self._kept = set(wanted() if wanted is not None else ()) | asked | self._kept
+                self._known = self._read(files, self._kept)
         return {position: self._known[identity] for position, identity in enumerate(identities)
                 if identity is not None and identity in self._known}
 
