@@ -4,6 +4,7 @@
     python scripts/benchmark.py tables    [--rows 10000000] [--files 4] [--repeat 2] [--cores 2]
     python scripts/benchmark.py partition [--files 1000000] [--cores 2]
     python scripts/benchmark.py gather    [--lines 10000000] [--cores 2]
+    python scripts/benchmark.py skew      [--items 240] [--mini-batch-size 10] [--repeat 2] [--cores 2]
     (every sub-command: [--json FILE] [--keep DIR] [--peers a,b,c])
 
 Each sub-command generates its data in a temporary folder (``--keep DIR``: in DIR, kept), runs its
@@ -25,6 +26,12 @@ table of the medians and writes every figure as JSON (``--json``, default
 - ``tables``: ``--rows`` rows as ``--files`` CSV and Parquet files (``scripts/benchmark_tabular.py``'s
   data). Cases: snakebatch with an identity entry script CSV -> csv and Parquet -> parquet, against
   pandas reading and writing the same files in this one process.
+- ``skew``: ``--items`` small files whose item costs ``--slow`` s (the last half of the sorted
+  order) or ``--fast`` s (the first half; run() sleeps that long per item), on ``--cores`` shards
+  with ``mini_batch_size`` ``--mini-batch-size`` (issue 14 item 4). Cases: snakebatch on the
+  skewed files; the same with ``balance_shards: false`` (contiguous shards only); snakebatch on
+  the same costs interleaved (fast, slow, fast, ...), which contiguous shards split evenly.
+  Prints the walls and the ratio skewed / interleaved (target <= 1.15).
 - ``partition``: ``--files`` empty files in one folder; one snakebatch run (trivial entry script,
   ``mini_batch_size`` 1000): time to the end of partition (parse-time listing included) and peak
   RSS of the main snakemake process and of the partition job.
@@ -502,6 +509,79 @@ def bench_gather(args, work: str) -> dict:
     return {"settings": {"lines": args.lines, "cores": args.cores}, "run": out}
 
 
+# ------------------------------------------------------------------------------- skew
+SKEW_SCRIPT = """
+import os, time
+
+def run(mini_batch):
+    out = []
+    for path in mini_batch:
+        with open(path) as handle:
+            cost = float(handle.read())
+        time.sleep(cost)
+        out.append(f"{os.path.basename(path)} {cost:g}")
+    return out
+"""
+
+
+def bench_skew(args, work: str) -> dict:
+    """Skewed item costs (issue 14 item 4): balanced shards against the interleaved costs."""
+    half = args.items // 2
+
+    def make(order):
+        def write_costs(tmp):
+            for i in range(args.items):
+                slow = (i >= half) if order == "skewed" else (i % 2 == 1)
+                with open(os.path.join(tmp, f"item-{i:05d}.txt"), "w", encoding="utf-8") as handle:
+                    handle.write(f"{args.slow if slow else args.fast:g}")
+        return write_costs
+
+    data = {order: generated(os.path.join(work, f"skew-{order}-{args.items}"), make(order))
+            for order in ("skewed", "interleaved")}
+    root = os.path.join(work, "wf")
+    copy_workflow(root)
+    script = os.path.join(work, "skew_cost.py")
+    with open(script, "w", encoding="utf-8") as handle:
+        handle.write(SKEW_SCRIPT)
+
+    def expected(order):
+        return "".join(f"item-{i:05d}.txt {args.slow if ((i >= half) if order == 'skewed' else (i % 2 == 1)) else args.fast:g}\n"
+                       for i in range(args.items))
+
+    def case(order, balance):
+        def go():
+            config = {"run_name": f"bench-skew-{order}", "input": {"path": data[order]}, "entry_script": script,
+                      "mini_batch_size": args.mini_batch_size, "node_count": 1, "process_count_per_node": args.cores,
+                      "allow_reuse": False, "balance_shards": balance, "logging_level": "WARNING"}
+            out = run_snakebatch(root, config, args.cores, f"skew-{order}-{balance}")
+            with open(out["merged"], encoding="utf-8") as handle:
+                out["ok"] = out["returncode"] == 0 and handle.read() == expected(order)
+            return out
+        return go
+
+    cases = {"skewed, balance_shards true": case("skewed", True),
+             "skewed, balance_shards false": case("skewed", False),
+             "interleaved, balance_shards true": case("interleaved", True)}
+    report = run_cases(cases, args.repeat, args.items, "interleaved, balance_shards true", "items",
+                       {"items": args.items, "fast_s": args.fast, "slow_s": args.slow,
+                        "mini_batch_size": args.mini_batch_size, "shards": args.cores, "cores": args.cores})
+    walls = {row["case"]: row["median_s"] for row in report["rows"]}
+    ratio = walls["skewed, balance_shards true"] / walls["interleaved, balance_shards true"]
+    before = walls["skewed, balance_shards false"] / walls["interleaved, balance_shards true"]
+    print(f"skewed {walls['skewed, balance_shards true']:.2f} s vs interleaved "
+          f"{walls['interleaved, balance_shards true']:.2f} s: ratio {ratio:.3f} (target <= 1.15); "
+          f"without balancing {walls['skewed, balance_shards false']:.2f} s: ratio {before:.3f}", flush=True)
+    shards = {name: statistics.median(r["stages_s"]["shards"] for r in runs if "stages_s" in r)
+              for name, runs in report["runs"].items() if any("stages_s" in r for r in runs)}
+    if len(shards) == 3:
+        print("shard stage alone (partition end to the last shard file; medians): " + ", ".join(
+            f"{name} {value:.2f} s" for name, value in shards.items()) + f"; ratio skewed / interleaved "
+            f"{shards['skewed, balance_shards true'] / shards['interleaved, balance_shards true']:.3f}", flush=True)
+        report["shards_s"] = {name: round(value, 2) for name, value in shards.items()}
+    report["ratio"], report["ratio_without_balancing"] = round(ratio, 3), round(before, 3)
+    return report
+
+
 # ------------------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -528,6 +608,11 @@ def main(argv: list[str] | None = None) -> int:
     part.add_argument("--mini-batch-size", type=int, default=1000)
     gather = sub.add_parser("gather", parents=[common], help="gather of many result lines")
     gather.add_argument("--lines", type=int, default=10_000_000)
+    skew = sub.add_parser("skew", parents=[common], help="skewed item costs: balanced shards vs interleaved costs")
+    skew.add_argument("--items", type=int, default=240)
+    skew.add_argument("--fast", type=float, default=0.01, help="seconds per item of the first half (default 0.01)")
+    skew.add_argument("--slow", type=float, default=0.1, help="seconds per item of the last half (default 0.1)")
+    skew.add_argument("--mini-batch-size", type=int, default=10)
     args = parser.parse_args(argv)
 
     work = args.keep or tempfile.mkdtemp(prefix="snakebatch-benchmark-")
@@ -535,7 +620,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"snakebatch benchmark {args.command}: work folder {work}; {os.cpu_count()} cores", flush=True)
     try:
         report = {"images": bench_images, "tables": bench_tables, "partition": bench_partition,
-                  "gather": bench_gather}[args.command](args, work)
+                  "gather": bench_gather, "skew": bench_skew}[args.command](args, work)
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)

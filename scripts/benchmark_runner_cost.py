@@ -1,7 +1,7 @@
 """Benchmark: what the shard runner itself costs per mini-batch, as a shard grows.
 
     python scripts/benchmark_runner_cost.py [--sizes 1000,10000,50000] [--items 2] [--fail-every 100]
-                                            [--tmp DIR]
+                                            [--tmp DIR] [--no-balance]
 
 Drives ``runner.ShardRunner.run`` over one shard of N mini-batches with an in-process fake worker
 (no process, no pipe: ``run()`` returns one line per item at once), a real mini-batch store and a
@@ -16,7 +16,8 @@ Prints the median and 90th percentile per size, in milliseconds, and the ratio o
 the smallest size's: a runner whose cost per mini-batch does not grow with the shard has ratios
 near 1 (target: within 30%). Figures, never assertions. Durable results are group-committed
 (``storage.GroupCommit``: one flush per second or per 256 results), so the disk's flush cost is
-shared; ``--tmp /dev/shm`` (tmpfs) leaves the runner's own cost.
+shared; ``--tmp /dev/shm`` (tmpfs) leaves the runner's own cost. ``balance_shards`` is on (each
+mini-batch is claimed: one file created, a heartbeat per try); ``--no-balance`` turns it off.
 """
 
 from __future__ import annotations
@@ -85,7 +86,8 @@ def percentile(ordered: list[float], fraction: float) -> float:
     return ordered[int(fraction * (len(ordered) - 1))]
 
 
-def time_shard(mini_batches: int, items: int, fail_every: int, tmp_root: str | None) -> tuple[list[float], float, int]:
+def time_shard(mini_batches: int, items: int, fail_every: int, tmp_root: str | None,
+               balance: bool = True) -> tuple[list[float], float, int]:
     """Run one shard of ``mini_batches`` mini-batches; return the seconds of each mini-batch, the
     shard's wall seconds and its failed items."""
     with tempfile.TemporaryDirectory(dir=tmp_root) as tmp:
@@ -106,7 +108,7 @@ def time_shard(mini_batches: int, items: int, fail_every: int, tmp_root: str | N
                           arguments=(), environment_variables={}, models={}, side_inputs={},
                           output_action="append_row", append_row_format="txt", run_invocation_timeout=60.0,
                           run_max_try=3, logging_level="INFO", allow_reuse=True,
-                          error_threshold=mini_batches * items, allowed_failed_percent=50.0)
+                          error_threshold=mini_batches * items, allowed_failed_percent=50.0, balance_shards=balance)
         with open(spec.entry_script, "w", encoding="utf-8") as handle:  # fingerprinted by the store
             handle.write("def init():\n    pass\n\ndef run(mini_batch):\n    return mini_batch\n")
         for folder in ("logs/user/error", "logs/sys/node"):
@@ -144,6 +146,7 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=2, help="items per mini-batch")
     parser.add_argument("--fail-every", type=int, default=100, help="one mini-batch in N holds a failing item (0: none)")
     parser.add_argument("--tmp", default=None, help="folder for the run folders (default: the system's temp folder)")
+    parser.add_argument("--no-balance", action="store_true", help="balance_shards false: no claims")
     args = parser.parse_args()
     sizes = [int(size) for size in args.sizes.split(",")]
     os.environ.setdefault(progress.INVOCATION_ENV, f"bench-{os.getpid()}")
@@ -152,7 +155,7 @@ def main() -> None:
           f"thresholds set, one failing item every {args.fail_every} mini-batches, in {args.tmp or tempfile.gettempdir()}")
     medians = {}
     for size in sizes:
-        samples, wall, failed = time_shard(size, args.items, args.fail_every, args.tmp)
+        samples, wall, failed = time_shard(size, args.items, args.fail_every, args.tmp, not args.no_balance)
         ordered = sorted(samples)
         medians[size] = statistics.median(ordered)
         print(f"  {size:>7} mini-batches: median {1000 * medians[size]:7.3f} ms   p90 "
