@@ -36,6 +36,8 @@ HELD = """
                 if {kill!r}:   # the runner that took this mini-batch first dies holding its claim
                     os.kill(os.getppid(), signal.SIGKILL)
                     os._exit(0)
+            if name == {fail!r}:
+                raise ValueError("bad " + name)
             out.append(name + ": " + open(path).read().strip())
         return out
 """
@@ -79,11 +81,11 @@ def _records(tmp_path, invocation):
     return {r.shard: r for r in progress.invocation_progress(str(tmp_path / "run"), invocation)}
 
 
-def _race(tmp_path, files, release_by, kill, invocation):
+def _race(tmp_path, files, release_by, kill, invocation, fail=""):
     """Run shard 1 (held at f04), then shard 0 once shard 1 claimed f04; returns both processes,
     ended, and the claims folder."""
     script = write(tmp_path / "held.py", HELD.format(release=str(tmp_path / "release"), release_by=release_by,
-                                                     kill=kill))
+                                                     kill=kill, fail=fail))
     spec_file = write(tmp_path / "spec.json", runner_spec(script, run_max_try=1).to_json())
     manifests = _two_shards(tmp_path, files)
     folder = tmp_path / "run" / "claims" / invocation
@@ -96,7 +98,7 @@ def _race(tmp_path, files, release_by, kill, invocation):
 
 
 def test_an_idle_shard_takes_the_end_of_a_busy_one_and_results_stay_in_order_once(tmp_path, files):
-    first, second, folder = _race(tmp_path, files, "f05.txt", False, "inv-steal")
+    first, second, folder = _race(tmp_path, files, "f05.txt", False, "inv-steal", fail="f06.txt")
     assert (first.returncode, second.returncode) == (0, 0)
     own, busy = _shard_file(tmp_path, 0), _shard_file(tmp_path, 1)
     assert [(r.index, r.agent_name) for r in own] == [(0, "process000"), (1, "process000"), (2, "process000"),
@@ -104,14 +106,17 @@ def test_an_idle_shard_takes_the_end_of_a_busy_one_and_results_stay_in_order_onc
     assert [(r.index, r.agent_name) for r in busy] == [(4, "process001"), (5, "process000"), (6, "process000"),
                                                        (7, "process000")]
     assert busy[3].started_at < busy[2].started_at < busy[1].started_at   # taken from the end: 7, 6, 5
-    assert [line for r in own + busy for line in r.lines] == [f"f{i:02d}.txt: {i}" for i in range(8)]
+    assert [line for r in own + busy for line in r.lines] == [f"f{i:02d}.txt: {i}" for i in range(8) if i != 6]
+    [failure] = busy[2].failures     # computed by shard 0, named by the shard it belongs to
+    assert (failure.item, failure.mini_batch, failure.shard, failure.error) == (files[6], 6, 1, "ValueError: bad f06.txt")
     records = _records(tmp_path, "inv-steal")
-    assert [(r.state, r.done_mini_batches, r.done_items, r.stolen_mini_batches, r.stolen_items,
-             r.adopted_mini_batches) for r in records.values()] == [("done", 7, 7, 3, 3, 0), ("done", 1, 1, 0, 0, 3)]
+    assert [(r.state, r.done_mini_batches, r.done_items, r.failed_items, r.stolen_mini_batches, r.stolen_items,
+             r.adopted_mini_batches) for r in records.values()] == [("done", 7, 7, 1, 3, 3, 0),
+                                                                     ("done", 1, 1, 0, 0, 0, 3)]
     assert sum(r.done_mini_batches for r in records.values()) == 8     # the live view ends at 100%, not more
     assert sorted(os.listdir(folder)) == sorted([f"{i:09d}.0" for i in range(8)] + [
         f"{i:09d}.result.json" for i in (5, 6, 7)])
-    assert second.output.endswith("snakebatch runner: shard-00001.json: 4 mini-batch(es), 4 item(s), 0 failed, 0 reused\n")
+    assert second.output.endswith("snakebatch runner: shard-00001.json: 4 mini-batch(es), 4 item(s), 1 failed, 0 reused\n")
 
 
 def test_a_stealer_that_dies_holding_a_claim_leaves_it_to_the_owner(tmp_path, files):

@@ -45,7 +45,7 @@ import os
 import shutil
 import socket
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from .layout import RunLayout
 from .storage import replace_text_unsynced
@@ -69,7 +69,9 @@ class Claim:
     at: float
 
     def to_json(self) -> str:
-        return json.dumps({k: v for k, v in asdict(self).items() if k not in ("index", "generation")})
+        """The claim file's text (index and generation are in its name)."""
+        return json.dumps({"invocation": self.invocation, "shard": self.shard, "host": self.host, "pid": self.pid,
+                           "at": self.at})
 
     @classmethod
     def parse(cls, index: int, generation: int, text: str) -> Claim:
@@ -211,8 +213,10 @@ class ClaimBoard:
             fd = os.open(self.path(index, generation), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
             return None
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(claim.to_json())
+        try:
+            os.write(fd, claim.to_json().encode("utf-8", "surrogateescape"))
+        finally:
+            os.close(fd)
         return claim
 
     def claim(self, index: int, take_over: bool = True) -> Claim | None:

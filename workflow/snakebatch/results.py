@@ -17,7 +17,8 @@ class FailedItem:
     failed items are unknown), ``mini_batch`` (index), ``error`` (``"ExceptionType: message"``;
     snakebatch's own causes are ``MiniBatchTimeout``, ``WorkerDied``, ``ResultTypeError`` and
     ``ResultCountError``), ``traceback`` (text, may be empty), ``tries`` (calls made for it) and
-    ``shard`` (the shard job that ran it). Its errors.jsonl line (``to_json``) also splits
+    ``shard`` (the shard the mini-batch belongs to; with balance_shards another shard job may have
+    run it: its worker logs then hold the traceback too). Its errors.jsonl line (``to_json``) also splits
     ``error`` into ``exception`` and ``message``."""
 
     item: str | None

@@ -123,6 +123,7 @@ class ShardRunner:
         self._last_check = 0.0
         self.stopped_early: str | None = None
         self.shard = 0
+        self._owner = 0  # the shard whose mini-batch is computed (FailedItem.shard): this one, or a busy one
         self.on_result = None  # called with each finished MiniBatchResult, in order
         self.results: list[MiniBatchResult] = []
         self.start_s = 0.0  # seconds spent starting workers (import + init()): not a mini-batch's wall time
@@ -187,7 +188,7 @@ class ShardRunner:
         """One run() of ``items`` (positions in the mini-batch's materialised input); a worker
         that does not hold that input (a new worker) reads it first."""
         self._ensure_worker()
-        self._beat(force=True)
+        self._beat()
         if self.worker.loaded != mini_batch.key:
             outcome = self.worker.load(mini_batch.key, mini_batch.to_json(), self.spec.run_invocation_timeout)
             if not outcome.ok:
@@ -243,7 +244,7 @@ class ShardRunner:
     def _failure(self, position, mini_batch: MiniBatch, error: str, traceback: str, tries: int) -> FailedItem:
         """The FailedItem of the item at ``position`` (None: unknown, run() returned too few)."""
         item = None if position is None else get_kind(mini_batch.kind).describe_item(mini_batch, position)
-        return FailedItem(item, mini_batch.index, error, traceback, tries, shard=self.shard)
+        return FailedItem(item, mini_batch.index, error, traceback, tries, shard=self._owner)
 
     GIVE_UP_AFTER = 8  # items failing alone in a row, with no success yet in the mini-batch
 
@@ -310,7 +311,7 @@ class ShardRunner:
         what = get_kind(mini_batch.kind).describe(mini_batch)
         for attempt in range(1, self.spec.run_max_try + 1):
             self._ensure_worker()
-            self._beat(force=True)
+            self._beat()
             tries += 1
             outcome = self.worker.load(mini_batch.key, mini_batch.to_json(), self.spec.run_invocation_timeout)
             cpu_s += outcome.cpu_s
@@ -322,7 +323,7 @@ class ShardRunner:
             self._record_error(mini_batch, mini_batch.count, what, attempt, outcome)
             if not outcome.restart:
                 break
-        failure = FailedItem(what, mini_batch.index, outcome.error, outcome.traceback, tries, shard=self.shard)
+        failure = FailedItem(what, mini_batch.index, outcome.error, outcome.traceback, tries, shard=self._owner)
         return None, _Part([], 0, [failure], tries, cpu_s), ()
 
     def run_mini_batch(self, mini_batch: MiniBatch) -> MiniBatchResult:
@@ -403,8 +404,9 @@ class ShardRunner:
     BEAT_EVERY_S = 5.0  # how often a claim's heartbeat is refreshed while run() works on its mini-batch
 
     def _beat(self, force: bool = False) -> None:
-        """Refresh the heartbeat of the claim this shard job holds (see claims.ClaimBoard): before
-        each try, and at most every BEAT_EVERY_S seconds while run() works."""
+        """Refresh the heartbeat of the claim this shard job holds (see claims.ClaimBoard) when the
+        last one is BEAT_EVERY_S seconds old: before each try (after a worker start) and while
+        run() works, so a live holder's claim is never older than BEAT_EVERY_S + one call."""
         if self._holding is None or self.claims is None:
             return
         now = time.monotonic()
@@ -505,7 +507,7 @@ class ShardRunner:
         of this shard's are waited for (``_await``). The result file gets every result of this
         shard's manifest in order either way."""
         results = self.results = []  # also what a run that raised had finished
-        self.shard = manifest.shard
+        self.shard = self._owner = manifest.shard
         self._manifest = manifest
         if self.item_index is not None:
             self.item_index.shard = manifest.shard
@@ -533,15 +535,13 @@ class ShardRunner:
                 if self.stopped_early:
                     break
                 if self.claims is not None:
-                    adopted = self._adopt(mini_batch)  # an earlier attempt's mini-batch another shard finished
-                    if adopted is not None:
+                    adopted = self._claim_or_adopt(mini_batch)
+                    if adopted is not None:  # another shard job computed it (an earlier attempt of this one died)
                         in_order.put(adopted)
                         continue
-                    self._holding = self.claims.claim(mini_batch.index)
                     if self._holding is None:  # another shard job took it: its hand-off comes later
                         pending.append(mini_batch)
                         continue
-                    self._note_takeover(mini_batch)
                 if not self._compute(mini_batch, in_order):
                     break
             if self.claims is not None and not self.stopped_early:
@@ -587,13 +587,14 @@ class ShardRunner:
         """Run ``mini_batch`` under the claim ``_holding`` (if any) and count it; with
         ``in_order`` its result goes to this shard's results, else (``owner``: a busy shard's
         mini-batch) it is handed off. False when the run stopped early meanwhile."""
+        self._owner = owner if owner is not None else self.shard  # failures name the mini-batch's own shard
         try:
             result = self.run_mini_batch(mini_batch)
         except _StopEarly:  # another shard's failures went over a threshold meanwhile
             log.warning("mini-batch %d interrupted: the run stopped early", mini_batch.index)
             return False
         finally:
-            claim, self._holding = self._holding, None
+            claim, self._holding, self._owner = self._holding, None, self.shard
         if owner is not None and not self.claims.hand_off(claim, result.to_json()):
             log.warning("mini-batch %d of shard %d: its claim was taken over while it ran (no sign of life for "
                         "over %g s); the result is dropped, shard %d computes it", mini_batch.index, owner,
@@ -646,10 +647,26 @@ class ShardRunner:
                  mini_batch.index, result.agent_name)
         return result
 
-    def _note_takeover(self, mini_batch: MiniBatch) -> None:
-        """Log it when the claim just made took over a void one (claims.ClaimBoard.took_over)."""
-        if self.claims.took_over is not None:
-            log.warning("mini-batch %d: claimed again, computed here: %s", mini_batch.index, self.claims.took_over)
+    def _claim_or_adopt(self, mini_batch: MiniBatch) -> MiniBatchResult | None:
+        """Claim this shard's ``mini_batch`` (``_holding`` then holds the claim), or return the
+        result another shard job handed off for it. Neither (None, ``_holding`` None): a live
+        holder has it. A claim another job made is judged (and a void one taken over) only
+        after looking for its hand-off, so a finished job's claim is not taken over needlessly."""
+        self._holding = self.claims.claim(mini_batch.index, take_over=False)
+        if self._holding is None:
+            adopted = self._adopt(mini_batch)
+            if adopted is not None:
+                return adopted
+            self._holding = self.claims.claim(mini_batch.index)
+            if self._holding is not None and self.claims.took_over is not None:
+                adopted = self._adopt(mini_batch)  # handed off just before its holder ended
+                if adopted is not None:
+                    self._holding = None
+                    return adopted
+                log.warning("mini-batch %d: claimed again, computed here: %s", mini_batch.index,
+                            self.claims.took_over)
+        self._beat_at = time.monotonic()  # a new claim file's mtime is its first heartbeat
+        return None
 
     AWAIT_POLL_S = 0.5  # the longest pause between looks at a hand-off this shard waits for
 
@@ -659,18 +676,11 @@ class ShardRunner:
         here. The shard file is never finished without it. False when the run stopped early."""
         delay = 0.01
         while True:
-            adopted = self._adopt(mini_batch)
+            adopted = self._claim_or_adopt(mini_batch)
             if adopted is not None:
                 in_order.put(adopted)
                 return True
-            claim = self.claims.claim(mini_batch.index)
-            if claim is not None:
-                adopted = self._adopt(mini_batch)  # handed off just before its holder ended
-                if adopted is not None:
-                    in_order.put(adopted)
-                    return True
-                self._note_takeover(mini_batch)
-                self._holding = claim
+            if self._holding is not None:
                 return self._compute(mini_batch, in_order)
             self.stopped_early = self._check_early_stop(self._manifest, new_failure=False)
             if self.stopped_early:
@@ -686,6 +696,7 @@ class ShardRunner:
             if found is None:
                 return
             owner, mini_batch, self._holding = found
+            self._beat_at = time.monotonic()
             if not self._compute(mini_batch, owner=owner):
                 return
 
