@@ -128,3 +128,26 @@ def test_python_m_snakebatch_status_prints_json(tmp_path):
                                    "eta_s")} == {
         "state": "incomplete", "done_mini_batches": 3, "total_mini_batches": 3, "percent": 100.0,
         "elapsed_s": 10.0, "eta_s": None}
+
+
+def test_status_of_balanced_shards_counts_each_mini_batch_once_and_says_who_took_what(tmp_path):
+    from snakebatch.progress import write_progress
+    from snakebatch.status import format_status, run_status
+
+    run_dir = str(tmp_path / "run")
+    _plan(run_dir)
+    # shard 0 did its 3 and 2 of shard 1's; shard 1 did 1 and adopted the 2 hand-offs
+    write_progress(run_dir, _record(0, done_mini_batches=5, done_items=10, succeeded_items=10, state="done",
+                                    stolen_mini_batches=2, stolen_items=4, updated_at=1100.0))
+    write_progress(run_dir, _record(1, done_mini_batches=1, done_items=2, succeeded_items=2, state="done",
+                                    adopted_mini_batches=2, updated_at=1100.0))
+    status = run_status(run_dir, now=1100.0)
+    assert (status["done_mini_batches"], status["total_mini_batches"], status["done_items"], status["percent"]) == \
+        (6, 6, 12, 100.0)
+    assert [(s["shard"], s["stolen_mini_batches"], s["adopted_mini_batches"]) for s in status["shards"]] == [
+        (0, 2, 0), (1, 0, 2)]
+    text = format_status(status).splitlines()
+    assert text[2] == ("  shard 00000  done        5/3 mini-batches, 10/6 items, 0 failed, last progress 0:01:40 ago, "
+                       "2 taken from busy shards")
+    assert text[3] == ("  shard 00001  done        1/3 mini-batches, 2/6 items, 0 failed, last progress 0:01:40 ago, "
+                       "2 computed by other shards")
