@@ -151,3 +151,25 @@ def test_status_of_balanced_shards_counts_each_mini_batch_once_and_says_who_took
                        "2 taken from busy shards")
     assert text[3] == ("  shard 00001  done        1/3 mini-batches, 2/6 items, 0 failed, last progress 0:01:40 ago, "
                        "2 computed by other shards")
+
+
+def test_a_lost_shards_recount_leaves_out_its_mini_batches_another_shard_job_claimed(tmp_path, files, monkeypatch):
+    from snakebatch import progress
+    from snakebatch.claims import ClaimBoard
+    from snakebatch.layout import RunLayout
+    from snakebatch.runner import run_shard
+    from snakebatch.status import _durable_counts
+
+    monkeypatch.setenv(progress.INVOCATION_ENV, "inv-lost")
+    run_dir = str(tmp_path / "run")
+    spec = runner_spec(write(tmp_path / "echo.py", "def run(mini_batch):\n    return mini_batch\n"))
+    write(RunLayout(run_dir).stage_spec("runner"), spec.to_json())
+    manifest = write_file_manifest(tmp_path / "run", files[:6], 2)
+    run_shard(spec, manifest, os.path.join(run_dir, "shards", "shard-00000.jsonl"), run_dir)
+    layout = RunLayout(run_dir)
+    assert _durable_counts(layout, 0, "inv-lost") == (3, 6, 6)
+    # mini-batch 1 was taken over by shard 3 (its hand-off is shard 3's to count)
+    other = ClaimBoard(run_dir, "inv-lost", 3, 80.0, host="node-b", pid=31)
+    write(other.path(1, 1), '{"invocation": "inv-lost", "shard": 3, "host": "node-b", "pid": 31, "at": 0}')
+    assert _durable_counts(layout, 0, "inv-lost") == (2, 4, 4)
+    assert _durable_counts(layout, 0, "another-invocation") == (3, 6, 6)

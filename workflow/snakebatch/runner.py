@@ -17,7 +17,11 @@ a temporary file, renamed when the shard ends. The worker first materialises a m
 input (``load``: its input kind gives file paths or a DataFrame), then run() gets parts of it by
 position, so retries and bisection never branch on the kind. While run() works on a mini-batch,
 the next one (unless the store holds it) is materialised on the worker's loader thread
-(prefetch: ``send_load``). This module is the policy; the worker
+(prefetch: ``send_load``). With ``balance_shards`` every mini-batch is claimed before it starts
+(``claims.ClaimBoard``); a shard job whose own mini-batches are all claimed takes unstarted ones
+from the end of the busy shard with the most left and hands their results off, and the owner
+writes those into its shard file at their place (see docs/architecture.md, Balance across
+shards). This module is the policy; the worker
 process mechanism (start, requests, timeouts, kills) is ``supervisor.WorkerProcess``.
 """
 
