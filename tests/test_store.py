@@ -45,6 +45,23 @@ def test_module_records_merge_across_shards(tmp_path):
     assert known_modules(str(tmp_path)) == sorted([str(tmp_path / "a.py"), str(tmp_path / "b.py")])
 
 
+def test_the_item_index_reads_again_for_a_mini_batch_of_another_shard(tmp_path):
+    from snakebatch.store import ItemIndex
+
+    fingerprint = "f" * 64
+    a, b, c = ("a" * 64), ("b" * 64), ("c" * 64)
+    writer = ItemIndex(str(tmp_path), shard=1)
+    writer.add(fingerprint, [a, b, c], ["a.png: 1", "b.png: 2", "c.png: 3"])
+    writer.close()
+    reader = ItemIndex(str(tmp_path), shard=0)
+    wanted = [a]                                  # this shard's missing items
+    assert reader.lookup(fingerprint, [a], lambda: wanted) == {0: "a.png: 1"}
+    assert reader._kept == {a}                    # only what this shard may ask for is held
+    wanted.append(c)                              # a mini-batch taken from a busy shard asks for c
+    assert reader.lookup(fingerprint, [c, b], lambda: wanted) == {0: "c.png: 3", 1: "b.png: 2"}
+    assert reader._kept == {a, b, c}
+
+
 def test_the_item_index_keeps_whole_lines_and_ignores_a_torn_last_one(tmp_path):
     from snakebatch.store import ItemIndex
 
