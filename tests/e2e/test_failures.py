@@ -72,7 +72,7 @@ def test_one_failure_over_a_threshold_fails_naming_the_cause(workflow):
     assert sorted(by_name) == ["config.yaml", "failed_items.html", "shard_durations.svg", "summary.html",
                                "throughput.svg"]
     assert "<h3>Run sq: failed</h3>" in by_name["summary.html"]
-    assert f"<tr><th>threshold exceeded</th><td>{breach}</td></tr>" in by_name["summary.html"]
+    assert f"<tr><th>threshold exceeded</th><td>{breach.replace('>', '&gt;')}</td></tr>" in by_name["summary.html"]
     assert "<tr><th>failed</th><td class=n>2</td></tr>" in by_name["summary.html"]
     assert "<h3>Failed items: all 2</h3>" in by_name["failed_items.html"]
     assert ("<tr><td>data/item009.txt</td><td>2</td><td>0</td><td>1</td>"
