@@ -71,7 +71,10 @@ def test_one_failure_over_a_threshold_fails_naming_the_cause(workflow):
     by_name = {os.path.basename(p): r["bytes"].decode() for p, r in report_results(workflow.read("report.html")).items()}
     assert sorted(by_name) == ["config.yaml", "failed_items.html", "shard_durations.svg", "summary.html",
                                "throughput.svg"]
-    assert "<h3>Run sq: failed</h3>" in by_name["summary.html"]
+    assert (f"<h3>Run sq: failed</h3><h4>Cause</h4><pre id='cause'>The run failed: {breach.replace('>', '&gt;')}."
+            "\nFirst failures:\n  data/item002.txt: ValueError: unreadable item002.txt (after 1 try)\n") \
+        in by_name["summary.html"]
+    assert "<tr><th>merged file</th><td>none (the run failed)</td></tr>" in by_name["summary.html"]
     assert f"<tr><th>threshold exceeded</th><td>{breach.replace('>', '&gt;')}</td></tr>" in by_name["summary.html"]
     assert "<tr><th>failed</th><td class=n>2</td></tr>" in by_name["summary.html"]
     assert "<h3>Failed items: all 2</h3>" in by_name["failed_items.html"]

@@ -33,7 +33,7 @@ FAILED_ITEMS_SHOWN = 100
 REPORT_FILES = ("summary.html", "throughput.svg", "shard_durations.svg", "failed_items.html", "config.yaml")
 _STYLE = ("<style>body{font-family:sans-serif;font-size:14px}table{border-collapse:collapse}"
           "td,th{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:top}"
-          "th{background:#f0f0f0}td.n{text-align:right}</style>")
+          "th{background:#f0f0f0}td.n{text-align:right}pre{white-space:pre-wrap}</style>")
 
 
 def _read_json(path: str, what: str) -> dict:
@@ -187,15 +187,17 @@ def _cell(value) -> str:
     return f"<td{' class=n' if isinstance(value, (int, float)) else ''}>{html.escape(str(value))}</td>"
 
 
-def summary_html(summary: dict) -> str:
+def summary_html(summary: dict, cause: str | None = None) -> str:
     """``summary.html``: the verdict as the heading (``Run NAME: failed``), then, for a run that
-    failed, its cause (summary.json's ``error``, in full) and the shards whose entry script could
-    not start; one row per SUMMARY_ROWS key present in ``summary`` (summary.json; ``items/s`` of a
-    run that computed nothing says so instead of ``None``), then the thresholds and their
-    breaches."""
+    failed, its cause (``cause``, else summary.json's ``error``, in full) and the shards whose
+    entry script could not start; one row per SUMMARY_ROWS key present in ``summary``
+    (summary.json; ``items/s`` of a run that computed nothing says so instead of ``None``, the
+    merged file of a failed run is "none"), then the thresholds and their breaches."""
     rows = [(label, summary[key]) for key, label in SUMMARY_ROWS if key in summary]
     if summary.get("items_per_s") is None and summary.get("computed_items") == 0 and summary.get("items"):
         rows = [(label, NOTHING_COMPUTED if label == "items/s" else v) for label, v in rows]
+    if summary.get("status") != "succeeded":
+        rows = [(label, "none (the run failed)" if label == "merged file" and v is None else v) for label, v in rows]
     for name, value in (summary.get("thresholds") or {}).items():
         rows.append((name, "unset" if value is None else value))
     for breach in summary.get("threshold_breaches") or ():
@@ -203,12 +205,12 @@ def summary_html(summary: dict) -> str:
     body = "".join(f"<tr><th>{html.escape(str(label))}</th>{_cell(v)}</tr>" for label, v in rows)
     name = html.escape(str(summary.get("run_name", "")))
     status = html.escape(str(summary.get("status", "unknown")))
-    cause = ""
-    if summary.get("error"):
+    text, cause = cause or summary.get("error"), ""
+    if text:
         starts = "".join(f"<tr><td class=n>{html.escape(str(s.get('shard')))}</td><td><code>"
                          f"{html.escape(str(s.get('error', '')))}</code></td></tr>"
                          for s in summary.get("start_failures") or () if isinstance(s, dict))
-        cause = (f"<h4>Cause</h4><pre id='cause'>{html.escape(str(summary['error']))}</pre>"
+        cause = (f"<h4>Cause</h4><pre id='cause'>{html.escape(str(text))}</pre>"
                  + (f"<table id='start_failures'><tr><th>shard</th><th>the entry script did not start</th></tr>"
                     f"{starts}</table>" if starts else ""))
     return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Summary of {name}</title>{_STYLE}</head>"
@@ -241,6 +243,19 @@ def _of_this_run(path: str, layout: RunLayout) -> bool:
         return os.path.exists(path)
 
 
+def _verdict_text(layout: RunLayout) -> str | None:
+    """The root cause a failed run's console ended with, from ``logs/job_result.txt`` (written
+    by gather, or by the workflow's ``onerror`` when no stage could): without its first lines
+    (status, items, mini-batches: the table has them). None when that file is missing or left
+    by an earlier run."""
+    if not _of_this_run(layout.job_result, layout):
+        return None
+    with open(layout.job_result, encoding="utf-8", errors="replace") as handle:
+        lines = handle.read().strip().split("\n")
+    body = [line for line in lines if not line.startswith(("status: ", "items: ", "mini-batches: "))]
+    return "\n".join(body) or None
+
+
 def _no_error_report_html(summary: dict) -> str:
     return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Failed items</title>{_STYLE}</head><body>"
             "<h3>Failed items: no error report</h3><p>The run failed before gather counted its items: no error "
@@ -264,7 +279,7 @@ def write_report_files(run_dir: str) -> list[str]:
     run_name = str(summary.get("run_name", os.path.basename(os.path.normpath(run_dir))))
     paths = [layout.report_file(name) for name in REPORT_FILES]
     os.makedirs(layout.report_dir, exist_ok=True)
-    write_text_atomic(paths[0], summary_html(summary))
+    write_text_atomic(paths[0], summary_html(summary, _verdict_text(layout) if failed else None))
     empty = "no mini-batch computed in this run (all reused)" if fresh else "no mini-batch finished in this run"
     plot_throughput(rows, paths[1], run_name, empty)
     plot_shard_durations(rows, paths[2], run_name, empty)
