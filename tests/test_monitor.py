@@ -198,6 +198,10 @@ def test_while_run_works_the_shards_record_names_the_mini_batch_in_run(tmp_path,
     from snakebatch import progress
 
     monkeypatch.setenv(progress.INVOCATION_ENV, "inv-f")
+    published = []
+    real = progress.write_progress
+    monkeypatch.setattr(progress, "write_progress", lambda run_dir, record: (published.append(record),
+                                                                             real(run_dir, record)))
     record_path = str(tmp_path / "run" / "progress" / "shard-00000.json")
     script = write(tmp_path / "watch.py", f"""
         import json, os, time
@@ -219,3 +223,6 @@ def test_while_run_works_the_shards_record_names_the_mini_batch_in_run(tmp_path,
     assert seen["started_at"] < seen["running_since"] <= seen["updated_at"]
     [final] = progress.invocation_progress(str(tmp_path / "run"), "inv-f")
     assert (final.state, final.running_mini_batch, final.running_items, final.running_since) == ("done", -1, 0, 0.0)
+    # no failure: between the first record and the last, at most one a second (ShardRunner.PUBLISH_EVERY_S)
+    running = [r.updated_at for r in published if r.state == "running"]
+    assert len(running) >= 2 and all(b - a >= 1.0 for a, b in zip(running, running[1:])), running
