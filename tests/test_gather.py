@@ -169,3 +169,36 @@ def test_a_failed_gathers_reports_are_kept_and_put_back_after_snakemake_removes_
     assert json.loads(written[layout.summary])["status"] == "failed"
     assert restore_reports(layout) == []     # nothing kept any more
     assert not os.path.exists(layout.kept_report("summary.json"))
+
+
+def test_shards_whose_entry_script_did_not_start_are_named_in_the_summary_with_the_reports_of_the_rest(tmp_path):
+    from snakebatch.errors import EntryScriptError
+    from snakebatch.layout import RunLayout
+
+    shards = write_shards(tmp_path, [[], [result(0, ["a", "b"]), result(1, ["c"], failed_items=["x.png"])]])
+    failure = ("init() of entry_script '/s.py' failed 3 times in a row: NameError: name 'lod' is not defined\n"
+               "Traceback (most recent call last):\n  File \"/s.py\", line 2, in init\nNameError: name 'lod' is not "
+               "defined\nWorker error log: /run/logs/user/error/shard-00000.txt")
+    with open(shards[0], "w") as handle:
+        handle.write(json.dumps({"stopped_early": "the entry script failed to start", "total_mini_batches": 2,
+                                 "failure": failure, "shard": 0, "shard_count": 2}) + "\n")
+    run_dir = str(tmp_path / "run")
+    with pytest.raises(EntryScriptError):
+        gather(spec(), shards, run_dir)
+    layout = RunLayout(run_dir)
+    summary = json.load(open(layout.summary))
+    assert (summary["status"], summary["output"]) == ("failed", None)
+    assert summary["start_failures"] == [
+        {"shard": 0, "error": "init() of entry_script '/s.py' failed 3 times in a row: NameError: name 'lod' is not "
+                              "defined"}]
+    assert summary["error"].startswith("the entry script failed to start in 1 of 2 shard(s).\n")
+    assert [json.loads(line)["item"] for line in open(layout.errors)] == ["x.png"]
+    assert [line.split(",")[0] for line in open(layout.processed_mini_batches)] == ["mini_batch", "0", "1"]
+    assert os.path.exists(layout.kept_report("errors.jsonl"))   # put back after Snakemake removes it
+
+
+def test_the_summary_counts_reused_and_computed_items_apart(tmp_path):
+    shards = write_shards(tmp_path, [[result(0, ["a", "b"], reused=True), result(1, ["c", "d"])]])
+    summary = gather(spec(), shards, str(tmp_path / "run"))
+    assert {k: summary[k] for k in ("items", "computed_items", "reused_items", "wall_s", "items_per_s")} == {
+        "items": 4, "computed_items": 2, "reused_items": 2, "wall_s": 0.5, "items_per_s": 4.0}

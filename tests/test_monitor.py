@@ -157,3 +157,72 @@ def test_progress_records_of_an_older_version_still_read():
     assert (record.shard, record.done_mini_batches, record.state, record.top_errors) == (2, 1, "running", ())
     with pytest.raises(TypeError):
         ShardProgress.from_json("[1, 2]")
+
+
+def test_mini_batches_in_run_and_reused_items_show_in_the_line():
+    import dataclasses
+
+    from snakebatch.monitor import describe, snapshot
+
+    records = [dataclasses.replace(_record(0, 2, 4, 10, 20), running_mini_batch=2, running_items=5,
+                                   running_since=1010.0, reused_items=5),
+               dataclasses.replace(_record(1, 1, 4, 5, 20), running_mini_batch=5, running_items=5,
+                                   running_since=1025.0),
+               dataclasses.replace(_record(2, 4, 4, 20, 20, state="done"), running_since=1001.0)]  # ended: not in run()
+    snap = snapshot(records, 3, now=1030.0, started_at=1000.0, rate=1.0)
+    assert (snap.running_mini_batches, snap.running_longest_s, snap.reused_items) == (2, 20.0, 5)
+    assert describe(snap) == ("7/8 mini-batches (87.5%), 2 in run() (longest 0:00:20), 35 succeeded, 0 failed of "
+                              "40 items, 1.0 items/s (5 reused), elapsed 0:00:30, ETA 0:00:05")
+
+
+def test_the_live_views_rate_leaves_out_reused_items(tmp_path):
+    import dataclasses
+
+    from snakebatch import progress
+    from snakebatch.monitor import LiveView
+
+    run_dir = str(tmp_path / "run")
+    view = LiveView(run_dir, "inv", 1, stream=io.StringIO())
+    progress.write_progress(run_dir, dataclasses.replace(_record(0, 0, 4, 0, 20)))
+    assert view.read(now=1000.0).items_per_s == 0.0
+    # 3 reused mini-batches (15 items) and one computed (5 items) in 10 s
+    progress.write_progress(run_dir, dataclasses.replace(_record(0, 4, 4, 20, 20), reused_items=15,
+                                                          reused_mini_batches=3))
+    assert view.read(now=1010.0).items_per_s == 0.5
+
+
+def test_while_run_works_the_shards_record_names_the_mini_batch_in_run(tmp_path, files, monkeypatch):
+    """The worker's ``started`` Event of a run() call reaches the record within about a second
+    (the runner publishes while it waits, at most once a second): run() of the second mini-batch
+    waits until the record on disk names it, then returns that record as its line."""
+    from snakebatch import progress
+
+    monkeypatch.setenv(progress.INVOCATION_ENV, "inv-f")
+    published = []
+    real = progress.write_progress
+    monkeypatch.setattr(progress, "write_progress", lambda run_dir, record: (published.append(record),
+                                                                             real(run_dir, record)))
+    record_path = str(tmp_path / "run" / "progress" / "shard-00000.json")
+    script = write(tmp_path / "watch.py", f"""
+        import json, os, time
+        def run(mini_batch):
+            if os.path.basename(mini_batch[0]) != "f01.txt":
+                return [os.path.basename(p) for p in mini_batch]
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                with open({record_path!r}) as handle:
+                    record = json.load(handle)
+                if record["running_mini_batch"] == 1:
+                    return [json.dumps(record)]
+                time.sleep(0.05)
+            return ["never named"]
+    """)
+    results = run_files(tmp_path, runner_spec(script, run_invocation_timeout=40.0), files[:3], size=1)
+    seen = json.loads(results[1].lines[0])
+    assert (seen["running_mini_batch"], seen["running_items"], seen["done_mini_batches"]) == (1, 1, 1)
+    assert seen["started_at"] < seen["running_since"] <= seen["updated_at"]
+    [final] = progress.invocation_progress(str(tmp_path / "run"), "inv-f")
+    assert (final.state, final.running_mini_batch, final.running_items, final.running_since) == ("done", -1, 0, 0.0)
+    # no failure: between the first record and the last, at most one a second (ShardRunner.PUBLISH_EVERY_S)
+    running = [r.updated_at for r in published if r.state == "running"]
+    assert len(running) >= 2 and all(b - a >= 1.0 for a, b in zip(running, running[1:])), running

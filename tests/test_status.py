@@ -130,6 +130,98 @@ def test_python_m_snakebatch_status_prints_json(tmp_path):
         "elapsed_s": 10.0, "eta_s": None}
 
 
+def _summary(run_dir, **fields):
+    """summary.json written after plan.json (so it is this invocation's)."""
+    path = os.path.join(run_dir, "summary.json")
+    with open(path, "w") as handle:
+        json.dump(fields, handle)
+    plan_time = os.path.getmtime(os.path.join(run_dir, "plan.json"))
+    os.utime(path, (plan_time + 5, plan_time + 5))
+
+
+def test_a_run_whose_init_failed_names_the_cause_and_its_shard(tmp_path):
+    from snakebatch.progress import write_progress
+    from snakebatch.status import format_status, run_status
+
+    run_dir = str(tmp_path / "run")
+    _plan(run_dir)
+    write_progress(run_dir, _record(0, state="failed", updated_at=1004.0))
+    write_progress(run_dir, _record(1, state="done", done_mini_batches=3, done_items=6, succeeded_items=6,
+                                    updated_at=1006.0))
+    headline = "init() of entry_script '/s.py' failed 2 times in a row: FileNotFoundError: model.pt not found"
+    _summary(run_dir, run_name="r", status="failed", output=None,
+             error=f"the entry script failed to start in 1 of 2 shard(s).\n{headline}\nTraceback ...",
+             start_failures=[{"shard": 0, "error": headline}])
+    status = run_status(run_dir, now=1100.0)
+    assert (status["state"], status["finished"], status["eta_s"], status["elapsed_s"]) == ("failed", True, None, 6.0)
+    assert status["error"].startswith("the entry script failed to start in 1 of 2 shard(s).\n")
+    assert status["first_failures"] == [{"shard": 0, "failure": headline}]
+    assert status["top_errors"] == []
+    text = format_status(status).splitlines()
+    assert text[1] == "  3/6 mini-batches (50.0%), 6 succeeded, 0 failed of 12 items, 1.0 items/s, failed after 0:00:06"
+    assert text[2].startswith("  shard 00000  failed      0/3 mini-batches, 0/6 items, 0 failed, last progress ")
+    assert text[4:] == ["Cause: the entry script failed to start in 1 of 2 shard(s).", f"  shard 00000: {headline}"]
+
+
+def test_a_finished_run_says_how_long_it_took_and_failures_not_so_far(tmp_path):
+    from snakebatch.progress import write_progress
+    from snakebatch.status import format_status, run_status
+
+    run_dir = str(tmp_path / "run")
+    _plan(run_dir, shard_count=1)
+    write_progress(run_dir, _record(0, state="done", done_mini_batches=3, done_items=6, succeeded_items=5,
+                                    failed_items=1, failed_mini_batches=1, shard_items=6, total_items=6,
+                                    total_mini_batches=3, updated_at=1012.0, top_errors=(("ValueError: bad", 1),)))
+    _summary(run_dir, run_name="r", status="succeeded", items=6, succeeded=5, failed=1, mini_batches=3)
+    text = format_status(run_status(run_dir, now=2000.0)).splitlines()
+    assert text[0] == f"run 'r' ({run_dir}): succeeded, 1 of 1 shard(s) reporting"
+    assert text[1] == "  3/3 mini-batches (100.0%), 5 succeeded, 1 failed of 6 items, 0.5 items/s, finished in 0:00:12"
+    assert text[3:] == ["Failures: 1 item(s); most frequent messages:", "       1  ValueError: bad"]
+
+
+def test_a_mostly_reused_rerun_rates_only_the_computed_items(tmp_path):
+    from snakebatch.progress import write_progress
+    from snakebatch.status import format_status, run_status
+
+    run_dir = str(tmp_path / "run")
+    _plan(run_dir, shard_count=1)
+    # 5 of 6 mini-batches reused (10 items, no time), 2 items computed in the 4 s since the start
+    write_progress(run_dir, _record(0, state="done", done_mini_batches=6, done_items=12, succeeded_items=12,
+                                    reused_mini_batches=5, reused_items=10, shard_mini_batches=6, shard_items=12,
+                                    updated_at=1004.0))
+    status = run_status(run_dir, now=1010.0)
+    assert (status["reused_items"], status["computed_items"], status["items_per_s"]) == (10, 2, 0.5)
+    assert format_status(status).splitlines()[1] == (
+        "  6/6 mini-batches (100.0%), 12 succeeded, 0 failed of 12 items, 0.5 items/s over 2 computed (10 reused), "
+        "stopped after 0:00:04")
+    write_progress(run_dir, _record(0, state="done", done_mini_batches=6, done_items=12, succeeded_items=12,
+                                    reused_mini_batches=6, reused_items=12, shard_mini_batches=6, shard_items=12,
+                                    updated_at=1001.0))
+    status = run_status(run_dir, now=1010.0)
+    assert (status["computed_items"], status["items_per_s"]) == (0, 0.0)
+    assert "12 succeeded, 0 failed of 12 items, all 12 done items reused from earlier runs, stopped after 0:00:01" \
+        in format_status(status)
+
+
+def test_a_mini_batch_in_run_is_shown_with_its_items_and_time(tmp_path):
+    from snakebatch.progress import write_progress
+    from snakebatch.status import format_status, run_status
+
+    run_dir = str(tmp_path / "run")
+    _plan(run_dir)
+    write_progress(run_dir, _record(0, done_mini_batches=1, done_items=2, succeeded_items=2, progress_at=1010.0,
+                                    running_mini_batch=1, running_items=2, running_since=1010.0, pid=0))
+    write_progress(run_dir, _record(1, progress_at=1000.0, pid=0))
+    status = run_status(run_dir, now=1052.0)
+    assert (status["running_mini_batches"], status["running_items"]) == (1, 2)
+    assert [(s["running_mini_batch"], s["running_items"], s["running_s"]) for s in status["shards"]] == [
+        (1, 2, 42.0), (None, 0, None)]
+    text = format_status(status).splitlines()
+    assert text[2] == "  1 mini-batch(es) in run() now, 2 item(s)"
+    assert text[3].startswith("  shard 00000  running     1/3 mini-batches, 2/6 items, 0 failed, last progress "
+                              "0:00:42 ago, mini-batch 1 (2 items) in run() for 0:00:42 (")
+
+
 def test_status_of_balanced_shards_counts_each_mini_batch_once_and_says_who_took_what(tmp_path):
     from snakebatch.progress import write_progress
     from snakebatch.status import format_status, run_status

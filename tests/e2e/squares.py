@@ -1,6 +1,10 @@
 """The workflow most e2e tests run: files item000.txt.. holding i*i, an entry script that answers
 "itemNNN.txt: i*i" and raises ValueError for a file whose text starts with "bad"."""
 
+import base64
+import json
+import re
+
 from helpers import write
 
 SCRIPT = """
@@ -32,3 +36,15 @@ def setup(workflow, n=23, **config):
 def expected(n, skip=()):
     """The merged output of items 0..n-1 without those in ``skip``."""
     return "".join(f"item{i:03d}.txt: {i * i}\n" for i in range(n) if i not in skip)
+
+
+def report_results(html_text):
+    """The ``results`` object of Snakemake's report page: path -> record with the file's bytes."""
+    match = re.search(r"var results = (\{.*?\});\n", html_text, re.S)
+    assert match, "no results in the report"
+    results = json.loads(match.group(1))
+    for record in results.values():
+        header, _, payload = record["data_uri"].partition(",")
+        assert header.endswith(";base64"), header
+        record["bytes"] = base64.b64decode(payload)
+    return results

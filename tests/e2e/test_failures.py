@@ -8,7 +8,7 @@ import re
 import pytest
 
 from helpers import write
-from squares import expected, setup
+from squares import expected, report_results, setup
 
 pytestmark = pytest.mark.slow
 
@@ -65,6 +65,22 @@ def test_one_failure_over_a_threshold_fails_naming_the_cause(workflow):
     assert all('raise ValueError("unreadable " + os.path.basename(path))' in e["traceback"] for e in errors)
     assert all(e["traceback"].startswith("Traceback (most recent call last):\n  File ") for e in errors)
     assert all("snakebatch" not in e["traceback"].split("\n")[1] for e in errors)   # starts in the user's code
+    # the report of the failed run: the verdict, the breach and the failed items, no merged output
+    report = workflow.run("--report", "report.html")
+    assert report.stderr.splitlines()[-1] == "Report created."
+    by_name = {os.path.basename(p): r["bytes"].decode() for p, r in report_results(workflow.read("report.html")).items()}
+    assert sorted(by_name) == ["config.yaml", "failed_items.html", "shard_durations.svg", "summary.html",
+                               "throughput.svg"]
+    assert (f"<h3>Run sq: failed</h3><h4>Cause</h4><pre id='cause'>The run failed: {breach.replace('>', '&gt;')}."
+            "\nFirst failures:\n  data/item002.txt: ValueError: unreadable item002.txt (after 1 try)\n") \
+        in by_name["summary.html"]
+    assert "<tr><th>merged file</th><td>none (the run failed)</td></tr>" in by_name["summary.html"]
+    assert f"<tr><th>threshold exceeded</th><td>{breach.replace('>', '&gt;')}</td></tr>" in by_name["summary.html"]
+    assert "<tr><th>failed</th><td class=n>2</td></tr>" in by_name["summary.html"]
+    assert "<h3>Failed items: all 2</h3>" in by_name["failed_items.html"]
+    assert ("<tr><td>data/item009.txt</td><td>2</td><td>0</td><td>1</td>"
+            "<td><code>ValueError: unreadable item009.txt</code></td></tr>") in by_name["failed_items.html"]
+    assert "process000 (3 mini-batches)" in by_name["shard_durations.svg"]
 
 
 def test_an_init_that_always_raises_ends_the_run_with_its_traceback(workflow):
@@ -90,6 +106,16 @@ def test_an_init_that_always_raises_ends_the_run_with_its_traceback(workflow):
     assert job_result.startswith("status: failed\nThe run failed: the entry script failed to start in 1 of 2 shard(s).\n")
     assert f"  at {workflow.path('scripts', 'square.py')}, line 3: raise FileNotFoundError(\"model.pt not found\")\n" \
         in job_result
+    # the status names the cause and the shard it hit
+    from snakebatch.status import format_status, run_status
+
+    status = run_status(workflow.path("results", "sq"))
+    headline = (f"init() of entry_script {workflow.path('scripts', 'square.py')!r} failed 2 times in a row: "
+                "FileNotFoundError: model.pt not found")
+    assert (status["state"], status["first_failures"]) == ("failed", [{"shard": 0, "failure": headline}])
+    assert status["error"] == summary["error"]
+    assert format_status(status).splitlines()[-2:] == [
+        "Cause: the entry script failed to start in 1 of 2 shard(s).", f"  shard 00000: {headline}"]
 
 
 def test_an_init_typo_with_8_shards_is_reported_once_with_its_count(workflow):

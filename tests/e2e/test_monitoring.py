@@ -1,7 +1,6 @@
 """Watching a run (issue 13): the live view on a console that is not a terminal, the status
 command of a run killed mid-way, and the HTML report of `snakemake --report`."""
 
-import base64
 import glob
 import json
 import os
@@ -14,7 +13,7 @@ import time
 import pytest
 
 from helpers import write
-from squares import expected, setup
+from squares import expected, report_results, setup
 
 pytestmark = pytest.mark.slow
 
@@ -35,18 +34,6 @@ LINE = re.compile(r"snakebatch: (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) (.*)")
 
 def _stamp(text):
     return time.mktime(time.strptime(text, "%Y-%m-%d %H:%M:%S"))
-
-
-def _report_results(html_text):
-    """The ``results`` object of Snakemake's report page: path -> record with the file's bytes."""
-    match = re.search(r"var results = (\{.*?\});\n", html_text, re.S)
-    assert match, "no results in the report"
-    results = json.loads(match.group(1))
-    for record in results.values():
-        header, _, payload = record["data_uri"].partition(",")
-        assert header.endswith(";base64"), header
-        record["bytes"] = base64.b64decode(payload)
-    return results
 
 
 def test_a_slow_run_prints_progress_every_interval_to_100_percent_and_its_report_has_the_numbers(workflow):
@@ -72,7 +59,7 @@ def test_a_slow_run_prints_progress_every_interval_to_100_percent_and_its_report
 
     report = workflow.run("--report", "report.html")
     assert report.stderr.splitlines()[-1] == "Report created."
-    results = _report_results(workflow.read("report.html"))
+    results = report_results(workflow.read("report.html"))
     by_name = {os.path.basename(path): record for path, record in results.items()}
     assert sorted(by_name) == ["config.yaml", "failed_items.html", "out.txt", "shard_durations.svg",
                                "summary.html", "throughput.svg"]

@@ -226,12 +226,13 @@ def merged_output():
 def gather_outputs(merged_caption=None):
     """Gather's outputs: the merged file, its reports, the success marker last (see run_folder).
     With ``merged_caption`` (gather's own rule, a path relative to its file) the merged file is
-    marked for the report. A failed gather's reports are put back after Snakemake removed them
+    marked for the report, unless ``--report`` finds none (the run failed: its report shows why,
+    snakebatch.reporting). A failed gather's reports are put back after Snakemake removed them
     (announce_failure)."""
     outputs = [LAYOUT.summary, LAYOUT.errors, LAYOUT.processed_mini_batches, LAYOUT.success_marker]
     if config["output_action"] == "append_row":
         merged = merged_output()
-        if merged_caption is not None:
+        if merged_caption is not None and not (REPORTING and not os.path.exists(merged)):
             merged = report(merged, caption=merged_caption, category="5. Merged output")
         outputs.insert(0, merged)
     return outputs

@@ -2,6 +2,8 @@
 # the summary table, the throughput and per-shard plots, the failed items and the config used,
 # made by snakebatch.reporting from gather's reports. With --report no job runs: the files are
 # made here, while the workflow is parsed, from the run folder (a run does not pay for plots).
+# A failed run gets its report too: the summary with the verdict and the cause, and no merged
+# output (gather_outputs does not mark a missing merged file for the report).
 
 REPORT_FILES = [
     LAYOUT.report_file(name)

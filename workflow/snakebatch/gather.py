@@ -51,11 +51,17 @@ def check_order(results: list[MiniBatchResult]) -> None:
 
 
 def _timing(results: list[MiniBatchResult]) -> dict:
+    """The summary's times of the mini-batches computed in this run (reused ones ran in an
+    earlier run): ``computed_items`` and ``reused_items`` (items of computed and of reused
+    mini-batches), ``compute_s`` (seconds in their run() calls, summed), ``wall_s`` (from the
+    first one's start to the last one's end) and ``items_per_s`` (computed items over
+    ``wall_s``; None when nothing was computed)."""
     computed = [r for r in results if not r.reused]
     compute_s = sum(r.duration_s for r in computed)
     wall_s = (max(r.started_at + r.duration_s for r in computed) - min(r.started_at for r in computed)) if computed else 0.0
     items = sum(r.item_count for r in computed)
-    return {"compute_s": round(compute_s, 3), "wall_s": round(wall_s, 3),
+    return {"computed_items": items, "reused_items": sum(r.item_count for r in results) - items,
+            "compute_s": round(compute_s, 3), "wall_s": round(wall_s, 3),
             "items_per_s": round(items / wall_s, 1) if wall_s > 0 else None}
 
 
@@ -149,6 +155,9 @@ def gather(spec: GatherSpec, shard_results: list[str], run_dir: str) -> dict:
     dict (as written to ``summary.json``).
 
     Raises ErrorThresholdExceeded (after writing the reports) when a threshold is exceeded,
+    EntryScriptError when a shard's entry script could not start (after writing the error report
+    and processed mini-batches of what the other shards ran, and a ``"failed"`` summary whose
+    ``start_failures`` lists ``{"shard", "error"}`` (the error's first line) per such shard),
     ManifestError when a shard result is missing or corrupt and ResultSchemaError when mini-batches
     returned different columns (then with a ``"failed"`` summary and job_result.txt)."""
     layout = RunLayout(run_dir)
@@ -175,9 +184,11 @@ def gather(spec: GatherSpec, shard_results: list[str], run_dir: str) -> dict:
     except (SnakebatchError, OSError) as exc:
         message = describe_os_error(exc) if isinstance(exc, OSError) else str(exc)
         try:   # on a full disk these small writes may fail too: then the earlier ones stay stale
-            write_json_atomic(layout.summary,
-                              {"run_name": spec.run_name, "status": "failed", "error": message, "output": None,
-                               "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+            failed = {"run_name": spec.run_name, "status": "failed", "error": message, "output": None,
+                      "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+            if getattr(exc, "start_failures", None):  # per shard whose entry script could not start
+                failed["start_failures"] = exc.start_failures
+            write_json_atomic(layout.summary, failed)
             write_text_atomic(layout.job_result, f"status: failed\nThe run failed: {message}\n")
             keep_reports(layout)
         except OSError:
@@ -242,9 +253,15 @@ def _gather(spec: GatherSpec, shard_results: list[str], layout: RunLayout, write
             writer.write(result)
 
     shards = [read_shard_file(path, on_result=on_result) for path in shard_results]
-    if any(shard.failure for shard in shards):
-        raise EntryScriptError(start_failures(shards))
     results = [result for shard in shards for result in shard.results]
+    if any(shard.failure for shard in shards):  # the reports of what ran, then the cause
+        write_text_atomic(layout.errors, _errors_jsonl(results))
+        write_text_atomic(layout.processed_mini_batches, _processed_csv(results))
+        error = EntryScriptError(start_failures(shards))
+        error.start_failures = [{"shard": shard.shard if shard.shard is not None else number,
+                                 "error": shard.failure.split("\n", 1)[0]}
+                                for number, shard in enumerate(shards) if shard.failure]
+        raise error
     stopped = [shard for shard in shards if shard.stopped_early]
     tally = running.snapshot()
     if stopped:  # shards stopped early: some mini-batches never ran; percentages are of all of them

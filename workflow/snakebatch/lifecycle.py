@@ -37,6 +37,7 @@ class ShardResults:
     stopped_early: str | None = None
     total_mini_batches: int | None = None
     failure: str | None = None  # the entry script could not start (import or init() failed)
+    shard: int | None = None  # the shard's number, in a trailer (a shard that stopped early or failed)
 
 
 def read_shard_file(path: str, on_result=None) -> ShardResults:
@@ -64,7 +65,8 @@ def read_shard_file(path: str, on_result=None) -> ShardResults:
     except FileNotFoundError:
         raise ManifestError(f"shard result {path!r} does not exist") from None
     return ShardResults(path=path, results=tuple(results), stopped_early=trailer.get("stopped_early"),
-                        total_mini_batches=trailer.get("total_mini_batches"), failure=trailer.get("failure"))
+                        total_mini_batches=trailer.get("total_mini_batches"), failure=trailer.get("failure"),
+                        shard=trailer.get("shard"))
 
 
 def drop_stopped_shard_results(shards_dir: str) -> list[str]:

@@ -41,8 +41,12 @@ class RunSnapshot:
     shard has reported), ``reused_mini_batches`` among them, items ``done_items`` of
     ``total_items`` with ``succeeded_items`` and ``failed_items``; ``shards_reporting`` of
     ``shard_count`` shards have a record, ``shards_running`` of them run; ``items_per_s`` over the
-    last minute (0.0 before two samples); ``elapsed_s`` since the run started; ``eta_s`` seconds
-    left at that rate (None when unknown); ``finished``: taken from gather's summary."""
+    last minute (0.0 before two samples) of the items computed in this invocation (the items of
+    reused mini-batches, ``reused_items``, took no time); ``elapsed_s`` since the run started;
+    ``eta_s`` seconds left at that rate (None when unknown); ``finished``: taken from gather's
+    summary; ``running_mini_batches``: mini-batches in a run() call now (one at most per running
+    shard, from the records' ``running_since``), ``running_longest_s`` the seconds the oldest of
+    them has been in run() (0.0 when none)."""
 
     time: float
     shard_count: int
@@ -59,6 +63,9 @@ class RunSnapshot:
     elapsed_s: float
     eta_s: float | None
     finished: bool = False
+    reused_items: int = 0
+    running_mini_batches: int = 0
+    running_longest_s: float = 0.0
 
     @property
     def percent(self) -> float:
@@ -104,6 +111,7 @@ def snapshot(records: list[progress.ShardProgress], shard_count: int, now: float
     total_mini_batches = max((r.total_mini_batches for r in records), default=0)
     done_items = sum(r.done_items for r in records)
     eta = (total_items - done_items) / rate if rate > 0 and total_items else None
+    running = [r.running_since for r in records if r.state == "running" and r.running_since]
     return RunSnapshot(
         time=now, shard_count=shard_count, shards_reporting=len(records),
         shards_running=sum(1 for r in records if r.state == "running"),
@@ -111,21 +119,25 @@ def snapshot(records: list[progress.ShardProgress], shard_count: int, now: float
         reused_mini_batches=sum(r.reused_mini_batches for r in records), done_items=done_items,
         total_items=total_items, succeeded_items=sum(r.succeeded_items for r in records),
         failed_items=sum(r.failed_items for r in records), items_per_s=rate,
-        elapsed_s=max(0.0, now - started_at), eta_s=eta)
+        elapsed_s=max(0.0, now - started_at), eta_s=eta, reused_items=sum(r.reused_items for r in records),
+        running_mini_batches=len(running), running_longest_s=max(0.0, now - min(running)) if running else 0.0)
 
 
 def finished_snapshot(summary: dict, shard_count: int, now: float, started_at: float) -> RunSnapshot:
     """The last snapshot of a run whose gather wrote ``summary`` (``summary.json`` as a dict):
-    gather's counts, every mini-batch of a succeeded run done (100%)."""
+    gather's counts, every mini-batch of a succeeded run done (100%); the rate is of the items
+    computed in this invocation (``computed_items``; all of them in a summary without it)."""
     mini_batches = int(summary.get("mini_batches", 0))
     items = int(summary.get("items", 0))
+    computed = int(summary.get("computed_items", items))
     elapsed = max(0.0, now - started_at)
     return RunSnapshot(
         time=now, shard_count=shard_count, shards_reporting=shard_count, shards_running=0,
         done_mini_batches=mini_batches, total_mini_batches=mini_batches,
         reused_mini_batches=int(summary.get("reused_mini_batches", 0)), done_items=items, total_items=items,
         succeeded_items=int(summary.get("succeeded", 0)), failed_items=int(summary.get("failed", 0)),
-        items_per_s=items / elapsed if elapsed > 0 else 0.0, elapsed_s=elapsed, eta_s=0.0, finished=True)
+        items_per_s=computed / elapsed if elapsed > 0 else 0.0, elapsed_s=elapsed, eta_s=0.0, finished=True,
+        reused_items=items - computed)
 
 
 def clock(seconds: float | None) -> str:
@@ -137,8 +149,10 @@ def clock(seconds: float | None) -> str:
 
 
 def describe(snap: RunSnapshot) -> str:
-    """One line for people: ``"12/40 mini-batches (30.0%), 118 succeeded, 2 failed of 400 items,
-    8.3 items/s, elapsed 0:00:15, ETA 0:00:34"``; before any shard reports, how many are awaited."""
+    """One line for people: ``"12/40 mini-batches (30.0%), 2 in run() (longest 0:00:09), 118
+    succeeded, 2 failed of 400 items, 8.3 items/s, elapsed 0:00:15, ETA 0:00:34"`` (the mini-batches
+    in run() only while some are; ``(57 reused)`` after items/s when some were reused); before any
+    shard reports, how many are awaited."""
     if snap.total_mini_batches == 0 and not snap.finished:
         return f"waiting for {snap.shard_count} shard(s) to start, elapsed {clock(snap.elapsed_s)}"
     return (f"{snap.done_mini_batches}/{snap.total_mini_batches} mini-batches ({snap.percent:.1f}%), "
@@ -146,8 +160,11 @@ def describe(snap: RunSnapshot) -> str:
 
 
 def _counts(snap: RunSnapshot) -> str:
-    return (f"{snap.succeeded_items} succeeded, {snap.failed_items} failed of {snap.total_items} items, "
-            f"{snap.items_per_s:.1f} items/s, elapsed {clock(snap.elapsed_s)}, ETA {clock(snap.eta_s)}")
+    running = (f"{snap.running_mini_batches} in run() (longest {clock(snap.running_longest_s)}), "
+               if snap.running_mini_batches else "")
+    reused = f" ({snap.reused_items} reused)" if snap.reused_items else ""
+    return (f"{running}{snap.succeeded_items} succeeded, {snap.failed_items} failed of {snap.total_items} items, "
+            f"{snap.items_per_s:.1f} items/s{reused}, elapsed {clock(snap.elapsed_s)}, ETA {clock(snap.eta_s)}")
 
 
 def timestamp(at: float) -> str:
@@ -193,7 +210,7 @@ class LiveView:
         """The snapshot of the records on disk now (and a sample for the rate)."""
         now = time.time() if now is None else now
         records = progress.invocation_progress(self.layout.root, self.invocation)
-        done = sum(r.done_items for r in records)
+        done = sum(r.done_items - r.reused_items for r in records)  # reused mini-batches took no time
         self.last = snapshot(records, self.shard_count, now, self.started_at, self._rate.add(now, done))
         return self.last
 

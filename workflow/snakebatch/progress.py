@@ -60,15 +60,14 @@ def announce_success(plan) -> None:
 def failed_items_note(errors_path: str, failed: int, limit: int = 3) -> str:
     """The failed items of a run that succeeded with tolerated failures: the first ``limit`` of
     the error report ``errors_path`` (``errors.jsonl``) with their exceptions, and its path."""
-    lines = []
-    with contextlib.suppress(OSError):
-        with open(errors_path, encoding="utf-8") as handle:
-            for line in handle:
-                if len(lines) == limit:
-                    break
-                with contextlib.suppress(ValueError, KeyError):
-                    record = json.loads(line)
-                    lines.append(f"  {record['item']}: {record['error']}")
+    from .error_report import read_error_report
+    from .errors import ManifestError
+
+    try:
+        records = read_error_report(errors_path, limit).records
+    except ManifestError:
+        records = ()
+    lines = [f"  {r.get('item')}: {r.get('error')}" for r in records]
     more = f" (the first {len(lines)} of {failed})" if failed > len(lines) else ""
     return f"Failed items{more}:\n" + "\n".join(lines) + f"\nEvery failed item with its traceback: {errors_path}"
 
@@ -272,13 +271,19 @@ class ShardProgress:
     ``started_at`` (shard start), ``progress_at`` (the last finished mini-batch, or the start),
     ``updated_at`` (this record). ``host`` and ``pid`` name the runner process;
     ``run_invocation_timeout`` (seconds) is what the status command's stall rule is based on.
+    ``reused_items``: the items of the reused mini-batches (done without any run(); the rate of
+    the live view and the status is of the others). The mini-batch in ``run()`` when the record
+    was written (the worker's ``started`` Event of its Run; a shard has one worker):
+    ``running_mini_batch`` (its index, -1 for none), ``running_items`` (items given to that
+    run() call: fewer than the mini-batch's while it is bisected) and ``running_since`` (the
+    Event's time; 0.0 for none).
 
     With ``balance_shards`` a record counts the work its shard job did: ``stolen_mini_batches``
     and ``stolen_items`` are those it computed (or reused) for busy shards, included in the
-    ``done_*``, ``succeeded_items``, ``failed_*`` and ``reused_mini_batches`` counts; the owner
-    takes their results into its shard file without counting them again
-    (``adopted_mini_batches``), so the sums over the records of an invocation count every
-    mini-batch once and end at the run's totals."""
+    ``done_*``, ``succeeded_items``, ``failed_*``, ``reused_*`` counts; the owner takes their
+    results into its shard file without counting them again (``adopted_mini_batches``), so the
+    sums over the records of an invocation count every mini-batch once and end at the run's
+    totals."""
 
     invocation: str
     shard: int
@@ -301,6 +306,10 @@ class ShardProgress:
     pid: int = 0
     run_invocation_timeout: float = 0.0
     top_errors: tuple[tuple[str, int], ...] = ()
+    reused_items: int = 0
+    running_mini_batch: int = -1
+    running_items: int = 0
+    running_since: float = 0.0
     stolen_mini_batches: int = 0
     stolen_items: int = 0
     adopted_mini_batches: int = 0

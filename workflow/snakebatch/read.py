@@ -13,6 +13,7 @@ import json
 import os
 
 from .config import GatherSpec
+from .error_report import read_error_report
 from .errors import ManifestError
 from .layout import RunLayout
 
@@ -103,19 +104,8 @@ def read_errors(run_dir: str):
     naming the file when it is missing (gather has not run) or a line is not JSON."""
     import pandas as pd
 
-    path = RunLayout(run_dir).errors
-    rows = []
-    try:
-        with open(path, encoding="utf-8") as handle:
-            for number, line in enumerate(handle, 1):
-                if line.strip():
-                    try:
-                        rows.append(json.loads(line))
-                    except ValueError as exc:
-                        raise ManifestError(f"{path}, line {number}: not JSON: {exc}") from None
-    except FileNotFoundError:
-        raise ManifestError(f"{path} does not exist: gather has not run for this run folder") from None
-    return pd.DataFrame(rows, columns=list(ERROR_COLUMNS))
+    report = read_error_report(RunLayout(run_dir).errors)
+    return pd.DataFrame(list(report.records), columns=list(ERROR_COLUMNS))
 
 
 def _summary_status(layout: RunLayout) -> str | None:

@@ -425,8 +425,12 @@ class ShardRunner:
         return self._watching and self._breached_elsewhere()
 
     def _breached_elsewhere(self) -> bool:
-        """While run() works on a mini-batch: have the failures of all shards exceeded a threshold
-        meanwhile? (Read at most every CHECK_EVERY_S seconds; sets ``stopped_early``.)"""
+        """While run() works on a mini-batch (asked every second): publish the progress record
+        (at most once a second, naming the mini-batch in run()), and say whether the failures of
+        all shards have exceeded a threshold meanwhile (read at most every CHECK_EVERY_S seconds;
+        sets ``stopped_early``)."""
+        if self._manifest is not None:
+            self._publish(self._manifest)
         now = time.monotonic()
         if now - self._last_check < self.CHECK_EVERY_S or self._mine is None:
             return False
@@ -443,10 +447,13 @@ class ShardRunner:
         written (one small file renamed into place, not fsynced) when the shard starts, when it
         ends, with ``force`` (a new failure) and otherwise at most every PUBLISH_EVERY_S seconds
         after a mini-batch (a rename per mini-batch would cost fast mini-batches measurably:
-        scripts/benchmark_live_view.py). None without ``run_dir``."""
+        scripts/benchmark_live_view.py) or while run() works (``_breached_elsewhere``, every
+        second: the record then names the mini-batch in run(), from the worker's ``started``
+        Event, ``supervisor.InFlight``). None without ``run_dir``."""
         if self.run_dir is None:
             return None
         tally, now = self._tally, time.time()
+        in_flight = getattr(self.worker, "running", None) if state == "running" else None
         self._started_at = self._started_at or now
         mine = progress.ShardProgress(
             invocation=self.invocation, shard=manifest.shard, done_mini_batches=tally.mini_batches,
@@ -458,6 +465,8 @@ class ShardRunner:
             progress_at=self._progress_at or self._started_at, updated_at=now, host=socket.gethostname(),
             pid=os.getpid(), run_invocation_timeout=self.spec.run_invocation_timeout,
             top_errors=tuple(self._error_counts.most_common(progress.TOP_ERRORS)),
+            reused_items=tally.reused_items, running_mini_batch=in_flight.mini_batch if in_flight else -1,
+            running_items=in_flight.items if in_flight else 0, running_since=in_flight.since if in_flight else 0.0,
             stolen_mini_batches=self._stolen_mini_batches, stolen_items=self._stolen_items,
             adopted_mini_batches=self._adopted)
         self._mine = mine
@@ -518,7 +527,7 @@ class ShardRunner:
         self._tally = RunningTally()  # this shard's counts, kept as results arrive
         self._error_counts = collections.Counter()
         self._started_at, self._progress_at, self._published_at = time.time(), 0.0, 0.0
-        self._watching = self.run_dir is not None and self._thresholds_set()
+        self._watching = self.run_dir is not None  # the record while run() works; early stop with thresholds
         self._stolen_mini_batches = self._stolen_items = self._adopted = self._done_items = 0
         self._victims, self._tails = {}, {}
         self.claims = None

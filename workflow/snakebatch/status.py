@@ -6,7 +6,9 @@ invocation (``progress/shard-NNNNN.json``), and, once gather has written them in
 ``summary.json`` and ``errors.jsonl``. It prints the run's state and counts, each shard's state,
 the shards that are stalled (a running shard with no finished mini-batch for longer than
 ``run_invocation_timeout`` plus a margin: its runner should have killed a hung ``run()`` by then)
-and the failures so far with their most frequent messages. ``--json`` prints the same as one JSON
+and the failures so far with their most frequent messages; once it ended, how (succeeded,
+failed, ...) and how long it took, with the cause of a failure gather or the console recorded
+in ``summary.json``. ``--json`` prints the same as one JSON
 object (fields: ``run_status``'s docstring, README "Watch a run"). Reading only, it works on any
 machine that sees the run folder (a SLURM cluster's login node).
 """
@@ -20,6 +22,7 @@ import socket
 import time
 
 from . import progress
+from .error_report import read_error_report
 from .errors import ManifestError, SnakebatchError
 from .layout import RunLayout
 from .monitor import clock
@@ -70,13 +73,14 @@ def _fresh_json(path: str, since: float):
 
 
 def _errors_file_counts(path: str) -> collections.Counter:
+    """First line of each failed item's error in the error report ``path`` -> items (an
+    unreadable report counts nothing: the shards' records are used instead)."""
     counts: collections.Counter = collections.Counter()
-    with open(path, encoding="utf-8") as handle:
-        for line in handle:
-            try:
-                counts[str(json.loads(line).get("error", "")).split("\n", 1)[0]] += 1
-            except (ValueError, AttributeError):
-                continue
+    try:
+        read_error_report(path, limit=0,
+                          on_record=lambda r: counts.update((str(r.get("error", "")).split("\n", 1)[0],)))
+    except ManifestError:
+        return collections.Counter()
     return counts
 
 
@@ -144,20 +148,30 @@ def run_status(run_dir: str, now: float | None = None, stall_margin_s: float = S
     console's verdict: ``succeeded``, ``failed``, ``interrupted``), ``shard_count``,
     ``shards_reporting``; counts ``done_mini_batches``, ``total_mini_batches``,
     ``reused_mini_batches``, ``done_items``, ``total_items``, ``succeeded_items``,
-    ``failed_items``, ``percent`` (of mini-batches); ``started_at``, ``updated_at`` (epoch
-    seconds of the first shard start and the newest record, null without records),
-    ``elapsed_s``, ``items_per_s`` (done items over elapsed), ``eta_s`` (null when unknown);
+    ``failed_items``, ``percent`` (of mini-batches); ``reused_items`` (done items of reused
+    mini-batches) and ``computed_items`` (the other done items); ``running_mini_batches`` and
+    ``running_items`` (mini-batches in a run() call now, from the records, and their items);
+    ``started_at``, ``updated_at`` (epoch seconds of the first shard start and the newest record,
+    null without records), ``elapsed_s`` (to now while running, else to the newest record),
+    ``items_per_s`` (computed items over elapsed: reused mini-batches take no time), ``eta_s``
+    (null when unknown or not running), ``finished`` (the state is neither running nor waiting);
     ``stall_after_s`` (the margin added to each shard's run_invocation_timeout) and
     ``stalled_shards`` (shard numbers); ``shards``: per shard ``shard``, ``state`` (running,
     done, stopped, failed, interrupted, lost), ``stalled``, ``done_mini_batches``,
     ``shard_mini_batches``, ``done_items``, ``shard_items``, ``failed_items``, ``host``,
-    ``pid``, ``quiet_s`` (seconds since its last finished mini-batch), ``stolen_mini_batches``
-    (computed for busy shards, in its counts) and ``adopted_mini_batches`` (its own that another
-    shard job computed and counts: ``balance_shards``); a lost shard's counts are
+    ``pid``, ``quiet_s`` (seconds since its last finished mini-batch), ``running_mini_batch``,
+    ``running_items``, ``running_s`` (its mini-batch in run() now, the items of that call, seconds
+    since it started; None, 0, None when none), ``stolen_mini_batches`` (computed for busy
+    shards, in its counts) and ``adopted_mini_batches`` (its own that another shard job computed
+    and counts: ``balance_shards``); a lost shard's counts are
     those of its durable results in the mini-batch store when they are more (its last record
     lags by at most a second); ``top_errors``: up to 10
     ``{"message", "count"}`` by count (errors.jsonl once gathered, else the shards' records, each
-    of which keeps its 5 most frequent); ``first_failures``: the shards' first failed items.
+    of which keeps its 5 most frequent); ``first_failures``: the shards' first failed items
+    (``{"shard", "failure"}``, in shard order), and for each shard whose entry script did not
+    start (summary.json's ``start_failures``) the first line of its error; ``error``: the cause
+    in summary.json of this invocation (a failed run: the start failures with their traceback,
+    a failed shard job, ...), None otherwise.
 
     Raises ManifestError when ``run_dir`` holds no ``plan.json`` (no run started jobs there)."""
     now = time.time() if now is None else now
@@ -179,6 +193,11 @@ def run_status(run_dir: str, now: float | None = None, stall_margin_s: float = S
                        "shard_mini_batches": record.shard_mini_batches, "done_items": record.done_items,
                        "shard_items": record.shard_items, "failed_items": record.failed_items,
                        "host": record.host, "pid": record.pid, "quiet_s": round(max(0.0, quiet), 3),
+                       "running_mini_batch": record.running_mini_batch if state == "running" and record.running_since
+                       else None,
+                       "running_items": record.running_items if state == "running" and record.running_since else 0,
+                       "running_s": round(max(0.0, now - record.running_since), 3)
+                       if state == "running" and record.running_since else None,
                        "stolen_mini_batches": record.stolen_mini_batches,
                        "adopted_mini_batches": record.adopted_mini_batches})
         if is_stalled:
@@ -192,7 +211,12 @@ def run_status(run_dir: str, now: float | None = None, stall_margin_s: float = S
     if isinstance(summary, dict) and summary.get("status") == "stale":
         summary = None
     if summary is not None and os.path.exists(layout.errors) and os.path.getmtime(layout.errors) >= plan_written:
-        counts = _errors_file_counts(layout.errors)
+        counts = _errors_file_counts(layout.errors) or counts
+    error = summary.get("error") if isinstance(summary, dict) else None
+    for start in (summary or {}).get("start_failures") or ():  # shards whose entry script did not start
+        if isinstance(start, dict) and not any(f["shard"] == start.get("shard") for f in first_failures):
+            first_failures.append({"shard": start.get("shard"), "failure": str(start.get("error", ""))})
+    first_failures.sort(key=lambda f: (f["shard"] is None, f["shard"] or 0))
     total_mb = max((r.total_mini_batches for r in records), default=0)
     total_items = max((r.total_items for r in records), default=0)
     if not records:
@@ -218,48 +242,86 @@ def run_status(run_dir: str, now: float | None = None, stall_margin_s: float = S
     updated = max((r.updated_at for r in records if r.updated_at), default=None)
     end = now if state in ("running", "waiting") else (updated or now)
     elapsed = max(0.0, end - started) if started else 0.0
-    rate = done_items / elapsed if elapsed > 0 else 0.0
+    reused_items = sum(r.reused_items for r in records)
+    computed_items = max(0, done_items - reused_items)
+    rate = computed_items / elapsed if elapsed > 0 else 0.0  # reused mini-batches cost no time
+    running = [r for r, s in zip(records, shards) if s["state"] == "running" and r.running_since]
     percent = 100.0 if total_mb and done_mb >= total_mb else (100.0 * done_mb / total_mb if total_mb else 0.0)
     return {
         "run_dir": run_dir, "run_name": plan.run_name, "invocation": plan.invocation, "state": state,
         "shard_count": plan.shard_count, "shards_reporting": len(records),
         "done_mini_batches": done_mb, "total_mini_batches": total_mb,
         "reused_mini_batches": sum(r.reused_mini_batches for r in records),
+        "reused_items": reused_items, "computed_items": computed_items,
+        "running_mini_batches": len(running), "running_items": sum(r.running_items for r in running),
         "done_items": done_items, "total_items": total_items, "succeeded_items": succeeded,
         "failed_items": failed, "percent": round(percent, 3),
         "started_at": started, "updated_at": updated, "elapsed_s": round(elapsed, 3),
         "items_per_s": round(rate, 3),
         "eta_s": round((total_items - done_items) / rate, 3) if state == "running" and rate > 0 else None,
+        "finished": state not in ("running", "waiting"),
         "stall_after_s": stall_margin_s, "stalled_shards": stalled, "shards": shards,
         "top_errors": [{"message": m, "count": c} for m, c in counts.most_common(TOP_ERRORS)],
-        "first_failures": first_failures,
+        "first_failures": first_failures, "error": error,
     }
 
 
+_ENDED = {"succeeded": "finished in", "failed": "failed after", "interrupted": "interrupted after",
+          "incomplete": "stopped after"}
+
+
+def _rate_text(status: dict) -> str:
+    """``"2.0 items/s"``, and how many items were reused from earlier runs when some were
+    (they took no time: the rate is of the items computed in this invocation)."""
+    reused = status["reused_items"]
+    if not reused:
+        return f"{status['items_per_s']:.1f} items/s"
+    if not status["computed_items"]:
+        return f"all {reused} done items reused from earlier runs"
+    return f"{status['items_per_s']:.1f} items/s over {status['computed_items']} computed ({reused} reused)"
+
+
 def format_status(status: dict) -> str:
-    """The status (``run_status``) for people: the run line, the counts, one line per shard,
-    the stalled shards and the top error messages."""
+    """The status (``run_status``) for people: the run line, the counts (elapsed and ETA while it
+    runs; how long it took once finished), the mini-batches in run() now, one line per shard,
+    the stalled shards, the run's error (a script that could not start, a failed shard), and
+    the failures with their most frequent messages ("so far" while it runs)."""
     lines = [f"run {status['run_name']!r} ({status['run_dir']}): {status['state']}, "
              f"{status['shards_reporting']} of {status['shard_count']} shard(s) reporting"]
+    if status["finished"] and status["state"] != "waiting":
+        when = f"{_ENDED.get(status['state'], 'elapsed')} {clock(status['elapsed_s'])}"
+    else:
+        when = f"elapsed {clock(status['elapsed_s'])}, ETA {clock(status['eta_s'])}"
     lines.append(f"  {status['done_mini_batches']}/{status['total_mini_batches']} mini-batches "
                  f"({status['percent']:.1f}%), {status['succeeded_items']} succeeded, {status['failed_items']} failed "
-                 f"of {status['total_items']} items, {status['items_per_s']:.1f} items/s, "
-                 f"elapsed {clock(status['elapsed_s'])}, ETA {clock(status['eta_s'])}")
+                 f"of {status['total_items']} items, {_rate_text(status)}, {when}")
+    if status["running_mini_batches"]:
+        lines.append(f"  {status['running_mini_batches']} mini-batch(es) in run() now, "
+                     f"{status['running_items']} item(s)")
     for shard in status["shards"]:
         state = "stalled" if shard["stalled"] else shard["state"]
+        running = ""
+        if shard["running_s"] is not None:
+            running = (f", mini-batch {shard['running_mini_batch']} ({shard['running_items']} items) in run() for "
+                       f"{clock(shard['running_s'])}")
         lines.append(f"  shard {shard['shard']:05d}  {state:<11} {shard['done_mini_batches']}/"
                      f"{shard['shard_mini_batches']} mini-batches, {shard['done_items']}/{shard['shard_items']} items, "
                      f"{shard['failed_items']} failed, last progress {clock(shard['quiet_s'])} ago"
                      + (f", {shard['stolen_mini_batches']} taken from busy shards" if shard.get("stolen_mini_batches")
                         else "")
                      + (f", {shard['adopted_mini_batches']} computed by other shards"
-                        if shard.get("adopted_mini_batches") else "")
+                        if shard.get("adopted_mini_batches") else "") + running
                      + (f" ({shard['host']} pid {shard['pid']})" if shard["state"] == "running" else ""))
     if status["stalled_shards"]:
         lines.append(f"Stalled: shard(s) {', '.join(str(s) for s in status['stalled_shards'])} finished no "
                      f"mini-batch for longer than run_invocation_timeout + {status['stall_after_s']:.0f} s; "
                      "see their logs in logs/sys/node/")
+    if status["error"] and status["state"] in ("failed", "interrupted"):
+        lines.append("Cause: " + status["error"].split("\n", 1)[0])
+        lines += [f"  shard {f['shard']:05d}: {f['failure']}" for f in status["first_failures"]
+                  if f["shard"] is not None and not status["top_errors"]]
     if status["top_errors"]:
-        lines.append(f"Failures so far: {status['failed_items']} item(s); most frequent messages:")
+        so_far = "" if status["finished"] else " so far"
+        lines.append(f"Failures{so_far}: {status['failed_items']} item(s); most frequent messages:")
         lines += [f"  {e['count']:>6}  {e['message']}" for e in status["top_errors"]]
     return "\n".join(lines)

@@ -97,6 +97,17 @@ def _environment(values: dict):
                 os.environ[name] = value
 
 
+@dataclass(frozen=True)
+class InFlight:
+    """The run() call a worker is in: of mini-batch ``mini_batch`` (index), with ``items`` items
+    (a part of it while it is retried or bisected), started at ``since`` (``time.time()``
+    seconds, the worker's ``started`` Event)."""
+
+    mini_batch: int
+    items: int
+    since: float
+
+
 class WorkerProcess:
     """One supervised worker process (spawned, so CUDA and TensorFlow start clean).
 
@@ -110,8 +121,10 @@ class WorkerProcess:
 
     Attributes: ``modules`` (source modules the worker reported), ``takes_context``,
     ``main_thread`` (id of the worker's thread that runs run()), ``loaded`` (key of the mini-batch
-    whose input the last ``load`` read, None after a restart), ``events`` (Events received) and
-    ``last_event_at`` (``time.time()`` of the last one, in the worker; None before any)."""
+    whose input the last ``load`` read, None after a restart), ``events`` (Events received),
+    ``last_event_at`` (``time.time()`` of the last one, in the worker; None before any) and
+    ``running`` (the InFlight run() call: set by the worker's ``started`` Event of a ``call``,
+    None again once it is answered, timed out or killed)."""
 
     def __init__(self, setup: WorkerSetup) -> None:
         self.setup = setup
@@ -124,6 +137,8 @@ class WorkerProcess:
         self.loaded: str | None = None
         self.events = 0
         self.last_event_at: float | None = None
+        self.running: InFlight | None = None
+        self._run: tuple[int, int, int] | None = None  # (request id, mini-batch index, items) of the call waited for
         self._ids = itertools.count(1)
         self._loads: dict[str, int] = {}  # mini-batch key -> request id of its Load not yet waited for
         self._answers: dict[int, protocol.Result | protocol.Failure] = {}  # arrived while waiting for another
@@ -224,7 +239,11 @@ class WorkerProcess:
         while run() works; when it says True the worker is killed and the Outcome is
         ``interrupted``."""
         request = protocol.Run(self.new_id(), tuple(items), context, loaded)
-        return self._outcome(request, timeout, interrupt, poll_s, "run()")
+        self._run = (request.request_id, context.minibatch_index, len(request.items))
+        try:
+            return self._outcome(request, timeout, interrupt, poll_s, "run()")
+        finally:
+            self._run = self.running = None
 
     def send_load(self, key: str, payload, kind: str = "mini_batch") -> int:
         """Ask the running worker to read mini-batch ``key`` (``payload``: what loader ``kind``
@@ -335,6 +354,8 @@ class WorkerProcess:
     def _note_event(self, event: protocol.Event) -> None:
         self.events += 1
         self.last_event_at = event.time
+        if event.kind == "started" and self._run is not None and event.request_id == self._run[0]:
+            self.running = InFlight(mini_batch=self._run[1], items=self._run[2], since=event.time)
 
     def _note_modules(self, message) -> None:
         if getattr(message, "modules", None):

@@ -47,7 +47,7 @@ class RunningTally:
     item seen (``first_failure``). ``snapshot()`` is the Tally of every result added."""
 
     __slots__ = ("items", "succeeded", "failed", "mini_batches", "failed_mini_batches",
-                 "reused_mini_batches", "first_failure")
+                 "reused_mini_batches", "reused_items", "first_failure")
 
     def __init__(self) -> None:
         self.items = 0
@@ -56,6 +56,7 @@ class RunningTally:
         self.mini_batches = 0
         self.failed_mini_batches = 0
         self.reused_mini_batches = 0
+        self.reused_items = 0  # items of the reused mini-batches (the progress records' rate leaves them out)
         self.first_failure: FailedItem | None = None
 
     def add(self, result: MiniBatchResult) -> None:
@@ -69,6 +70,7 @@ class RunningTally:
             self.failed_mini_batches += 1
         if result.reused:
             self.reused_mini_batches += 1
+            self.reused_items += result.item_count
         if self.first_failure is None and result.failures:
             self.first_failure = result.failures[0]
 
