@@ -94,7 +94,7 @@ def test_the_listing_is_named_by_its_fingerprint_and_older_than_the_manifests(da
     spec = PartitionSpec(run_name="r", paths=(str(dataset),), pattern=None, mini_batch_size=3, shard_count=1)
     first = listing_of(spec)
     # the main snakemake process lists once and hands the listing over; the partition job makes it its own
-    listed = layout.listed(first[len("listing-"):-len(".jsonl")])
+    listed = layout.listed(RunLayout.listing_name(first))
     write_listing(listed, list_items(spec))
     os.utime(listed, ns=(1_000_000_000, 1_000_000_000))   # so its time shows it was not listed again
     partition(spec, os.path.join(out, first))
@@ -110,6 +110,6 @@ def test_the_listing_is_named_by_its_fingerprint_and_older_than_the_manifests(da
     # the data did not exist when the workflow was parsed: the job lists it and keeps both the
     # listing it was asked for and the one named by the fingerprint; the old one is removed
     partition(spec, layout.listing("unlisted"))
-    assert sorted(os.listdir(out)) == [changed, "listing-unlisted.jsonl", "shard-00000.json"]
+    assert sorted(os.listdir(out)) == [changed, "listing-unlisted.list", "shard-00000.json"]
     assert os.stat(os.path.join(out, changed)).st_mtime_ns <= os.stat(manifest_path(out, 0)).st_mtime_ns
     assert read_listing(os.path.join(out, changed)) == list_items(spec) == read_listing(layout.listing("unlisted"))

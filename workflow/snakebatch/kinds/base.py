@@ -25,7 +25,7 @@ def _absolute(path: str) -> str:
     return os.path.abspath(path)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Item:
     """One input file of a dataset listing.
 
