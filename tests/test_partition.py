@@ -113,3 +113,39 @@ def test_the_listing_is_named_by_its_fingerprint_and_older_than_the_manifests(da
     assert sorted(os.listdir(out)) == [changed, "listing-unlisted.list", "shard-00000.json"]
     assert os.stat(os.path.join(out, changed)).st_mtime_ns <= os.stat(manifest_path(out, 0)).st_mtime_ns
     assert read_listing(os.path.join(out, changed)) == list_items(spec) == read_listing(layout.listing("unlisted"))
+
+
+def test_a_manifest_is_compact_json_with_one_mini_batch_per_line(tmp_path):
+    (manifest,) = build_manifests(cut(2), listing(3))
+    path = str(tmp_path / "shard-00000.json")
+    manifest.write(path)
+    lines = open(path, encoding="utf-8").read().split("\n")
+    assert lines[0] == ('{"version": 3, "run_name": "r", "shard": 0, "shard_count": 1, "total_mini_batches": 2, '
+                        '"total_items": 3, "mini_batches": [')
+    assert [line[:49] for line in lines[1:3]] == ['{"kind": "file", "index": 0, "first_item": 0, "ke',
+                                                 '{"kind": "file", "index": 1, "first_item": 2, "ke']
+    assert lines[1].endswith('"count": 2, "payload": {"items": ["d/0.png", "d/1.png"]}},')
+    assert lines[3:] == ["]}", ""]
+    assert ShardManifest.read(path) == manifest
+    (empty,) = build_manifests(PartitionSpec(**{**cut(2).__dict__, "shard_count": 3}), listing(1))[2:]
+    empty.write(path)
+    assert open(path, encoding="utf-8").read().endswith('"total_items": 1, "mini_batches": []}\n')
+    assert ShardManifest.read(path) == empty
+
+
+def test_the_partition_job_streams_the_listing_the_main_process_wrote(dataset, tmp_path, monkeypatch):
+    """The job renames the handed-over listing and reads it once, never whole into a list."""
+    from snakebatch import partition as module
+    from snakebatch.listing import write_listing
+
+    layout = RunLayout(str(tmp_path))
+    spec = PartitionSpec(run_name="r", paths=(str(dataset),), pattern=None, mini_batch_size=4, shard_count=2)
+    name = write_listing(layout.listed("x"), list_items(spec))
+    os.replace(layout.listed("x"), layout.listed(name))
+    monkeypatch.setattr(module, "read_listing", None)   # the job must not read it into a list
+    monkeypatch.setattr(module, "encode_listing", None)  # nor encode it again
+    manifests = module.partition(spec, layout.listing(name), log=pytest.fail)
+    assert [m.total_items for m in manifests] == [10, 10]
+    assert [[b.count for b in m.mini_batches] for m in manifests] == [[4, 4], [2]]
+    assert sorted(os.listdir(layout.partition_dir)) == [os.path.basename(layout.listing(name)), "shard-00000.json",
+                                                        "shard-00001.json"]

@@ -113,16 +113,16 @@ def _items(fields: list[str]):
         yield Item(path, int(size), ukey, int(mtime_ns) if mtime_ns else None)
 
 
-def iter_listing(path: str):
+def iter_listing(path: str, block_bytes: int = READ_BYTES):
     """Iterate the Items of the listing file ``path`` (``write_listing``'s format), reading
-    ``READ_BYTES`` at a time (memory: the Items the caller keeps, not the file). Raises
+    ``block_bytes`` at a time (memory: the Items the caller keeps, not the file). Raises
     DatasetError naming the file when it cannot be read or is not a whole listing."""
     try:
         with open(path, "rb") as handle:
             tail = b""
             pending: list[str] = []
             while True:
-                block = handle.read(READ_BYTES)
+                block = handle.read(block_bytes)
                 if not block:
                     break
                 data = tail + block

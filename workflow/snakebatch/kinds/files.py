@@ -22,7 +22,7 @@ from ..listing import fingerprint
 from ..locations import (change_identity, check_reachable, filesystem, is_local, local_path, storage_error,
                          with_retries)
 from ..partition_format import PartitionFormat, check_items, key_groups
-from .base import Cache, Descriptor, InputKind, Item, Materialised, MaterialiseError
+from .base import Cache, Descriptor, InputKind, Item, Materialised, MaterialiseError, key_text
 
 
 def _expand_local(given: str, root: str) -> tuple[list[str], bool]:
@@ -207,7 +207,7 @@ def mini_batch_key(items, partition_key_value: dict | None = None) -> str:
     for local files the same digest as ``partition.mini_batch_key`` (path, absolute path, size,
     mtime_ns). A ``partition_key_value`` (run() sees it) goes into the digest too. The lines are
     joined and encoded once per mini-batch."""
-    digest = hashlib.sha256("".join([item.key_line() + "\n" for item in items]).encode("utf-8", "surrogateescape"))
+    digest = hashlib.sha256(key_text(list(items)).encode("utf-8", "surrogateescape"))
     if partition_key_value:
         digest.update(("\0partition_key_value\0" + repr(sorted(partition_key_value.items()))).encode())
     return digest.hexdigest()
@@ -247,7 +247,7 @@ class FileKind(InputKind):
 
     def _descriptor(self, chunk: list[Item], index: int, first: int, key_value: dict | None = None) -> Descriptor:
         payload: dict = {"items": [i.path for i in chunk]}
-        if not all(i.local for i in chunk):
+        if None in [i.mtime_ns for i in chunk]:  # a file not on the local disk
             payload["ukeys"] = [i.ukey for i in chunk]
             payload["sizes"] = [i.size for i in chunk]
         if key_value is not None:
