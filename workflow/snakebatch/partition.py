@@ -1,9 +1,10 @@
 """Partition a dataset listing into mini-batches and mini-batches into shards.
 
 ``assign_shards`` is pure (no I/O); the input kind (``kinds``) cuts a listing into mini-batches. The dataset is listed once per
-run, by the main snakemake process while it parses the workflow (``listed-{fingerprint}.jsonl``);
-``python -m snakebatch.partition --spec JSON --listing results/{run}/partition/listing-{fingerprint}.jsonl``
-makes that listing its own output and cuts it into one manifest per shard, next to it.
+run, by the main snakemake process while it parses the workflow (``listed-{fingerprint}.list``,
+``snakebatch.listing``'s format); ``python -m snakebatch.partition --spec JSON --listing
+results/{run}/partition/listing-{fingerprint}.list`` makes that listing its own output (a rename)
+and cuts it, read once as a stream, into one manifest per shard, next to it.
 """
 
 from __future__ import annotations
@@ -131,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     specs.add_argument("--spec", help="PartitionSpec as JSON")
     specs.add_argument("--spec-file", help="a file holding --spec")
     parser.add_argument("--listing", required=True,
-                        help="the listing file to make (results/{run}/partition/listing-NAME.jsonl); "
+                        help="the listing file to make (results/{run}/partition/listing-NAME.list); "
                              "the manifests go next to it")
     args = parser.parse_args(argv)
     if args.spec is None:
