@@ -87,7 +87,8 @@ def listing_of(spec):
 
 
 def test_the_listing_is_named_by_its_fingerprint_and_older_than_the_manifests(dataset, tmp_path):
-    from snakebatch.partition import partition, read_listing, write_listing
+    from snakebatch.listing import read_listing, write_listing
+    from snakebatch.partition import partition
 
     layout = RunLayout(str(tmp_path))
     out = layout.partition_dir
@@ -134,7 +135,8 @@ def test_a_manifest_is_compact_json_with_one_mini_batch_per_line(tmp_path):
 
 
 def test_the_partition_job_streams_the_listing_the_main_process_wrote(dataset, tmp_path, monkeypatch):
-    """The job renames the handed-over listing and reads it once, never whole into a list."""
+    """The job renames the handed-over listing and reads it once, through iter_listing, without
+    listing the dataset or encoding the listing again."""
     from snakebatch import partition as module
     from snakebatch.listing import write_listing
 
@@ -142,9 +144,19 @@ def test_the_partition_job_streams_the_listing_the_main_process_wrote(dataset, t
     spec = PartitionSpec(run_name="r", paths=(str(dataset),), pattern=None, mini_batch_size=4, shard_count=2)
     name = write_listing(layout.listed("x"), list_items(spec))
     os.replace(layout.listed("x"), layout.listed(name))
-    monkeypatch.setattr(module, "read_listing", None)   # the job must not read it into a list
-    monkeypatch.setattr(module, "encode_listing", None)  # nor encode it again
-    manifests = module.partition(spec, layout.listing(name), log=pytest.fail)
+    streamed = []
+
+    def iter_listing(path):
+        streamed.append(path)
+        for item in real_iter_listing(path):
+            streamed.append(item.path)
+            yield item
+
+    real_iter_listing = module.iter_listing
+    monkeypatch.setattr(module, "iter_listing", iter_listing)
+    monkeypatch.setattr(module, "encode_listing", None)  # the job does not encode it again
+    manifests = module.partition(spec, layout.listing(name), log=pytest.fail)   # nor list the dataset
+    assert streamed == [layout.listing(name)] + [str(dataset / f"f{i:02d}.txt") for i in range(10)]
     assert [m.total_items for m in manifests] == [10, 10]
     assert [[b.count for b in m.mini_batches] for m in manifests] == [[4, 4], [2]]
     assert sorted(os.listdir(layout.partition_dir)) == [os.path.basename(layout.listing(name)), "shard-00000.json",

@@ -20,7 +20,7 @@ from .kinds import get_kind
 from .layout import RunLayout
 from .lifecycle import invalidate_result
 from .listing import encode as encode_listing
-from .listing import gc_paused, iter_listing, read_listing, write_chunks, write_listing
+from .listing import gc_paused, iter_listing, write_chunks, write_listing
 from .manifest import MiniBatch, ShardManifest
 
 
