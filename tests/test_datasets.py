@@ -3,7 +3,7 @@ import os
 import pytest
 
 from helpers import write
-from snakebatch.datasets import watched_paths
+from snakebatch.datasets import folder_files, walk_folders, watched_paths
 from snakebatch.kinds.files import list_items
 from snakebatch.errors import DatasetError
 
@@ -118,3 +118,33 @@ def test_an_unreadable_folder_is_an_error_not_a_silent_gap(tmp_path, monkeypatch
     with pytest.raises(DatasetError) as info:
         list_files([str(tmp_path / "data")])
     assert str(info.value) == f"input folder {str(tmp_path / 'data' / 'sub')!r} cannot be read: Permission denied"
+
+
+def walked_files(folder):
+    """The files ``walk_folders`` finds, sorted: what ``folder_files`` must give."""
+    return sorted(os.path.join(d, f) for d, _, files in walk_folders(folder) for f in files)
+
+
+def test_folder_files_finds_what_the_folder_walk_finds_and_tells_a_file_link(tmp_path):
+    data = tmp_path / "data"
+    for name in ["b/2.png", "a/1.png", "a/10.png", "c.png", ".snakemake_timestamp", ".snakemake/log.txt",
+                 "z/.snakemake_timestamp", "z/.hidden"]:
+        write(data / name, name)
+    os.symlink(data / "a", data / "a-again")       # a folder link to a folder walked already: walked once
+    os.symlink(data, data / "b" / "up")            # a loop
+    files, links = folder_files(str(data))
+    assert files == walked_files(str(data)) == [str(data / p) for p in
+                                                 ["a/1.png", "a/10.png", "b/2.png", "c.png", "z/.hidden"]]
+    assert links is False                          # folder links only: no file can be reached twice
+    os.symlink(data / "c.png", data / "b" / "c-link.png")
+    files, links = folder_files(str(data) + os.sep)   # a root given with a trailing slash keeps its shape
+    assert files == walked_files(str(data) + os.sep)
+    assert str(data) + os.sep + "b/c-link.png" in files
+    assert links is True
+
+
+def test_a_hard_link_in_the_only_root_is_a_second_file(tmp_path):
+    data = tmp_path / "data"
+    write(data / "a.png", "a")
+    os.link(data / "a.png", data / "b.png")
+    assert paths(list_files([str(data)])) == [str(data / "a.png"), str(data / "b.png")]

@@ -477,14 +477,18 @@ def test_local_tabular_reading_is_unchanged_by_the_filesystem_argument(tmp_path)
     pd.testing.assert_frame_equal(pd.concat(frames, ignore_index=True), pd.read_csv(path))
 
 
-def test_listing_fingerprints_match_datasets_locally_and_follow_ukeys_elsewhere(dataset, mem):
-    local = list(FILES.list(spec([str(dataset)])))   # the digest of the listing before the kinds
-    assert listing_fingerprint(local) == hashlib.sha256("".join(
-        f"{i.path}\0{os.stat(i.path).st_size}\0{os.stat(i.path).st_mtime_ns}\n" for i in local).encode()).hexdigest()
+def test_a_listing_fingerprint_is_the_digest_of_its_listing_file_and_follows_ukeys(dataset, mem, tmp_path):
+    from snakebatch.listing import write_listing
+
+    local = list(FILES.list(spec([str(dataset)])))
+    fingerprint = write_listing(str(tmp_path / "listing.list"), local)
+    assert listing_fingerprint(local) == fingerprint == hashlib.sha256((tmp_path / "listing.list").read_bytes()).hexdigest()
+    assert (tmp_path / "listing.list").read_bytes() == b"".join(
+        f"{i.path}\0{os.stat(i.path).st_size}\0{os.stat(i.path).st_mtime_ns}\0{i.ukey}\0".encode() for i in local)
     fs, root = mem
     put(fs, f"{root}/a", "1")
     items = list(FILES.list(spec([root])))
-    assert listing_fingerprint(items) == hashlib.sha256(f"{items[0].path}\0{items[0].ukey}\n".encode()).hexdigest()
+    assert listing_fingerprint(items) == hashlib.sha256(f"{items[0].path}\0{1}\0\0{items[0].ukey}\0".encode()).hexdigest()
     put(fs, f"{root}/a", "2")
     assert listing_fingerprint(FILES.list(spec([root]))) != listing_fingerprint(items)
 

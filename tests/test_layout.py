@@ -38,9 +38,9 @@ def test_absolute_keeps_the_shape(tmp_path, monkeypatch):
 def test_the_partition_listing_plan_and_markers():
     layout = RunLayout.for_run("r")
     fp = "0123456789abcdef" * 4
-    assert layout.listing(fp) == "results/r/partition/listing-0123456789abcdef.jsonl"
-    assert layout.listed(fp) == "results/r/partition/listed-0123456789abcdef.jsonl"
-    assert layout.listing("unlisted") == "results/r/partition/listing-unlisted.jsonl"
+    assert layout.listing(fp) == "results/r/partition/listing-0123456789abcdef.list"
+    assert layout.listed(fp) == "results/r/partition/listed-0123456789abcdef.list"
+    assert layout.listing("unlisted") == "results/r/partition/listing-unlisted.list"
     assert layout.plan == "results/r/plan.json"
     assert layout.shard_unfinished(3) == "results/r/shards/shard-00003.unfinished"
     assert layout.demo_accuracy == "results/r/demo_accuracy.json"

@@ -87,14 +87,15 @@ def listing_of(spec):
 
 
 def test_the_listing_is_named_by_its_fingerprint_and_older_than_the_manifests(dataset, tmp_path):
-    from snakebatch.partition import partition, read_listing, write_listing
+    from snakebatch.listing import read_listing, write_listing
+    from snakebatch.partition import partition
 
     layout = RunLayout(str(tmp_path))
     out = layout.partition_dir
     spec = PartitionSpec(run_name="r", paths=(str(dataset),), pattern=None, mini_batch_size=3, shard_count=1)
     first = listing_of(spec)
     # the main snakemake process lists once and hands the listing over; the partition job makes it its own
-    listed = layout.listed(first[len("listing-"):-len(".jsonl")])
+    listed = layout.listed(RunLayout.listing_name(first))
     write_listing(listed, list_items(spec))
     os.utime(listed, ns=(1_000_000_000, 1_000_000_000))   # so its time shows it was not listed again
     partition(spec, os.path.join(out, first))
@@ -110,6 +111,53 @@ def test_the_listing_is_named_by_its_fingerprint_and_older_than_the_manifests(da
     # the data did not exist when the workflow was parsed: the job lists it and keeps both the
     # listing it was asked for and the one named by the fingerprint; the old one is removed
     partition(spec, layout.listing("unlisted"))
-    assert sorted(os.listdir(out)) == [changed, "listing-unlisted.jsonl", "shard-00000.json"]
+    assert sorted(os.listdir(out)) == [changed, "listing-unlisted.list", "shard-00000.json"]
     assert os.stat(os.path.join(out, changed)).st_mtime_ns <= os.stat(manifest_path(out, 0)).st_mtime_ns
     assert read_listing(os.path.join(out, changed)) == list_items(spec) == read_listing(layout.listing("unlisted"))
+
+
+def test_a_manifest_is_compact_json_with_one_mini_batch_per_line(tmp_path):
+    (manifest,) = build_manifests(cut(2), listing(3))
+    path = str(tmp_path / "shard-00000.json")
+    manifest.write(path)
+    lines = open(path, encoding="utf-8").read().split("\n")
+    assert lines[0] == ('{"version": 3, "run_name": "r", "shard": 0, "shard_count": 1, "total_mini_batches": 2, '
+                        '"total_items": 3, "mini_batches": [')
+    assert [line[:49] for line in lines[1:3]] == ['{"kind": "file", "index": 0, "first_item": 0, "ke',
+                                                 '{"kind": "file", "index": 1, "first_item": 2, "ke']
+    assert lines[1].endswith('"count": 2, "payload": {"items": ["d/0.png", "d/1.png"]}},')
+    assert lines[3:] == ["]}", ""]
+    assert ShardManifest.read(path) == manifest
+    (empty,) = build_manifests(PartitionSpec(**{**cut(2).__dict__, "shard_count": 3}), listing(1))[2:]
+    empty.write(path)
+    assert open(path, encoding="utf-8").read().endswith('"total_items": 1, "mini_batches": []}\n')
+    assert ShardManifest.read(path) == empty
+
+
+def test_the_partition_job_streams_the_listing_the_main_process_wrote(dataset, tmp_path, monkeypatch):
+    """The job renames the handed-over listing and reads it once, through iter_listing, without
+    listing the dataset or encoding the listing again."""
+    from snakebatch import partition as module
+    from snakebatch.listing import write_listing
+
+    layout = RunLayout(str(tmp_path))
+    spec = PartitionSpec(run_name="r", paths=(str(dataset),), pattern=None, mini_batch_size=4, shard_count=2)
+    name = write_listing(layout.listed("x"), list_items(spec))
+    os.replace(layout.listed("x"), layout.listed(name))
+    streamed = []
+
+    def iter_listing(path):
+        streamed.append(path)
+        for item in real_iter_listing(path):
+            streamed.append(item.path)
+            yield item
+
+    real_iter_listing = module.iter_listing
+    monkeypatch.setattr(module, "iter_listing", iter_listing)
+    monkeypatch.setattr(module, "encode_listing", None)  # the job does not encode it again
+    manifests = module.partition(spec, layout.listing(name), log=pytest.fail)   # nor list the dataset
+    assert streamed == [layout.listing(name)] + [str(dataset / f"f{i:02d}.txt") for i in range(10)]
+    assert [m.total_items for m in manifests] == [10, 10]
+    assert [[b.count for b in m.mini_batches] for m in manifests] == [[4, 4], [2]]
+    assert sorted(os.listdir(layout.partition_dir)) == [os.path.basename(layout.listing(name)), "shard-00000.json",
+                                                        "shard-00001.json"]

@@ -5,7 +5,7 @@ import os
 from snakebatch.plan import PlanRecord, auto_process_count, read_plan, write_plan
 
 RECORD = PlanRecord(run_name="r", process_count_per_node=6, shard_count=12, invocation="inv",
-                    listing="listing-0123456789abcdef.jsonl")
+                    listing="listing-0123456789abcdef.list")
 
 
 def test_plan_round_trips_through_plan_json(tmp_path):

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 def partition_files(workflow, run):
     """The files of results/{run}/partition/, the dataset listing's fingerprint as ``{fp}``."""
     names = sorted(os.listdir(workflow.path("results", run, "partition")))
-    return [re.sub(r"^listing-[0-9a-f]{16}\.jsonl$", "listing-{fp}.jsonl", name) for name in names]
+    return [re.sub(r"^listing-[0-9a-f]{16}\.list$", "listing-{fp}.list", name) for name in names]
 
 
 
@@ -30,7 +30,7 @@ def test_run_merges_in_order_and_a_second_run_does_nothing(workflow):
     summary = json.loads(workflow.read("results", "sq", "summary.json"))
     assert {k: summary[k] for k in ("status", "items", "succeeded", "failed", "mini_batches")} == {
         "status": "succeeded", "items": 23, "succeeded": 23, "failed": 0, "mini_batches": 6}
-    assert partition_files(workflow, "sq") == ["listing-{fp}.jsonl", "shard-00000.json", "shard-00001.json"]
+    assert partition_files(workflow, "sq") == ["listing-{fp}.list", "shard-00000.json", "shard-00001.json"]
     assert "snakebatch: run 'sq' succeeded: 23 of 23 items succeeded, 0 failed -> results/sq/out.txt" in proc.stderr
     assert workflow.read("results", "sq", "logs", "job_result.txt").startswith("status: succeeded\nitems: 23")
 
@@ -59,7 +59,7 @@ def test_seed_resubmission_overrides_with_snakemake_config_syntax(workflow):
     workflow.run("--config", "input={'path': 'data/item003.txt'}", "mini_batch_size=1",
                  "process_count_per_node=1", "run_name=one")
     assert workflow.read("results", "one", "out.txt") == "item003.txt: 9\n"
-    assert partition_files(workflow, "one") == ["listing-{fp}.jsonl", "shard-00000.json"]
+    assert partition_files(workflow, "one") == ["listing-{fp}.list", "shard-00000.json"]
 
 
 def test_tolerated_failures_are_isolated_and_reported(workflow):
@@ -325,7 +325,7 @@ def test_one_plan_reaches_the_jobs_and_a_dry_run_plans_it_and_writes_nothing(wor
     manifests = [ShardManifest.read(workflow.path("results", "sq", "partition", f"shard-{i:05d}.json"))
                  for i in range(cores)]
     assert [(m.shard, m.shard_count) for m in manifests] == [(i, cores) for i in range(cores)]
-    assert partition_files(workflow, "sq") == ["listing-{fp}.jsonl"] + [f"shard-{i:05d}.json" for i in range(cores)]
+    assert partition_files(workflow, "sq") == ["listing-{fp}.list"] + [f"shard-{i:05d}.json" for i in range(cores)]
 
     assert "Nothing to be done" in dry_run_without_cores(workflow)
     # a job's own snakemake (as on a cluster node, other cores) plans what plan.json says ...
@@ -346,7 +346,7 @@ def test_one_plan_reaches_the_jobs_and_a_dry_run_plans_it_and_writes_nothing(wor
     assert "rule partition" in changed.stdout + changed.stderr
     assert "listing the dataset" not in workflow.read("results", "sq", "logs", "partition.log")
     assert workflow.read("results", "sq", "out.txt") == expected(24)
-    assert partition_files(workflow, "sq") == ["listing-{fp}.jsonl"] + [f"shard-{i:05d}.json" for i in range(cores)]
+    assert partition_files(workflow, "sq") == ["listing-{fp}.list"] + [f"shard-{i:05d}.json" for i in range(cores)]
     assert "Nothing to be done" in dry_run_without_cores(workflow)
 
 

@@ -7,7 +7,9 @@ shorter than ``mini_batch_size``, still pass):
 - no mini-batch is empty or holds more than ``mini_batch_size`` files;
 - ``index`` counts 0.., ``first_item`` is the count of items before, ``count`` the items held;
 - shards are contiguous runs of mini-batches whose lengths differ by at most one;
-- a folder tree is listed sorted by path, each file once, whatever its name.
+- a folder tree is listed sorted by path, each file once, whatever its name;
+- a listing file reads back the Items it was written from, whatever the names and block sizes;
+- a mini-batch's key text is its items' key lines.
 """
 
 import os
@@ -16,6 +18,7 @@ from hypothesis import given, settings, strategies as st
 
 from helpers import partition_spec
 from snakebatch.kinds import Item, get_kind
+from snakebatch.kinds.base import key_text
 from snakebatch.kinds.files import list_items
 from snakebatch.partition import assign_shards
 
@@ -96,3 +99,32 @@ def test_a_folder_tree_with_hostile_names_is_listed_sorted_each_file_once(tmp_pa
     batches = get_kind("file").mini_batches(listing, partition_spec(root, size, shard_count=shards))
     assert [p for b in batches for p in b.payload["items"]] == sorted(made)
     assert all(1 <= b.count <= size for b in batches)
+
+
+SEGMENTS = st.sampled_from(["a", "b.png", ".", "..", "", ".h", "x\ny", "caf\udce9"])
+PATHS = st.builds(lambda lead, parts, tail: lead + "/".join(parts) + tail,
+                  st.sampled_from(["/", "//", "", "./"]), st.lists(SEGMENTS, min_size=1, max_size=4),
+                  st.sampled_from(["", "/"]))
+
+
+@given(paths=st.lists(PATHS, min_size=0, max_size=6), remote=st.booleans())
+def test_the_key_text_of_a_mini_batch_is_its_items_key_lines(paths, remote):
+    """``key_text`` (no call per item for absolute, normal local paths) is the key lines joined."""
+    items = [Item(path=p, size=i, ukey=f"{i}:7", mtime_ns=7) for i, p in enumerate(paths)]
+    if remote and items:
+        items[-1] = Item(path="s3://b/k", size=1, ukey="etag:e")
+    assert key_text(items) == "".join(item.key_line() + "\n" for item in items)
+
+
+@settings(max_examples=60)
+@given(listing=st.lists(st.tuples(st.text(NAME_CHARS, min_size=1, max_size=12), st.integers(0, 2 ** 40),
+                                  st.one_of(st.none(), st.integers(0, 2 ** 62))), max_size=30),
+       block=st.integers(1, 64))
+def test_a_listing_file_reads_back_the_same_items_whatever_the_names(tmp_path_factory, listing, block):
+    from snakebatch.listing import fingerprint, iter_listing, write_listing
+
+    items = [Item(path=f"/d/{name}\udcff", size=size, ukey=f"{size}:{mtime}", mtime_ns=mtime)
+             for name, size, mtime in listing]
+    path = str(tmp_path_factory.mktemp("listing") / "listing.list")
+    assert write_listing(path, items) == fingerprint(items)
+    assert list(iter_listing(path, block)) == items

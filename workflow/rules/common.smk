@@ -24,13 +24,13 @@ from snakebatch.config import describe_validation_error, plan_run
 from snakebatch.demo import with_demo_defaults
 from snakebatch.datasets import is_glob, root_folders, watched_paths
 from snakebatch.kinds import get_kind
-from snakebatch.kinds.files import listing_fingerprint
 from snakebatch.errors import ConfigError, DatasetError
 from snakebatch.gather import restore_reports
 from snakebatch.layout import RunLayout
 from snakebatch.locations import is_url
 from snakebatch.manifest import shard_id
-from snakebatch.partition import write_listing
+from snakebatch.listing import encode as encode_listing
+from snakebatch.listing import gc_paused, write_chunks
 from snakebatch.plan import PlanRecord, auto_process_count, oversubscription_warning, read_plan, write_plan
 from snakebatch.storage import write_text_atomic
 from snakebatch.store import known_modules
@@ -146,24 +146,25 @@ def plain_paths(paths):
 
 
 def dataset_listing():
-    """The listing the partition makes (its output): named by the dataset's fingerprint (paths,
-    sizes, mtimes), so a missing one means a changed dataset and a partition to run. The dataset
-    is listed once per run, here: a real run hands the listing to the partition job
-    (``listed-{fingerprint}.jsonl``), a dry run writes nothing. A dataset that does not exist yet
-    (a rule makes it) is listed by the partition job itself. An empty or unreadable dataset fails
-    the dry run here. A job's own snakemake takes the name the main process recorded."""
+    """The listing the partition makes (its output): named by the dataset's fingerprint (the
+    digest of the listing's bytes: paths, sizes, mtimes), so a missing one means a changed
+    dataset and a partition to run. The dataset is listed once per run, here, as a stream of
+    encoded chunks (snakebatch.listing; no Item is kept): a real run hands the listing to the
+    partition job (``listed-{fingerprint}.list``), a dry run writes nothing. A dataset that does
+    not exist yet (a rule makes it) is listed by the partition job itself. An empty or unreadable
+    dataset fails the dry run here. A job's own snakemake takes the name the main process recorded."""
     if not workflow.is_main_process:
         return LAYOUT.partition_file(RECORDED_PLAN.listing)
     if not all(is_url(p) or os.path.exists(p) for p in PLAN.partition.paths if not is_glob(p)):
         return LAYOUT.listing(UNLISTED)
     try:
-        listing = list(get_kind(PLAN.partition.input_type).list(PLAN.partition))
+        with gc_paused():
+            fingerprint, chunks = encode_listing(get_kind(PLAN.partition.input_type).list(PLAN.partition))
     except DatasetError as exc:
         raise WorkflowError(f"snakebatch: invalid input: {exc}") from None
-    fingerprint = listing_fingerprint(listing)
     path = LAYOUT.listing(fingerprint)
     if not DRYRUN and not os.path.exists(path) and not os.path.exists(LAYOUT.listed(fingerprint)):
-        write_listing(LAYOUT.listed(fingerprint), listing)
+        write_chunks(LAYOUT.listed(fingerprint), chunks)
     return path
 
 

@@ -13,9 +13,10 @@ are the zero-padded ``shard_id`` (``"00003"``).
     demo_accuracy.json                     the demo's score against its labels (demo only)
     plan.json                              the resolved plan of the invocation that last started
     partition/shard-NNNNN.json             one manifest per shard
-    partition/listing-{fp16}.jsonl         the dataset listing the manifests were cut from,
-                                           named by its fingerprint (``listing``)
-    partition/listed-{fp16}.jsonl          a listing the main process made for the partition job
+    partition/listing-{fp16}.list          the dataset listing the manifests were cut from,
+                                           named by its fingerprint (``listing``; the format:
+                                           ``snakebatch.listing``)
+    partition/listed-{fp16}.list           a listing the main process made for the partition job
     shards/shard-NNNNN.jsonl               one result file per shard job
     shards/shard-NNNNN.unfinished          left by a shard that stopped early (runs again)
     minibatches/{k[:2]}/{k}.json|.parquet  the durable result of every finished mini-batch
@@ -36,6 +37,8 @@ import os
 from dataclasses import dataclass
 
 RESULTS_ROOT = "results"
+#: the file name ending of a dataset listing
+LISTING_SUFFIX = ".list"
 
 
 def shard_id(shard: int) -> str:
@@ -149,18 +152,25 @@ class RunLayout:
         return self._join("partition", name)
 
     def listing(self, fingerprint: str) -> str:
-        """The dataset listing (one kinds.Item per line) whose fingerprint starts with
+        """The dataset listing (``snakebatch.listing``'s format) whose fingerprint starts with
         ``fingerprint`` (16 hex digits are used), or ``{listing}`` as a wildcard."""
-        return self._join("partition", f"listing-{fingerprint[:16]}.jsonl")
+        return self._join("partition", f"listing-{fingerprint[:16]}{LISTING_SUFFIX}")
 
     def listed(self, fingerprint: str) -> str:
         """The listing the main snakemake process wrote while it parsed the workflow, for the
         partition job, which makes it its ``listing`` (so the dataset is listed once)."""
-        return self._join("partition", f"listed-{fingerprint[:16]}.jsonl")
+        return self._join("partition", f"listed-{fingerprint[:16]}{LISTING_SUFFIX}")
+
+    @staticmethod
+    def listing_name(path: str) -> str:
+        """The name (fingerprint, or ``unlisted``) in a ``listing`` or ``listed`` path:
+        ``.../listing-0123456789abcdef.list`` -> ``0123456789abcdef``."""
+        base = os.path.basename(path)
+        return base.split("-", 1)[1][:-len(LISTING_SUFFIX)]
 
     @property
     def listing_glob(self) -> str:
-        return self._join("partition", "listing-*.jsonl")
+        return self._join("partition", f"listing-*{LISTING_SUFFIX}")
 
     @property
     def shards_dir(self) -> str:

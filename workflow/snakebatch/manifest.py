@@ -32,15 +32,20 @@ class ShardManifest:
     mini_batches: tuple[MiniBatch, ...]
 
     def to_json(self) -> str:
-        return json.dumps({
+        """The manifest as JSON text: the shard's fields, then ``mini_batches`` with one
+        mini-batch per line (compact; each line through the C encoder, which ``indent`` would
+        turn off: a million files' manifests in well under a second)."""
+        head = json.dumps({
             "version": MANIFEST_VERSION,
             "run_name": self.run_name,
             "shard": self.shard,
             "shard_count": self.shard_count,
             "total_mini_batches": self.total_mini_batches,
             "total_items": self.total_items,
-            "mini_batches": [mb.to_json() for mb in self.mini_batches],
-        }, indent=1) + "\n"
+        })
+        dumps = json.dumps
+        batches = ",\n".join([dumps(mb.to_json()) for mb in self.mini_batches])
+        return f'{head[:-1]}, "mini_batches": [\n{batches}\n]}}\n' if batches else f'{head[:-1]}, "mini_batches": []}}\n'
 
     @classmethod
     def from_json(cls, data: dict) -> ShardManifest:

@@ -1,28 +1,27 @@
 """Partition a dataset listing into mini-batches and mini-batches into shards.
 
 ``assign_shards`` is pure (no I/O); the input kind (``kinds``) cuts a listing into mini-batches. The dataset is listed once per
-run, by the main snakemake process while it parses the workflow (``listed-{fingerprint}.jsonl``);
-``python -m snakebatch.partition --spec JSON --listing results/{run}/partition/listing-{fingerprint}.jsonl``
-makes that listing its own output and cuts it into one manifest per shard, next to it.
+run, by the main snakemake process while it parses the workflow (``listed-{fingerprint}.list``,
+``snakebatch.listing``'s format); ``python -m snakebatch.partition --spec JSON --listing
+results/{run}/partition/listing-{fingerprint}.list`` makes that listing its own output (a rename)
+and cuts it, read once as a stream, into one manifest per shard, next to it.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import glob
-import json
 import os
 import sys
 
 from .config import PartitionSpec
 from .errors import DatasetError, SnakebatchError
-from .kinds import Item, get_kind
-from .kinds.files import listing_fingerprint
+from .kinds import get_kind
 from .layout import RunLayout
 from .lifecycle import invalidate_result
+from .listing import encode as encode_listing
+from .listing import gc_paused, iter_listing, write_chunks, write_listing
 from .manifest import MiniBatch, ShardManifest
-from .storage import write_text_atomic
 
 
 def make_mini_batches(listing, spec: PartitionSpec, log=print) -> list[MiniBatch]:
@@ -66,47 +65,37 @@ def manifest_path(out_dir: str, shard: int) -> str:
     return RunLayout(os.path.dirname(os.path.normpath(out_dir))).manifest(shard)
 
 
-def write_listing(path: str, listing) -> None:
-    """Write ``listing`` (Items) to ``path`` atomically, one Item as JSON per line."""
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    dumps = json.dumps  # the Item's fields in order, as dataclasses.asdict gives them, without its deep copies
-    write_text_atomic(path, "".join([dumps({"path": i.path, "size": i.size, "ukey": i.ukey, "mtime_ns": i.mtime_ns})
-                                     + "\n" for i in listing]))
-
-
-def read_listing(path: str) -> list[Item]:
-    """The listing ``write_listing`` wrote. Raises DatasetError when it cannot be read."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return [Item(**json.loads(line)) for line in handle if line.strip()]
-    except (OSError, ValueError, TypeError) as exc:
-        raise DatasetError(f"cannot read the dataset listing {path!r}: {exc}") from None
-
-
 # Records of earlier versions (a fingerprint file and the stamp the Snakefile rewrote): removed.
 _OLD_RECORDS = ("dataset.json", "dataset.stamp")
+# Listings of earlier versions (one JSON document per file): removed.
+_OLD_LISTINGS = "list*-*.jsonl"
 
 
-def write_manifests(spec: PartitionSpec, out_dir: str, listing: list[Item] | None = None,
-                    keep: tuple[str, ...] = ()) -> list[ShardManifest]:
-    """Write one manifest per shard of ``listing`` (None: list the dataset now) atomically,
-    remove stale manifests of an earlier, larger shard count, and keep one listing file,
-    ``listing-{fingerprint}.jsonl`` (and the files in ``keep``), older than the manifests: when
-    the main snakemake process finds it, the dataset is unchanged. Other listings are removed
-    first, so an interrupted partition never leaves an old listing that looks current. Raises
-    DatasetError when the dataset is missing or empty."""
-    if listing is None:
-        listing = list(get_kind(spec.input_type).list(spec))
+def write_manifests(spec: PartitionSpec, out_dir: str, listing=None, keep: tuple[str, ...] = (),
+                    fingerprint: str | None = None) -> list[ShardManifest]:
+    """Write one manifest per shard of ``listing`` (Items in input order; None: list the dataset
+    now) atomically, remove stale manifests of an earlier, larger shard count, and keep one
+    listing file, ``listing-{fingerprint}`` (and the files in ``keep``), older than the manifests:
+    when the main snakemake process finds it, the dataset is unchanged. Other listings are removed
+    first, so an interrupted partition never leaves an old listing that looks current.
+    ``fingerprint``: the listing's, when its listing file is already in place (then ``listing``
+    may be an iterator: it is read once, and never held whole). Raises DatasetError when the
+    dataset is missing or empty."""
     layout = RunLayout(os.path.dirname(os.path.normpath(out_dir)))
-    current = layout.listing(listing_fingerprint(listing))
+    chunks = None
+    if fingerprint is None:
+        listing = list(get_kind(spec.input_type).list(spec) if listing is None else listing)
+        fingerprint, chunks = encode_listing(listing)
+    current = layout.listing(fingerprint)
     kept = {os.path.abspath(p) for p in (current, *keep)}
-    stale = glob.glob(layout.listing_glob) + glob.glob(layout.listed("*")) + [layout.partition_file(n) for n in _OLD_RECORDS]
+    stale = (glob.glob(layout.listing_glob) + glob.glob(layout.listed("*"))
+             + [layout.partition_file(n) for n in _OLD_RECORDS] + glob.glob(layout.partition_file(_OLD_LISTINGS)))
     for path in stale:
         if os.path.abspath(path) not in kept and os.path.exists(path):
             os.unlink(path)
     manifests = build_manifests(spec, listing)
-    if not os.path.exists(current):
-        write_listing(current, listing)
+    if chunks is not None and not os.path.exists(current):
+        write_chunks(current, chunks)
     written = set()
     for manifest in manifests:
         path = layout.manifest(manifest.shard)
@@ -119,20 +108,21 @@ def write_manifests(spec: PartitionSpec, out_dir: str, listing: list[Item] | Non
 
 
 def partition(spec: PartitionSpec, listing_path: str, log=print) -> list[ShardManifest]:
-    """The partition job: make the listing ``listing_path`` (``listing-{name}.jsonl``, the job's
+    """The partition job: make the listing ``listing_path`` (``listing-{name}``, the job's
     output) and the manifests next to it. The listing the main snakemake process wrote while it
-    parsed the workflow (``listed-{name}.jsonl``) becomes it; without one (the data did not exist
-    yet then, or a dry run planned this job) the dataset is listed now."""
+    parsed the workflow (``listed-{name}``, named by its fingerprint) becomes it by a rename and
+    is read once, as a stream; without one (the data did not exist yet then, or a dry run planned
+    this job) the dataset is listed now."""
     layout = RunLayout.of_partition_file(listing_path)
-    name = os.path.basename(listing_path)[len("listing-"):-len(".jsonl")]
+    name = layout.listing_name(listing_path)
     listed = layout.listed(name)
     if os.path.exists(listed):
-        listing = read_listing(listed)
         os.replace(listed, listing_path)
-    else:
-        log("snakebatch partition: listing the dataset (not listed when the workflow was parsed)")
-        listing = list(get_kind(spec.input_type).list(spec))
-        write_listing(listing_path, listing)
+        return write_manifests(spec, layout.partition_dir, iter_listing(listing_path), keep=(listing_path,),
+                               fingerprint=name)
+    log("snakebatch partition: listing the dataset (not listed when the workflow was parsed)")
+    listing = list(get_kind(spec.input_type).list(spec))
+    write_listing(listing_path, listing)
     return write_manifests(spec, layout.partition_dir, listing, keep=(listing_path,))
 
 
@@ -142,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     specs.add_argument("--spec", help="PartitionSpec as JSON")
     specs.add_argument("--spec-file", help="a file holding --spec")
     parser.add_argument("--listing", required=True,
-                        help="the listing file to make (results/{run}/partition/listing-NAME.jsonl); "
+                        help="the listing file to make (results/{run}/partition/listing-NAME.list); "
                              "the manifests go next to it")
     args = parser.parse_args(argv)
     if args.spec is None:
@@ -151,7 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     spec = PartitionSpec.from_json(args.spec)
     invalidate_result(RunLayout.of_partition_file(args.listing).root)
     try:
-        manifests = partition(spec, args.listing)
+        with gc_paused():
+            manifests = partition(spec, args.listing)
     except SnakebatchError as exc:
         print(f"snakebatch partition: error: {exc}", file=sys.stderr)
         return 1

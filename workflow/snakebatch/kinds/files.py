@@ -16,67 +16,71 @@ import os
 import posixpath
 from concurrent.futures import ThreadPoolExecutor
 
-from ..datasets import GLOB_CHARS, is_glob, walk_folders
+from ..datasets import GLOB_CHARS, folder_files, is_glob
 from ..errors import ConfigError, DatasetError
-from ..locations import (change_identity, check_reachable, filesystem, is_local, local_identity, local_path, storage_error,
+from ..listing import fingerprint
+from ..locations import (change_identity, check_reachable, filesystem, is_local, local_path, storage_error,
                          with_retries)
 from ..partition_format import PartitionFormat, check_items, key_groups
-from .base import Cache, Descriptor, InputKind, Item, Materialised, MaterialiseError
+from .base import Cache, Descriptor, InputKind, Item, Materialised, MaterialiseError, key_text
 
 
-def _walk(folder: str):
-    found = []
-    for dirpath, _, filenames in walk_folders(folder):
-        prefix = dirpath if dirpath.endswith(os.sep) else dirpath + os.sep
-        found.extend([prefix + name for name in filenames])
-    found.sort()
-    return found
-
-
-def _expand_local(given: str, root: str) -> list[str]:
-    """The files of the local root ``root`` (``given``: the root as configured, for messages)."""
+def _expand_local(given: str, root: str) -> tuple[list[str], bool]:
+    """(files, twice): the files of the local root ``root`` (``given``: the root as configured,
+    for messages), and whether one file may be among them twice (a glob's matches overlap, or a
+    file is reached through a link; see ``datasets.folder_files``)."""
     if is_glob(root):
         files: list[str] = []
         for match in sorted(glob.glob(root, recursive=True)):
-            files.extend(_walk(match) if os.path.isdir(match) else [match])
+            files.extend(folder_files(match)[0] if os.path.isdir(match) else [match])
         if not files:
             raise DatasetError(f"input.path: glob {given!r} matched no files")
-        return files
+        return files, True
     if os.path.isdir(root):
-        return _walk(root)
+        return folder_files(root)
     if os.path.isfile(root):
-        return [root]
+        return [root], False
     if os.path.exists(root):
         raise DatasetError(f"input.path: {given!r} is neither a file nor a folder")
     raise DatasetError(f"input.path: {given!r} does not exist")
 
 
-def _local_items(given: str, pattern: str | None, inodes: dict):
-    """The Items of the local root ``given``. A file reached again (through a link, or by two
-    roots) is listed once, at its first place, as before by real path; but ``os.path.realpath``
-    (an lstat per path component) runs only for paths whose (device, inode), from the one
-    ``os.stat`` the change identity needs anyway, was seen before (``inodes``: (dev, ino) ->
-    real paths listed, None until a second path reaches it): hard links stay distinct files."""
-    for path in _expand_local(given, local_path(given)):
-        if pattern is not None and not fnmatch.fnmatchcase(os.path.basename(path), pattern):
-            continue
+def _local_items(given: str, pattern: str | None, inodes: dict | None):
+    """The Items of the local root ``given``, one ``os.stat`` each (size and mtime_ns, the change
+    identity). A file reached again (through a link, or by two roots) is listed once, at its
+    first place, as before by real path; but ``os.path.realpath`` (an lstat per path component)
+    runs only for paths whose (device, inode) was seen before (``inodes``: (dev, ino) -> real
+    paths listed, None until a second path reaches it): hard links stay distinct files.
+    ``inodes`` None: this is the only root, so only a root whose walk met a link, or a glob,
+    keeps that record (a walk of real folders reaches each file once)."""
+    paths, twice = _expand_local(given, local_path(given))
+    if pattern is not None:
+        match = fnmatch.fnmatchcase
+        basename = os.path.basename
+        paths = [p for p in paths if match(basename(p), pattern)]
+    if inodes is None and twice:
+        inodes = {}
+    stat = os.stat
+    for path in paths:
         try:
-            st = os.stat(path)
+            st = stat(path)
         except OSError as exc:
             raise DatasetError(f"input file {path!r} cannot be read: {exc.strerror}") from None
-        node = (st.st_dev, st.st_ino)
-        if node in inodes:
-            reals = inodes[node]
-            if isinstance(reals, str):  # the first path's real path, computed on the first collision
-                reals = inodes[node] = {os.path.realpath(reals)}
-            real = os.path.realpath(path)
-            if real in reals:
-                continue
-            reals.add(real)
-        else:
-            inodes[node] = path
-        yield Item(path=path, size=st.st_size, ukey=local_identity(st.st_size, st.st_mtime_ns),
-                   mtime_ns=st.st_mtime_ns)
+        if inodes is not None:
+            node = (st.st_dev, st.st_ino)
+            if node in inodes:
+                reals = inodes[node]
+                if isinstance(reals, str):  # the first path's real path, computed on the first collision
+                    reals = inodes[node] = {os.path.realpath(reals)}
+                real = os.path.realpath(path)
+                if real in reals:
+                    continue
+                reals.add(real)
+            else:
+                inodes[node] = path
+        size = st.st_size
+        mtime_ns = st.st_mtime_ns
+        yield Item(path, size, f"{size}:{mtime_ns}", mtime_ns)  # locations.local_identity, inlined
 
 
 def _remote_items(given: str, pattern: str | None, seen: set, storage_options: dict):
@@ -136,7 +140,7 @@ def list_items(paths, pattern: str | None = None, storage_options: dict | None =
     Raises DatasetError naming the root when it does not exist or a glob matches nothing, naming
     the file when it cannot be read, and, once every root is listed, when no file was found."""
     seen: set[str] = set()
-    inodes: dict = {}
+    inodes: dict | None = {} if len(paths) > 1 else None
     any_found = False
     for root in paths:
         if is_local(root):
@@ -199,12 +203,11 @@ def _download_all(downloads, cache: Cache) -> dict[int, Exception]:
 
 
 def mini_batch_key(items, partition_key_value: dict | None = None) -> str:
-    """Hex SHA-256 over the items' key lines (see ``Item.key_line``): for local files the same
-    digest as ``partition.mini_batch_key`` (path, absolute path, size, mtime_ns). A
-    ``partition_key_value`` (run() sees it) goes into the digest too."""
-    digest = hashlib.sha256()
-    for item in items:
-        digest.update(item.key_line().encode("utf-8", "surrogateescape") + b"\n")
+    """Hex SHA-256 over the items' key lines (see ``Item.key_line``), each followed by a newline:
+    for local files the same digest as ``partition.mini_batch_key`` (path, absolute path, size,
+    mtime_ns). A ``partition_key_value`` (run() sees it) goes into the digest too. The lines are
+    joined and encoded once per mini-batch."""
+    digest = hashlib.sha256(key_text(list(items)).encode("utf-8", "surrogateescape"))
     if partition_key_value:
         digest.update(("\0partition_key_value\0" + repr(sorted(partition_key_value.items()))).encode())
     return digest.hexdigest()
@@ -216,14 +219,9 @@ def _partition_format(spec) -> PartitionFormat | None:
 
 
 def listing_fingerprint(items) -> str:
-    """Hex SHA-256 over every item of a listing (an iterable of Items), in order: it changes when
-    a file is added, removed, renamed or changes identity. For local files the digest of
-    ``datasets.listing_fingerprint`` (path, size, mtime_ns)."""
-    digest = hashlib.sha256()
-    for item in items:
-        line = f"{item.path}\0{item.size}\0{item.mtime_ns}" if item.local else f"{item.path}\0{item.ukey}"
-        digest.update(line.encode("utf-8", "surrogateescape") + b"\n")
-    return digest.hexdigest()
+    """Hex SHA-256 of the listing file of ``items`` (Items, in order; ``snakebatch.listing``): it
+    changes when a file is added, removed or renamed or changes size, mtime or ukey."""
+    return fingerprint(items)
 
 
 class FileKind(InputKind):
@@ -249,7 +247,7 @@ class FileKind(InputKind):
 
     def _descriptor(self, chunk: list[Item], index: int, first: int, key_value: dict | None = None) -> Descriptor:
         payload: dict = {"items": [i.path for i in chunk]}
-        if not all(i.local for i in chunk):
+        if None in [i.mtime_ns for i in chunk]:  # a file not on the local disk
             payload["ukeys"] = [i.ukey for i in chunk]
             payload["sizes"] = [i.size for i in chunk]
         if key_value is not None:
