@@ -107,7 +107,7 @@ def start_azurite(folder: str) -> Service:
     os.makedirs(folder, exist_ok=True)
     port = free_port()
     process, log_path = _spawn([AZURITE_BIN, "--blobHost", "127.0.0.1", "--blobPort", str(port),
-                                "--location", folder, "--skipApiVersionCheck", "--silent"], folder, "azurite")
+                                "--location", folder, "--skipApiVersionCheck", "--silent", "--disableTelemetry"], folder, "azurite")
     endpoint = f"http://127.0.0.1:{port}/{AZURITE_ACCOUNT}"
     _wait_ready(process, endpoint + "?comp=list", "Azurite", log_path)
     connection = (f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
