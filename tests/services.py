@@ -133,3 +133,22 @@ def start_moto(folder: str) -> Service:
     env = {"AWS_ACCESS_KEY_ID": S3_KEY_ID, "AWS_SECRET_ACCESS_KEY": S3_SECRET, "AWS_ENDPOINT_URL": endpoint,
            "AWS_DEFAULT_REGION": "us-east-1"}
     return Service("moto", endpoint, env, S3_SECRET, process, folder, {"port": port})
+
+
+def require_moto_authentication(service: Service, user: str = "snakebatch-test") -> str:
+    """Make moto's S3 server ``service`` check every later request's signature (moto accepts any
+    credentials until told otherwise) and return the access key id of a new IAM user, whose
+    real secret is discarded: requests signed with that id and any secret fail with
+    SignatureDoesNotMatch. Objects the test needs must be written before."""
+    import boto3
+
+    iam = boto3.client("iam", endpoint_url=service.endpoint)
+    iam.create_user(UserName=user)
+    key_id = iam.create_access_key(UserName=user)["AccessKey"]["AccessKeyId"]
+    # POST /moto-api/reset-auth with N: authenticate every request after the next N (a plain-text
+    # body: a form content type would hide it from moto)
+    request = urllib.request.Request(service.endpoint + "/moto-api/reset-auth", data=b"0", method="POST",
+                                     headers={"Content-Type": "text/plain"})
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        answer.read()
+    return key_id

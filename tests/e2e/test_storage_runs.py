@@ -292,3 +292,27 @@ def test_a_proxy_resetting_every_fifth_connection_loses_and_duplicates_no_row(mo
     assert workflow.read("results", "mnist", "errors.jsonl") == ""
     print(f"proxy: {proxy.accepted} connections, {proxy.reset} reset")
     assert proxy.reset >= 1
+
+
+def test_a_wrong_aws_secret_gives_an_authentication_error_naming_the_bucket_and_endpoint(moto_s3, workflow,
+                                                                                          monkeypatch):
+    import services
+
+    make_bucket("s3", "sampledata").pipe("sampledata/mnist/a.txt", b"1\n")
+    key_id = services.require_moto_authentication(moto_s3)
+    wrong = "wrong-secret-7c41d2e9a0b3"
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", key_id)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", wrong)
+    write(workflow.path("scripts", "names.py"), BASENAMES)
+    workflow.write_config({"entry_script": "names.py", "source_directory": "scripts",
+                           "input": {"path": "s3://sampledata/mnist/"}})
+    proc = workflow.run(check=False)  # a real run: whatever it writes is searched for the secret
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 1
+    assert ("snakebatch: invalid input: input.path: 's3://sampledata/mnist/' cannot be listed: authentication "
+            f"failed for bucket 'sampledata' at {moto_s3.endpoint} (check AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY in the environment): The request signature we calculated does not match the "
+            "signature you provided. Check your key and signing method.") in output
+    assert "Traceback" not in output
+    assert wrong not in output
+    assert files_holding(workflow.root, wrong) == []
