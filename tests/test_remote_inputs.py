@@ -76,7 +76,25 @@ def test_s3_prefix_lists_like_azure(s3_data):
     assert all(i.ukey.startswith("etag:") for i in items)
 
 
-@pytest.mark.parametrize("store", ["az", "s3"])
+@pytest.fixture
+def gs_data(gcs):
+    import fsspec
+
+    fs = fsspec.filesystem("gs")
+    fs.mkdir("sampledata")
+    for i, name in enumerate(NAMES):
+        fs.pipe(f"sampledata/mnist/{name}", f"content {i}".encode())
+    return fs
+
+
+def test_a_gcs_prefix_lists_like_azure_with_the_objects_etags(gs_data):
+    items = list(FILES.list(spec(["gs://sampledata/mnist/"])))
+    assert [i.path for i in items] == [f"gs://sampledata/mnist/{n}" for n in NAMES]
+    assert [i.size for i in items] == [9, 9, 9, 9]
+    assert [i.ukey for i in items] == [f"etag:{gs_data.info('sampledata/mnist/' + n)['etag']}" for n in NAMES]
+
+
+@pytest.mark.parametrize("store", ["az", "s3", "gs"])
 def test_materialise_downloads_each_blob_into_the_cache_folder(store, request, tmp_path):
     request.getfixturevalue(f"{store}_data")
     batches = FILES.mini_batches(FILES.list(spec([f"{store}://sampledata/mnist/"])), spec([], size=4))

@@ -284,7 +284,8 @@ CONNECT_TIMEOUT_S = 5.0
 def endpoint(location: str, storage_options: dict | None = None) -> str | None:
     """The http(s) endpoint the store of ``location`` is reached at, as far as the configuration
     tells (Azure: the connection string's BlobEndpoint or the account's blob host; S3:
-    ``client_kwargs.endpoint_url`` or AWS_ENDPOINT_URL); None when unknown (the store's default)."""
+    ``client_kwargs.endpoint_url`` or AWS_ENDPOINT_URL; GCS: ``endpoint_url`` or
+    STORAGE_EMULATOR_HOST); None when unknown (the store's default)."""
     import os
     import re
 
@@ -304,6 +305,8 @@ def endpoint(location: str, storage_options: dict | None = None) -> str | None:
         client = options.get("client_kwargs") or {}
         return (client.get("endpoint_url") or options.get("endpoint_url") or os.environ.get("AWS_ENDPOINT_URL_S3")
                 or os.environ.get("AWS_ENDPOINT_URL"))
+    if protocol in ("gs", "gcs"):
+        return options.get("endpoint_url") or os.environ.get("STORAGE_EMULATOR_HOST")
     if protocol in ("http", "https"):
         return location
     return None
