@@ -57,7 +57,7 @@ def _service(start, tmp_path, monkeypatch, unset=()):
 def _forget_filesystems():
     import fsspec
 
-    for protocol in ("az", "s3"):
+    for protocol in ("az", "s3", "gs"):
         try:
             fsspec.get_filesystem_class(protocol).clear_instance_cache()
         except ImportError:
@@ -79,6 +79,14 @@ def moto_s3(tmp_path, monkeypatch):
     import services
 
     yield from _service(services.start_moto, tmp_path, monkeypatch, ("AWS_PROFILE", "AWS_SESSION_TOKEN"))
+
+
+@pytest.fixture
+def gcs(tmp_path, monkeypatch):
+    """gcp-storage-emulator (tests/services.py); STORAGE_EMULATOR_HOST reaches it."""
+    import services
+
+    yield from _service(services.start_gcs, tmp_path, monkeypatch, ("GOOGLE_APPLICATION_CREDENTIALS",))
 
 
 # Property tests (tests/properties/, hypothesis): one settings profile, seeded, so every run tries

@@ -1,10 +1,11 @@
-"""Object stores for the tests: Azurite (Azure Blob) and moto's S3 server, started on 127.0.0.1.
+"""Object stores for the tests: Azurite (Azure Blob), moto's S3 server and gcp-storage-emulator
+(Google Cloud Storage's JSON API, PyPI package ``gcp-storage-emulator``), started on 127.0.0.1.
 
 Each ``start_*`` starts one service on a free port with its own temporary folder, waits until it
 answers, and returns a ``Service`` (its endpoint, the environment variables that reach it, and
 ``stop()``, which ends the process it started, by PID). When a service cannot start (the npm or
 pip package is missing, it does not answer in time), the fixtures in ``conftest.py`` skip the test
-with the reason, or fail it under ``CI=true``. ``.ci/run`` installs both.
+with the reason, or fail it under ``CI=true``. ``.ci/run`` installs all three.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ class Service:
     name: str
     endpoint: str
     env: dict
-    secret: str
+    secret: str | None
     process: subprocess.Popen
     folder: str
     extra: dict = field(default_factory=dict)
@@ -107,7 +108,7 @@ def start_azurite(folder: str) -> Service:
     os.makedirs(folder, exist_ok=True)
     port = free_port()
     process, log_path = _spawn([AZURITE_BIN, "--blobHost", "127.0.0.1", "--blobPort", str(port),
-                                "--location", folder, "--skipApiVersionCheck", "--silent"], folder, "azurite")
+                                "--location", folder, "--skipApiVersionCheck", "--silent", "--disableTelemetry"], folder, "azurite")
     endpoint = f"http://127.0.0.1:{port}/{AZURITE_ACCOUNT}"
     _wait_ready(process, endpoint + "?comp=list", "Azurite", log_path)
     connection = (f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
@@ -133,3 +134,47 @@ def start_moto(folder: str) -> Service:
     env = {"AWS_ACCESS_KEY_ID": S3_KEY_ID, "AWS_SECRET_ACCESS_KEY": S3_SECRET, "AWS_ENDPOINT_URL": endpoint,
            "AWS_DEFAULT_REGION": "us-east-1"}
     return Service("moto", endpoint, env, S3_SECRET, process, folder, {"port": port})
+
+
+def start_gcs(folder: str) -> Service:
+    """gcp-storage-emulator (Google Cloud Storage's JSON API) on a free port, its data in ``folder``.
+    gcsfs reaches it through ``STORAGE_EMULATOR_HOST`` without credentials (it falls back to
+    anonymous access); ``GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT=false`` keeps gcsfs from asking the
+    storage-control API (which the emulator lacks) for each bucket's layout. No secret: ``secret``
+    is None."""
+    emulator = shutil.which("gcp-storage-emulator",
+                            path=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
+    if emulator is None:
+        raise ServiceUnavailable("gcp-storage-emulator is not installed (pip install -e '.[test]')")
+    try:
+        import gcsfs  # noqa: F401
+    except ImportError:
+        raise ServiceUnavailable("gcsfs is not installed (pip install -e '.[storage]')") from None
+    os.makedirs(folder, exist_ok=True)
+    port = free_port()
+    data = os.path.join(folder, "data")
+    process, log_path = _spawn([emulator, "-d", data, "start", "--host", "127.0.0.1", "--port", str(port), "-q"],
+                               folder, "gcs")
+    endpoint = f"http://127.0.0.1:{port}"
+    _wait_ready(process, endpoint + "/storage/v1/b", "gcp-storage-emulator", log_path)
+    env = {"STORAGE_EMULATOR_HOST": endpoint, "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT": "false"}
+    return Service("gcs", endpoint, env, None, process, folder, {"port": port})
+
+
+def require_moto_authentication(service: Service, user: str = "snakebatch-test") -> str:
+    """Make moto's S3 server ``service`` check every later request's signature (moto accepts any
+    credentials until told otherwise) and return the access key id of a new IAM user, whose
+    real secret is discarded: requests signed with that id and any secret fail with
+    SignatureDoesNotMatch. Objects the test needs must be written before."""
+    import boto3
+
+    iam = boto3.client("iam", endpoint_url=service.endpoint)
+    iam.create_user(UserName=user)
+    key_id = iam.create_access_key(UserName=user)["AccessKey"]["AccessKeyId"]
+    # POST /moto-api/reset-auth with N: authenticate every request after the next N (a plain-text
+    # body: a form content type would hide it from moto)
+    request = urllib.request.Request(service.endpoint + "/moto-api/reset-auth", data=b"0", method="POST",
+                                     headers={"Content-Type": "text/plain"})
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        answer.read()
+    return key_id

@@ -16,7 +16,7 @@ from packaging.specifiers import SpecifierSet
 from helpers import REPO
 
 # what a snakebatch job imports: the runtime package (dependencies), the demo and example rules
-# (demo: TensorFlow, scikit-learn), inputs, models and side inputs by URL (storage: adlfs, s3fs)
+# (demo: TensorFlow, scikit-learn), inputs, models and side inputs by URL (storage: adlfs, s3fs, gcsfs)
 JOB_EXTRAS = ("demo", "storage")
 
 
@@ -88,7 +88,7 @@ def test_the_jobs_environment_lists_the_runtime_demo_and_storage_requirements_of
     env = load_yaml("workflow", "envs", "snakebatch.yaml")
     assert requirements(pip_section(env)) == expected
     assert set(expected) == {"snakemake", "pandas", "pyarrow", "fsspec", "pillow", "pyyaml", "psutil", "rich", "matplotlib", "numpy",
-                             "tensorflow-cpu", "scikit-learn", "adlfs", "s3fs"}
+                             "tensorflow-cpu", "scikit-learn", "adlfs", "s3fs", "gcsfs"}
     assert expected["tensorflow-cpu"] == "==2.21.0"       # the one pinned version
 
 

@@ -76,7 +76,25 @@ def test_s3_prefix_lists_like_azure(s3_data):
     assert all(i.ukey.startswith("etag:") for i in items)
 
 
-@pytest.mark.parametrize("store", ["az", "s3"])
+@pytest.fixture
+def gs_data(gcs):
+    import fsspec
+
+    fs = fsspec.filesystem("gs")
+    fs.mkdir("sampledata")
+    for i, name in enumerate(NAMES):
+        fs.pipe(f"sampledata/mnist/{name}", f"content {i}".encode())
+    return fs
+
+
+def test_a_gcs_prefix_lists_like_azure_with_the_objects_etags(gs_data):
+    items = list(FILES.list(spec(["gs://sampledata/mnist/"])))
+    assert [i.path for i in items] == [f"gs://sampledata/mnist/{n}" for n in NAMES]
+    assert [i.size for i in items] == [9, 9, 9, 9]
+    assert [i.ukey for i in items] == [f"etag:{gs_data.info('sampledata/mnist/' + n)['etag']}" for n in NAMES]
+
+
+@pytest.mark.parametrize("store", ["az", "s3", "gs"])
 def test_materialise_downloads_each_blob_into_the_cache_folder(store, request, tmp_path):
     request.getfixturevalue(f"{store}_data")
     batches = FILES.mini_batches(FILES.list(spec([f"{store}://sampledata/mnist/"])), spec([], size=4))
@@ -266,3 +284,36 @@ def test_concurrent_downloads_fail_only_the_missing_blobs_named_by_url_and_leave
     assert sorted(f for _, _, fs in os.walk(tmp_path / "dl") for f in fs) == ["0.png", "2.png", "3.png", "5.png"]
     FILES.release(paths, cache)
     assert [f for _, _, fs in os.walk(tmp_path / "dl") for f in fs] == []
+
+
+# ------------------------------------------------------------------ S3 authentication failures
+def _permission_error_from(code):
+    """What s3fs raises for a refused request: a PermissionError raised while handling botocore's
+    ClientError (which keeps the error code)."""
+    from botocore.exceptions import ClientError
+
+    try:
+        try:
+            raise ClientError({"Error": {"Code": code, "Message": "refused"}}, "ListObjectsV2")
+        except ClientError:
+            raise PermissionError("The request was refused.")
+    except PermissionError as exc:
+        return exc
+
+
+@pytest.mark.parametrize("code", ["InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken"])
+def test_an_s3_authentication_failure_names_the_bucket_and_the_endpoint(code, monkeypatch):
+    from snakebatch.locations import storage_error
+
+    monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    assert storage_error("s3://bucket/data/", _permission_error_from(code), "cannot be listed") == (
+        "'s3://bucket/data/' cannot be listed: authentication failed for bucket 'bucket' at http://127.0.0.1:9 "
+        "(check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment): The request was refused.")
+
+
+def test_an_s3_access_denied_is_not_called_an_authentication_failure():
+    from snakebatch.locations import storage_error
+
+    assert storage_error("s3://bucket/data/x.png", _permission_error_from("AccessDenied")) == \
+        "'s3://bucket/data/x.png' cannot be read: PermissionError: The request was refused."

@@ -32,6 +32,17 @@ def test_moto_round_trip_with_aws_variables_from_the_environment(moto_s3):
     assert fs.info("probe/dir/a b é.txt")["ETag"]
 
 
+def test_gcs_emulator_round_trip_through_gcsfs_from_the_environment(gcs):
+    import fsspec
+
+    fs = fsspec.filesystem("gs")
+    fs.mkdir("probe")
+    fs.pipe("probe/dir/a b é.txt", b"hello")
+    assert fs.cat("gs://probe/dir/a b é.txt") == b"hello"
+    assert fs.info("probe/dir/a b é.txt")["etag"]
+    assert os.environ["STORAGE_EMULATOR_HOST"] == gcs.endpoint
+
+
 def test_stop_ends_the_process_it_started(tmp_path):
     try:
         service = services.start_moto(str(tmp_path / "moto"))

@@ -1,5 +1,6 @@
-"""Whole runs over data in object storage: Azurite (az://) and moto's S3 server (s3://) give the
-same bytes as the same data on the local disk, and no credential is written anywhere."""
+"""Whole runs over data in object storage: Azurite (az://), moto's S3 server (s3://) and
+gcp-storage-emulator (gs://) give the same bytes as the same data on the local disk, and no
+credential is written anywhere."""
 
 import os
 
@@ -35,8 +36,8 @@ NAMES = ["a b.txt", "f0.txt", "f1.txt", "x.txt", "x.txt.1", "zé ü.txt"]
 def make_bucket(store, name):
     import fsspec
 
-    if store == "az":
-        fsspec.filesystem("az").mkdir(name)
+    if store in ("az", "gs"):
+        fsspec.filesystem(store).mkdir(name)
     else:
         import boto3
 
@@ -63,9 +64,9 @@ def files_holding(root, secret):
     return found
 
 
-@pytest.mark.parametrize("store", ["az", "s3"])
+@pytest.mark.parametrize("store", ["az", "s3", "gs"])
 def test_a_file_dataset_in_object_storage_gives_the_local_bytes_and_writes_no_secret(store, request, workflow):
-    service = request.getfixturevalue("azurite" if store == "az" else "moto_s3")
+    service = request.getfixturevalue({"az": "azurite", "s3": "moto_s3", "gs": "gcs"}[store])
     for i, name in enumerate(NAMES):
         write(workflow.path("data", name), f"{i * 3}\n")
     fs = make_bucket(store, "sampledata")
@@ -81,8 +82,9 @@ def test_a_file_dataset_in_object_storage_gives_the_local_bytes_and_writes_no_se
     assert local == "".join(f"{name}: {i * 3}\n" for i, name in enumerate(NAMES))
     assert workflow.read("results", "remote", "out.txt") == local
     assert "6 files -> 2 mini-batches" in workflow.read("results", "remote", "logs", "partition.log")
-    assert service.secret not in proc.stdout + proc.stderr
-    assert files_holding(workflow.root, service.secret) == []
+    if store != "gs":  # the GCS emulator takes no credentials
+        assert service.secret not in proc.stdout + proc.stderr
+        assert files_holding(workflow.root, service.secret) == []
 
 
 def test_tabular_csv_and_parquet_from_blobs_equal_the_local_runs(azurite, workflow):
@@ -292,3 +294,27 @@ def test_a_proxy_resetting_every_fifth_connection_loses_and_duplicates_no_row(mo
     assert workflow.read("results", "mnist", "errors.jsonl") == ""
     print(f"proxy: {proxy.accepted} connections, {proxy.reset} reset")
     assert proxy.reset >= 1
+
+
+def test_a_wrong_aws_secret_gives_an_authentication_error_naming_the_bucket_and_endpoint(moto_s3, workflow,
+                                                                                          monkeypatch):
+    import services
+
+    make_bucket("s3", "sampledata").pipe("sampledata/mnist/a.txt", b"1\n")
+    key_id = services.require_moto_authentication(moto_s3)
+    wrong = "wrong-secret-7c41d2e9a0b3"
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", key_id)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", wrong)
+    write(workflow.path("scripts", "names.py"), BASENAMES)
+    workflow.write_config({"entry_script": "names.py", "source_directory": "scripts",
+                           "input": {"path": "s3://sampledata/mnist/"}})
+    proc = workflow.run(check=False)  # a real run: whatever it writes is searched for the secret
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 1
+    assert ("snakebatch: invalid input: input.path: 's3://sampledata/mnist/' cannot be listed: authentication "
+            f"failed for bucket 'sampledata' at {moto_s3.endpoint} (check AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY in the environment): The request signature we calculated does not match the "
+            "signature you provided. Check your key and signing method.") in output
+    assert "Traceback" not in output
+    assert wrong not in output
+    assert files_holding(workflow.root, wrong) == []

@@ -129,11 +129,33 @@ def storage_error(location: str, exc: BaseException, doing: str = "cannot be rea
         reason = f"authentication failed for storage account {account!r}" if account else "authentication failed"
         return redact(f"{location!r} {doing}: {reason} (check the account key, SAS token or connection "
                       f"string in the environment): {message}")
-    if name in ("InvalidAccessKeyId", "SignatureDoesNotMatch") or "SignatureDoesNotMatch" in str(exc) \
-            or "InvalidAccessKeyId" in str(exc):
-        return redact(f"{location!r} {doing}: authentication failed (check AWS_ACCESS_KEY_ID and "
-                      f"AWS_SECRET_ACCESS_KEY): {message}")
+    if _s3_authentication_failed(exc):
+        bucket = location.split("://", 1)[-1].split("/", 1)[0]
+        at = endpoint(location)
+        where = f"for bucket {bucket!r}" + (f" at {at}" if at else "")
+        return redact(f"{location!r} {doing}: authentication failed {where} (check AWS_ACCESS_KEY_ID and "
+                      f"AWS_SECRET_ACCESS_KEY in the environment): {message}")
     return redact(f"{location!r} {doing}: {name}: {message}")
+
+
+# the S3 error codes of a request whose credentials the store refused
+S3_AUTH_CODES = ("SignatureDoesNotMatch", "InvalidAccessKeyId", "InvalidClientTokenId", "ExpiredToken",
+                 "InvalidToken", "AuthFailure")
+
+
+def _s3_authentication_failed(exc: BaseException) -> bool:
+    """True when ``exc``, or the error it was raised from (s3fs turns botocore's ClientError into
+    a PermissionError, keeping the original as its context), is an S3 authentication failure."""
+    seen = 0
+    while exc is not None and seen < 5:
+        code = ((getattr(exc, "response", None) or {}).get("Error") or {}).get("Code") \
+            if isinstance(getattr(exc, "response", None), dict) else None
+        if type(exc).__name__ in S3_AUTH_CODES or code in S3_AUTH_CODES or \
+                any(c in str(exc) for c in S3_AUTH_CODES) or "signature we calculated does not match" in str(exc):
+            return True
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return False
 
 
 def _azure_account(location: str) -> str | None:
@@ -262,7 +284,8 @@ CONNECT_TIMEOUT_S = 5.0
 def endpoint(location: str, storage_options: dict | None = None) -> str | None:
     """The http(s) endpoint the store of ``location`` is reached at, as far as the configuration
     tells (Azure: the connection string's BlobEndpoint or the account's blob host; S3:
-    ``client_kwargs.endpoint_url`` or AWS_ENDPOINT_URL); None when unknown (the store's default)."""
+    ``client_kwargs.endpoint_url`` or AWS_ENDPOINT_URL; GCS: ``endpoint_url`` or
+    STORAGE_EMULATOR_HOST); None when unknown (the store's default)."""
     import os
     import re
 
@@ -282,6 +305,8 @@ def endpoint(location: str, storage_options: dict | None = None) -> str | None:
         client = options.get("client_kwargs") or {}
         return (client.get("endpoint_url") or options.get("endpoint_url") or os.environ.get("AWS_ENDPOINT_URL_S3")
                 or os.environ.get("AWS_ENDPOINT_URL"))
+    if protocol in ("gs", "gcs"):
+        return options.get("endpoint_url") or os.environ.get("STORAGE_EMULATOR_HOST")
     if protocol in ("http", "https"):
         return location
     return None
