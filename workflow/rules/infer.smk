@@ -8,6 +8,7 @@ rule infer_shard:
     input:
         # the partition's output; the shard's manifest (params.manifest) is written after it
         listing=LISTING,
+        manifest=MISSING_MANIFEST_INPUT,
         runner_inputs=runner_inputs(),
         unfinished=UNFINISHED_INPUT,
     output:

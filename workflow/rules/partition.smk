@@ -8,11 +8,12 @@ rule partition:
     input:
         dataset_roots(),
     # The listing is written first, then one manifest per shard (partition/shard-NNNNN.json), read
-    # by the shard jobs, which depend on the listing; manifests are declared outputs only when one
-    # is missing while the listing exists (missing_manifests in common.smk), so the partition runs.
+    # by the shard jobs, which depend on the listing; a manifest is a declared output (and an input
+    # of its shard job) only when it is missing while the listing exists (missing_manifests in
+    # common.smk), so the partition runs again.
     output:
         listing=LISTING,
-        manifests=missing_manifests(),
+        manifests=list(MISSING_MANIFESTS.values()),
     log:
         LAYOUT.stage_log("partition"),
     conda:
