@@ -34,6 +34,7 @@ onerror:
 
 
 register_hooks_as_module()  # used as a module: the hooks above run too
+freeze_parsed_objects()  # the garbage collector skips what parsing made (many shard jobs)
 
 
 rule all:

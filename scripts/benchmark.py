@@ -5,6 +5,7 @@
     python scripts/benchmark.py partition [--files 1000000] [--cores 2]
     python scripts/benchmark.py gather    [--lines 10000000] [--cores 2]
     python scripts/benchmark.py skew      [--items 240] [--mini-batch-size 10] [--repeat 2] [--cores 2]
+    python scripts/benchmark.py shards    [--shards 1000] [--files-per-shard 2] [--cores 2] [--no-run]
     (every sub-command: [--json FILE] [--keep DIR] [--peers a,b,c])
 
 Each sub-command generates its data in a temporary folder (``--keep DIR``: in DIR, kept), runs its
@@ -37,6 +38,12 @@ table of the medians and writes every figure as JSON (``--json``, default
   RSS of the main snakemake process and of the partition job.
 - ``gather``: a one-column CSV of ``--lines`` rows through an identity script to ``txt``: the gather
   stage's time (from the last shard file to ``_SUCCESS``) and peak RSS.
+- ``shards``: many shards with trivial work: ``--shards`` x ``--files-per-shard`` one-line files,
+  ``node_count`` x ``process_count_per_node`` = ``--shards``, one file per mini-batch, a trivial
+  entry script. The dry run (``snakemake -n``, wall and CPU seconds) and, unless ``--no-run``, the
+  whole run with ``--cores`` (wall, CPU, stages), next to Snakemake's own cost for the same DAG: a
+  Snakefile of ``touch`` shell jobs (partition -> one job per shard -> gather), dry and run. The
+  difference is what snakebatch adds per shard job (the runner's and its worker's Python start).
 
 Peak RSS is sampled (psutil, every 0.2 s) over the process tree of each case and reported by role:
 ``main`` (snakemake, or the case's only process), ``partition``, ``runner`` (shard jobs), ``worker``
@@ -60,6 +67,7 @@ import threading
 import time
 
 import psutil
+import resource
 import yaml
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -151,11 +159,13 @@ def _role(proc: psutil.Process, top: int, runners: set) -> str:
 
 
 def timed(command: list[str], cwd: str, env: dict | None = None, log_path: str | None = None) -> dict:
-    """Run ``command``; return {wall_s, returncode, peak_rss_mib: {role: MiB}, peak_tree_mib}.
+    """Run ``command``; return {wall_s, cpu_s, returncode, peak_rss_mib: {role: MiB}, peak_tree_mib}.
 
+    ``cpu_s`` is user + system CPU seconds of the command and every descendant it waited for.
     RSS is sampled every 0.2 s over the process tree (psutil); the final sample of a short-lived
     process may be missed, so the figures are lower bounds."""
     out_handle = open(log_path, "w", encoding="utf-8") if log_path else subprocess.DEVNULL
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.Popen(command, cwd=cwd, env=env, stdout=out_handle, stderr=subprocess.STDOUT)
     peaks: dict[str, float] = {}
@@ -190,7 +200,10 @@ def timed(command: list[str], cwd: str, env: dict | None = None, log_path: str |
     sampler.join()
     if log_path:
         out_handle.close()
-    return {"wall_s": wall, "returncode": code, "peak_rss_mib": {k: round(v, 1) for k, v in peaks.items()},
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - usage.ru_utime) + (after.ru_stime - usage.ru_stime)
+    return {"wall_s": wall, "cpu_s": round(cpu, 2), "returncode": code,
+            "peak_rss_mib": {k: round(v, 1) for k, v in peaks.items()},
             "peak_tree_mib": round(tree_peak[0], 1)}
 
 
@@ -582,6 +595,88 @@ def bench_skew(args, work: str) -> dict:
     return report
 
 
+# ------------------------------------------------------------------------------- shards
+# Snakemake's own cost for the DAG a snakebatch run makes, with jobs that do nothing: a partition,
+# one job per shard, a gather (config: shards).
+BASELINE_SNAKEFILE = """
+SHARDS = [f"{i:05d}" for i in range(int(config["shards"]))]
+
+localrules: partition, gather
+
+rule all:
+    input: "gathered.txt"
+
+rule partition:
+    output: "listing.txt"
+    shell: "touch {output}"
+
+rule shard:
+    input: "listing.txt"
+    output: "shards/{shard}.txt"
+    shell: "touch {output}"
+
+rule gather:
+    input: expand("shards/{shard}.txt", shard=SHARDS)
+    output: "gathered.txt"
+    shell: "touch {output}"
+"""
+
+
+def bench_shards(args, work: str) -> dict:
+    """Dry run and whole run of ``args.shards`` shards with trivial work, and the same DAG of
+    ``touch`` jobs (Snakemake alone)."""
+    files = args.shards * args.files_per_shard
+
+    def make(tmp):
+        for i in range(files):
+            with open(os.path.join(tmp, f"item{i:07d}.txt"), "w", encoding="utf-8") as handle:
+                handle.write(f"{i}\n")
+
+    data = generated(os.path.join(work, f"tiny-{files}"), make)
+    script = os.path.join(work, "names.py")
+    with open(script, "w", encoding="utf-8") as handle:
+        handle.write(TRIVIAL)
+    root = os.path.join(work, "wf")
+    copy_workflow(root)
+    config = {"run_name": "bench-shards", "input": {"path": data}, "entry_script": script, "mini_batch_size": 1,
+              "node_count": 1, "process_count_per_node": args.shards, "allow_reuse": False,
+              "logging_level": "WARNING"}
+    shutil.rmtree(os.path.join(root, "results", config["run_name"]), ignore_errors=True)
+    with open(os.path.join(root, "config", "config.yaml"), "w", encoding="utf-8") as handle:
+        yaml.safe_dump(config, handle)
+    baseline = os.path.join(work, "baseline")
+    shutil.rmtree(baseline, ignore_errors=True)
+    os.makedirs(baseline)
+    with open(os.path.join(baseline, "Snakefile"), "w", encoding="utf-8") as handle:
+        handle.write(BASELINE_SNAKEFILE)
+    snakemake = [sys.executable, "-m", "snakemake", "--cores", str(args.cores)]
+    baseline_cmd = [*snakemake, "--scheduler", "greedy", "--config", f"shards={args.shards}"]
+    out = {"load_before": os.getloadavg()}
+    out["dry_run"] = timed([*snakemake, "-n"], root, log_path=os.path.join(work, "dry-run.log"))
+    out["baseline_dry_run"] = timed([*baseline_cmd, "-n"], baseline, log_path=os.path.join(work, "baseline-dry.log"))
+    for name in ("dry_run", "baseline_dry_run"):
+        print(f"{name}: wall {out[name]['wall_s']:.2f} s, CPU {out[name]['cpu_s']:.2f} s, "
+              f"exit {out[name]['returncode']}", flush=True)
+    if not args.no_run:
+        out["run"] = run_snakebatch(root, config, args.cores, "shards")
+        out["baseline_run"] = timed(baseline_cmd, baseline, log_path=os.path.join(work, "baseline-run.log"))
+        merged_lines = 0
+        if os.path.exists(out["run"]["merged"]):
+            with open(out["run"]["merged"], encoding="utf-8") as handle:
+                merged_lines = sum(1 for _ in handle)
+        out["run"]["merged_lines"] = merged_lines
+        for name in ("run", "baseline_run"):
+            print(f"{name}: wall {out[name]['wall_s']:.2f} s, CPU {out[name]['cpu_s']:.2f} s, "
+                  f"exit {out[name]['returncode']}, stages {out[name].get('stages_s', '-')}", flush=True)
+        extra = out["run"]["cpu_s"] - out["baseline_run"]["cpu_s"]
+        print(f"run: {merged_lines} of {files} result lines; snakebatch adds {extra:.1f} CPU s over Snakemake's "
+              f"own jobs, {1000 * extra / args.shards:.0f} ms per shard job", flush=True)
+    out["load_after"] = os.getloadavg()
+    print(f"load average before {out['load_before']}, after {out['load_after']}", flush=True)
+    return {"settings": {"shards": args.shards, "files_per_shard": args.files_per_shard, "cores": args.cores},
+            **out}
+
+
 # ------------------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -613,6 +708,10 @@ def main(argv: list[str] | None = None) -> int:
     skew.add_argument("--fast", type=float, default=0.01, help="seconds per item of the first half (default 0.01)")
     skew.add_argument("--slow", type=float, default=0.1, help="seconds per item of the last half (default 0.1)")
     skew.add_argument("--mini-batch-size", type=int, default=10)
+    shards = sub.add_parser("shards", parents=[common], help="dry run and run of many shards with trivial work")
+    shards.add_argument("--shards", type=int, default=1000)
+    shards.add_argument("--files-per-shard", type=int, default=2)
+    shards.add_argument("--no-run", action="store_true", help="the dry runs only")
     args = parser.parse_args(argv)
 
     work = args.keep or tempfile.mkdtemp(prefix="snakebatch-benchmark-")
@@ -620,7 +719,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"snakebatch benchmark {args.command}: work folder {work}; {os.cpu_count()} cores", flush=True)
     try:
         report = {"images": bench_images, "tables": bench_tables, "partition": bench_partition,
-                  "gather": bench_gather, "skew": bench_skew}[args.command](args, work)
+                  "gather": bench_gather, "skew": bench_skew, "shards": bench_shards}[args.command](args, work)
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)

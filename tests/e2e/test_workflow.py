@@ -334,6 +334,11 @@ def test_one_plan_reaches_the_jobs_and_a_dry_run_plans_it_and_writes_nothing(wor
     # ... while --cores given to the snakemake you start is a new plan
     other = workflow.run("-n", cores=cores + 3)
     assert re.search(rf"^infer_shard +{cores + 3}$", other.stdout + other.stderr, re.M)
+    # the new shards' manifests are missing: their jobs ask for them, so the partition runs again
+    # on file times alone (it declares only the listing and the manifests that are missing)
+    wider = workflow.run("-n", "--rerun-triggers", "mtime", "--forcerun", "gather", cores=cores + 3)
+    planned_jobs = re.findall(r"^(partition|infer_shard|gather) +(\d+)$", wider.stdout + wider.stderr, re.M)
+    assert planned_jobs[:3] == [("partition", "1"), ("infer_shard", str(cores + 3)), ("gather", "1")]  # the job table
 
     time.sleep(0.01)
     write(workflow.path("data", "item023.txt"), f"{23 * 23}\n")

@@ -12,7 +12,7 @@ rule gather:
         "../envs/snakebatch.yaml"
     threads: 1
     params:
-        spec=lambda wildcards: PLAN.gather.to_json(),  # a function: braces in it are no wildcards
+        spec=SPEC_DIGEST["gather"],
         spec_file=LAYOUT.stage_spec("gather"),
         # more shards than last time: new shard results gather needs, which only a change of
         # gather itself makes Snakemake look for (fewer shards change the partition's spec)

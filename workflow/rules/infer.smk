@@ -6,9 +6,11 @@
 
 rule infer_shard:
     input:
-        manifest=LAYOUT.manifest("{shard}"),
+        # the partition's output; the shard's manifest (params.manifest) is written after it
+        listing=LISTING,
+        manifest=MISSING_MANIFEST_INPUT,
         runner_inputs=runner_inputs(),
-        unfinished=unfinished_marker,
+        unfinished=UNFINISHED_INPUT,
     output:
         LAYOUT.shard_result("{shard}"),
     log:
@@ -22,9 +24,10 @@ rule infer_shard:
         gpu=PLAN.runner.gpus_per_process,
     params:
         # a changed spec reruns the jobs; they read it from the file onstart writes (a short command)
-        spec=lambda wildcards: PLAN.runner.to_json(),  # a function: braces in it are no wildcards
+        spec=SPEC_DIGEST["runner"],
         spec_file=LAYOUT.stage_spec("runner"),
+        manifest=LAYOUT.manifest("{shard}"),
         remote_resources=REMOTE_RESOURCES,
     shell:
-        f"{SNAKEBATCH}.runner --spec-file {{params.spec_file:q}} --manifest {{input.manifest:q}}"
+        f"{SNAKEBATCH}.runner --spec-file {{params.spec_file:q}} --manifest {{params.manifest:q}}"
         " --output {output:q} > {log:q} 2>&1"

@@ -7,16 +7,20 @@
 rule partition:
     input:
         dataset_roots(),
+    # The listing is written first, then one manifest per shard (partition/shard-NNNNN.json), read
+    # by the shard jobs, which depend on the listing; a manifest is a declared output (and an input
+    # of its shard job) only when it is missing while the listing exists (missing_manifests in
+    # common.smk), so the partition runs again.
     output:
-        manifests=expand(LAYOUT.manifest("{shard}"), shard=SHARD_IDS),
         listing=LISTING,
+        manifests=list(MISSING_MANIFESTS.values()),
     log:
         LAYOUT.stage_log("partition"),
     conda:
         "../envs/snakebatch.yaml"
     threads: 1
     params:
-        spec=lambda wildcards: PLAN.partition.to_json(),  # a function: braces in it are no wildcards
+        spec=SPEC_DIGEST["partition"],
         spec_file=LAYOUT.stage_spec("partition"),
         nonce=REUSE_NONCE,
     shell:
