@@ -9,6 +9,7 @@ read with ``open``; others through fsspec (byte ranges with ``cat_file``).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 
@@ -18,6 +19,14 @@ from ..locations import filesystem
 from ..tabular import TableChunk
 from .base import Cache, Descriptor, InputKind, Item
 from .files import list_items
+
+
+@functools.cache
+def _copy_on_write() -> bool:
+    """True when pandas always copies on write (pandas >= 3)."""
+    import pandas as pd
+
+    return int(pd.__version__.split(".")[0]) >= 3
 
 
 def _fs_resolver(storage_options: dict | None):
@@ -125,8 +134,11 @@ class TableKind(InputKind):
                                   _fs_resolver(cache.storage_options))
 
     def select(self, materialised, start: int, stop: int):
-        """Rows ``start:stop`` as a copy (edits in run() cannot leak into a retry)."""
-        return materialised.iloc[start:stop].copy()
+        """Rows ``start:stop``, which edits in run() cannot leak from into a retry: a view under
+        pandas' Copy-on-Write (always on from pandas 3: an edit copies, the arrays it hands out
+        are read-only), a copy before."""
+        part = materialised.iloc[start:stop]
+        return part if _copy_on_write() else part.copy()
 
     def item_names(self, descriptor: Descriptor) -> tuple[str, ...]:
         chunk = self.chunk(descriptor)
