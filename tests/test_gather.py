@@ -202,3 +202,40 @@ def test_the_summary_counts_reused_and_computed_items_apart(tmp_path):
     summary = gather(spec(), shards, str(tmp_path / "run"))
     assert {k: summary[k] for k in ("items", "computed_items", "reused_items", "wall_s", "items_per_s")} == {
         "items": 4, "computed_items": 2, "reused_items": 2, "wall_s": 0.5, "items_per_s": 4.0}
+
+
+def test_merged_parquet_holds_the_stored_tables_in_input_order_one_row_group_each(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    def stored(index, table, suffix):
+        path = tmp_path / "store" / f"{index}{suffix}"
+        path.parent.mkdir(exist_ok=True)
+        if suffix == ".parquet":  # a store written before table files were Arrow IPC
+            pq.write_table(table, path)
+        else:
+            with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_stream(sink, table.schema) as writer:
+                writer.write_table(table)
+        return dataclasses.replace(result(index, [""] * table.num_rows), lines=(), table_file=str(path))
+
+    shards = write_shards(tmp_path, [[stored(0, pa.table({"id": [0, 1], "v": [None, None]}), ".arrow"),
+                                      stored(1, pa.table({"id": [2], "v": [2.5]}), ".parquet")],
+                                     [stored(2, pa.table({"id": [3, 4], "v": [3.0, 4.5]}), ".arrow")]])
+    summary = gather(spec(append_row_format="parquet", append_row_file_name="out.parquet"), shards,
+                     str(tmp_path / "run"))
+    merged = pq.ParquetFile(tmp_path / "run" / "out.parquet")
+    assert merged.read().to_pydict() == {"id": [0, 1, 2, 3, 4], "v": [None, None, 2.5, 3.0, 4.5]}
+    assert str(merged.schema_arrow) == "id: int64\nv: double"
+    assert [merged.metadata.row_group(i).num_rows for i in range(merged.num_row_groups)] == [2, 1, 2]
+    assert (summary["items"], summary["succeeded"]) == (5, 5)
+
+
+def test_an_unreadable_stored_table_names_its_mini_batch_and_file(tmp_path):
+    broken = tmp_path / "store" / "0.arrow"
+    broken.parent.mkdir()
+    broken.write_bytes(b"not arrow")
+    shards = write_shards(tmp_path, [[dataclasses.replace(result(0, ["x"]), lines=(), table_file=str(broken))]])
+    with pytest.raises(ManifestError, match=r"^the result table of mini-batch 0 \('.*/store/0\.arrow'\) cannot be "
+                                            r"read: "):
+        gather(spec(append_row_format="parquet", append_row_file_name="out.parquet"), shards, str(tmp_path / "run"))
+    assert not os.path.exists(tmp_path / "run" / "out.parquet")

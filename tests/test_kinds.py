@@ -498,3 +498,17 @@ def test_a_listing_fingerprint_is_the_digest_of_its_listing_file_and_follows_uke
 def test_a_local_key_line_holds_the_absolute_path_as_abspath_gives_it(path):
     item = Item(path=path, size=3, ukey="3:5", mtime_ns=5)
     assert item.key_line() == f"{path}\0{os.path.abspath(path)}\0{3}\0{5}"
+
+
+def test_edits_run_makes_to_a_selected_part_never_reach_the_materialised_table():
+    frame = pd.DataFrame({"id": [0, 1, 2, 3], "text": ["a", "b", "c", "d"], "value": [0.5, 1.5, 2.5, 3.5]})
+    part = TABLES.select(frame, 1, 3)
+    part.loc[1, "value"] = -1.0
+    part["text"] = part["text"].str.upper()
+    part["extra"] = 7
+    try:
+        part["id"].to_numpy()[0] = 99  # pandas >= 3: a view's arrays are read-only; before: a copy's
+    except ValueError as exc:
+        assert "read-only" in str(exc)
+    assert frame.to_dict("list") == {"id": [0, 1, 2, 3], "text": ["a", "b", "c", "d"], "value": [0.5, 1.5, 2.5, 3.5]}
+    assert TABLES.select(frame, 1, 3).to_dict("list") == {"id": [1, 2], "text": ["b", "c"], "value": [1.5, 2.5]}

@@ -77,3 +77,56 @@ def test_the_item_index_keeps_whole_lines_and_ignores_a_torn_last_one(tmp_path):
     reader = ItemIndex(str(tmp_path))
     assert reader.lookup(fingerprint, [b, c, None, a], None) == {0: "b.png: 2\tx", 3: "a.png: 1"}
     assert ItemIndex(str(tmp_path)).lookup("e" * 64, [a, b], None) == {}
+
+
+def _ipc(table):
+    import pyarrow as pa
+
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def test_a_result_table_is_stored_as_the_workers_arrow_ipc_bytes(tmp_path):
+    import pyarrow as pa
+
+    from snakebatch.store import read_table_file, read_table_schema
+
+    script = write(tmp_path / "s.py", "x = 1\n")
+    store = MiniBatchStore(str(tmp_path / "store"), runner_spec(script, append_row_format="parquet"), str(tmp_path))
+    table = pa.table({"id": [1, 2, 3], "name": ["a", "b", None]})
+    path = store.save_table(file_batch(0, 0, ("a",), "ka"), [_ipc(table)])
+    assert path.endswith(".arrow") and os.path.dirname(path).startswith(str(tmp_path / "store"))
+    with open(path, "rb") as handle:
+        assert handle.read() == _ipc(table)
+    assert read_table_file(path).to_pydict() == {"id": [1, 2, 3], "name": ["a", "b", None]}
+    assert read_table_schema(path).names == ["id", "name"]
+    assert [name for name in os.listdir(os.path.dirname(path))] == [os.path.basename(path)]  # no temporary left
+
+
+def test_the_parts_of_a_split_mini_batch_are_stored_as_one_table_in_order(tmp_path):
+    import pyarrow as pa
+
+    from snakebatch.errors import ResultSchemaError
+    from snakebatch.store import read_table_file
+
+    script = write(tmp_path / "s.py", "x = 1\n")
+    store = MiniBatchStore(str(tmp_path / "store"), runner_spec(script, append_row_format="parquet"), str(tmp_path))
+    parts = [_ipc(pa.table({"id": [1, 2]})), _ipc(pa.table({"id": [5]})), _ipc(pa.table({"id": [7, 8]}))]
+    path = store.save_table(file_batch(0, 0, ("a",), "ka"), parts)
+    assert read_table_file(path).to_pydict() == {"id": [1, 2, 5, 7, 8]}
+    with pytest.raises(ResultSchemaError, match=r"^mini-batch 3: the parts of its result have different columns or "
+                                                r"types: "):
+        store.save_table(file_batch(3, 0, ("b",), "kb"), [_ipc(pa.table({"id": [1]})), _ipc(pa.table({"x": [1.5]}))])
+
+
+def test_a_parquet_table_file_of_an_older_store_is_still_read(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from snakebatch.store import read_table_file, read_table_schema
+
+    pq.write_table(pa.table({"id": [4, 5]}), tmp_path / "old.parquet")
+    assert read_table_file(str(tmp_path / "old.parquet")).to_pydict() == {"id": [4, 5]}
+    assert read_table_schema(str(tmp_path / "old.parquet")).names == ["id"]

@@ -37,6 +37,7 @@ from .layout import RunLayout
 from .monitor import append_overview
 from .lifecycle import clear_verdict, drop_shards_to_rerun, read_shard_file
 from .results import MiniBatchResult
+from .store import read_table_file, read_table_schema
 from .storage import atomic_open, describe_os_error, publish_to, write_json_atomic, write_text_atomic
 from .thresholds import RunningTally, threshold_breaches
 
@@ -361,6 +362,12 @@ class _LineWriter:
 
 
 def _write_parquet(path: str, results: list[MiniBatchResult]) -> None:
+    """The merged Parquet file of the results' stored tables (``store.read_table_file``: Arrow
+    IPC streams, read memory-mapped, or Parquet files of older stores), one row group per
+    mini-batch, in input order: the only Parquet encoding of the run. Every schema is checked
+    first; types may widen (int64 + double -> double, an all-null column -> its type). Raises
+    ManifestError for a table file that cannot be read and ResultSchemaError naming two
+    mini-batches whose columns differ."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -368,8 +375,8 @@ def _write_parquet(path: str, results: list[MiniBatchResult]) -> None:
     schemas = []
     for result, table_file in parts:  # check every schema before writing anything
         try:
-            schemas.append(pq.read_schema(table_file).remove_metadata())
-        except OSError as exc:
+            schemas.append(read_table_schema(table_file).remove_metadata())
+        except (OSError, pa.ArrowException) as exc:
             raise ManifestError(f"the result table of mini-batch {result.index} ({table_file!r}) cannot be "
                                 f"read: {exc}") from None
     try:  # same columns; types may widen (int64 + double -> double, an all-null column -> its type)
@@ -386,12 +393,17 @@ def _write_parquet(path: str, results: list[MiniBatchResult]) -> None:
     try:
         with pq.ParquetWriter(tmp, schema) as writer:
             for (result, table_file), own in zip(parts, schemas):
-                table = pq.read_table(table_file).replace_schema_metadata(None)
+                try:
+                    table = read_table_file(table_file).replace_schema_metadata(None)
+                except (OSError, pa.ArrowException) as exc:
+                    raise ManifestError(f"the result table of mini-batch {result.index} ({table_file!r}) cannot "
+                                        f"be read: {exc}") from None
                 try:
                     writer.write_table(table.cast(schema) if own != schema else table)
                 except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
                     raise ResultSchemaError(f"append_row_format parquet: mini-batch {result.index} cannot be "
                                             f"converted to the merged schema: {exc}") from None
+                del table  # unmapped before the next is read
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

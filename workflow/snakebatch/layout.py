@@ -19,7 +19,7 @@ are the zero-padded ``shard_id`` (``"00003"``).
     partition/listed-{fp16}.list           a listing the main process made for the partition job
     shards/shard-NNNNN.jsonl               one result file per shard job
     shards/shard-NNNNN.unfinished          left by a shard that stopped early (runs again)
-    minibatches/{k[:2]}/{k}.json|.parquet  the durable result of every finished mini-batch
+    minibatches/{k[:2]}/{k}.json|.arrow    the durable result of every finished mini-batch
     progress/shard-NNNNN.json              each shard's progress in the current invocation
     claims/{invocation}/                   who computes which mini-batch, hand-offs (``claims``)
     specs/{partition,runner,gather}.json   the stages' settings, written when the run starts jobs

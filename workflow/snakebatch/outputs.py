@@ -9,6 +9,8 @@ element is written as its escape (``\\n``, ``\\r``, ``\\x0b``, ``\\u2028`` ...: 
 
 from __future__ import annotations
 
+from .csv_text import frame_csv_text
+
 
 class ResultTypeError(TypeError):
     """run() returned something other than a list, tuple or pandas DataFrame."""
@@ -19,8 +21,12 @@ def _is_dataframe(value) -> bool:
 
 
 # Every character str.splitlines() breaks on, written as its escape, so one result is one line.
-_LINE_BREAKS = {ord(c): c.encode("unicode_escape").decode("ascii")
-                for c in "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"}
+_LINE_BREAKS_CHARS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+_LINE_BREAKS = {ord(c): c.encode("unicode_escape").decode("ascii") for c in _LINE_BREAKS_CHARS}
+
+
+# the same characters as a regular expression (pyarrow's RE2 syntax: [\x{a}\x{d}...\x{2029}])
+_LINE_BREAK_PATTERN = "[" + "".join(f"\\x{{{ord(c):x}}}" for c in _LINE_BREAKS_CHARS) + "]"
 
 
 def _one_line(text: str) -> str:
@@ -44,12 +50,31 @@ def result_length(result) -> int:
     )
 
 
+def _has_line_break(frame) -> bool:
+    """True when a text column of ``frame`` holds a character ``_one_line`` escapes (the numbers,
+    booleans and empty fields ``csv_text`` formats hold none)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    for position in range(frame.shape[1]):
+        column = frame.iloc[:, position]
+        if column.dtype.kind in "iufb":
+            continue
+        if pc.any(pc.match_substring_regex(pa.array(column, type=pa.large_string(), from_pandas=True),
+                                           _LINE_BREAK_PATTERN)).as_py():
+            return True
+    return False
+
+
 def to_txt_lines(result) -> list[str]:
     """The txt lines of a run() result (see module doc). Raises ResultTypeError."""
     result_length(result)
     if _is_dataframe(result):
         if result.shape[1] == 0:
             return [""] * len(result)
+        text = frame_csv_text(result, " ")
+        if text is not None and not _has_line_break(result):  # each row one line, nothing to escape
+            return text.split("\n")[:-1]
         try:
             text = result.to_csv(sep=" ", header=False, index=False, lineterminator="\n")
             lines = text.split("\n")[:-1] if text else []
@@ -83,7 +108,9 @@ def to_csv_lines(result) -> tuple[list[str], str]:
     header = pd.DataFrame(columns=frame.columns).to_csv(index=False, lineterminator="\n")[:-1]
     if not len(frame):
         return [], header
-    body = frame.to_csv(index=False, header=False, lineterminator="\n")
+    body = frame_csv_text(frame, ",")
+    if body is None:  # a column type csv_text does not format
+        body = frame.to_csv(index=False, header=False, lineterminator="\n")
     return [body[:-1]], header
 
 

@@ -25,6 +25,33 @@ from .results import MiniBatchResult
 from .storage import GroupCommit, write_text_atomic
 
 STORE_VERSION = "1"
+TABLE_SUFFIX = ".arrow"  # a mini-batch's result table (append_row_format parquet): an Arrow IPC stream
+
+
+def read_table_file(path: str):
+    """The pyarrow Table stored at ``path`` by ``MiniBatchStore.save_table``: an Arrow IPC stream
+    (``.arrow``), read memory-mapped (no copy), or a Parquet file (``.parquet``, what stores
+    written before held). Raises OSError (pyarrow's ArrowInvalid is one) when it cannot be read."""
+    import pyarrow as pa
+
+    if path.endswith(".parquet"):
+        import pyarrow.parquet as pq
+
+        return pq.read_table(path)
+    with pa.memory_map(path) as source:
+        return pa.ipc.open_stream(source).read_all()
+
+
+def read_table_schema(path: str):
+    """The schema of a table file (see ``read_table_file``), read without its rows."""
+    import pyarrow as pa
+
+    if path.endswith(".parquet"):
+        import pyarrow.parquet as pq
+
+        return pq.read_schema(path)
+    with pa.memory_map(path) as source:
+        return pa.ipc.open_stream(source).schema
 
 
 def path_fingerprint(path: str) -> str:
@@ -163,24 +190,31 @@ class MiniBatchStore:
         return result
 
     def save_table(self, mini_batch: MiniBatch, ipcs: list[bytes]) -> str:
-        """Write the result tables of ``mini_batch`` (Arrow IPC streams, in order, concatenated)
-        atomically as one Parquet file next to its stored result; return its path. Raises
-        ResultSchemaError when the parts disagree on columns or types."""
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        from .errors import ResultSchemaError
-
-        tables = [pa.ipc.open_stream(data).read_all() for data in ipcs]
-        try:
-            table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
-        except pa.ArrowInvalid as exc:
-            raise ResultSchemaError(f"mini-batch {mini_batch.index}: the parts of its result have different "
-                                    f"columns or types: {exc}") from None
-        path = self._path(mini_batch)[:-len(".json")] + ".parquet"
+        """Write the result table of ``mini_batch`` (Arrow IPC streams of its parts, in order)
+        atomically as one Arrow IPC stream file next to its stored result; return its path. One
+        part (the usual case) is written as the worker encoded it, without decoding; several
+        (retries that split the mini-batch) are concatenated. Gather reads these files
+        memory-mapped (``read_table_file``) and encodes Parquet once, for the merged file.
+        Raises ResultSchemaError when the parts disagree on columns or types."""
+        path = self._path(mini_batch)[:-len(".json")] + TABLE_SUFFIX
         os.makedirs(os.path.dirname(path), exist_ok=True)
         tmp = f"{path}.tmp-{os.getpid()}"
-        pq.write_table(table, tmp)
+        if len(ipcs) == 1:
+            with open(tmp, "wb") as handle:
+                handle.write(ipcs[0])
+        else:
+            import pyarrow as pa
+
+            from .errors import ResultSchemaError
+
+            tables = [pa.ipc.open_stream(data).read_all() for data in ipcs]
+            try:
+                table = pa.concat_tables(tables)
+            except pa.ArrowInvalid as exc:
+                raise ResultSchemaError(f"mini-batch {mini_batch.index}: the parts of its result have different "
+                                        f"columns or types: {exc}") from None
+            with pa.OSFile(tmp, "wb") as sink, pa.ipc.new_stream(sink, table.schema) as writer:
+                writer.write_table(table)
         os.replace(tmp, path)
         return path
 

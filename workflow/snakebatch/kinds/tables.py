@@ -9,8 +9,11 @@ read with ``open``; others through fsspec (byte ranges with ``cat_file``).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
+import os
+from concurrent.futures import ThreadPoolExecutor
 
 from .. import tabular
 from ..errors import DatasetError
@@ -18,6 +21,23 @@ from ..locations import filesystem
 from ..tabular import TableChunk
 from .base import Cache, Descriptor, InputKind, Item
 from .files import list_items
+
+
+def _split_threads() -> int:
+    """Threads the partition splits local files on: the CPUs this process may use (its
+    affinity: a SLURM allocation's), at most 4."""
+    try:
+        return max(1, min(4, len(os.sched_getaffinity(0))))
+    except AttributeError:  # not on Linux
+        return max(1, min(4, os.cpu_count() or 1))
+
+
+@functools.cache
+def _copy_on_write() -> bool:
+    """True when pandas always copies on write (pandas >= 3)."""
+    import pandas as pd
+
+    return int(pd.__version__.split(".")[0]) >= 3
 
 
 def _fs_resolver(storage_options: dict | None):
@@ -79,26 +99,44 @@ class TableKind(InputKind):
                 found = True
                 yield _with_group_identities(chunk, items), items
         else:
-            for item in listing:
-                seen_files += 1
-                fmt, gzipped = tabular.detect_format(item.path, spec.format)
-                fs = fs_of(item.path)
-                if fmt == "parquet":
-                    parts = tabular.split_parquet_file(item.path, spec.mini_batch_size, fs)
-                else:
-                    parts = tabular.split_text_file(item.path, fmt, gzipped, spec.mini_batch_size, read_options, fs)
-                    if gzipped and item.size > spec.mini_batch_size:
-                        log(f"snakebatch partition: warning: {item.path!r} is gzip-compressed and cannot be split; "
-                            f"it is one mini-batch of {item.size} bytes (mini_batch_size {spec.mini_batch_size})")
-                    if len(parts) > 1:
-                        dtypes = tabular.file_dtypes(item.path, fmt, gzipped, read_options, fs)
-                        parts = [dataclasses.replace(part, dtypes=dtypes) for part in parts]
-                for part in parts:
-                    found = True
-                    yield _with_identity(part, item), [item]
+            # local files are split (and their dtypes found) on a few threads, pandas' parser and
+            # numpy release the GIL; the mini-batches stay in listing order
+            pool = ThreadPoolExecutor(max_workers=_split_threads(), thread_name_prefix="snakebatch-split")
+            try:
+                pending = [(item, pool.submit(self._file_parts, item, spec, read_options, None)
+                            if fs_of(item.path) is None else None) for item in listing]
+                for item, future in pending:
+                    seen_files += 1
+                    parts, warning = (future.result() if future is not None
+                                      else self._file_parts(item, spec, read_options, fs_of(item.path)))
+                    if warning:
+                        log(warning)
+                    for part in parts:
+                        found = True
+                        yield _with_identity(part, item), [item]
+            finally:
+                pool.shutdown(wait=True, cancel_futures=True)
         if not found:
             raise DatasetError(f"input.path: {', '.join(map(repr, spec.paths))}: the tabular dataset has no "
                                f"records ({seen_files} file(s), all empty or header only)")
+
+    @staticmethod
+    def _file_parts(item: Item, spec, read_options: dict, fs) -> tuple[list[TableChunk], str | None]:
+        """(the TableChunks of one file, a warning to log or None); ``fs``: its fsspec
+        filesystem, None on the local disk. A text file cut into several chunks gets the file's
+        dtypes (``tabular.file_dtypes``). Raises DatasetError naming the file."""
+        fmt, gzipped = tabular.detect_format(item.path, spec.format)
+        if fmt == "parquet":
+            return tabular.split_parquet_file(item.path, spec.mini_batch_size, fs), None
+        parts = tabular.split_text_file(item.path, fmt, gzipped, spec.mini_batch_size, read_options, fs)
+        warning = None
+        if gzipped and item.size > spec.mini_batch_size:
+            warning = (f"snakebatch partition: warning: {item.path!r} is gzip-compressed and cannot be split; "
+                       f"it is one mini-batch of {item.size} bytes (mini_batch_size {spec.mini_batch_size})")
+        if len(parts) > 1:
+            dtypes = tabular.file_dtypes(item.path, fmt, gzipped, read_options, fs)
+            parts = [dataclasses.replace(part, dtypes=dtypes) for part in parts]
+        return parts, warning
 
     def mini_batches(self, listing, spec, log=print) -> list[Descriptor]:
         """One Descriptor per chunk (see ``chunks``); ``first_item`` counts records. The key is
@@ -125,8 +163,11 @@ class TableKind(InputKind):
                                   _fs_resolver(cache.storage_options))
 
     def select(self, materialised, start: int, stop: int):
-        """Rows ``start:stop`` as a copy (edits in run() cannot leak into a retry)."""
-        return materialised.iloc[start:stop].copy()
+        """Rows ``start:stop``, which edits in run() cannot leak from into a retry: a view under
+        pandas' Copy-on-Write (always on from pandas 3: an edit copies, the arrays it hands out
+        are read-only), a copy before."""
+        part = materialised.iloc[start:stop]
+        return part if _copy_on_write() else part.copy()
 
     def item_names(self, descriptor: Descriptor) -> tuple[str, ...]:
         chunk = self.chunk(descriptor)
