@@ -477,17 +477,24 @@ def bench_tables(args, work: str) -> dict:
 
 
 # ------------------------------------------------------------------------------- partition, gather
+def trivial_workflow(work: str) -> tuple[str, str]:
+    """Write the trivial entry script (TRIVIAL) and a copy of the workflow under ``work``; returns
+    (script path, workflow root)."""
+    script = os.path.join(work, "names.py")
+    with open(script, "w", encoding="utf-8") as handle:
+        handle.write(TRIVIAL)
+    root = os.path.join(work, "wf")
+    copy_workflow(root)
+    return script, root
+
+
 def bench_partition(args, work: str) -> dict:
     def make(tmp):
         for i in range(args.files):
             open(os.path.join(tmp, f"{i:08d}.bin"), "wb").close()
 
     data = generated(os.path.join(work, f"empty-{args.files}"), make)
-    script = os.path.join(work, "names.py")
-    with open(script, "w", encoding="utf-8") as handle:
-        handle.write(TRIVIAL)
-    root = os.path.join(work, "wf")
-    copy_workflow(root)
+    script, root = trivial_workflow(work)
     config = {"run_name": "bench-partition", "input": {"path": data}, "entry_script": script,
               "mini_batch_size": args.mini_batch_size, "allow_reuse": False, "logging_level": "WARNING"}
     out = run_snakebatch(root, config, args.cores, "partition")
@@ -633,11 +640,7 @@ def bench_shards(args, work: str) -> dict:
                 handle.write(f"{i}\n")
 
     data = generated(os.path.join(work, f"tiny-{files}"), make)
-    script = os.path.join(work, "names.py")
-    with open(script, "w", encoding="utf-8") as handle:
-        handle.write(TRIVIAL)
-    root = os.path.join(work, "wf")
-    copy_workflow(root)
+    script, root = trivial_workflow(work)
     config = {"run_name": "bench-shards", "input": {"path": data}, "entry_script": script, "mini_batch_size": 1,
               "node_count": 1, "process_count_per_node": args.shards, "allow_reuse": False,
               "logging_level": "WARNING"}

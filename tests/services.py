@@ -101,10 +101,7 @@ def start_azurite(folder: str) -> Service:
     if not os.path.exists(AZURITE_BIN):
         raise ServiceUnavailable(f"Azurite is not installed ({AZURITE_BIN} is missing; "
                                  "run `npm install --prefix .ci/node azurite@3`)")
-    try:
-        import adlfs  # noqa: F401
-    except ImportError:
-        raise ServiceUnavailable("adlfs is not installed (pip install -e '.[storage]')") from None
+    _require("adlfs", "storage")
     os.makedirs(folder, exist_ok=True)
     port = free_port()
     process, log_path = _spawn([AZURITE_BIN, "--blobHost", "127.0.0.1", "--blobPort", str(port),
@@ -117,15 +114,27 @@ def start_azurite(folder: str) -> Service:
                    process, folder, {"port": port})
 
 
+def _require(module: str, extra: str) -> None:
+    """Raise ServiceUnavailable naming ``module`` and the extra that installs it when it cannot be imported."""
+    try:
+        __import__(module)
+    except ImportError:
+        raise ServiceUnavailable(f"{module} is not installed (pip install -e '.[{extra}]')") from None
+
+
+def _console_script(name: str, extra: str) -> str:
+    """The path of console script ``name`` (this interpreter's bin folder first, then PATH); raises
+    ServiceUnavailable naming the extra that installs it."""
+    found = shutil.which(name, path=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
+    if found is None:
+        raise ServiceUnavailable(f"{name} is not installed (pip install -e '.[{extra}]')")
+    return found
+
+
 def start_moto(folder: str) -> Service:
     """moto's S3 server on a free port (``folder``: its log)."""
-    moto = shutil.which("moto_server", path=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
-    if moto is None:
-        raise ServiceUnavailable("moto_server is not installed (pip install -e '.[storage]')")
-    try:
-        import s3fs  # noqa: F401
-    except ImportError:
-        raise ServiceUnavailable("s3fs is not installed (pip install -e '.[storage]')") from None
+    moto = _console_script("moto_server", "storage")
+    _require("s3fs", "storage")
     os.makedirs(folder, exist_ok=True)
     port = free_port()
     process, log_path = _spawn([moto, "-H", "127.0.0.1", "-p", str(port)], folder, "moto")
@@ -142,14 +151,8 @@ def start_gcs(folder: str) -> Service:
     anonymous access); ``GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT=false`` keeps gcsfs from asking the
     storage-control API (which the emulator lacks) for each bucket's layout. No secret: ``secret``
     is None."""
-    emulator = shutil.which("gcp-storage-emulator",
-                            path=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
-    if emulator is None:
-        raise ServiceUnavailable("gcp-storage-emulator is not installed (pip install -e '.[test]')")
-    try:
-        import gcsfs  # noqa: F401
-    except ImportError:
-        raise ServiceUnavailable("gcsfs is not installed (pip install -e '.[storage]')") from None
+    emulator = _console_script("gcp-storage-emulator", "test")
+    _require("gcsfs", "storage")
     os.makedirs(folder, exist_ok=True)
     port = free_port()
     data = os.path.join(folder, "data")
