@@ -31,6 +31,7 @@ HELD = """
                 deadline = time.time() + 60
                 while not os.path.exists(RELEASE) and time.time() < deadline:
                     time.sleep(0.02)
+                time.sleep({linger!r})
             if name == {release_by!r} and not os.path.exists(RELEASE):
                 open(RELEASE, "w").close()
                 if {kill!r}:   # the runner that took this mini-batch first dies holding its claim
@@ -81,12 +82,12 @@ def _records(tmp_path, invocation):
     return {r.shard: r for r in progress.invocation_progress(str(tmp_path / "run"), invocation)}
 
 
-def _race(tmp_path, files, release_by, kill, invocation, fail=""):
+def _race(tmp_path, files, release_by, kill, invocation, fail="", linger=0.0, **spec):
     """Run shard 1 (held at f04), then shard 0 once shard 1 claimed f04; returns both processes,
     ended, and the claims folder."""
     script = write(tmp_path / "held.py", HELD.format(release=str(tmp_path / "release"), release_by=release_by,
-                                                     kill=kill, fail=fail))
-    spec_file = write(tmp_path / "spec.json", runner_spec(script, run_max_try=1).to_json())
+                                                     kill=kill, fail=fail, linger=linger))
+    spec_file = write(tmp_path / "spec.json", runner_spec(script, run_max_try=1, **spec).to_json())
     manifests = _two_shards(tmp_path, files)
     folder = tmp_path / "run" / "claims" / invocation
     second = _start(tmp_path, spec_file, manifests[1], 1, invocation)
@@ -172,3 +173,22 @@ def test_without_balance_shards_no_claims_are_made(tmp_path, files):
     results = run_files(tmp_path, runner_spec(script, balance_shards=False), files[:4], size=2)
     assert [r.index for r in results] == [0, 1]
     assert not (tmp_path / "run" / "claims").exists()
+
+
+def test_a_failure_in_a_taken_mini_batch_that_stops_the_run_reaches_its_owners_shard_file(tmp_path, files):
+    # shard 0 takes f07 (shard 1's last), which releases f04 and fails: over error_threshold 0, so the
+    # run stops; shard 1 sees it while run() still works on f04 (which lingers past the runner's
+    # next look at the other shards) and stops early. Its shard file must still take in f07's
+    # hand-off, so the failure is reported, and f05, f06 get claimed so that nobody starts them.
+    first, second, folder = _race(tmp_path, files, "f07.txt", False, "inv-stop", fail="f07.txt", error_threshold=0,
+                                  linger=3.5)
+    assert (first.returncode, second.returncode) == (0, 0)
+    from snakebatch.lifecycle import read_shard_file
+
+    shard = read_shard_file(str(tmp_path / "run" / "shards" / "shard-00001.jsonl"))
+    busy = shard.results
+    assert [(r.index, r.agent_name, r.failed) for r in busy] == [(7, "process000", 1)]
+    [failure] = busy[0].failures
+    assert (failure.item, failure.mini_batch, failure.shard, failure.error) == (files[7], 7, 1, "ValueError: bad f07.txt")
+    assert shard.stopped_early.startswith("stopped early: ")
+    assert sorted(os.listdir(folder)) == sorted([f"{i:09d}.0" for i in range(8)] + ["000000007.result.json"])

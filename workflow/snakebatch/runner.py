@@ -100,6 +100,19 @@ class _InOrder:
             self._emit(self._waiting.pop(self._indices[self._next]))
             self._next += 1
 
+    def placed(self, index: int) -> bool:
+        """True when mini-batch ``index``'s result was put (emitted or waiting)."""
+        return index in self._waiting or index in self._indices[:self._next]
+
+    def flush(self) -> None:
+        """Emit the waiting results in manifest order across the gaps: the shard stopped early,
+        so the mini-batches before them will not come (the result file of a shard that stopped
+        early need not be contiguous; gather does not check its order)."""
+        for index in self._indices[self._next:]:
+            if index in self._waiting:
+                self._emit(self._waiting.pop(index))
+        self._next = len(self._indices)
+
 
 class _StopEarly(Exception):
     """Raised out of a mini-batch whose run() was interrupted because the run stopped early."""
@@ -563,6 +576,8 @@ class ShardRunner:
                 for mini_batch in pending:
                     if self.stopped_early or not self._await(mini_batch, in_order):
                         break
+            if self.claims is not None and self.stopped_early:
+                self._settle(manifest, in_order)
             if self.stopped_early and len(results) == len(manifest.mini_batches):
                 self.stopped_early = None  # the threshold broke with this shard's last mini-batch: it did all
             if self.stopped_early:
@@ -700,6 +715,28 @@ class ShardRunner:
                 return False
             time.sleep(delay)
             delay = min(delay * 2, self.AWAIT_POLL_S)
+
+    def _settle(self, manifest: ShardManifest, in_order: _InOrder) -> None:
+        """The run stopped early: take in every hand-off of this shard's mini-batches that
+        another shard job finished (its failures must reach the error report), so that none
+        is left only in the claims folder. A mini-batch not yet placed is claimed (nobody
+        starts it now) or, while a live holder still has it, waited for until it hands off or
+        its claim goes void (a holder that sees the early stop ends at once; at most
+        ``stale_after_s``). Then the waiting results are written past the gaps."""
+        deadline = time.monotonic() + self.claims.stale_after_s
+        for mini_batch in manifest.mini_batches:
+            delay = 0.01
+            while not in_order.placed(mini_batch.index):
+                adopted = self._claim_or_adopt(mini_batch)
+                if adopted is not None:
+                    in_order.put(adopted)
+                elif self._holding is not None or time.monotonic() > deadline:
+                    break  # claimed here (it never ran) or its holder gave no sign: not run
+                else:
+                    time.sleep(delay)
+                    delay = min(delay * 2, self.AWAIT_POLL_S)
+            self._holding = None
+        in_order.flush()
 
     def _steal(self, manifest: ShardManifest) -> None:
         """While this invocation's busy shard jobs have unclaimed mini-batches: claim the last of
