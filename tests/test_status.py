@@ -239,10 +239,10 @@ def test_status_of_balanced_shards_counts_each_mini_batch_once_and_says_who_took
     assert [(s["shard"], s["stolen_mini_batches"], s["adopted_mini_batches"]) for s in status["shards"]] == [
         (0, 2, 0), (1, 0, 2)]
     text = format_status(status).splitlines()
-    assert text[2] == ("  shard 00000  done        5/3 mini-batches, 10/6 items, 0 failed, last progress 0:01:40 ago, "
-                       "2 taken from busy shards")
-    assert text[3] == ("  shard 00001  done        1/3 mini-batches, 2/6 items, 0 failed, last progress 0:01:40 ago, "
-                       "2 computed by other shards")
+    assert text[2] == ("  shard 00000  done        3/3 mini-batches, 6/6 items, 0 failed, last progress 0:01:40 ago, "
+                       "and 2 mini-batch(es) (4 items) taken from busy shards")
+    assert text[3] == ("  shard 00001  done        3/3 mini-batches (2 computed by other shards), 2/6 items computed "
+                       "here, 0 failed, last progress 0:01:40 ago")
 
 
 def test_a_lost_shards_recount_leaves_out_its_mini_batches_another_shard_job_claimed(tmp_path, files, monkeypatch):

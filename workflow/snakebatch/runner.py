@@ -255,7 +255,7 @@ class ShardRunner:
         log.warning("mini-batch %d (%d item(s), try %d/%d) failed: %s", mini_batch.index, count,
                     attempt, self.spec.run_max_try, outcome.error)
         with open(self.error_log, "a", encoding="utf-8", errors="backslashreplace") as handle:
-            handle.write(f"--- mini-batch {mini_batch.index}, {count} item(s) from {first!r}, "
+            handle.write(f"--- mini-batch {mini_batch.index}, {count} item(s) starting at {first!r}, "
                          f"try {attempt}/{self.spec.run_max_try}: {outcome.error}\n{outcome.traceback}\n")
 
     def _failure(self, position, mini_batch: MiniBatch, error: str, traceback: str, tries: int) -> FailedItem:

@@ -161,7 +161,7 @@ def run_status(run_dir: str, now: float | None = None, stall_margin_s: float = S
     ``shard_mini_batches``, ``done_items``, ``shard_items``, ``failed_items``, ``host``,
     ``pid``, ``quiet_s`` (seconds since its last finished mini-batch), ``running_mini_batch``,
     ``running_items``, ``running_s`` (its mini-batch in run() now, the items of that call, seconds
-    since it started; None, 0, None when none), ``stolen_mini_batches`` (computed for busy
+    since it started; None, 0, None when none), ``stolen_mini_batches`` and ``stolen_items`` (computed for busy
     shards, in its counts) and ``adopted_mini_batches`` (its own that another shard job computed
     and counts: ``balance_shards``); a lost shard's counts are
     those of its durable results in the mini-batch store when they are more (its last record
@@ -199,6 +199,7 @@ def run_status(run_dir: str, now: float | None = None, stall_margin_s: float = S
                        "running_s": round(max(0.0, now - record.running_since), 3)
                        if state == "running" and record.running_since else None,
                        "stolen_mini_batches": record.stolen_mini_batches,
+                       "stolen_items": record.stolen_items,
                        "adopted_mini_batches": record.adopted_mini_batches})
         if is_stalled:
             stalled.append(record.shard)
@@ -304,13 +305,17 @@ def format_status(status: dict) -> str:
         if shard["running_s"] is not None:
             running = (f", mini-batch {shard['running_mini_batch']} ({shard['running_items']} items) in run() for "
                        f"{clock(shard['running_s'])}")
-        lines.append(f"  shard {shard['shard']:05d}  {state:<11} {shard['done_mini_batches']}/"
-                     f"{shard['shard_mini_batches']} mini-batches, {shard['done_items']}/{shard['shard_items']} items, "
-                     f"{shard['failed_items']} failed, last progress {clock(shard['quiet_s'])} ago"
-                     + (f", {shard['stolen_mini_batches']} taken from busy shards" if shard.get("stolen_mini_batches")
-                        else "")
-                     + (f", {shard['adopted_mini_batches']} computed by other shards"
-                        if shard.get("adopted_mini_batches") else "") + running
+        # the shard's own mini-batches (those computed here plus those other shard jobs handed
+        # off), then what this job computed for busy shards
+        stolen, adopted = shard.get("stolen_mini_batches") or 0, shard.get("adopted_mini_batches") or 0
+        own_items = shard["done_items"] - shard.get("stolen_items", 0)
+        lines.append(f"  shard {shard['shard']:05d}  {state:<11} {shard['done_mini_batches'] - stolen + adopted}/"
+                     f"{shard['shard_mini_batches']} mini-batches"
+                     + (f" ({adopted} computed by other shards)" if adopted else "")
+                     + f", {own_items}/{shard['shard_items']} items" + (" computed here" if adopted else "")
+                     + f", {shard['failed_items']} failed, last progress {clock(shard['quiet_s'])} ago"
+                     + (f", and {stolen} mini-batch(es) ({shard.get('stolen_items') or 0} items) taken from busy "
+                        "shards" if stolen else "") + running
                      + (f" ({shard['host']} pid {shard['pid']})" if shard["state"] == "running" else ""))
     if status["stalled_shards"]:
         lines.append(f"Stalled: shard(s) {', '.join(str(s) for s in status['stalled_shards'])} finished no "
