@@ -38,7 +38,9 @@ def test_tolerated_failures_are_reported_and_not_merged(tmp_path):
     assert (tmp_path / "run" / "out.txt").read_text() == "a\nc\nd\n"
     assert (summary["failed"], summary["failed_mini_batches"]) == (1, 1)
     [error] = [json.loads(line) for line in (tmp_path / "run" / "errors.jsonl").read_text().splitlines()]
-    assert error == {"item": "x.png", "mini_batch": 0, "shard": 1, "tries": 3, "exception": "ValueError",
+    assert list(error)[:4] == ["item", "mini_batch", "shard", "worker"]
+    assert error == {"item": "x.png", "mini_batch": 0, "shard": 1, "worker": "shard-00000", "tries": 3,
+                     "exception": "ValueError",
                      "message": "bad x.png", "error": "ValueError: bad x.png",
                      "traceback": "Traceback...\nValueError: bad x.png"}
 

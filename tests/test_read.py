@@ -96,7 +96,8 @@ def test_read_errors_returns_every_failed_item_and_read_results_the_rest(tmp_pat
     """)
     assert snakebatch.read_results(run_dir).to_dict("list") == {"item": ["f00.txt", "f03.txt"], "result": ["ok", "ok"]}
     errors = snakebatch.read_errors(run_dir)
-    assert list(errors.columns) == ["item", "mini_batch", "shard", "tries", "exception", "message", "error", "traceback"]
+    assert list(errors.columns) == ["item", "mini_batch", "shard", "worker", "tries", "exception", "message", "error",
+                                     "traceback"]
     assert errors[["item", "mini_batch", "exception", "message", "error"]].values.tolist() == [
         [files[1], 0, "ValueError", "bad f01.txt", "ValueError: bad f01.txt"],
         [files[2], 1, "ValueError", "bad f02.txt", "ValueError: bad f02.txt"]]

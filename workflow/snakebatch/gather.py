@@ -67,7 +67,21 @@ def _timing(results: list[MiniBatchResult]) -> dict:
 
 
 def _errors_jsonl(results: list[MiniBatchResult]) -> str:
-    return "".join(json.dumps(f.to_json(), ensure_ascii=False) + "\n" for r in results for f in r.failures)
+    """errors.jsonl: each failed item's line (FailedItem.to_json) with ``worker``, the agent name
+    (``processNNN``) of the shard job that ran it: with balance_shards that need not be
+    ``shard``'s, and its logs (``logs/user/error/shard-NNNNN.txt``) hold the traceback too."""
+    return "".join(json.dumps(_with_worker(f.to_json(), r.agent_name), ensure_ascii=False) + "\n"
+                   for r in results for f in r.failures)
+
+
+def _with_worker(line: dict, worker: str) -> dict:
+    """``line`` (a FailedItem's errors.jsonl fields) with ``worker`` put after ``shard``."""
+    out = {}
+    for key, value in line.items():
+        out[key] = value
+        if key == "shard":
+            out["worker"] = worker
+    return out
 
 
 def _processed_csv(results: list[MiniBatchResult]) -> str:

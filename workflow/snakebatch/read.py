@@ -19,7 +19,7 @@ from .layout import RunLayout
 
 ITEM_COLUMN, RESULT_COLUMN = "item", "result"
 # The columns of errors.jsonl (results.FailedItem.to_json), in order.
-ERROR_COLUMNS = ("item", "mini_batch", "shard", "tries", "exception", "message", "error", "traceback")
+ERROR_COLUMNS = ("item", "mini_batch", "shard", "worker", "tries", "exception", "message", "error", "traceback")
 
 
 def _gather_spec(layout: RunLayout) -> GatherSpec:
@@ -99,7 +99,7 @@ def read_results(run_dir: str):
 def read_errors(run_dir: str):
     """The error report of the run in ``run_dir`` (``errors.jsonl``) as a pandas DataFrame, one
     row per failed item in input order, columns ERROR_COLUMNS (``item``: the file, or the file and
-    record; ``mini_batch``, ``shard``, ``tries``; ``exception``, ``message``, ``error``
+    record; ``mini_batch``, ``shard``, ``worker`` (the agent that ran it), ``tries``; ``exception``, ``message``, ``error``
     (``"Type: message"``), ``traceback``). No rows when nothing failed. Raises ManifestError
     naming the file when it is missing (gather has not run) or a line is not JSON."""
     import pandas as pd
