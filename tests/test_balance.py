@@ -192,3 +192,16 @@ def test_a_failure_in_a_taken_mini_batch_that_stops_the_run_reaches_its_owners_s
     assert (failure.item, failure.mini_batch, failure.shard, failure.error) == (files[7], 7, 1, "ValueError: bad f07.txt")
     assert shard.stopped_early.startswith("stopped early: ")
     assert sorted(os.listdir(folder)) == sorted([f"{i:09d}.0" for i in range(8)] + ["000000007.result.json"])
+
+
+def test_in_order_says_which_results_were_put_emitted_or_waiting():
+    from snakebatch.runner import _InOrder
+
+    emitted = []
+    in_order = _InOrder([4, 5, 6, 7], lambda result: emitted.append(result.index))
+    in_order.put(mini_batch_result(6, ["a"]))   # a hand-off ahead of 4 and 5: waits
+    assert [in_order.placed(i) for i in (4, 5, 6, 7, 99)] == [False, False, True, False, False]
+    in_order.put(mini_batch_result(4, ["b"]))
+    assert emitted == [4] and [in_order.placed(i) for i in (4, 5, 6)] == [True, False, True]
+    in_order.flush()   # stopped early: 5 and 7 never come
+    assert emitted == [4, 6] and [in_order.placed(i) for i in (4, 5, 6, 7, 99)] == [True, True, True, True, False]

@@ -89,6 +89,7 @@ class _InOrder:
 
     def __init__(self, indices: list[int], emit) -> None:
         self._indices = indices
+        self._position = {index: position for position, index in enumerate(indices)}
         self._emit = emit
         self._next = 0
         self._waiting: dict[int, MiniBatchResult] = {}
@@ -101,8 +102,9 @@ class _InOrder:
             self._next += 1
 
     def placed(self, index: int) -> bool:
-        """True when mini-batch ``index``'s result was put (emitted or waiting)."""
-        return index in self._waiting or index in self._indices[:self._next]
+        """True when mini-batch ``index``'s result was put (emitted or waiting); O(1), so the
+        early stop's pass over a shard (``ShardRunner._settle``) is linear in its mini-batches."""
+        return index in self._waiting or self._position.get(index, len(self._indices)) < self._next
 
     def flush(self) -> None:
         """Emit the waiting results in manifest order across the gaps: the shard stopped early,
