@@ -153,7 +153,7 @@ def _role(proc: psutil.Process, top: int, runners: set) -> str:
             if name == "runner":
                 runners.add(proc.pid)
             return name
-    if parent in runners or "snakebatch.worker" in cmd or "keras.models.load_model" in cmd or cmd.startswith("ray::"):
+    if parent in runners or "snakebatch.infer.worker" in cmd or "keras.models.load_model" in cmd or cmd.startswith("ray::"):
         return "worker"
     return "other"
 

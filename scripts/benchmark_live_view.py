@@ -30,7 +30,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "workflow"))
 
 from benchmark_runner_cost import time_shard  # noqa: E402
-from snakebatch import monitor, progress  # noqa: E402
+from snakebatch.monitor import live as monitor
+from snakebatch.monitor import progress  # noqa: E402
 
 REAL_WRITE = progress.write_progress
 

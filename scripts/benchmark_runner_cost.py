@@ -33,13 +33,13 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "workflow"))
 
-from snakebatch import progress  # noqa: E402
-from snakebatch.config import RunnerSpec  # noqa: E402
+from snakebatch.monitor import progress  # noqa: E402
+from snakebatch.settings.config import RunnerSpec  # noqa: E402
 from snakebatch.kinds import Cache, Descriptor, get_kind  # noqa: E402
-from snakebatch.manifest import ShardManifest  # noqa: E402
-from snakebatch.runner import Outcome, ShardRunner  # noqa: E402
-from snakebatch.storage import atomic_open  # noqa: E402
-from snakebatch.store import MiniBatchStore  # noqa: E402
+from snakebatch.partition.manifest import ShardManifest  # noqa: E402
+from snakebatch.infer.job import Outcome, ShardRunner  # noqa: E402
+from snakebatch.storage.atomic import atomic_open  # noqa: E402
+from snakebatch.infer.store import MiniBatchStore  # noqa: E402
 
 
 class FakeWorker:
@@ -115,7 +115,7 @@ def time_shard(mini_batches: int, items: int, fail_every: int, tmp_root: str | N
             os.makedirs(os.path.join(run_dir, folder), exist_ok=True)
         handler = logging.FileHandler(os.path.join(run_dir, "logs", "sys", "node", "shard-00000.log"))
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-        log = logging.getLogger("snakebatch.runner")
+        log = logging.getLogger("snakebatch.infer.job")
         log.addHandler(handler)
         log.setLevel(logging.INFO)
         log.propagate = False

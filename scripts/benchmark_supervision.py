@@ -27,11 +27,11 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "workflow"))
 
-from snakebatch.config import RunnerSpec  # noqa: E402
-from snakebatch.entry import MiniBatchContext  # noqa: E402
-from snakebatch.manifest import MiniBatch  # noqa: E402
-from snakebatch.runner import ShardRunner, build_worker, shard_log_paths  # noqa: E402
-from snakebatch.store import MiniBatchStore  # noqa: E402
+from snakebatch.settings.config import RunnerSpec  # noqa: E402
+from snakebatch.infer.entry import MiniBatchContext  # noqa: E402
+from snakebatch.partition.manifest import MiniBatch  # noqa: E402
+from snakebatch.infer.job import ShardRunner, build_worker, shard_log_paths  # noqa: E402
+from snakebatch.infer.store import MiniBatchStore  # noqa: E402
 
 SCRIPT = """
 import os

@@ -28,7 +28,7 @@ import tempfile
 
 import numpy as np
 
-from snakebatch.storage import publish_folder
+from snakebatch.storage.atomic import publish_folder
 
 SEED = 0
 TEST_SIZE = 0.25

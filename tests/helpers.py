@@ -39,7 +39,7 @@ def mini_batch_result(index, lines, failed_items=(), reused=False):
     """A MiniBatchResult of mini-batch ``index`` (2 items per mini-batch before it): one
     succeeded item per line of ``lines``, one FailedItem (shard 1, 3 tries,
     ``ValueError: bad {item}``) per name in ``failed_items``."""
-    from snakebatch.results import FailedItem, MiniBatchResult
+    from snakebatch.infer.results import FailedItem, MiniBatchResult
 
     failures = tuple(FailedItem(item, index, "ValueError: bad " + item, "Traceback...\nValueError: bad " + item, 3,
                                 shard=1) for item in failed_items)
@@ -63,7 +63,7 @@ def write_shards(tmp_path, shards):
 
 def gather_spec(**overrides):
     """A GatherSpec of run ``r`` (append_row to out.txt, no thresholds) with ``overrides``."""
-    from snakebatch.config import GatherSpec
+    from snakebatch.settings.config import GatherSpec
 
     values = dict(run_name="r", output_action="append_row", append_row_file_name="out.txt",
                   append_row_format="txt", error_threshold=-1, allowed_failed_count=None, allowed_failed_percent=None)
@@ -75,7 +75,7 @@ def gather_spec(**overrides):
 def runner_spec(script, **overrides):
     """A RunnerSpec of run ``r`` for the entry script ``script`` (its folder is the source
     directory): append_row txt, 3 tries, 20 s run() timeout, 60 s init timeout; ``overrides``."""
-    from snakebatch.config import RunnerSpec
+    from snakebatch.settings.config import RunnerSpec
 
     values = dict(run_name="r", entry_script=str(script), source_directory=os.path.dirname(str(script)),
                   arguments=(), environment_variables={}, models={}, side_inputs={},
@@ -87,7 +87,7 @@ def runner_spec(script, **overrides):
 
 def partition_spec(paths, mini_batch_size, **overrides):
     """A PartitionSpec of run ``r`` over ``paths`` (one path or a list), one shard, no pattern."""
-    from snakebatch.config import PartitionSpec
+    from snakebatch.settings.config import PartitionSpec
 
     paths = (str(paths),) if isinstance(paths, (str, os.PathLike)) else tuple(str(p) for p in paths)
     values = dict(run_name="r", paths=paths, pattern=None, mini_batch_size=mini_batch_size, shard_count=1)
@@ -104,7 +104,7 @@ def file_mini_batches(files, size):
 
 def write_file_manifest(tmp_path, files, size):
     """The manifest of one shard holding every mini-batch of ``files``; returns its path."""
-    from snakebatch.manifest import ShardManifest
+    from snakebatch.partition.manifest import ShardManifest
 
     batches = file_mini_batches(files, size)
     manifest = ShardManifest(run_name="r", shard=0, shard_count=1, total_mini_batches=len(batches),
@@ -120,8 +120,8 @@ def run_files(tmp_path, spec, files, size=3):
     stopped-early trailer and that the results the job returns carry no lines (they live in the
     file); ``run_files.stopped`` is why the shard stopped early (None: it ran everything), and
     ``run_files.failure`` the error of an entry script that could not start (import, init())."""
-    from snakebatch.results import MiniBatchResult
-    from snakebatch.runner import run_shard
+    from snakebatch.infer.results import MiniBatchResult
+    from snakebatch.infer.job import run_shard
 
     output = str(tmp_path / "shards" / "shard-00000.jsonl")
     results, stopped = run_shard(spec, write_file_manifest(tmp_path, files, size), output, str(tmp_path / "run"))

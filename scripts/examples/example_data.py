@@ -21,7 +21,7 @@ import argparse
 import os
 import sys
 
-from snakebatch.storage import build_folder
+from snakebatch.storage.atomic import build_folder
 
 SEED = 0
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]

@@ -35,7 +35,7 @@ import sys
 import tempfile
 import wave
 
-from snakebatch.storage import build_folder
+from snakebatch.storage.atomic import build_folder
 
 IRIS_FILE = "iris.csv"
 IRIS_COLUMNS = ["sepal.length", "sepal.width", "petal.length", "petal.width"]

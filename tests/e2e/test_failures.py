@@ -111,7 +111,7 @@ def test_an_init_that_always_raises_ends_the_run_with_its_traceback(workflow):
     assert f"  at {workflow.path('scripts', 'square.py')}, line 3: raise FileNotFoundError(\"model.pt not found\")\n" \
         in job_result
     # the status names the cause and the shard it hit
-    from snakebatch.status import format_status, run_status
+    from snakebatch.monitor.status import format_status, run_status
 
     status = run_status(workflow.path("results", "sq"))
     headline = (f"init() of entry_script {workflow.path('scripts', 'square.py')!r} failed 2 times in a row: "
@@ -223,7 +223,7 @@ def test_a_runner_killed_from_outside_still_ends_the_console_with_a_cause(workfl
     while victim is None and time.time() < deadline:   # a shard runner, as the OOM killer would pick it
         for pid in os.listdir("/proc"):
             try:
-                ours = (b"snakebatch.runner" in open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
+                ours = (b"snakebatch.infer.job" in open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
                         and os.readlink(f"/proc/{pid}/cwd") == workflow.root)
             except (OSError, ValueError):
                 continue

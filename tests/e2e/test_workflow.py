@@ -11,7 +11,7 @@ import yaml
 
 from helpers import write
 from squares import SCRIPT, expected, setup
-from snakebatch.runner import mark_unfinished
+from snakebatch.infer.job import mark_unfinished
 
 pytestmark = pytest.mark.slow
 
@@ -316,7 +316,7 @@ def dry_run_without_cores(workflow):
 
 
 def test_one_plan_reaches_the_jobs_and_a_dry_run_plans_it_and_writes_nothing(workflow):
-    from snakebatch.manifest import ShardManifest
+    from snakebatch.partition.manifest import ShardManifest
 
     cores = (os.cpu_count() or 1) + 1   # not what a dry run without --cores would take (os.cpu_count())
     setup(workflow)

@@ -13,7 +13,7 @@ import yaml
 from hypothesis import given, settings, strategies as st
 
 from helpers import SCHEMA
-from snakebatch.config import describe_validation_error, plan_run
+from snakebatch.settings.config import describe_validation_error, plan_run
 from snakebatch.errors import ConfigError
 
 with open(SCHEMA, encoding="utf-8") as _handle:

@@ -19,8 +19,8 @@ from hypothesis import given, settings, strategies as st
 from helpers import partition_spec
 from snakebatch.kinds import Item, get_kind
 from snakebatch.kinds.base import key_text
-from snakebatch.kinds.files import list_items
-from snakebatch.partition import assign_shards
+from snakebatch.kinds.files.kind import list_items
+from snakebatch.partition.job import assign_shards
 
 # Characters a file name may hold on Linux, hostile ones on purpose: spaces, quotes, shell
 # metacharacters, a newline, unicode; '/' and NUL are the only bytes a name cannot hold.
@@ -121,7 +121,7 @@ def test_the_key_text_of_a_mini_batch_is_its_items_key_lines(paths, remote):
                                   st.one_of(st.none(), st.integers(0, 2 ** 62))), max_size=30),
        block=st.integers(1, 64))
 def test_a_listing_file_reads_back_the_same_items_whatever_the_names(tmp_path_factory, listing, block):
-    from snakebatch.listing import fingerprint, iter_listing, write_listing
+    from snakebatch.partition.listing import fingerprint, iter_listing, write_listing
 
     items = [Item(path=f"/d/{name}\udcff", size=size, ukey=f"{size}:{mtime}", mtime_ns=mtime)
              for name, size, mtime in listing]

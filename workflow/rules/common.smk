@@ -22,23 +22,24 @@ if WORKFLOW_DIR not in sys.path:
 import jsonschema
 import yaml
 
-from snakebatch.config import describe_validation_error, plan_run
-from snakebatch.demo import with_demo_defaults
-from snakebatch.datasets import is_glob, root_folders, watched_paths
+from snakebatch.settings.config import describe_validation_error, plan_run
+from snakebatch.settings.demo import with_demo_defaults
+from snakebatch.kinds.files.walk import is_glob, root_folders, watched_paths
 from snakebatch.kinds import get_kind
 from snakebatch.errors import ConfigError, DatasetError
-from snakebatch.gather import restore_reports
-from snakebatch.layout import RunLayout
-from snakebatch.locations import is_url
-from snakebatch.manifest import shard_id
-from snakebatch.listing import encode as encode_listing
-from snakebatch.listing import gc_paused, write_chunks
-from snakebatch.plan import PlanRecord, auto_process_count, oversubscription_warning, read_plan, write_plan
-from snakebatch.storage import write_text_atomic
-from snakebatch.store import known_modules
-from snakebatch import monitor, progress
+from snakebatch.gather.job import restore_reports
+from snakebatch.storage.layout import RunLayout
+from snakebatch.storage.locations import is_url
+from snakebatch.partition.manifest import shard_id
+from snakebatch.partition.listing import encode as encode_listing
+from snakebatch.partition.listing import gc_paused, write_chunks
+from snakebatch.settings.plan import PlanRecord, auto_process_count, oversubscription_warning, read_plan, write_plan
+from snakebatch.storage.atomic import write_text_atomic
+from snakebatch.infer.store import known_modules
+from snakebatch.monitor import live as monitor
+from snakebatch.monitor import progress
 
-# The demo's dataset-specific keys fill in only a config that gives no input (snakebatch.demo).
+# The demo's dataset-specific keys fill in only a config that gives no input (snakebatch.settings.demo).
 DEMO_CONFIG = os.path.join(REPO_DIR, "config", "demo.yaml")
 if os.path.exists(DEMO_CONFIG):
     with open(DEMO_CONFIG, encoding="utf-8") as _handle:
@@ -70,7 +71,7 @@ LAYOUT = RunLayout.for_run(config["run_name"])
 DRYRUN = workflow.output_settings.dryrun
 # snakemake --report FILE: no job runs; the report's files are made from the run folder (report.smk)
 REPORTING = workflow.is_main_process and any(a == "--report" or a.startswith("--report=") for a in sys.argv)
-# The plan is resolved once, in the main snakemake process (snakebatch.plan): a job's own
+# The plan is resolved once, in the main snakemake process (snakebatch.settings.plan): a job's own
 # snakemake (a cluster job) takes what the main process recorded in plan.json when it started.
 RECORDED_PLAN = read_plan(LAYOUT.plan)
 if workflow.is_main_process:
@@ -158,7 +159,7 @@ def dataset_listing():
     """The listing the partition makes (its output): named by the dataset's fingerprint (the
     digest of the listing's bytes: paths, sizes, mtimes), so a missing one means a changed
     dataset and a partition to run. The dataset is listed once per run, here, as a stream of
-    encoded chunks (snakebatch.listing; no Item is kept): a real run hands the listing to the
+    encoded chunks (snakebatch.partition.listing; no Item is kept): a real run hands the listing to the
     partition job (``listed-{fingerprint}.list``), a dry run writes nothing. A dataset that does
     not exist yet (a rule makes it) is listed by the partition job itself. An empty or unreadable
     dataset fails the dry run here. A job's own snakemake takes the name the main process recorded."""
@@ -203,7 +204,7 @@ def remote_resources():
     """The versions of the models and side inputs given by URL (a digest of their objects' etags,
     read once per run here): a param of the shard jobs, so a rewritten object reruns them (the
     store then reuses what it can). Empty when none is given by URL."""
-    from snakebatch.locations import remote_fingerprint, storage_error
+    from snakebatch.storage.locations import remote_fingerprint, storage_error
 
     if not workflow.is_main_process:  # a job's own snakemake: params are the main process's business
         return ""
@@ -223,7 +224,7 @@ REMOTE_RESOURCES = remote_resources()
 
 
 def unfinished_markers():
-    """The markers shards that stopped early left (snakebatch.runner.mark_unfinished), by shard id:
+    """The markers shards that stopped early left (snakebatch.infer.job.mark_unfinished), by shard id:
     the shards folder is read once, not once per shard job."""
     try:
         names = os.listdir(LAYOUT.shards_dir)
@@ -289,7 +290,7 @@ def gather_outputs(merged_caption=None):
     """Gather's outputs: the merged file, its reports, the success marker last (see run_folder).
     With ``merged_caption`` (gather's own rule, a path relative to its file) the merged file is
     marked for the report, unless ``--report`` finds none (the run failed: its report shows why,
-    snakebatch.reporting). A failed gather's reports are put back after Snakemake removed them
+    snakebatch.monitor.report). A failed gather's reports are put back after Snakemake removed them
     (announce_failure)."""
     outputs = [LAYOUT.summary, LAYOUT.errors, LAYOUT.processed_mini_batches, LAYOUT.success_marker]
     if config["output_action"] == "append_row":
@@ -328,7 +329,7 @@ def final_targets():
 
 def gpu_pool():
     """The GPUs given with ``--resources gpu=N`` (the pool the shard jobs place their workers in,
-    see snakebatch.devices), or None."""
+    see snakebatch.infer.devices), or None."""
     value = workflow.global_resources.get("gpu")
     value = getattr(value, "value", value)
     return None if value is None else int(value)

@@ -19,4 +19,4 @@ rule gather:
         shard_count=PLAN.shard_count,
         run_dir=run_folder,
     shell:
-        f"{SNAKEBATCH}.gather --spec-file {{params.spec_file:q}} --run-dir {{params.run_dir:q}} {{input:q}} > {{log:q}} 2>&1"
+        f"{SNAKEBATCH}.gather.job --spec-file {{params.spec_file:q}} --run-dir {{params.run_dir:q}} {{input:q}} > {{log:q}} 2>&1"

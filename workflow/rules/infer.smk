@@ -18,7 +18,7 @@ rule infer_shard:
     conda:
         "../envs/snakebatch.yaml"
     # threads_per_process CPUs and gpus_per_process GPUs per worker: the scheduler's share locally,
-    # --cpus-per-task and --gpus on SLURM (snakebatch.devices places the GPUs)
+    # --cpus-per-task and --gpus on SLURM (snakebatch.infer.devices places the GPUs)
     threads: PLAN.runner.threads_per_process
     resources:
         gpu=PLAN.runner.gpus_per_process,
@@ -29,5 +29,5 @@ rule infer_shard:
         manifest=LAYOUT.manifest("{shard}"),
         remote_resources=REMOTE_RESOURCES,
     shell:
-        f"{SNAKEBATCH}.runner --spec-file {{params.spec_file:q}} --manifest {{params.manifest:q}}"
+        f"{SNAKEBATCH}.infer.job --spec-file {{params.spec_file:q}} --manifest {{params.manifest:q}}"
         " --output {output:q} > {log:q} 2>&1"

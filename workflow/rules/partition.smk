@@ -24,5 +24,5 @@ rule partition:
         spec_file=LAYOUT.stage_spec("partition"),
         nonce=REUSE_NONCE,
     shell:
-        f": > {{log:q}}; {SNAKEBATCH}.partition --spec-file {{params.spec_file:q}} --listing {{output.listing:q}}"
+        f": > {{log:q}}; {SNAKEBATCH}.partition.job --spec-file {{params.spec_file:q}} --listing {{output.listing:q}}"
         " 2>> {log:q} | tee -a {log:q}"

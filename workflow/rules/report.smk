@@ -1,6 +1,6 @@
 # report_files: what `snakemake --report report.html` embeds besides the merged output (gather's):
 # the summary table, the throughput and per-shard plots, the failed items and the config used,
-# made by snakebatch.reporting from gather's reports. With --report no job runs: the files are
+# made by snakebatch.monitor.report from gather's reports. With --report no job runs: the files are
 # made here, while the workflow is parsed, from the run folder (a run does not pay for plots).
 # A failed run gets its report too: the summary with the verdict and the cause, and no merged
 # output (gather_outputs does not mark a missing merged file for the report).
@@ -30,12 +30,12 @@ rule report_files:
     params:
         run_dir=lambda wildcards, input: RunLayout.of_run_file(input.summary).root,
     shell:
-        f"{SNAKEBATCH}.reporting --run-dir {{params.run_dir:q}} > {{log:q}} 2>&1"
+        f"{SNAKEBATCH}.monitor.report --run-dir {{params.run_dir:q}} > {{log:q}} 2>&1"
 
 
 if REPORTING:
     from snakebatch.errors import SnakebatchError
-    from snakebatch.reporting import write_report_files
+    from snakebatch.monitor.report import write_report_files
 
     try:
         write_report_files(LAYOUT.root)

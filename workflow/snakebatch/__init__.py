@@ -5,7 +5,7 @@ Entry scripts use ``from snakebatch import EntryScript, Model``; a finished run 
 DataFrames, snakebatch.read).
 """
 
-from .entry import EntryScript, MiniBatchContext, Model
+from snakebatch.infer.entry import EntryScript, MiniBatchContext, Model
 
 __all__ = ["EntryScript", "Model", "MiniBatchContext", "read_results", "read_errors"]
 
@@ -13,7 +13,7 @@ __all__ = ["EntryScript", "Model", "MiniBatchContext", "read_results", "read_err
 def __getattr__(name):
     # read_results / read_errors import pandas: only when asked for (workers import this package)
     if name in ("read_results", "read_errors"):
-        from . import read
+        from snakebatch import read
 
         return getattr(read, name)
     raise AttributeError(f"module 'snakebatch' has no attribute {name!r}")

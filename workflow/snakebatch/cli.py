@@ -1,7 +1,7 @@
 """The ``snakebatch`` command (console script, also ``python -m snakebatch``).
 
 ``snakebatch status results/<run> [--json] [--stall-margin SECONDS]``: the state of a running or
-finished run (snakebatch.status). Exit status 0, or 2 for a folder that holds no run.
+finished run (snakebatch.monitor.status). Exit status 0, or 2 for a folder that holds no run.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import json
 import os
 import sys
 
-from .errors import SnakebatchError
+from snakebatch.errors import SnakebatchError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
                         "plus this is stalled (default 60)")
     args = parser.parse_args(argv)
 
-    from .status import STALL_MARGIN_S, format_status, run_status
+    from snakebatch.monitor.status import STALL_MARGIN_S, format_status, run_status
 
     try:
         result = run_status(args.run_dir, stall_margin_s=STALL_MARGIN_S if args.stall_margin is None

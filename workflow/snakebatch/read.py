@@ -12,10 +12,10 @@ from __future__ import annotations
 import json
 import os
 
-from .config import GatherSpec
-from .error_report import read_error_report
-from .errors import ManifestError
-from .layout import RunLayout
+from snakebatch.settings.config import GatherSpec
+from snakebatch.gather.error_report import read_error_report
+from snakebatch.errors import ManifestError
+from snakebatch.storage.layout import RunLayout
 
 ITEM_COLUMN, RESULT_COLUMN = "item", "result"
 # The columns of errors.jsonl (results.FailedItem.to_json), in order.

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import importlib
 
-from .base import Cache, Descriptor, InputKind, Item, Materialised, MaterialiseError
+from snakebatch.kinds.base import Cache, Descriptor, InputKind, Item, Materialised, MaterialiseError
 
 # kind name -> "module:class", the module relative to this package
 registry: dict[str, str] = {
-    "file": ".files:FileKind",
-    "tabular": ".tables:TableKind",
+    "file": ".files.kind:FileKind",
+    "tabular": ".tables.kind:TableKind",
 }
 _instances: dict[str, InputKind] = {}
 

@@ -220,7 +220,7 @@ class InputKind(abc.ABC):
         """The ``mini_batch_context.dataset`` of a run() of the items at ``positions`` (None:
         all): an ``entry.MiniBatchDataset`` of the files they read. The default names every
         file of the mini-batch."""
-        from ..entry import MiniBatchDataset
+        from snakebatch.infer.entry import MiniBatchDataset
 
         return MiniBatchDataset(kind=self.name, files=tuple(self.item_names(descriptor)),
                                 partition_key_value=self.partition_key_value(descriptor))

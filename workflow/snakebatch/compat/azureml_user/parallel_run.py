@@ -1,1 +1,1 @@
-from snakebatch.entry import EntryScript  # noqa: F401  (ParallelRunStep compatibility)
+from snakebatch.infer.entry import EntryScript  # noqa: F401  (ParallelRunStep compatibility)

@@ -1,1 +1,1 @@
-from snakebatch.entry import Model  # noqa: F401  (ParallelRunStep compatibility)
+from snakebatch.infer.entry import Model  # noqa: F401  (ParallelRunStep compatibility)

@@ -1,0 +1,132 @@
+import os
+
+import pytest
+
+from helpers import file_batch, runner_spec, write
+from snakebatch.errors import ConfigError
+from snakebatch.infer.results import MiniBatchResult
+from snakebatch.infer.store import MiniBatchStore, known_modules, record_modules, runner_fingerprint
+
+
+def test_fingerprint_follows_script_arguments_environment_and_model_files(tmp_path):
+    script = write(tmp_path / "s.py", "x = 1\n")
+    model = write(tmp_path / "model" / "w.bin", "w")
+    base = runner_fingerprint(runner_spec(script, models={"m": str(tmp_path / "model")}))
+    assert runner_fingerprint(runner_spec(script, models={"m": str(tmp_path / "model")})) == base
+    assert runner_fingerprint(runner_spec(script, models={"m": str(tmp_path / "model")}, arguments=("--x",))) != base
+    assert runner_fingerprint(runner_spec(script, models={"m": str(tmp_path / "model")},
+                                   environment_variables={"A": "1"})) != base
+    write(model, "changed")
+    assert runner_fingerprint(runner_spec(script, models={"m": str(tmp_path / "model")})) != base
+    # run_max_try and the timeout do not change a result
+    assert runner_fingerprint(runner_spec(script, run_max_try=5, run_invocation_timeout=9.0)) == runner_fingerprint(runner_spec(script))
+    with pytest.raises(ConfigError, match=r"config key 'side_inputs.lut': path '.*nope' does not exist"):
+        runner_fingerprint(runner_spec(script, side_inputs={"lut": str(tmp_path / "nope")}))
+
+
+def test_only_successful_results_are_stored(tmp_path):
+    script = write(tmp_path / "s.py", "x = 1\n")
+    store = MiniBatchStore(str(tmp_path / "store"), runner_spec(script), str(tmp_path))
+    ok_batch = file_batch(0, 0, ("a",), "ka")
+    bad_batch = file_batch(1, 1, ("b",), "kb")
+    ok = MiniBatchResult(index=0, key="ka", first_item=0, item_count=1, succeeded=1, lines=("a!",), failures=(),
+                         tries=1, duration_s=0.1, agent_name="w")
+    bad = MiniBatchResult(index=1, key="kb", first_item=1, item_count=1, succeeded=0, lines=(), failures=(),
+                          tries=1, duration_s=0.1, agent_name="w")
+    store.save(ok, ok_batch)
+    store.save(bad, bad_batch)
+    assert store.load(ok_batch) == ok
+    assert store.load(bad_batch) is None
+
+
+def test_module_records_merge_across_shards(tmp_path):
+    record_modules(str(tmp_path), "s.py", [str(tmp_path / "b.py")])
+    record_modules(str(tmp_path), "s.py", [str(tmp_path / "a.py")])
+    assert known_modules(str(tmp_path)) == sorted([str(tmp_path / "a.py"), str(tmp_path / "b.py")])
+
+
+def test_the_item_index_reads_again_for_a_mini_batch_of_another_shard(tmp_path):
+    from snakebatch.infer.store import ItemIndex
+
+    fingerprint = "f" * 64
+    a, b, c = ("a" * 64), ("b" * 64), ("c" * 64)
+    writer = ItemIndex(str(tmp_path), shard=1)
+    writer.add(fingerprint, [a, b, c], ["a.png: 1", "b.png: 2", "c.png: 3"])
+    writer.close()
+    reader = ItemIndex(str(tmp_path), shard=0)
+    wanted = [a]                                  # this shard's missing items
+    assert reader.lookup(fingerprint, [a], lambda: wanted) == {0: "a.png: 1"}
+    assert reader._kept == {a}                    # only what this shard may ask for is held
+    wanted.append(c)                              # a mini-batch taken from a busy shard asks for c
+    assert reader.lookup(fingerprint, [c, b], lambda: wanted) == {0: "c.png: 3", 1: "b.png: 2"}
+    assert reader._kept == {a, b, c}
+
+
+def test_the_item_index_keeps_whole_lines_and_ignores_a_torn_last_one(tmp_path):
+    from snakebatch.infer.store import ItemIndex
+
+    fingerprint = "f" * 64
+    a, b, c = ("a" * 64), ("b" * 64), ("c" * 64)
+    writer = ItemIndex(str(tmp_path), shard=3)
+    writer.add(fingerprint, [a, None, b], ["a.png: 1", "skipped: 0", "b.png: 2\tx"])
+    writer.close()
+    [name] = os.listdir(writer.folder(fingerprint))
+    assert name.startswith("00003-") and name.endswith(".idx")
+    with open(os.path.join(writer.folder(fingerprint), name), "a", encoding="utf-8") as handle:
+        handle.write(c + "\tc.png: 3")  # a crash before the newline
+    reader = ItemIndex(str(tmp_path))
+    assert reader.lookup(fingerprint, [b, c, None, a], None) == {0: "b.png: 2\tx", 3: "a.png: 1"}
+    assert ItemIndex(str(tmp_path)).lookup("e" * 64, [a, b], None) == {}
+
+
+def _ipc(table):
+    import pyarrow as pa
+
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def test_a_result_table_is_stored_as_the_workers_arrow_ipc_bytes(tmp_path):
+    import pyarrow as pa
+
+    from snakebatch.infer.store import read_table_file, read_table_schema
+
+    script = write(tmp_path / "s.py", "x = 1\n")
+    store = MiniBatchStore(str(tmp_path / "store"), runner_spec(script, append_row_format="parquet"), str(tmp_path))
+    table = pa.table({"id": [1, 2, 3], "name": ["a", "b", None]})
+    path = store.save_table(file_batch(0, 0, ("a",), "ka"), [_ipc(table)])
+    assert path.endswith(".arrow") and os.path.dirname(path).startswith(str(tmp_path / "store"))
+    with open(path, "rb") as handle:
+        assert handle.read() == _ipc(table)
+    assert read_table_file(path).to_pydict() == {"id": [1, 2, 3], "name": ["a", "b", None]}
+    assert read_table_schema(path).names == ["id", "name"]
+    assert [name for name in os.listdir(os.path.dirname(path))] == [os.path.basename(path)]  # no temporary left
+
+
+def test_the_parts_of_a_split_mini_batch_are_stored_as_one_table_in_order(tmp_path):
+    import pyarrow as pa
+
+    from snakebatch.errors import ResultSchemaError
+    from snakebatch.infer.store import read_table_file
+
+    script = write(tmp_path / "s.py", "x = 1\n")
+    store = MiniBatchStore(str(tmp_path / "store"), runner_spec(script, append_row_format="parquet"), str(tmp_path))
+    parts = [_ipc(pa.table({"id": [1, 2]})), _ipc(pa.table({"id": [5]})), _ipc(pa.table({"id": [7, 8]}))]
+    path = store.save_table(file_batch(0, 0, ("a",), "ka"), parts)
+    assert read_table_file(path).to_pydict() == {"id": [1, 2, 5, 7, 8]}
+    with pytest.raises(ResultSchemaError, match=r"^mini-batch 3: the parts of its result have different columns or "
+                                                r"types: "):
+        store.save_table(file_batch(3, 0, ("b",), "kb"), [_ipc(pa.table({"id": [1]})), _ipc(pa.table({"x": [1.5]}))])
+
+
+def test_a_parquet_table_file_of_an_older_store_is_still_read(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from snakebatch.infer.store import read_table_file, read_table_schema
+
+    pq.write_table(pa.table({"id": [4, 5]}), tmp_path / "old.parquet")
+    assert read_table_file(str(tmp_path / "old.parquet")).to_pydict() == {"id": [4, 5]}
+    assert read_table_schema(str(tmp_path / "old.parquet")).names == ["id"]

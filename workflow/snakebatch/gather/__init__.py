@@ -1,0 +1,1 @@
+"""Gather: merge shard results in input order, thresholds, the life cycle of a result, the error report."""

@@ -1,0 +1,1 @@
+"""Infer: the shard job, which runs every mini-batch of one shard manifest through a supervised worker."""

@@ -1,0 +1,1 @@
+"""The ``tabular`` input kind: the byte cutter and reader for CSV/TSV/JSON Lines/Parquet, and the kind itself."""

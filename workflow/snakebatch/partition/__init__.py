@@ -1,0 +1,1 @@
+"""Partition: the listing file, the cut into mini-batches and shards, one manifest per shard."""
