@@ -130,3 +130,47 @@ def test_a_parquet_table_file_of_an_older_store_is_still_read(tmp_path):
     pq.write_table(pa.table({"id": [4, 5]}), tmp_path / "old.parquet")
     assert read_table_file(str(tmp_path / "old.parquet")).to_pydict() == {"id": [4, 5]}
     assert read_table_schema(str(tmp_path / "old.parquet")).names == ["id"]
+
+
+# ------------------------------------------------------------------- store keys are pinned
+PINNED_FINGERPRINT = "6e3f69107ac11e88c30dd0e2c24759752a52d7360d8d702913a14c6235721f99"
+PINNED_RESULT = "minibatches/70/70038a726a325020c7e49adbeff383b05c73609e7fe4c127c0f0e1cdf528262a.json"
+
+
+def _pinned_spec(tmp_path, monkeypatch):
+    """A fixed entry script, helper module, model (size and mtime fixed), arguments and
+    environment, in a fixed working directory layout."""
+    monkeypatch.chdir(tmp_path)
+    write("s.py", "def run(mini_batch):\n    return mini_batch\n")
+    write("helper.py", "K = 1\n")
+    model = write("model/w.bin", "weights")
+    os.utime(model, ns=(1_700_000_000_000_000_000, 1_700_000_000_000_000_000))
+    return runner_spec("s.py", arguments=("--k", "3"), environment_variables={"A": "1"}, models={"m": "model"})
+
+
+def test_store_keys_are_those_of_results_stored_before(tmp_path, monkeypatch):
+    """Values computed before the storage restructure (issue 20): a changed key would make every
+    run recompute what it has stored."""
+    spec = _pinned_spec(tmp_path, monkeypatch)
+    assert runner_fingerprint(spec, ["helper.py"]) == PINNED_FINGERPRINT
+    record_modules(".", "s.py", ["helper.py"])
+    store = MiniBatchStore(os.path.join("results", "r", "minibatches"), spec, ".")
+    assert store.fingerprint == PINNED_FINGERPRINT
+    batch = file_batch(0, 0, ("a.png",), "0" * 64)
+    stored = MiniBatchResult(index=0, key="0" * 64, first_item=0, item_count=1, succeeded=1, lines=("a.png: 1",),
+                             failures=(), tries=1, duration_s=0.1, agent_name="w")
+    write(os.path.join("results", "r", PINNED_RESULT), stored.to_json() + "\n")  # as an earlier run stored it
+    assert store.load(batch) == stored
+    store.save(stored, batch)
+    store.commit()
+    assert sorted(os.path.relpath(os.path.join(d, f), os.path.join("results", "r"))
+                  for d, _, files in os.walk("results") for f in files) == [PINNED_RESULT]
+
+
+def test_the_item_index_folder_is_that_of_indexes_written_before(tmp_path, monkeypatch):
+    from snakebatch.infer.store import ItemIndex
+
+    a = "a" * 64
+    folder = tmp_path / "minibatches" / "items" / PINNED_FINGERPRINT[:32]
+    write(folder / "00000-1-1.idx", f"{a}\ta.png: 1\n")  # an index an earlier run wrote
+    assert ItemIndex(str(tmp_path / "minibatches")).lookup(PINNED_FINGERPRINT, [a], None) == {0: "a.png: 1"}
