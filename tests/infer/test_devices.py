@@ -1,3 +1,5 @@
+import os
+
 import pytest
 
 from snakebatch.infer.devices import lease_gpus, thread_environment
@@ -47,3 +49,29 @@ def test_slurm_allocation_is_left_alone(tmp_path, environ, warning):
 def test_no_gpus_asked_sets_nothing(tmp_path):
     lease = lease_gpus(0, 2, str(tmp_path / "gpus"), environ={})
     assert (lease.environment, lease.warning) == ({}, None)
+
+
+def test_a_gpu_lock_left_by_a_killed_job_is_taken_over(tmp_path):
+    import subprocess
+    import sys
+
+    locks = str(tmp_path / "gpus")
+    script = ("import sys; from snakebatch.infer.devices import lease_gpus; "
+              "assert lease_gpus(1, 2, sys.argv[1], environ={}).indices == (0,)")  # ends holding GPU 0
+    subprocess.run([sys.executable, "-c", script, locks], check=True,
+                   env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert os.path.exists(os.path.join(locks, "gpu-0.lock"))
+    lease = lease_gpus(1, 2, locks, environ={})
+    assert lease.environment == {"CUDA_VISIBLE_DEVICES": "0"}
+    lease.release()
+    assert os.listdir(locks) == []
+
+
+def test_an_empty_gpu_lock_file_of_an_older_snakebatch_is_no_obstacle(tmp_path):
+    locks = tmp_path / "gpus"
+    locks.mkdir()
+    (locks / "gpu-0.lock").write_text("")  # the flock files snakebatch kept before
+    os.utime(locks / "gpu-0.lock", (1, 1))
+    lease = lease_gpus(1, 1, str(locks), environ={})
+    assert lease.environment == {"CUDA_VISIBLE_DEVICES": "0"}
+    lease.release()

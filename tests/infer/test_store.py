@@ -174,3 +174,22 @@ def test_the_item_index_folder_is_that_of_indexes_written_before(tmp_path, monke
     folder = tmp_path / "minibatches" / "items" / PINNED_FINGERPRINT[:32]
     write(folder / "00000-1-1.idx", f"{a}\ta.png: 1\n")  # an index an earlier run wrote
     assert ItemIndex(str(tmp_path / "minibatches")).lookup(PINNED_FINGERPRINT, [a], None) == {0: "a.png: 1"}
+
+
+def _record_many(run_dir, prefix, count):
+    for i in range(count):
+        record_modules(run_dir, "s.py", [os.path.join(run_dir, f"{prefix}{i}.py")])
+
+
+def test_module_records_of_shards_writing_at_once_are_all_kept(tmp_path):
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    jobs = [context.Process(target=_record_many, args=(str(tmp_path), prefix, 25)) for prefix in "ab"]
+    for job in jobs:
+        job.start()
+    for job in jobs:
+        job.join(60)
+        assert job.exitcode == 0
+    assert len(known_modules(str(tmp_path))) == 50
+    assert not os.path.exists(tmp_path / "entry_script_modules.json.lock")  # an O_EXCL lock, released

@@ -52,3 +52,29 @@ def test_a_job_finds_its_run_folder_from_its_files():
     assert RunLayout.of_partition_file(layout.manifest(0)) == layout
     assert RunLayout.of_partition_file(layout.listing("unlisted")) == layout
     assert RunLayout.of_run_file(layout.success_marker) == layout
+
+
+def test_the_store_item_index_claims_gpu_and_module_paths():
+    layout = RunLayout.for_run("r")
+    key = "ab" + "0" * 62
+    fp = "f" * 64
+    assert layout.store.root == layout.store_dir == "results/r/minibatches"
+    assert layout.store.result(key) == f"results/r/minibatches/ab/{key}.json"
+    assert layout.store.table(key) == f"results/r/minibatches/ab/{key}.arrow"
+    assert layout.store.items_dir == "results/r/minibatches/items"
+    assert layout.store.item_index_dir(fp) == "results/r/minibatches/items/" + "f" * 32
+    assert layout.store.item_index_file(fp, 3, 41, 7) == "results/r/minibatches/items/" + "f" * 32 + "/00003-41-7.idx"
+    assert layout.store.compacted_index_file(fp, 7) == ("results/r/minibatches/items/" + "f" * 32
+                                                        + "/+compacted-00000000000000000007.idx")
+    assert layout.store.upkeep_lock == "results/r/minibatches/items/.upkeep.lock"
+    # a compacted file sorts before every writer's file
+    assert sorted(["00000-1-1.idx", "+compacted-00000000000000000009.idx"])[0].startswith("+compacted-")
+    assert layout.claims_folder("inv") == "results/r/claims/inv"
+    assert layout.claim("inv", 12, 2) == "results/r/claims/inv/000000012.2"
+    assert layout.hand_off("inv", 12) == "results/r/claims/inv/000000012.result.json"
+    assert layout.gpu_lock(1) == "results/r/gpus/gpu-1.lock"
+    assert layout.modules_record == "results/r/entry_script_modules.json"
+    assert layout.modules_record_lock == "results/r/entry_script_modules.json.lock"
+    assert layout.node_logs_dir == "results/r/logs/sys/node/"
+    assert RunLayout.shard_name(layout.shard_result(3)) == "00003"
+    assert RunLayout.shard_name(layout.shard_unfinished(12)) == "00012"

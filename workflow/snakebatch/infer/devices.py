@@ -8,20 +8,25 @@ so they are there before numpy, TensorFlow or PyTorch is imported (the user's
 GPUs (``gpus_per_process``), as ParallelRunStep places them: each running worker gets its own
 device indices in ``CUDA_VISIBLE_DEVICES``, and an index a finished worker freed is reused. Locally
 the shard jobs of a run share a pool of ``--resources gpu=N`` devices (N recorded in plan.json by
-the main snakemake process); a shard job holds ``results/{run}/gpus/gpu-K.lock`` with
-``fcntl.flock`` for each index K it uses, as long as it runs (the kernel drops the lock when the
-job ends, however it ends). Snakemake's scheduler runs at most N / gpus_per_process shard jobs at
+the main snakemake process); a shard job holds ``results/{run}/gpus/gpu-K.lock``
+(``RunLayout.gpu_lock``, a ``storage.locks.FileLock``: created with ``O_EXCL``, no ``flock``, so it
+holds on NFS too) for each index K it uses, as long as it runs. A job that ends without releasing
+its locks (killed) leaves their files; the next job on this host that wants index K sees their
+holder's process gone and breaks the lock. The locks are never broken by age (a shard job may
+hold its GPU for days). Snakemake's scheduler runs at most N / gpus_per_process shard jobs at
 once, so a free index is always there; the locks make sure two running workers never share one.
 Under SLURM (``SLURM_JOB_ID`` set) the allocation's devices are used as SLURM set them.
 """
 
 from __future__ import annotations
 
-import fcntl
 import os
 import shutil
 import subprocess
 from dataclasses import dataclass, field
+
+from snakebatch.storage.layout import RunLayout
+from snakebatch.storage.locks import FileLock
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                     "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
@@ -57,14 +62,16 @@ class GpuLease:
     _handles: list = field(default_factory=list, repr=False)
 
     def release(self) -> None:
-        for handle in self._handles:
-            handle.close()
+        """Remove the lock files this lease holds."""
+        for lock in self._handles:
+            lock.release()
         self._handles.clear()
 
 
 def lease_gpus(count: int, pool_size: int | None, lock_dir: str, environ: dict | None = None) -> GpuLease:
     """Take ``count`` GPUs for one worker. ``pool_size`` is the run's ``--resources gpu=N`` (None
-    when not given: the GPUs nvidia-smi lists); ``lock_dir`` is ``results/{run}/gpus``; ``environ``
+    when not given: the GPUs nvidia-smi lists); ``lock_dir`` is ``results/{run}/gpus``
+    (``RunLayout.gpus_dir``: the lock of index K is that run's ``gpu_lock(K)``); ``environ``
     is the job's environment (default ``os.environ``). ``count == 0``: nothing is set. Under SLURM
     (SLURM_JOB_ID) the allocation's devices are left as SLURM set them. A worker that cannot get
     ``count`` free indices gets none (CUDA_VISIBLE_DEVICES empty) and a warning."""
@@ -76,18 +83,15 @@ def lease_gpus(count: int, pool_size: int | None, lock_dir: str, environ: dict |
                         f"gpus_per_process is {count} but the SLURM allocation has no GPUs "
                         "(CUDA_VISIBLE_DEVICES and SLURM_JOB_GPUS are unset)")
     pool = visible_gpu_count() if pool_size is None else int(pool_size)
-    os.makedirs(lock_dir, exist_ok=True)
+    layout = RunLayout.of_run_file(lock_dir)
     lease = GpuLease()
     for index in range(pool):
         if len(lease.indices) == count:
             break
-        handle = open(os.path.join(lock_dir, f"gpu-{index}.lock"), "a+", encoding="utf-8")  # noqa: SIM115
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.close()
+        lock = FileLock(layout.gpu_lock(index), stale_after_s=None)
+        if not lock.try_acquire():
             continue
-        lease._handles.append(handle)
+        lease._handles.append(lock)
         lease.indices += (index,)
     if len(lease.indices) < count:
         got = len(lease.indices)

@@ -18,11 +18,12 @@ import time
 from snakebatch.settings.config import RunnerSpec
 from snakebatch.errors import ConfigError, EntryScriptError
 from snakebatch.kinds import get_kind
-from snakebatch.storage.layout import RunLayout
+from snakebatch.storage.layout import RunLayout, StoreLayout
 from snakebatch.storage.locations import is_url, remote_fingerprint, storage_error
 from snakebatch.partition.manifest import MiniBatch
 from snakebatch.infer.results import MiniBatchResult
 from snakebatch.storage.atomic import GroupCommit, write_text_atomic
+from snakebatch.storage.locks import FileLock
 
 STORE_VERSION = "1"
 TABLE_SUFFIX = ".arrow"  # a mini-batch's result table (append_row_format parquet): an Arrow IPC stream
@@ -108,6 +109,8 @@ def runner_fingerprint(spec: RunnerSpec, modules: list[str] | tuple[str, ...] = 
 
 
 MODULES_FILE = os.path.basename(RunLayout("").modules_record)  # entry_script_modules.json
+MODULES_LOCK_STALE_S = 30.0  # the record is held for milliseconds: a silent holder this old died
+MODULES_LOCK_TIMEOUT_S = 120.0
 
 
 def known_modules(run_dir: str) -> list[str]:
@@ -127,17 +130,19 @@ def _portable(path: str) -> str:
 
 
 def record_modules(run_dir: str, entry_script: str, modules: list[str]) -> list[str]:
-    """Add ``modules`` to the run's record (shards add theirs under a lock, none overwrites
-    another's) and return the whole record, sorted."""
-    import fcntl
-
+    """Add ``modules`` to the run's record (shards add theirs under ``modules_record_lock``, a
+    ``storage.locks.FileLock`` that holds on NFS: none overwrites another's) and return the whole
+    record, sorted. Raises TimeoutError when the lock stays held for MODULES_LOCK_TIMEOUT_S."""
+    layout = RunLayout(run_dir)
     os.makedirs(run_dir, exist_ok=True)
-    record = RunLayout(run_dir).modules_record
-    with open(record + ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    lock = FileLock(layout.modules_record_lock, stale_after_s=MODULES_LOCK_STALE_S)
+    lock.acquire(MODULES_LOCK_TIMEOUT_S)
+    try:
         merged = sorted(set(known_modules(run_dir)) | {_portable(m) for m in modules})
-        write_text_atomic(record,
+        write_text_atomic(layout.modules_record,
                           json.dumps({"entry_script": entry_script, "modules": merged}, indent=1) + "\n")
+    finally:
+        lock.release()
     return merged
 
 
@@ -151,6 +156,7 @@ class MiniBatchStore:
 
     def __init__(self, root: str, spec: RunnerSpec, run_dir: str) -> None:
         self.root = root
+        self.layout = StoreLayout(root)
         self.spec = spec
         self.run_dir = run_dir
         self.modules = known_modules(run_dir)
@@ -165,9 +171,12 @@ class MiniBatchStore:
             self.modules = record_modules(self.run_dir, self.spec.entry_script, sorted(portable))
             self.fingerprint = runner_fingerprint(self.spec, self.modules)
 
+    def store_key(self, mini_batch: MiniBatch) -> str:
+        """The hex store key of ``mini_batch``: SHA-256 of ``{fingerprint}:{mini-batch key}``."""
+        return hashlib.sha256(f"{self.fingerprint}:{mini_batch.key}".encode()).hexdigest()
+
     def _path(self, mini_batch: MiniBatch) -> str:
-        key = hashlib.sha256(f"{self.fingerprint}:{mini_batch.key}".encode()).hexdigest()
-        return os.path.join(self.root, key[:2], key + ".json")
+        return self.layout.result(self.store_key(mini_batch))
 
     def holds(self, mini_batch: MiniBatch) -> bool:
         """True when a result of ``mini_batch`` is stored (not read or checked: see ``load``)."""
@@ -196,7 +205,7 @@ class MiniBatchStore:
         (retries that split the mini-batch) are concatenated. Gather reads these files
         memory-mapped (``read_table_file``) and encodes Parquet once, for the merged file.
         Raises ResultSchemaError when the parts disagree on columns or types."""
-        path = self._path(mini_batch)[:-len(".json")] + TABLE_SUFFIX
+        path = self.layout.table(self.store_key(mini_batch))
         os.makedirs(os.path.dirname(path), exist_ok=True)
         tmp = f"{path}.tmp-{os.getpid()}"
         if len(ipcs) == 1:
@@ -253,6 +262,7 @@ class ItemIndex:
 
     def __init__(self, root: str, shard: int = 0) -> None:
         self.root = root
+        self.layout = StoreLayout(root)
         self.shard = shard
         self._fingerprint: str | None = None
         self._handle = None
@@ -261,7 +271,7 @@ class ItemIndex:
 
     def folder(self, fingerprint: str) -> str:
         """Where the index files of ``fingerprint`` (hex runner fingerprint) live."""
-        return os.path.join(self.root, "items", fingerprint[:32])
+        return self.layout.item_index_dir(fingerprint)
 
     def _use(self, fingerprint: str) -> None:
         if fingerprint != self._fingerprint:
@@ -316,10 +326,9 @@ class ItemIndex:
         if not text:
             return
         if self._handle is None:
-            folder = self.folder(fingerprint)
-            os.makedirs(folder, exist_ok=True)
-            name = f"{self.shard:05d}-{os.getpid()}-{time.time_ns()}.idx"
-            self._handle = open(os.path.join(folder, name), "a", encoding="utf-8", errors="surrogateescape")
+            os.makedirs(self.folder(fingerprint), exist_ok=True)
+            path = self.layout.item_index_file(fingerprint, self.shard, os.getpid(), time.time_ns())
+            self._handle = open(path, "a", encoding="utf-8", errors="surrogateescape")
         self._handle.write(text)
         self._handle.flush()
         if self._known is not None:

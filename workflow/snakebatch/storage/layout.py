@@ -19,13 +19,20 @@ are the zero-padded ``shard_id`` (``"00003"``).
     partition/listed-{fp16}.list           a listing the main process made for the partition job
     shards/shard-NNNNN.jsonl               one result file per shard job
     shards/shard-NNNNN.unfinished          left by a shard that stopped early (runs again)
-    minibatches/{k[:2]}/{k}.json|.arrow    the durable result of every finished mini-batch
+    minibatches/{k[:2]}/{k}.json|.arrow    the durable result of every finished mini-batch, by
+                                           store key k (``StoreLayout``)
+    minibatches/items/{fp32}/*.idx         the item index of a runner fingerprint (its first 32
+                                           hex digits): one file per writer, compacted ones
+    minibatches/items/.upkeep.lock         held by the process compacting the item index or
+                                           removing folders of old fingerprints (``storage.upkeep``)
     progress/shard-NNNNN.json              each shard's progress in the current invocation
-    claims/{invocation}/                   who computes which mini-batch, hand-offs (``claims``)
+    claims/{invocation}/{index:09d}.{g}    claim generation g of a mini-batch (``infer.claims``)
+    claims/{invocation}/{index:09d}.result.json   its hand-off to the owner shard
+    gpus/gpu-K.lock                        held by the shard job using GPU K (``infer.devices``)
     specs/{partition,runner,gather}.json   the stages' settings, written when the run starts jobs
     specs/config.yaml                      the whole config the run used (the report shows it)
     report/                                the files of ``snakemake --report`` (snakebatch.monitor.report)
-    entry_script_modules.json              helper modules the entry script imported
+    entry_script_modules.json(.lock)       helper modules the entry script imported, its lock
     outputs/                               EntryScript().output_dir
     logs/                                  job_result.txt, job_progress_overview.txt, stage logs,
                                            sys/node/, sys/job_report/, user/{stdout,stderr,error}/
@@ -37,6 +44,12 @@ import os
 from dataclasses import dataclass
 
 RESULTS_ROOT = "results"
+STORE_DIR = "minibatches"
+ITEMS_DIR = "items"
+#: the file name ending of an item index file
+INDEX_SUFFIX = ".idx"
+#: how compacted item index files start (they sort before the writers' ``{shard:05d}-...`` files)
+COMPACTED_PREFIX = "+compacted-"
 #: the file name ending of a dataset listing
 LISTING_SUFFIX = ".list"
 
@@ -44,6 +57,47 @@ LISTING_SUFFIX = ".list"
 def shard_id(shard: int) -> str:
     """The zero-padded name of a shard used in file names: 3 -> ``'00003'``."""
     return f"{shard:05d}"
+
+
+@dataclass(frozen=True)
+class StoreLayout:
+    """The paths of a mini-batch store folder ``root`` (``results/{run}/minibatches``; tests
+    put one anywhere). ``key`` is a store key (hex SHA-256 of the runner fingerprint and the
+    mini-batch key, ``infer.store``); ``fingerprint`` a hex runner fingerprint."""
+
+    root: str
+
+    def result(self, key: str) -> str:
+        """``{root}/{key[:2]}/{key}.json``: a stored MiniBatchResult."""
+        return os.path.join(self.root, key[:2], key + ".json")
+
+    def table(self, key: str) -> str:
+        """``{root}/{key[:2]}/{key}.arrow``: a stored result table (Arrow IPC stream)."""
+        return os.path.join(self.root, key[:2], key + ".arrow")
+
+    @property
+    def items_dir(self) -> str:
+        """``{root}/items``: one item index folder per runner fingerprint."""
+        return os.path.join(self.root, ITEMS_DIR)
+
+    def item_index_dir(self, fingerprint: str) -> str:
+        """``{root}/items/{fingerprint[:32]}``: the item index files of one runner fingerprint."""
+        return os.path.join(self.root, ITEMS_DIR, fingerprint[:32])
+
+    def item_index_file(self, fingerprint: str, shard: int, pid: int, ns: int) -> str:
+        """The index file one writer process (``pid``, of shard ``shard``, opened at ``ns``
+        nanoseconds since the epoch) appends to: ``{shard:05d}-{pid}-{ns}.idx``."""
+        return os.path.join(self.item_index_dir(fingerprint), f"{shard_id(shard)}-{pid}-{ns}{INDEX_SUFFIX}")
+
+    def compacted_index_file(self, fingerprint: str, ns: int) -> str:
+        """An index file compaction wrote at ``ns`` (``+compacted-{ns:020d}.idx``: sorts before
+        every writer's file, and by time among compacted ones)."""
+        return os.path.join(self.item_index_dir(fingerprint), f"{COMPACTED_PREFIX}{ns:020d}{INDEX_SUFFIX}")
+
+    @property
+    def upkeep_lock(self) -> str:
+        """``{root}/items/.upkeep.lock``: held while one process compacts or removes index folders."""
+        return os.path.join(self.root, ITEMS_DIR, ".upkeep.lock")
 
 
 @dataclass(frozen=True)
@@ -113,6 +167,10 @@ class RunLayout:
         """The lock files ``gpu-K.lock`` running shard jobs hold for the GPU indices they use
         (snakebatch.infer.devices)."""
         return self._join("gpus")
+
+    def gpu_lock(self, index: int) -> str:
+        """``gpus/gpu-K.lock``: held by the shard job whose worker uses GPU index ``index``."""
+        return self._join("gpus", f"gpu-{index}.lock")
 
     # --------------------------------------------------------------------------- working state
     @property
@@ -188,7 +246,24 @@ class RunLayout:
     @property
     def store_dir(self) -> str:
         """The mini-batch store (``store.MiniBatchStore``)."""
-        return self._join("minibatches")
+        return self._join(STORE_DIR)
+
+    @property
+    def store(self) -> StoreLayout:
+        """The paths inside ``store_dir``: results, tables, the item index."""
+        return StoreLayout(self.store_dir)
+
+    @property
+    def node_logs_dir(self) -> str:
+        """``logs/sys/node/`` (with a trailing separator): the runner logs of the shard jobs."""
+        return self._join("logs", "sys", "node", "")
+
+    @staticmethod
+    def shard_name(path: str) -> str:
+        """The ``{shard}`` name in a per-shard file name: ``'00003'`` of
+        ``.../shards/shard-00003.jsonl`` (or of a manifest, progress record)."""
+        base = os.path.basename(path)
+        return base[len("shard-"):].split(".", 1)[0]
 
     @property
     def progress_dir(self) -> str:
@@ -202,10 +277,28 @@ class RunLayout:
         """The claims and hand-offs of balanced shards, one folder per invocation (``claims``)."""
         return self._join("claims")
 
+    def claims_folder(self, invocation: str) -> str:
+        """``claims/{invocation}``: the claims and hand-offs of one invocation."""
+        return self._join("claims", invocation)
+
+    def claim(self, invocation: str, index: int, generation: int) -> str:
+        """``claims/{invocation}/{index:09d}.{generation}``: a claim on mini-batch ``index``."""
+        return self._join("claims", invocation, f"{index:09d}.{generation}")
+
+    def hand_off(self, invocation: str, index: int) -> str:
+        """``claims/{invocation}/{index:09d}.result.json``: the result another shard computed for
+        mini-batch ``index``'s owner."""
+        return self._join("claims", invocation, f"{index:09d}.result.json")
+
     @property
     def modules_record(self) -> str:
         """The helper modules the entry script imported (``store.record_modules``)."""
         return self._join("entry_script_modules.json")
+
+    @property
+    def modules_record_lock(self) -> str:
+        """The lock (``storage.locks.FileLock``) shard jobs hold while they add to ``modules_record``."""
+        return self._join("entry_script_modules.json.lock")
 
     def downloads_dir(self, shard: int | str, what: str = "inputs") -> str:
         """Where the worker of ``shard`` downloads what is not on the local disk: ``inputs`` (the
