@@ -251,7 +251,7 @@ def many_blobs(azurite):
 
 def test_the_files_of_a_mini_batch_download_concurrently_at_most_download_threads_at_a_time(
         many_blobs, tmp_path, monkeypatch):
-    from snakebatch.kinds import files
+    from snakebatch.kinds.files import kind as files
 
     batch = FILES.mini_batches(FILES.list(spec(["az://many/b/"])), spec([], size=6))[0]
     spy = _Concurrency(files._download, parties=2)
@@ -265,7 +265,7 @@ def test_the_files_of_a_mini_batch_download_concurrently_at_most_download_thread
 
 def test_concurrent_downloads_fail_only_the_missing_blobs_named_by_url_and_leave_no_part_files(
         many_blobs, tmp_path, monkeypatch):
-    from snakebatch.kinds import files
+    from snakebatch.kinds.files import kind as files
 
     batch = FILES.mini_batches(FILES.list(spec(["az://many/b/"])), spec([], size=6))[0]
     many_blobs.rm("many/b/1.png")
