@@ -10,8 +10,10 @@ recorded in ``results/{run}/entry_script_modules.json`` (Snakemake tracks them a
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
 import os
 import time
 
@@ -24,6 +26,9 @@ from snakebatch.partition.manifest import MiniBatch
 from snakebatch.infer.results import MiniBatchResult
 from snakebatch.storage.atomic import GroupCommit, write_text_atomic
 from snakebatch.storage.locks import FileLock
+from snakebatch.storage.upkeep import compact_item_index, index_entries, index_files, remove_old_item_indexes, touch_folder
+
+log = logging.getLogger(__name__)
 
 STORE_VERSION = "1"
 TABLE_SUFFIX = ".arrow"  # a mini-batch's result table (append_row_format parquet): an Arrow IPC stream
@@ -258,7 +263,8 @@ class ItemIndex:
     index is a cache, never fsync'd: a line lost in a crash is recomputed; a torn last line (no
     newline) is ignored, and no process appends to another's file, so a torn line is never
     followed by a good one. Reading loads, on first need, the lines of the identities asked for
-    (``wanted``), so memory follows the shard, not the whole index."""
+    (``wanted``), so memory follows the shard, not the whole index. Opening a fingerprint's index
+    (the first lookup) compacts it and removes old fingerprints' folders (``storage.upkeep``)."""
 
     def __init__(self, root: str, shard: int = 0) -> None:
         self.root = root
@@ -286,6 +292,8 @@ class ItemIndex:
         for just these."""
         self._use(fingerprint)
         asked = {i for i in identities if i}
+        if self._known is None:
+            self._upkeep(fingerprint)
         if self._known is None or (self._kept and not asked <= self._kept):
             files = self._files()
             if not files:  # nothing indexed yet (a first run): ``wanted`` is not worth its stats
@@ -296,26 +304,39 @@ class ItemIndex:
         return {position: self._known[identity] for position, identity in enumerate(identities)
                 if identity is not None and identity in self._known}
 
-    def _files(self) -> list[str]:
-        """The index files of the current fingerprint, by name."""
+    def _upkeep(self, fingerprint: str) -> None:
+        """On opening the index of ``fingerprint``: mark its folder in use, compact it when it has
+        many quiet files, remove the folders of old fingerprints (``storage.upkeep``: what is
+        quiet and old). The index is a cache: an upkeep that fails (a full disk) is logged."""
+        touch_folder(self.folder(fingerprint))
         try:
-            return sorted(e.path for e in os.scandir(self.folder(self._fingerprint)) if e.name.endswith(".idx"))
-        except OSError:
-            return []
+            compact_item_index(self.root, fingerprint)
+            remove_old_item_indexes(self.root, fingerprint)
+        except OSError as exc:
+            log.warning("item index upkeep in %s failed: %s", self.layout.items_dir, exc)
+
+    def _files(self) -> list[str]:
+        """The index files of the current fingerprint, in the order they are applied."""
+        return [e.path for e in index_files(self.folder(self._fingerprint))]
 
     def _read(self, files: list[str], keep: set) -> dict[str, str]:
+        """The lines of ``keep``'s identities in ``files`` (later files win). A file that vanished
+        meanwhile (merged by a compaction) makes it read the folder again, once."""
         known: dict[str, str] = {}
-        for path in files:
-            try:
-                with open(path, encoding="utf-8", errors="surrogateescape") as handle:
-                    for line in handle:
-                        if not line.endswith("\n") or line[64:65] != "\t":
-                            continue  # torn by a crash, or not an index line
-                        identity = line[:64]
-                        if identity in keep:
-                            known[identity] = line[65:-1]
-            except (OSError, UnicodeDecodeError):
-                continue
+        for again in (False, True):
+            vanished = False
+            for path in files:
+                try:
+                    with open(path, encoding="utf-8", errors="surrogateescape") as handle:
+                        known.update((identity, line) for identity, line in index_entries(handle)
+                                     if identity in keep)
+                except FileNotFoundError:
+                    vanished = True
+                except (OSError, UnicodeDecodeError):
+                    continue
+            if not vanished or again:
+                return known
+            files, known = self._files(), {}
         return known
 
     def add(self, fingerprint: str, identities, lines) -> None:
@@ -325,17 +346,29 @@ class ItemIndex:
         text = "".join(f"{identity}\t{line}\n" for identity, line in zip(identities, lines) if identity is not None)
         if not text:
             return
+        try:
+            self._append(fingerprint, text)
+        except OSError:  # ESTALE: a compaction on another node removed this process's file
+            self.close()
+            self._append(fingerprint, text)
+        if self._known is not None:
+            self._known.update((i, line) for i, line in zip(identities, lines) if i is not None)
+
+    def _append(self, fingerprint: str, text: str) -> None:
+        """Append ``text`` to this process's index file, opening a new one when there is none or
+        a compaction removed it (this process idled longer than ``storage.upkeep.QUIET_S``)."""
+        if self._handle is not None and os.fstat(self._handle.fileno()).st_nlink == 0:
+            self.close()
         if self._handle is None:
             os.makedirs(self.folder(fingerprint), exist_ok=True)
             path = self.layout.item_index_file(fingerprint, self.shard, os.getpid(), time.time_ns())
             self._handle = open(path, "a", encoding="utf-8", errors="surrogateescape")
         self._handle.write(text)
         self._handle.flush()
-        if self._known is not None:
-            self._known.update((i, line) for i, line in zip(identities, lines) if i is not None)
 
     def close(self) -> None:
         """Close this process's index file (further adds open a new one)."""
         if self._handle is not None:
-            self._handle.close()
+            with contextlib.suppress(OSError):
+                self._handle.close()
             self._handle = None
