@@ -15,7 +15,7 @@ import os
 import sys
 import time
 
-from snakebatch.monitor import interrupts
+from snakebatch.monitor import aggregate, interrupts
 from snakebatch.storage.atomic import write_text_atomic
 
 _STARTED_AT = time.time()
@@ -44,8 +44,7 @@ def announce_success(plan) -> None:
     summary_path = plan.layout.summary
     if not os.path.exists(summary_path):
         return
-    with open(summary_path, encoding="utf-8") as handle:
-        summary = json.load(handle)
+    summary = aggregate.read_summary(summary_path)
     target = summary.get("output") or plan.layout.outputs_dir
     print(f"snakebatch: run {plan.run_name!r} {summary['status']}: {summary['succeeded']} of "
           f"{summary['items']} items succeeded, {summary['failed']} failed -> {target}"

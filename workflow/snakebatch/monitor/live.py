@@ -21,14 +21,13 @@ from __future__ import annotations
 import atexit
 import collections
 import contextlib
-import json
 import os
 import sys
 import threading
 import time
 from dataclasses import dataclass
 
-from snakebatch.monitor import progress
+from snakebatch.monitor import aggregate
 from snakebatch.storage.layout import RunLayout
 
 RATE_WINDOW_S = 60.0  # items/s are measured over the last minute
@@ -101,26 +100,21 @@ class RateWindow:
         return (done_items - first_done) / (at - first_at) if at > first_at else 0.0
 
 
-def snapshot(records: list[progress.ShardProgress], shard_count: int, now: float, started_at: float,
+def snapshot(run: aggregate.RunProgress, shard_count: int, now: float, started_at: float,
              rate: float) -> RunSnapshot:
-    """The RunSnapshot of the records of one invocation (``progress.invocation_progress``) of a
+    """The RunSnapshot of the progress of one invocation (``aggregate.read_run_progress``) of a
     run of ``shard_count`` shards, at ``now``, for a run started at ``started_at`` (seconds since
     the epoch), at ``rate`` items/s. Shards without a record yet count as nothing done; the run's
     totals come from any record (every manifest carries them)."""
-    total_items = max((r.total_items for r in records), default=0)
-    total_mini_batches = max((r.total_mini_batches for r in records), default=0)
-    done_items = sum(r.done_items for r in records)
-    eta = (total_items - done_items) / rate if rate > 0 and total_items else None
-    running = [r.running_since for r in records if r.state == "running" and r.running_since]
+    eta = (run.total_items - run.done_items) / rate if rate > 0 and run.total_items else None
     return RunSnapshot(
-        time=now, shard_count=shard_count, shards_reporting=len(records),
-        shards_running=sum(1 for r in records if r.state == "running"),
-        done_mini_batches=sum(r.done_mini_batches for r in records), total_mini_batches=total_mini_batches,
-        reused_mini_batches=sum(r.reused_mini_batches for r in records), done_items=done_items,
-        total_items=total_items, succeeded_items=sum(r.succeeded_items for r in records),
-        failed_items=sum(r.failed_items for r in records), items_per_s=rate,
-        elapsed_s=max(0.0, now - started_at), eta_s=eta, reused_items=sum(r.reused_items for r in records),
-        running_mini_batches=len(running), running_longest_s=max(0.0, now - min(running)) if running else 0.0)
+        time=now, shard_count=shard_count, shards_reporting=run.shards_reporting,
+        shards_running=run.shards_running, done_mini_batches=run.done_mini_batches,
+        total_mini_batches=run.total_mini_batches, reused_mini_batches=run.reused_mini_batches,
+        done_items=run.done_items, total_items=run.total_items, succeeded_items=run.succeeded_items,
+        failed_items=run.failed_items, items_per_s=rate, elapsed_s=max(0.0, now - started_at), eta_s=eta,
+        reused_items=run.reused_items, running_mini_batches=run.running_mini_batches,
+        running_longest_s=max(0.0, now - run.running_since) if run.running_since is not None else 0.0)
 
 
 def finished_snapshot(summary: dict, shard_count: int, now: float, started_at: float) -> RunSnapshot:
@@ -209,9 +203,9 @@ class LiveView:
     def read(self, now: float | None = None) -> RunSnapshot:
         """The snapshot of the records on disk now (and a sample for the rate)."""
         now = time.time() if now is None else now
-        records = progress.invocation_progress(self.layout.root, self.invocation)
-        done = sum(r.done_items - r.reused_items for r in records)  # reused mini-batches took no time
-        self.last = snapshot(records, self.shard_count, now, self.started_at, self._rate.add(now, done))
+        run = aggregate.read_run_progress(self.layout.root, self.invocation)
+        rate = self._rate.add(now, run.computed_items)  # reused mini-batches took no time
+        self.last = snapshot(run, self.shard_count, now, self.started_at, rate)
         return self.last
 
     def start(self) -> LiveView:
@@ -255,8 +249,8 @@ class LiveView:
         now = time.time()
         snap = None
         if outcome == "succeeded":
-            summary = _read_summary(self.layout.summary, self.started_at)
-            if summary is not None:
+            summary = aggregate.summary_or_none(self.layout.summary, since=self.started_at - 1)
+            if summary is not None and summary.get("status") == "succeeded":
                 snap = finished_snapshot(summary, self.shard_count, now, self.started_at)
         if snap is None:
             snap = self.read(now)
@@ -265,18 +259,6 @@ class LiveView:
             self._bar.close()
         self._line(snap)
         return snap
-
-
-def _read_summary(path: str, since: float) -> dict | None:
-    """``summary.json`` when written since ``since`` and it says succeeded, else None."""
-    try:
-        if os.path.getmtime(path) < since - 1:
-            return None
-        with open(path, encoding="utf-8") as handle:
-            summary = json.load(handle)
-    except (OSError, ValueError):
-        return None
-    return summary if isinstance(summary, dict) and summary.get("status") == "succeeded" else None
 
 
 def _isatty(stream) -> bool:
