@@ -8,7 +8,6 @@ by the user is reported as such (snakebatch.monitor.interrupts).
 from __future__ import annotations
 
 import atexit
-import contextlib
 import glob
 import json
 import os
@@ -16,6 +15,7 @@ import sys
 import time
 
 from snakebatch.monitor import aggregate, interrupts
+from snakebatch.monitor.once import warn_once
 from snakebatch.storage.atomic import write_text_atomic
 
 _STARTED_AT = time.time()
@@ -126,6 +126,19 @@ def _no_report(plan) -> str:
             "mini-batches.")
 
 
+def _write_verdict(plan, status: str, report: str) -> None:
+    """Write the verdict no stage wrote: ``logs/job_result.txt`` and a ``summary.json`` with
+    ``status`` (``failed`` or ``interrupted``) and the ``report`` as its error. A disk that
+    cannot take them (full) is logged once and left: the console still says it all."""
+    try:
+        write_text_atomic(plan.layout.job_result, f"status: {status}\n{report}\n")
+        write_text_atomic(plan.layout.summary, json.dumps(
+            {"run_name": plan.run_name, "status": status, "error": report, "output": None,
+             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}, indent=2) + "\n")
+    except OSError as exc:
+        warn_once("writing the run's verdict", exc, trace=False)
+
+
 def announce_failure(plan) -> None:
     """Print the root cause of a failed run as the console's last lines: Snakemake prints its own
     closing lines ("Complete log(s)", "At least one job did not complete successfully") after
@@ -138,12 +151,7 @@ def announce_failure(plan) -> None:
         text = f"snakebatch: run {plan.run_name!r} failed.\n{report}"
 
     if not _fresh(plan.layout.job_result):  # no stage wrote the verdict: write it here
-        status = "interrupted" if interrupts.interrupted() else "failed"
-        with contextlib.suppress(OSError):
-            write_text_atomic(plan.layout.job_result, f"status: {status}\n{report}\n")
-            write_text_atomic(plan.layout.summary, json.dumps(
-                {"run_name": plan.run_name, "status": status, "error": report, "output": None,
-                 "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}, indent=2) + "\n")
+        _write_verdict(plan, "interrupted" if interrupts.interrupted() else "failed", report)
 
     def _print() -> None:
         sys.stderr.flush()

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import atexit
 import collections
-import contextlib
 import os
 import sys
 import threading
@@ -28,6 +27,7 @@ import time
 from dataclasses import dataclass
 
 from snakebatch.monitor import aggregate
+from snakebatch.monitor.once import warn_once
 from snakebatch.storage.layout import RunLayout
 
 RATE_WINDOW_S = 60.0  # items/s are measured over the last minute
@@ -210,10 +210,12 @@ class LiveView:
 
     def start(self) -> LiveView:
         """Start the overview log afresh and the thread; returns self."""
-        with contextlib.suppress(OSError):
+        try:
             os.makedirs(self.layout.logs_dir, exist_ok=True)
             with open(self.layout.progress_overview, "w", encoding="utf-8") as handle:
                 handle.write(f"{timestamp(self.started_at)} UTC: run started, {self.shard_count} shard(s)\n")
+        except OSError as exc:
+            warn_once(f"writing {self.layout.progress_overview}", exc)
         if self.terminal:
             self._bar = _Bar(self.stream)
         self._thread = threading.Thread(target=self._loop, name="snakebatch-live-view", daemon=True)
@@ -230,13 +232,15 @@ class LiveView:
                 if time.monotonic() >= next_line:
                     next_line += self.interval_s * max(1, int((time.monotonic() - next_line) // self.interval_s) + 1)
                     self._line(snap)
-            except Exception:  # the view must never break the run it watches
-                continue
+            except Exception as exc:  # the view must never break the run it watches
+                warn_once("the live view's update", exc)
 
     def _line(self, snap: RunSnapshot) -> None:
         text = describe(snap)
-        with contextlib.suppress(OSError):
+        try:
             append_overview(self.layout.progress_overview, text, snap.time)
+        except OSError as exc:
+            warn_once(f"writing {self.layout.progress_overview}", exc)
         if self._bar is None:
             print(f"snakebatch: {timestamp(snap.time)} {text}", file=self.stream, flush=True)
 
@@ -312,9 +316,11 @@ class _Bar:
     def close(self) -> None:
         self.progress.stop()
         for handler, stream in self._handlers:
-            with contextlib.suppress(Exception):
+            try:
                 handler.flush()
                 handler.setStream(stream)
+            except Exception as exc:  # the terminal is given back to the other handlers all the same
+                warn_once("giving a log handler its stream back", exc)
 
 
 _VIEW: LiveView | None = None

@@ -13,6 +13,7 @@ import json
 import os
 from dataclasses import dataclass
 
+from snakebatch.monitor.once import warn_once
 from snakebatch.storage.layout import RunLayout
 from snakebatch.storage.atomic import replace_text_unsynced
 
@@ -137,7 +138,10 @@ def read_progress(run_dir: str) -> list[ShardProgress]:
         try:
             with open(path, encoding="utf-8") as handle:
                 records.append(ShardProgress.from_json(handle.read()))
-        except (OSError, ValueError, TypeError):
+        except FileNotFoundError:  # removed since it was listed (a new invocation cleans up)
+            continue
+        except (OSError, ValueError, TypeError) as exc:  # unreadable: says nothing about the run
+            warn_once(f"reading the progress record {path}", exc, trace=False)
             continue
     return records
 
