@@ -3,14 +3,14 @@
 Every shard job publishes a ``progress.ShardProgress`` record in ``results/{run}/progress/`` when
 it starts, after every mini-batch and when it ends; this module reads the records of the current
 invocation (so it works wherever the run folder is shared, a SLURM cluster's filesystem included),
-added up once by snakebatch.monitor.aggregate, and makes a ``RunSnapshot`` of them: mini-batches done/total, items succeeded/failed, items/s
-over the last minute, elapsed time and ETA. ``LiveView`` is a background thread started by the
-workflow's ``onstart`` hook (never in a dry run, which runs no hooks): on a terminal it draws a
-rich progress bar, elsewhere (CI, SLURM's log files) it prints one plain timestamped line every
-``progress_interval`` seconds; both also append a timestamped line to
-``logs/job_progress_overview.txt`` every interval (ParallelRunStep's file). When the run ends, the
-last line is drawn from gather's ``summary.json``: exactly 100% of the mini-batches when it
-succeeded.
+added up once by snakebatch.monitor.aggregate, and makes a ``RunSnapshot`` of them: mini-batches
+done/total, items succeeded/failed, items/s over the last minute, elapsed time and ETA.
+``LiveView`` is a background thread started by the workflow's ``onstart`` hook (never in a dry
+run, which runs no hooks): on a terminal it draws a rich progress bar, elsewhere (CI, SLURM's log
+files) it prints one plain timestamped line every ``progress_interval`` seconds; both also append
+a timestamped line to ``logs/job_progress_overview.txt`` every interval (ParallelRunStep's file).
+When the run ends, the last line is drawn from gather's ``summary.json``: exactly 100% of the
+mini-batches when it succeeded.
 
 ParallelRunStep's counterpart is its ``job_progress_overview.txt`` and the "mini batches
 processed" lines of its ``logs/`` (azureml_user/parallel_run, ``progress_update_timeout``).

@@ -8,8 +8,8 @@ the shards that are stalled (a running shard with no finished mini-batch for lon
 ``run_invocation_timeout`` plus a margin: its runner should have killed a hung ``run()`` by then)
 and the failures so far with their most frequent messages; once it ended, how (succeeded,
 failed, ...) and how long it took, with the cause of a failure gather or the console recorded
-in ``summary.json``. ``--json`` prints the same as one JSON
-object (``RunStatus.to_json``; fields: snakebatch.monitor.status_record, README "Watch a run"). Reading only, it works on any
+in ``summary.json``. ``--json`` prints the same as one JSON object (``RunStatus.to_json``;
+fields: snakebatch.monitor.status_record, README "Watch a run"). Reading only, it works on any
 machine that sees the run folder (a SLURM cluster's login node).
 """
 
