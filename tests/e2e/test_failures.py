@@ -116,8 +116,8 @@ def test_an_init_that_always_raises_ends_the_run_with_its_traceback(workflow):
     status = run_status(workflow.path("results", "sq"))
     headline = (f"init() of entry_script {workflow.path('scripts', 'square.py')!r} failed 2 times in a row: "
                 "FileNotFoundError: model.pt not found")
-    assert (status["state"], status["first_failures"]) == ("failed", [{"shard": 0, "failure": headline}])
-    assert status["error"] == summary["error"]
+    assert (status.state, status.to_dict()["first_failures"]) == ("failed", [{"shard": 0, "failure": headline}])
+    assert status.error == summary["error"]
     assert format_status(status).splitlines()[-2:] == [
         "Cause: the entry script failed to start in 1 of 2 shard(s).", f"  shard 00000: {headline}"]
 

@@ -26,6 +26,7 @@ def _record(shard, done, total, items, shard_items, failed=0, state="running", i
 def test_the_progress_records_of_a_shard_are_monotonic_and_end_at_exactly_100_percent(tmp_path, files, monkeypatch):
     from snakebatch.monitor import live as monitor
     from snakebatch.monitor import progress
+    from snakebatch.monitor.aggregate import add_up
     from snakebatch.infer.job import ShardRunner
 
     monkeypatch.setenv(progress.INVOCATION_ENV, "inv-m")
@@ -54,7 +55,7 @@ def test_the_progress_records_of_a_shard_are_monotonic_and_end_at_exactly_100_pe
     assert [r.updated_at for r in published] == sorted(r.updated_at for r in published)
     on_disk = progress.invocation_progress(str(tmp_path / "run"), "inv-m")
     assert on_disk == [published[-1]]
-    snap = monitor.snapshot(on_disk, 1, now=on_disk[0].updated_at, started_at=on_disk[0].started_at, rate=0.0)
+    snap = monitor.snapshot(add_up(on_disk), 1, now=on_disk[0].updated_at, started_at=on_disk[0].started_at, rate=0.0)
     assert (snap.done_mini_batches, snap.total_mini_batches, snap.done_items, snap.succeeded_items) == (4, 4, 7, 7)
     assert snap.percent == 100.0
 
@@ -80,16 +81,17 @@ def test_a_shard_record_counts_failures_by_message(tmp_path, files, monkeypatch)
 
 
 def test_a_snapshot_adds_up_the_shards_and_the_eta_follows_the_rate():
+    from snakebatch.monitor.aggregate import add_up
     from snakebatch.monitor.live import describe, snapshot
 
     records = [_record(0, 2, 4, 10, 20, failed=1), _record(1, 1, 4, 5, 20)]
-    snap = snapshot(records, 2, now=1030.0, started_at=1000.0, rate=2.5)
+    snap = snapshot(add_up(records), 2, now=1030.0, started_at=1000.0, rate=2.5)
     assert (snap.done_mini_batches, snap.total_mini_batches, snap.done_items, snap.total_items) == (3, 8, 15, 40)
     assert (snap.succeeded_items, snap.failed_items, snap.shards_running) == (14, 1, 2)
     assert snap.eta_s == 10.0            # 25 items left at 2.5 items/s
     assert describe(snap) == ("3/8 mini-batches (37.5%), 14 succeeded, 1 failed of 40 items, 2.5 items/s, "
                               "elapsed 0:00:30, ETA 0:00:10")
-    waiting = snapshot([], 3, now=1005.0, started_at=1000.0, rate=0.0)
+    waiting = snapshot(add_up([]), 3, now=1005.0, started_at=1000.0, rate=0.0)
     assert describe(waiting) == "waiting for 3 shard(s) to start, elapsed 0:00:05"
 
 
@@ -163,6 +165,7 @@ def test_progress_records_of_an_older_version_still_read():
 def test_mini_batches_in_run_and_reused_items_show_in_the_line():
     import dataclasses
 
+    from snakebatch.monitor.aggregate import add_up
     from snakebatch.monitor.live import describe, snapshot
 
     records = [dataclasses.replace(_record(0, 2, 4, 10, 20), running_mini_batch=2, running_items=5,
@@ -170,7 +173,7 @@ def test_mini_batches_in_run_and_reused_items_show_in_the_line():
                dataclasses.replace(_record(1, 1, 4, 5, 20), running_mini_batch=5, running_items=5,
                                    running_since=1025.0),
                dataclasses.replace(_record(2, 4, 4, 20, 20, state="done"), running_since=1001.0)]  # ended: not in run()
-    snap = snapshot(records, 3, now=1030.0, started_at=1000.0, rate=1.0)
+    snap = snapshot(add_up(records), 3, now=1030.0, started_at=1000.0, rate=1.0)
     assert (snap.running_mini_batches, snap.running_longest_s, snap.reused_items) == (2, 20.0, 5)
     assert describe(snap) == ("7/8 mini-batches (87.5%), 2 in run() (longest 0:00:20), 35 succeeded, 0 failed of "
                               "40 items, 1.0 items/s (5 reused), elapsed 0:00:30, ETA 0:00:05")

@@ -42,17 +42,17 @@ def test_status_adds_up_the_shards_names_a_stalled_one_and_counts_the_errors(tmp
     write_progress(run_dir, _record(1, done_mini_batches=1, done_items=2, succeeded_items=2, updated_at=1190.0))
     write_progress(run_dir, _record(2, invocation="older", done_mini_batches=3))
     status = run_status(run_dir, now=1200.0)
-    assert {k: status[k] for k in ("state", "shard_count", "shards_reporting", "done_mini_batches",
+    assert {k: status.to_dict()[k] for k in ("state", "shard_count", "shards_reporting", "done_mini_batches",
                                    "total_mini_batches", "done_items", "total_items", "succeeded_items",
                                    "failed_items", "percent", "stalled_shards", "elapsed_s", "items_per_s",
                                    "eta_s")} == {
         "state": "running", "shard_count": 2, "shards_reporting": 2, "done_mini_batches": 3,
         "total_mini_batches": 6, "done_items": 6, "total_items": 12, "succeeded_items": 5, "failed_items": 1,
         "percent": 50.0, "stalled_shards": [1], "elapsed_s": 200.0, "items_per_s": 0.03, "eta_s": 200.0}
-    assert [(s["shard"], s["state"], s["stalled"], s["quiet_s"]) for s in status["shards"]] == [
+    assert [(s.shard, s.state, s.stalled, s.quiet_s) for s in status.shards] == [
         (0, "running", False, 30.0), (1, "running", True, 200.0)]
-    assert status["top_errors"] == [{"message": "ValueError: bad", "count": 1}]
-    assert status["first_failures"] == [{"shard": 0, "failure": "data/b.txt: ValueError: bad"}]
+    assert status.to_dict()["top_errors"] == [{"message": "ValueError: bad", "count": 1}]
+    assert status.to_dict()["first_failures"] == [{"shard": 0, "failure": "data/b.txt: ValueError: bad"}]
     text = format_status(status).splitlines()
     assert text[0] == f"run 'r' ({run_dir}): running, 2 of 2 shard(s) reporting"
     assert text[1] == ("  3/6 mini-batches (50.0%), 5 succeeded, 1 failed of 12 items, 0.0 items/s, "
@@ -99,17 +99,17 @@ def test_a_hanging_worker_is_reported_as_stalled_and_its_killed_runner_as_lost(t
     try:
         deadline = time.monotonic() + 60
         status = run_status(run_dir, stall_margin_s=1.0)
-        while status["stalled_shards"] != [0] and time.monotonic() < deadline:
+        while status.stalled_shards != (0,) and time.monotonic() < deadline:
             time.sleep(0.2)
             status = run_status(run_dir, stall_margin_s=1.0)
-        assert (status["state"], status["stalled_shards"], status["done_mini_batches"],
-                status["total_mini_batches"]) == ("running", [0], 0, 2)
-        assert status["shards"][0]["pid"] == proc.pid
+        assert (status.state, status.stalled_shards, status.done_mini_batches,
+                status.total_mini_batches) == ("running", (0,), 0, 2)
+        assert status.shards[0].pid == proc.pid
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     status = run_status(run_dir, stall_margin_s=1.0)
-    assert (status["state"], status["shards"][0]["state"], status["stalled_shards"]) == ("incomplete", "lost", [])
+    assert (status.state, status.shards[0].state, status.stalled_shards) == ("incomplete", "lost", ())
 
 
 def test_python_m_snakebatch_status_prints_json(tmp_path):
@@ -153,10 +153,10 @@ def test_a_run_whose_init_failed_names_the_cause_and_its_shard(tmp_path):
              error=f"the entry script failed to start in 1 of 2 shard(s).\n{headline}\nTraceback ...",
              start_failures=[{"shard": 0, "error": headline}])
     status = run_status(run_dir, now=1100.0)
-    assert (status["state"], status["finished"], status["eta_s"], status["elapsed_s"]) == ("failed", True, None, 6.0)
-    assert status["error"].startswith("the entry script failed to start in 1 of 2 shard(s).\n")
-    assert status["first_failures"] == [{"shard": 0, "failure": headline}]
-    assert status["top_errors"] == []
+    assert (status.state, status.finished, status.eta_s, status.elapsed_s) == ("failed", True, None, 6.0)
+    assert status.error.startswith("the entry script failed to start in 1 of 2 shard(s).\n")
+    assert status.to_dict()["first_failures"] == [{"shard": 0, "failure": headline}]
+    assert status.top_errors == ()
     text = format_status(status).splitlines()
     assert text[1] == "  3/6 mini-batches (50.0%), 6 succeeded, 0 failed of 12 items, 1.0 items/s, failed after 0:00:06"
     assert text[2].startswith("  shard 00000  failed      0/3 mini-batches, 0/6 items, 0 failed, last progress ")
@@ -190,7 +190,7 @@ def test_a_mostly_reused_rerun_rates_only_the_computed_items(tmp_path):
                                     reused_mini_batches=5, reused_items=10, shard_mini_batches=6, shard_items=12,
                                     updated_at=1004.0))
     status = run_status(run_dir, now=1010.0)
-    assert (status["reused_items"], status["computed_items"], status["items_per_s"]) == (10, 2, 0.5)
+    assert (status.reused_items, status.computed_items, status.items_per_s) == (10, 2, 0.5)
     assert format_status(status).splitlines()[1] == (
         "  6/6 mini-batches (100.0%), 12 succeeded, 0 failed of 12 items, 0.5 items/s over 2 computed (10 reused), "
         "stopped after 0:00:04")
@@ -198,7 +198,7 @@ def test_a_mostly_reused_rerun_rates_only_the_computed_items(tmp_path):
                                     reused_mini_batches=6, reused_items=12, shard_mini_batches=6, shard_items=12,
                                     updated_at=1001.0))
     status = run_status(run_dir, now=1010.0)
-    assert (status["computed_items"], status["items_per_s"]) == (0, 0.0)
+    assert (status.computed_items, status.items_per_s) == (0, 0.0)
     assert "12 succeeded, 0 failed of 12 items, all 12 done items reused from earlier runs, stopped after 0:00:01" \
         in format_status(status)
 
@@ -213,8 +213,8 @@ def test_a_mini_batch_in_run_is_shown_with_its_items_and_time(tmp_path):
                                     running_mini_batch=1, running_items=2, running_since=1010.0, pid=0))
     write_progress(run_dir, _record(1, progress_at=1000.0, pid=0))
     status = run_status(run_dir, now=1052.0)
-    assert (status["running_mini_batches"], status["running_items"]) == (1, 2)
-    assert [(s["running_mini_batch"], s["running_items"], s["running_s"]) for s in status["shards"]] == [
+    assert (status.running_mini_batches, status.running_items) == (1, 2)
+    assert [(s.running_mini_batch, s.running_items, s.running_s) for s in status.shards] == [
         (1, 2, 42.0), (None, 0, None)]
     text = format_status(status).splitlines()
     assert text[2] == "  1 mini-batch(es) in run() now, 2 item(s)"
@@ -234,9 +234,9 @@ def test_status_of_balanced_shards_counts_each_mini_batch_once_and_says_who_took
     write_progress(run_dir, _record(1, done_mini_batches=1, done_items=2, succeeded_items=2, state="done",
                                     adopted_mini_batches=2, updated_at=1100.0))
     status = run_status(run_dir, now=1100.0)
-    assert (status["done_mini_batches"], status["total_mini_batches"], status["done_items"], status["percent"]) == \
+    assert (status.done_mini_batches, status.total_mini_batches, status.done_items, status.percent) == \
         (6, 6, 12, 100.0)
-    assert [(s["shard"], s["stolen_mini_batches"], s["adopted_mini_batches"]) for s in status["shards"]] == [
+    assert [(s.shard, s.stolen_mini_batches, s.adopted_mini_batches) for s in status.shards] == [
         (0, 2, 0), (1, 0, 2)]
     text = format_status(status).splitlines()
     assert text[2] == ("  shard 00000  done        3/3 mini-batches, 6/6 items, 0 failed, last progress 0:01:40 ago, "
@@ -265,3 +265,27 @@ def test_a_lost_shards_recount_leaves_out_its_mini_batches_another_shard_job_cla
     write(other.path(1, 1), '{"invocation": "inv-lost", "shard": 3, "host": "node-b", "pid": 31, "at": 0}')
     assert _durable_counts(layout, 0, "inv-lost") == (2, 4, 4)
     assert _durable_counts(layout, 0, "another-invocation") == (3, 6, 6)
+
+
+def test_the_status_is_a_frozen_record_whose_json_reads_back_the_same(tmp_path):
+    import dataclasses
+
+    from snakebatch.monitor.progress import write_progress
+    from snakebatch.monitor.status import run_status
+    from snakebatch.monitor.status_record import RunStatus
+
+    run_dir = str(tmp_path / "run")
+    _plan(run_dir)
+    write_progress(run_dir, _record(0, done_mini_batches=2, done_items=4, succeeded_items=3, failed_items=1,
+                                    failed_mini_batches=1, first_failure="data/b.txt: ValueError: bad",
+                                    top_errors=(("ValueError: bad", 1),), running_since=1100.0, running_items=2))
+    write_progress(run_dir, _record(1, state="done", done_mini_batches=3, done_items=6, succeeded_items=6))
+    status = run_status(run_dir, now=1200.0)
+    text = status.to_json()
+    assert json.loads(text) == status.to_dict()
+    assert list(json.loads(text))[:4] == ["run_dir", "run_name", "invocation", "state"]
+    assert RunStatus.from_json(text) == status
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        status.state = "done"
+    with pytest.raises(TypeError):
+        RunStatus.from_json("[]")

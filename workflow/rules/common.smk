@@ -37,7 +37,7 @@ from snakebatch.settings.plan import PlanRecord, auto_process_count, oversubscri
 from snakebatch.storage.atomic import write_text_atomic
 from snakebatch.infer.store import known_modules
 from snakebatch.monitor import live as monitor
-from snakebatch.monitor import progress
+from snakebatch.monitor import console, interrupts
 
 # The demo's dataset-specific keys fill in only a config that gives no input (snakebatch.settings.demo).
 DEMO_CONFIG = os.path.join(REPO_DIR, "config", "demo.yaml")
@@ -76,7 +76,7 @@ REPORTING = workflow.is_main_process and any(a == "--report" or a.startswith("--
 RECORDED_PLAN = read_plan(LAYOUT.plan)
 if workflow.is_main_process:
     if not DRYRUN:
-        progress.watch_for_interrupt()  # a Ctrl-C is reported as the user's, not as a kill
+        interrupts.watch_for_interrupt()  # a Ctrl-C is reported as the user's, not as a kill
     PROCESS_COUNT = auto_process_count(*snakemake_cores(), DRYRUN, RECORDED_PLAN)
     INVOCATION = uuid.uuid4().hex
 elif RECORDED_PLAN is not None:
@@ -351,21 +351,21 @@ def announce_start():
     write_text_atomic(LAYOUT.config_used, yaml.safe_dump(json.loads(json.dumps(dict(config))), sort_keys=False))
     cores = snakemake_cores()[0] if workflow.local_exec else None  # jobs on this machine
     warning = oversubscription_warning(PLAN.shard_count, cores, os.cpu_count() or 1)
-    progress.announce_start(PLAN, [warning] if warning else [])
-    progress.forward_terminate()  # after Snakemake's scheduler set its SIGTERM handler
+    console.announce_start(PLAN, [warning] if warning else [])
+    interrupts.forward_terminate()  # after Snakemake's scheduler set its SIGTERM handler
     # the live view: the shards' progress records added up, on this process's console
     monitor.start_live_view(LAYOUT.root, INVOCATION, PLAN.shard_count, config["progress_interval"])
 
 
 def announce_success():
     monitor.stop_live_view("succeeded")
-    progress.announce_success(PLAN)
+    console.announce_success(PLAN)
 
 
 def announce_failure():
     monitor.stop_live_view("failed")
     restore_reports(LAYOUT)  # a failed gather's summary and error report, removed by Snakemake
-    progress.announce_failure(PLAN)
+    console.announce_failure(PLAN)
 
 
 def register_hooks_as_module():

@@ -7,7 +7,6 @@ finished run (snakebatch.monitor.status). Exit status 0, or 2 for a folder that 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 
@@ -38,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"snakebatch status: error: {exc}", file=sys.stderr)
         return 2
     try:
-        print(json.dumps(result, indent=2) if args.json else format_status(result))
+        print(result.to_json() if args.json else format_status(result))
         sys.stdout.flush()
     except BrokenPipeError:  # `snakebatch status ... | head`: the reader has what it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -2,15 +2,15 @@
 
 Every shard job publishes a ``progress.ShardProgress`` record in ``results/{run}/progress/`` when
 it starts, after every mini-batch and when it ends; this module reads the records of the current
-invocation (so it works wherever the run folder is shared, a SLURM cluster's filesystem included)
-and adds them up into a ``RunSnapshot``: mini-batches done/total, items succeeded/failed, items/s
-over the last minute, elapsed time and ETA. ``LiveView`` is a background thread started by the
-workflow's ``onstart`` hook (never in a dry run, which runs no hooks): on a terminal it draws a
-rich progress bar, elsewhere (CI, SLURM's log files) it prints one plain timestamped line every
-``progress_interval`` seconds; both also append a timestamped line to
-``logs/job_progress_overview.txt`` every interval (ParallelRunStep's file). When the run ends, the
-last line is drawn from gather's ``summary.json``: exactly 100% of the mini-batches when it
-succeeded.
+invocation (so it works wherever the run folder is shared, a SLURM cluster's filesystem included),
+added up once by snakebatch.monitor.aggregate, and makes a ``RunSnapshot`` of them: mini-batches
+done/total, items succeeded/failed, items/s over the last minute, elapsed time and ETA.
+``LiveView`` is a background thread started by the workflow's ``onstart`` hook (never in a dry
+run, which runs no hooks): on a terminal it draws a rich progress bar, elsewhere (CI, SLURM's log
+files) it prints one plain timestamped line every ``progress_interval`` seconds; both also append
+a timestamped line to ``logs/job_progress_overview.txt`` every interval (ParallelRunStep's file).
+When the run ends, the last line is drawn from gather's ``summary.json``: exactly 100% of the
+mini-batches when it succeeded.
 
 ParallelRunStep's counterpart is its ``job_progress_overview.txt`` and the "mini batches
 processed" lines of its ``logs/`` (azureml_user/parallel_run, ``progress_update_timeout``).
@@ -20,15 +20,14 @@ from __future__ import annotations
 
 import atexit
 import collections
-import contextlib
-import json
 import os
 import sys
 import threading
 import time
 from dataclasses import dataclass
 
-from snakebatch.monitor import progress
+from snakebatch.monitor import aggregate
+from snakebatch.monitor.once import warn_once
 from snakebatch.storage.layout import RunLayout
 
 RATE_WINDOW_S = 60.0  # items/s are measured over the last minute
@@ -101,26 +100,21 @@ class RateWindow:
         return (done_items - first_done) / (at - first_at) if at > first_at else 0.0
 
 
-def snapshot(records: list[progress.ShardProgress], shard_count: int, now: float, started_at: float,
+def snapshot(run: aggregate.RunProgress, shard_count: int, now: float, started_at: float,
              rate: float) -> RunSnapshot:
-    """The RunSnapshot of the records of one invocation (``progress.invocation_progress``) of a
+    """The RunSnapshot of the progress of one invocation (``aggregate.read_run_progress``) of a
     run of ``shard_count`` shards, at ``now``, for a run started at ``started_at`` (seconds since
     the epoch), at ``rate`` items/s. Shards without a record yet count as nothing done; the run's
     totals come from any record (every manifest carries them)."""
-    total_items = max((r.total_items for r in records), default=0)
-    total_mini_batches = max((r.total_mini_batches for r in records), default=0)
-    done_items = sum(r.done_items for r in records)
-    eta = (total_items - done_items) / rate if rate > 0 and total_items else None
-    running = [r.running_since for r in records if r.state == "running" and r.running_since]
+    eta = (run.total_items - run.done_items) / rate if rate > 0 and run.total_items else None
     return RunSnapshot(
-        time=now, shard_count=shard_count, shards_reporting=len(records),
-        shards_running=sum(1 for r in records if r.state == "running"),
-        done_mini_batches=sum(r.done_mini_batches for r in records), total_mini_batches=total_mini_batches,
-        reused_mini_batches=sum(r.reused_mini_batches for r in records), done_items=done_items,
-        total_items=total_items, succeeded_items=sum(r.succeeded_items for r in records),
-        failed_items=sum(r.failed_items for r in records), items_per_s=rate,
-        elapsed_s=max(0.0, now - started_at), eta_s=eta, reused_items=sum(r.reused_items for r in records),
-        running_mini_batches=len(running), running_longest_s=max(0.0, now - min(running)) if running else 0.0)
+        time=now, shard_count=shard_count, shards_reporting=run.shards_reporting,
+        shards_running=run.shards_running, done_mini_batches=run.done_mini_batches,
+        total_mini_batches=run.total_mini_batches, reused_mini_batches=run.reused_mini_batches,
+        done_items=run.done_items, total_items=run.total_items, succeeded_items=run.succeeded_items,
+        failed_items=run.failed_items, items_per_s=rate, elapsed_s=max(0.0, now - started_at), eta_s=eta,
+        reused_items=run.reused_items, running_mini_batches=run.running_mini_batches,
+        running_longest_s=max(0.0, now - run.running_since) if run.running_since is not None else 0.0)
 
 
 def finished_snapshot(summary: dict, shard_count: int, now: float, started_at: float) -> RunSnapshot:
@@ -209,17 +203,19 @@ class LiveView:
     def read(self, now: float | None = None) -> RunSnapshot:
         """The snapshot of the records on disk now (and a sample for the rate)."""
         now = time.time() if now is None else now
-        records = progress.invocation_progress(self.layout.root, self.invocation)
-        done = sum(r.done_items - r.reused_items for r in records)  # reused mini-batches took no time
-        self.last = snapshot(records, self.shard_count, now, self.started_at, self._rate.add(now, done))
+        run = aggregate.read_run_progress(self.layout.root, self.invocation)
+        rate = self._rate.add(now, run.computed_items)  # reused mini-batches took no time
+        self.last = snapshot(run, self.shard_count, now, self.started_at, rate)
         return self.last
 
     def start(self) -> LiveView:
         """Start the overview log afresh and the thread; returns self."""
-        with contextlib.suppress(OSError):
+        try:
             os.makedirs(self.layout.logs_dir, exist_ok=True)
             with open(self.layout.progress_overview, "w", encoding="utf-8") as handle:
                 handle.write(f"{timestamp(self.started_at)} UTC: run started, {self.shard_count} shard(s)\n")
+        except OSError as exc:
+            warn_once(f"writing {self.layout.progress_overview}", exc)
         if self.terminal:
             self._bar = _Bar(self.stream)
         self._thread = threading.Thread(target=self._loop, name="snakebatch-live-view", daemon=True)
@@ -236,13 +232,15 @@ class LiveView:
                 if time.monotonic() >= next_line:
                     next_line += self.interval_s * max(1, int((time.monotonic() - next_line) // self.interval_s) + 1)
                     self._line(snap)
-            except Exception:  # the view must never break the run it watches
-                continue
+            except Exception as exc:  # the view must never break the run it watches
+                warn_once("the live view's update", exc)
 
     def _line(self, snap: RunSnapshot) -> None:
         text = describe(snap)
-        with contextlib.suppress(OSError):
+        try:
             append_overview(self.layout.progress_overview, text, snap.time)
+        except OSError as exc:
+            warn_once(f"writing {self.layout.progress_overview}", exc)
         if self._bar is None:
             print(f"snakebatch: {timestamp(snap.time)} {text}", file=self.stream, flush=True)
 
@@ -255,8 +253,8 @@ class LiveView:
         now = time.time()
         snap = None
         if outcome == "succeeded":
-            summary = _read_summary(self.layout.summary, self.started_at)
-            if summary is not None:
+            summary = aggregate.summary_or_none(self.layout.summary, since=self.started_at - 1)
+            if summary is not None and summary.get("status") == "succeeded":
                 snap = finished_snapshot(summary, self.shard_count, now, self.started_at)
         if snap is None:
             snap = self.read(now)
@@ -265,18 +263,6 @@ class LiveView:
             self._bar.close()
         self._line(snap)
         return snap
-
-
-def _read_summary(path: str, since: float) -> dict | None:
-    """``summary.json`` when written since ``since`` and it says succeeded, else None."""
-    try:
-        if os.path.getmtime(path) < since - 1:
-            return None
-        with open(path, encoding="utf-8") as handle:
-            summary = json.load(handle)
-    except (OSError, ValueError):
-        return None
-    return summary if isinstance(summary, dict) and summary.get("status") == "succeeded" else None
 
 
 def _isatty(stream) -> bool:
@@ -330,9 +316,11 @@ class _Bar:
     def close(self) -> None:
         self.progress.stop()
         for handler, stream in self._handlers:
-            with contextlib.suppress(Exception):
+            try:
                 handler.flush()
                 handler.setStream(stream)
+            except Exception as exc:  # the terminal is given back to the other handlers all the same
+                warn_once("giving a log handler its stream back", exc)
 
 
 _VIEW: LiveView | None = None

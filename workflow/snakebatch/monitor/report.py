@@ -20,11 +20,11 @@ from __future__ import annotations
 import argparse
 import csv
 import html
-import json
 import os
 import sys
 
 from snakebatch.gather.error_report import read_error_report
+from snakebatch.monitor import aggregate
 from snakebatch.errors import ManifestError, SnakebatchError
 from snakebatch.storage.layout import RunLayout
 from snakebatch.storage.atomic import atomic_open, write_text_atomic
@@ -34,19 +34,6 @@ REPORT_FILES = ("summary.html", "throughput.svg", "shard_durations.svg", "failed
 _STYLE = ("<style>body{font-family:sans-serif;font-size:14px}table{border-collapse:collapse}"
           "td,th{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:top}"
           "th{background:#f0f0f0}td.n{text-align:right}pre{white-space:pre-wrap}</style>")
-
-
-def _read_json(path: str, what: str) -> dict:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            data = json.load(handle)
-    except FileNotFoundError:
-        raise ManifestError(f"{what} {path} does not exist: gather has not run for this run folder") from None
-    except ValueError as exc:
-        raise ManifestError(f"{what} {path} is corrupt: {exc}") from None
-    if not isinstance(data, dict):
-        raise ManifestError(f"{what} {path} is corrupt: not a JSON object")
-    return data
 
 
 def read_processed(path: str) -> list[dict]:
@@ -272,7 +259,7 @@ def write_report_files(run_dir: str) -> list[str]:
     failed: reports older than ``plan.json`` belong to an earlier run and are left out). Raises
     ManifestError naming a missing summary (no run finished here) or a corrupt input."""
     layout = RunLayout(run_dir)
-    summary = _read_json(layout.summary, "the summary")
+    summary = aggregate.read_summary(layout.summary)
     failed = summary.get("status") != "succeeded"
     fresh = not failed or _of_this_run(layout.processed_mini_batches, layout)
     rows = read_processed(layout.processed_mini_batches) if fresh else []

@@ -1,8 +1,8 @@
-"""What the console is told at the end of a run (snakebatch.monitor.progress)."""
+"""What the console is told at the end of a run (snakebatch.monitor.console)."""
 
 import json
 
-from snakebatch.monitor.progress import failed_items_note
+from snakebatch.monitor.console import failed_items_note
 
 
 def test_a_run_with_tolerated_failures_names_the_first_three_and_the_report(tmp_path):
