@@ -119,7 +119,7 @@ def _no_report(plan) -> str:
     full = _full_disk(plan)
     if full:
         return full
-    node = os.path.join(os.path.dirname(plan.layout.shard_console_log(0)), "")
+    node = plan.layout.node_logs_dir
     return ("No snakebatch stage reported an error: a job was ended from outside (killed, e.g. by the "
             "out-of-memory killer: exit status 137 above, or by a cluster time limit). Snakemake's error "
             f"above names the job; its runner log is in {node}. The next run resumes the unfinished "
