@@ -9,15 +9,16 @@ file comes back as two columns without guessing at delimiters.
 
 from __future__ import annotations
 
-import json
 import os
 
-from snakebatch.settings.config import GatherSpec
-from snakebatch.gather.error_report import read_error_report
 from snakebatch.errors import ManifestError
+from snakebatch.formats import get_format
+from snakebatch.formats.txt import ITEM_COLUMN, RESULT_COLUMN  # noqa: F401 (the columns of txt lines read back)
+from snakebatch.gather.error_report import read_error_report
+from snakebatch.gather.summary import read_summary
+from snakebatch.settings.config import GatherSpec
 from snakebatch.storage.layout import RunLayout
 
-ITEM_COLUMN, RESULT_COLUMN = "item", "result"
 # The columns of errors.jsonl (results.FailedItem.to_json), in order.
 ERROR_COLUMNS = ("item", "mini_batch", "shard", "worker", "tries", "exception", "message", "error", "traceback")
 
@@ -34,36 +35,6 @@ def _gather_spec(layout: RunLayout) -> GatherSpec:
         raise ManifestError(f"{path} is corrupt: {exc}") from None
 
 
-def _split_item_result(lines: list[str]):
-    """Lines shaped ``"<item>: <result>"`` (the demo's ``"0.png: 7"``, split at the last
-    ``": "``) as two columns, the results as integers or floats when every one is a number;
-    None when some line has another shape."""
-    import pandas as pd
-
-    pairs = [line.rpartition(": ") for line in lines]
-    if not pairs or any(not sep or not item for item, sep, _ in pairs):
-        return None
-    frame = pd.DataFrame({ITEM_COLUMN: [p[0] for p in pairs], RESULT_COLUMN: [p[2] for p in pairs]})
-    try:
-        frame[RESULT_COLUMN] = pd.to_numeric(frame[RESULT_COLUMN])
-    except (ValueError, TypeError):
-        pass
-    return frame
-
-
-def _read_txt(path: str, dataframe_header: bool):
-    import pandas as pd
-
-    if dataframe_header:  # DataFrame rows, space-separated, with the column line first (pandas quoting)
-        return pd.read_csv(path, sep=" ")
-    with open(path, encoding="utf-8") as handle:
-        lines = handle.read().split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    split = _split_item_result(lines)
-    return split if split is not None else pd.DataFrame({RESULT_COLUMN: pd.Series(lines, dtype=object)})
-
-
 def read_results(run_dir: str):
     """The merged results of the run in ``run_dir`` (``results/{run_name}``) as a pandas
     DataFrame, one row per successful item, in input order:
@@ -77,8 +48,6 @@ def read_results(run_dir: str):
     Raises ManifestError naming the file when ``run_dir`` is no run folder, the run is
     ``summary_only`` (its outputs are the entry script's own files in ``outputs/``) or it has no
     merged file (not finished, or failed: summary.json says why)."""
-    import pandas as pd
-
     layout = RunLayout(run_dir)
     spec = _gather_spec(layout)
     if spec.output_action != "append_row":
@@ -89,11 +58,7 @@ def read_results(run_dir: str):
         status = _summary_status(layout)
         raise ManifestError(f"{path} does not exist: the run has not succeeded"
                             + (f" (summary.json: status {status})" if status else ""))
-    if spec.append_row_format == "csv":
-        return pd.read_csv(path)
-    if spec.append_row_format == "parquet":
-        return pd.read_parquet(path)
-    return _read_txt(path, spec.append_row_dataframe_header)
+    return get_format(spec.append_row_format).read(path, spec.append_row_dataframe_header)
 
 
 def read_errors(run_dir: str):
@@ -109,8 +74,9 @@ def read_errors(run_dir: str):
 
 
 def _summary_status(layout: RunLayout) -> str | None:
+    """The status in ``summary.json``; None when there is none or it cannot be read (the message
+    that asks for it names the missing merged file either way)."""
     try:
-        with open(layout.summary, encoding="utf-8") as handle:
-            return json.load(handle).get("status")
-    except (OSError, ValueError, AttributeError):
+        return read_summary(layout.summary).status
+    except ManifestError:
         return None

@@ -20,7 +20,7 @@ What pandas writes, and what this module reproduces (pandas 3, ``quoting`` QUOTE
 Any other column type (datetimes, categoricals, nullable extension types, objects that are not
 all text, text pyarrow cannot encode such as lone surrogates) and separators that can occur in
 a formatted number make ``frame_csv_text`` return None: the caller then asks pandas, so the
-output is the same either way, only slower. ``tests/test_csv_text.py`` checks the equality
+output is the same either way, only slower. ``tests/formats/test_csv_text.py`` checks the equality
 against pandas on generated frames.
 """
 

@@ -5,10 +5,11 @@ the merged file and ``summary.json``. A stage before gather that starts again ca
 ``invalidate_result`` (the earlier verdict no longer describes the input); gather calls
 ``clear_verdict`` before it writes a new one. Shard result files (``shards/shard-NNNNN.jsonl``:
 one MiniBatchResult per line, then a ``{"stopped_early": ...}`` trailer when the shard stopped on
-a threshold or its entry script could not start, with ``failure``: the start's error) are read with ``read_shard_file``. The shard results that must run again - those
-that stopped early (``drop_stopped_shard_results``, before a run) or hold failures of a failed
-run (``drop_shards_to_rerun``, after it) - are removed, so Snakemake reruns those shards, which
-reuse the mini-batches they finished from the store.
+a threshold or its entry script could not start, with ``failure``: the start's error) are read
+with ``scan_shard_file`` (once, keeping nothing) or ``read_shard_file``. The shard results that
+must run again - those that stopped early (``drop_stopped_shard_results``, before a run) or hold
+failures of a failed run (``drop_shards_to_rerun``, after it) - are removed, so Snakemake reruns
+those shards, which reuse the mini-batches they finished from the store.
 """
 
 from __future__ import annotations
@@ -16,20 +17,25 @@ from __future__ import annotations
 import dataclasses
 import glob
 import json
+import logging
 import os
 from dataclasses import dataclass
 
 from snakebatch.errors import ManifestError
-from snakebatch.storage.layout import RunLayout
+from snakebatch.gather.summary import read_summary, write_summary
 from snakebatch.infer.results import MiniBatchResult
-from snakebatch.storage.atomic import remove_stale_temps, write_json_atomic
+from snakebatch.storage.atomic import remove_stale_temps
+from snakebatch.storage.layout import RunLayout
+
+log = logging.getLogger(__name__)
 
 _TRAILER = '{"stopped_early"'
 
 
 @dataclass(frozen=True)
 class ShardResults:
-    """One shard result file: its mini-batch results, in order, and, when the shard stopped
+    """One shard result file: its mini-batch results, in order (none when read by
+    ``scan_shard_file``), how many items failed in it (``failed``), and, when the shard stopped
     early on a threshold, why (``stopped_early``) and how many mini-batches the input has."""
 
     path: str
@@ -38,14 +44,22 @@ class ShardResults:
     total_mini_batches: int | None = None
     failure: str | None = None  # the entry script could not start (import or init() failed)
     shard: int | None = None  # the shard's number, in a trailer (a shard that stopped early or failed)
+    failed: int = 0  # failed items in the file
 
 
-def read_shard_file(path: str, on_result=None) -> ShardResults:
-    """Read one shard result file; ManifestError names the file and line when it is missing or
-    corrupt. With ``on_result`` (a callable), each result is handed to it as it is read and kept
-    without its lines, so a large shard never sits in memory whole."""
-    results: list[MiniBatchResult] = []
+def _corrupt(path: str, number: int, exc: Exception) -> ManifestError:
+    return ManifestError(f"shard result {path!r} line {number} is corrupt: {exc!r}; delete it (or run "
+                         "snakemake with --forcerun infer_shard) so the shard runs again, reusing "
+                         "its finished mini-batches")
+
+
+def scan_shard_file(path: str, on_result) -> ShardResults:
+    """Read one shard result file once, handing each MiniBatchResult to ``on_result`` (a
+    callable) as it is read and keeping none of them (``results`` is empty): memory does not grow
+    with the file. Returns the trailer's fields and the count of failed items. ManifestError
+    names the file and line when it is missing or corrupt."""
     trailer: dict = {}
+    failed = 0
     try:
         with open(path, encoding="utf-8") as handle:
             for number, line in enumerate(handle, 1):
@@ -55,18 +69,29 @@ def read_shard_file(path: str, on_result=None) -> ShardResults:
                         continue
                     result = MiniBatchResult.from_json(line)
                 except (ValueError, KeyError, TypeError) as exc:
-                    raise ManifestError(f"shard result {path!r} line {number} is corrupt: {exc!r}; delete it (or run "
-                                        "snakemake with --forcerun infer_shard) so the shard runs again, reusing "
-                                        "its finished mini-batches") from None
-                if on_result is not None:
-                    on_result(result)
-                    result = dataclasses.replace(result, lines=())
-                results.append(result)
+                    raise _corrupt(path, number, exc) from None
+                failed += result.failed
+                on_result(result)
     except FileNotFoundError:
         raise ManifestError(f"shard result {path!r} does not exist") from None
-    return ShardResults(path=path, results=tuple(results), stopped_early=trailer.get("stopped_early"),
+    return ShardResults(path=path, results=(), stopped_early=trailer.get("stopped_early"),
                         total_mini_batches=trailer.get("total_mini_batches"), failure=trailer.get("failure"),
-                        shard=trailer.get("shard"))
+                        shard=trailer.get("shard"), failed=failed)
+
+
+def read_shard_file(path: str, on_result=None) -> ShardResults:
+    """Read one shard result file, keeping its results; ManifestError names the file and line
+    when it is missing or corrupt. With ``on_result`` (a callable), each result is handed to it as
+    it is read and kept without its lines. (gather uses ``scan_shard_file``, which keeps none.)"""
+    results: list[MiniBatchResult] = []
+
+    def keep(result: MiniBatchResult) -> None:
+        if on_result is not None:
+            on_result(result)
+            result = dataclasses.replace(result, lines=())
+        results.append(result)
+
+    return dataclasses.replace(scan_shard_file(path, keep), results=tuple(results))
 
 
 def drop_stopped_shard_results(shards_dir: str) -> list[str]:
@@ -75,12 +100,13 @@ def drop_stopped_shard_results(shards_dir: str) -> list[str]:
     what it finished). Reads only the last 64 KiB of each file; an unreadable file is skipped.
     Returns the removed paths, sorted."""
     removed = []
-    for path in sorted(glob.glob(os.path.join(shards_dir, "shard-*.jsonl"))):
+    for path in sorted(glob.glob(os.path.join(shards_dir, "shard-*.jsonl"))):  # RunLayout has no glob for these
         try:
             with open(path, "rb") as handle:
                 handle.seek(max(0, os.path.getsize(path) - 65536))
                 last = handle.read().rstrip(b"\n").rsplit(b"\n", 1)[-1]
-        except OSError:
+        except OSError as exc:
+            log.warning("shard result %s skipped: it cannot be read (%s)", path, exc)
             continue
         if last.startswith(_TRAILER.encode()):
             os.unlink(path)
@@ -92,7 +118,7 @@ def drop_shards_to_rerun(shards: list[ShardResults]) -> list[str]:
     """After a failed run: remove the result files of the shards that stopped early or hold a
     failed item, so the next run reruns them (their failures get new tries; what they finished is
     reused from the store). Returns the removed paths, in the order of ``shards``."""
-    rerun = [shard.path for shard in shards if shard.stopped_early or any(r.failed for r in shard.results)]
+    rerun = [shard.path for shard in shards if shard.stopped_early or shard.failed]
     for path in rerun:
         os.unlink(path)
     return rerun
@@ -100,18 +126,16 @@ def drop_shards_to_rerun(shards: list[ShardResults]) -> list[str]:
 
 def _mark_summary_stale(run_dir: str) -> None:
     """Set ``"status": "stale"`` (and a note) in the run's ``summary.json``; nothing when there
-    is none, it cannot be read or is stale already."""
-    summary_path = RunLayout(run_dir).summary
+    is none or it is stale already. One that cannot be read or written is logged and left."""
+    path = RunLayout(run_dir).summary
+    if not os.path.exists(path):
+        return
     try:
-        with open(summary_path, encoding="utf-8") as handle:
-            summary = json.load(handle)
-        if summary.get("status") == "stale":
-            return
-        summary["status"] = "stale"
-        summary["note"] = "a newer run started; this summary describes the run before it"
-        write_json_atomic(summary_path, summary)
-    except (OSError, ValueError, AttributeError):
-        pass
+        summary = read_summary(path)
+        if summary.status != "stale":
+            write_summary(path, summary.stale())
+    except (ManifestError, OSError) as exc:
+        log.warning("summary.json %s cannot be marked stale: %s", path, exc)
 
 
 def clear_verdict(run_dir: str, merged: str | None) -> None:
