@@ -10,11 +10,11 @@ console's closing line and the report).
 from __future__ import annotations
 
 import collections
-import json
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from snakebatch.gather.summary import RunSummary
 from snakebatch.errors import ManifestError
 from snakebatch.monitor import progress
 
@@ -107,16 +107,15 @@ def read_summary(path: str, since: float | None = None) -> dict:
         if since is not None and os.path.getmtime(path) < since:
             raise ManifestError(f"the summary {path} is older than this run: gather has not run in it")
         with open(path, encoding="utf-8") as handle:
-            data = json.load(handle)
+            text = handle.read()
     except FileNotFoundError:
         raise ManifestError(f"the summary {path} does not exist: gather has not run for this run folder") from None
-    except OSError as exc:
+    except (OSError, UnicodeDecodeError) as exc:
         raise ManifestError(f"the summary {path} cannot be read: {exc}") from None
+    try:
+        return RunSummary.from_json(text).to_dict()  # gather's record parses it (snakebatch.gather.summary)
     except ValueError as exc:
         raise ManifestError(f"the summary {path} is corrupt: {exc}") from None
-    if not isinstance(data, dict):
-        raise ManifestError(f"the summary {path} is corrupt: not a JSON object")
-    return data
 
 
 def summary_or_none(path: str, since: float | None = None) -> dict | None:

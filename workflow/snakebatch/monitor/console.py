@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import atexit
 import glob
-import json
 import os
 import sys
 import time
 
 from snakebatch.monitor import aggregate, interrupts
 from snakebatch.monitor.once import warn_once
+from snakebatch.gather.summary import RunSummary, write_summary
 from snakebatch.storage.atomic import write_text_atomic
 
 _STARTED_AT = time.time()
@@ -132,9 +132,7 @@ def _write_verdict(plan, status: str, report: str) -> None:
     cannot take them (full) is logged once and left: the console still says it all."""
     try:
         write_text_atomic(plan.layout.job_result, f"status: {status}\n{report}\n")
-        write_text_atomic(plan.layout.summary, json.dumps(
-            {"run_name": plan.run_name, "status": status, "error": report, "output": None,
-             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}, indent=2) + "\n")
+        write_summary(plan.layout.summary, RunSummary.failed_run(plan.run_name, report, status=status))
     except OSError as exc:
         warn_once("writing the run's verdict", exc, trace=False)
 
