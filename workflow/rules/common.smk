@@ -11,7 +11,8 @@ REPO_DIR = os.path.dirname(os.path.dirname(str(workflow.current_basedir)))
 if os.path.join(REPO_DIR, "workflow") not in sys.path:
     sys.path.insert(0, os.path.join(REPO_DIR, "workflow"))
 
-from snakebatch.wiring import hooks, inputs
+from snakebatch.wiring import hooks
+from snakebatch.wiring.inputs import report_run_folder, run_folder
 from snakebatch.wiring.facts import facts_of
 from snakebatch.wiring.invocation import Invocation, apply_demo_defaults, freeze_parsed_objects
 from snakebatch.wiring.schema import config_errors_named

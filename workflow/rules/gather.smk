@@ -17,6 +17,6 @@ rule gather:
         # more shards than last time: new shard results gather needs, which only a change of
         # gather itself makes Snakemake look for (fewer shards change the partition's spec)
         shard_count=PLAN.shard_count,
-        run_dir=inputs.run_folder,
+        run_dir=run_folder,
     shell:
         f"{SNAKEBATCH}.gather.job --spec-file {{params.spec_file:q}} --run-dir {{params.run_dir:q}} {{input:q}} > {{log:q}} 2>&1"

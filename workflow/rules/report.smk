@@ -28,7 +28,7 @@ rule report_files:
         "../envs/snakebatch.yaml"
     threads: 1
     params:
-        run_dir=inputs.report_run_folder,
+        run_dir=report_run_folder,
     shell:
         f"{SNAKEBATCH}.monitor.report --run-dir {{params.run_dir:q}} > {{log:q}} 2>&1"
 
