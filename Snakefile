@@ -18,26 +18,28 @@ include: "workflow/rules/gather.smk"
 include: "workflow/rules/report.smk"
 
 
-check_paths_exist()  # every configured path exists or is made by a rule above
+RUN.check_paths_exist()  # every configured path exists or is made by a rule above
 
 
 onstart:
-    announce_start()
+    hooks.on_start(RUN, workflow)
 
 
 onsuccess:
-    announce_success()
+    hooks.on_success(RUN)
 
 
 onerror:
-    announce_failure()
+    hooks.on_failure(RUN)
 
 
-register_hooks_as_module()  # used as a module: the hooks above run too
-freeze_parsed_objects()  # the garbage collector skips what parsing made (many shard jobs)
+hooks.register_module_hooks(RUN, workflow)  # used as a module: the hooks above run too
 
 
 rule all:
     default_target: True
     input:
-        final_targets(),
+        RUN.final_targets(),
+
+
+freeze_parsed_objects()  # the garbage collector skips what parsing made (many shard jobs)

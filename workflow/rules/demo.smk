@@ -5,13 +5,10 @@
 # stdout (one line) goes to the console and its log; its stderr (TensorFlow's start-up chatter)
 # to the log only, which a failed run's report shows.
 
-DEMO_IMAGES = "resources/demo/mnist"
-DEMO_MODEL = "resources/demo/model"
-DEMO_TF1_MODEL = "resources/demo/model-tf1"
-DEMO_SCRIPT = os.path.join(REPO_DIR, "scripts", "demo_data.py")
-DEMO = f"{PYTHON} {shlex.quote(DEMO_SCRIPT)}"
+from snakebatch.settings.demo import DEMO_IMAGES, DEMO_MODEL, DEMO_TF1_MODEL
 
-PRODUCED_PATHS.extend([DEMO_IMAGES, DEMO_MODEL, DEMO_TF1_MODEL])
+DEMO = RUN.script("scripts", "demo_data.py")
+RUN.add_produced_paths(DEMO_IMAGES, DEMO_MODEL, DEMO_TF1_MODEL)
 
 
 rule demo_images:
@@ -49,7 +46,7 @@ rule demo_tf1_model:
 
 rule demo_accuracy:
     input:
-        results=merged_output(),
+        results=RUN.merged_output(),
         images=DEMO_IMAGES,
     output:
         LAYOUT.demo_accuracy,
@@ -60,7 +57,3 @@ rule demo_accuracy:
     shell:
         f": > {{log:q}}; {DEMO} accuracy --results {{input.results:q}}"
         " --labels {input.images:q}/labels.csv --out {output:q} 2>> {log:q} | tee -a {log:q}"
-
-
-if demo_input_used():
-    EXTRA_TARGETS.append(LAYOUT.demo_accuracy)

@@ -7,20 +7,16 @@
 EXAMPLE_IRIS = "resources/examples/iris"
 EXAMPLE_IRIS_PARTS = "resources/examples/iris-parts"
 EXAMPLE_IRIS_MODEL = "resources/examples/iris-model"
-EXAMPLES_SCRIPT = os.path.join(REPO_DIR, "scripts", "examples", "example_data.py")
-EXAMPLES = f"{PYTHON} {shlex.quote(EXAMPLES_SCRIPT)}"
-
-PRODUCED_PATHS.extend([EXAMPLE_IRIS, EXAMPLE_IRIS_PARTS, EXAMPLE_IRIS_MODEL])
+EXAMPLES = RUN.script("scripts", "examples", "example_data.py")
+RUN.add_produced_paths(EXAMPLE_IRIS, EXAMPLE_IRIS_PARTS, EXAMPLE_IRIS_MODEL)
 
 # the Azure ML ParallelRunStep samples' stand-in data (scripts/examples/prs_sample_data.py)
 PRS_IRIS = "resources/examples/prs-iris"
 PRS_IRIS_MODEL = "resources/examples/prs-iris-model/iris_model.pkl"
 PRS_OJ_SALES = "resources/examples/oj-sales"
 PRS_WAV_FOLDERS = "resources/examples/partition-per-folder"
-PRS_DATA_SCRIPT = os.path.join(REPO_DIR, "scripts", "examples", "prs_sample_data.py")
-PRS_DATA = f"{PYTHON} {shlex.quote(PRS_DATA_SCRIPT)}"
-
-PRODUCED_PATHS.extend([PRS_IRIS, PRS_IRIS_MODEL, PRS_OJ_SALES, PRS_WAV_FOLDERS])
+PRS_DATA = RUN.script("scripts", "examples", "prs_sample_data.py")
+RUN.add_produced_paths(PRS_IRIS, PRS_IRIS_MODEL, PRS_OJ_SALES, PRS_WAV_FOLDERS)
 
 
 rule iris_data:

@@ -3,16 +3,16 @@
 
 rule gather:
     input:
-        expand(LAYOUT.shard_result("{shard}"), shard=SHARD_IDS),
+        expand(LAYOUT.shard_result("{shard}"), shard=RUN.shard_ids),
     output:
-        gather_outputs(merged_caption="../report/merged.rst"),
+        RUN.gather_outputs(merged_caption="../report/merged.rst"),
     log:
         LAYOUT.stage_log("gather"),
     conda:
         "../envs/snakebatch.yaml"
     threads: 1
     params:
-        spec=SPEC_DIGEST["gather"],
+        spec=RUN.spec_digest["gather"],
         spec_file=LAYOUT.stage_spec("gather"),
         # more shards than last time: new shard results gather needs, which only a change of
         # gather itself makes Snakemake look for (fewer shards change the partition's spec)

@@ -7,10 +7,10 @@
 rule infer_shard:
     input:
         # the partition's output; the shard's manifest (params.manifest) is written after it
-        listing=LISTING,
-        manifest=MISSING_MANIFEST_INPUT,
-        runner_inputs=runner_inputs(),
-        unfinished=UNFINISHED_INPUT,
+        listing=RUN.listing,
+        manifest=RUN.missing_manifest_input,
+        runner_inputs=RUN.runner_inputs(),
+        unfinished=RUN.unfinished_input,
     output:
         LAYOUT.shard_result("{shard}"),
     log:
@@ -24,10 +24,10 @@ rule infer_shard:
         gpu=PLAN.runner.gpus_per_process,
     params:
         # a changed spec reruns the jobs; they read it from the file onstart writes (a short command)
-        spec=SPEC_DIGEST["runner"],
+        spec=RUN.spec_digest["runner"],
         spec_file=LAYOUT.stage_spec("runner"),
         manifest=LAYOUT.manifest("{shard}"),
-        remote_resources=REMOTE_RESOURCES,
+        remote_resources=RUN.remote_resources,
     shell:
         f"{SNAKEBATCH}.infer.job --spec-file {{params.spec_file:q}} --manifest {{params.manifest:q}}"
         " --output {output:q} > {log:q} 2>&1"

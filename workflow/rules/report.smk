@@ -5,10 +5,8 @@
 # A failed run gets its report too: the summary with the verdict and the cause, and no merged
 # output (gather_outputs does not mark a missing merged file for the report).
 
-REPORT_FILES = [
-    LAYOUT.report_file(name)
-    for name in ("summary.html", "throughput.svg", "shard_durations.svg", "failed_items.html", "config.yaml")
-]
+# The report's files, by name (snakebatch.monitor.report.REPORT_FILES).
+REPORT_FILES = RUN.report_files
 
 
 rule report_files:
@@ -17,27 +15,22 @@ rule report_files:
         errors=LAYOUT.errors,
         processed=LAYOUT.processed_mini_batches,
     output:
-        summary=report(REPORT_FILES[0], caption="../report/summary.rst", category="1. Summary"),
-        throughput=report(REPORT_FILES[1], caption="../report/throughput.rst", category="2. Plots"),
-        shards=report(REPORT_FILES[2], caption="../report/shard_durations.rst", category="2. Plots"),
-        failed=report(REPORT_FILES[3], caption="../report/failed_items.rst", category="3. Failed items"),
-        config=report(REPORT_FILES[4], caption="../report/config.rst", category="4. Config"),
+        summary=report(REPORT_FILES["summary.html"], caption="../report/summary.rst", category="1. Summary"),
+        throughput=report(REPORT_FILES["throughput.svg"], caption="../report/throughput.rst", category="2. Plots"),
+        shards=report(REPORT_FILES["shard_durations.svg"], caption="../report/shard_durations.rst", category="2. Plots"),
+        failed=report(
+            REPORT_FILES["failed_items.html"], caption="../report/failed_items.rst", category="3. Failed items"
+        ),
+        config=report(REPORT_FILES["config.yaml"], caption="../report/config.rst", category="4. Config"),
     log:
         LAYOUT.stage_log("report_files"),
     conda:
         "../envs/snakebatch.yaml"
     threads: 1
     params:
-        run_dir=lambda wildcards, input: RunLayout.of_run_file(input.summary).root,
+        run_dir=report_run_folder,
     shell:
         f"{SNAKEBATCH}.monitor.report --run-dir {{params.run_dir:q}} > {{log:q}} 2>&1"
 
 
-if REPORTING:
-    from snakebatch.errors import SnakebatchError
-    from snakebatch.monitor.report import write_report_files
-
-    try:
-        write_report_files(LAYOUT.root)
-    except SnakebatchError as exc:
-        raise WorkflowError(f"snakebatch: cannot make the report of {LAYOUT.root}: {exc}") from None
+RUN.prepare_report()  # with --report: the report's files, made now from the run folder

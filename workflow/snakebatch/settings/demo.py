@@ -13,6 +13,11 @@ import copy
 import os
 
 DEMO_DATA = os.path.join("resources", "demo")
+# what the workflow's demo rules build (workflow/rules/demo.smk), relative to the working directory:
+# the digits as PNG files with labels.csv, the Keras model, the same MLP as a TF1 checkpoint
+DEMO_IMAGES = "resources/demo/mnist"
+DEMO_MODEL = "resources/demo/model"
+DEMO_TF1_MODEL = "resources/demo/model-tf1"
 
 
 def _in_demo_data(path) -> bool:
