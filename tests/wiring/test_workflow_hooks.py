@@ -94,10 +94,10 @@ def run(tmp_path, monkeypatch):
     write(tmp_path / "data" / "a.txt", "a")
     write(tmp_path / "score.py", "def run(b):\n    return b\n")
     said = []
-    monkeypatch.setattr(hooks.progress, "announce_start", lambda plan, warnings: said.append(("start", warnings)))
-    monkeypatch.setattr(hooks.progress, "announce_success", lambda plan: said.append("succeeded"))
-    monkeypatch.setattr(hooks.progress, "announce_failure", lambda plan: said.append("failed"))
-    monkeypatch.setattr(hooks.progress, "forward_terminate", lambda: said.append("forward"))
+    monkeypatch.setattr(hooks.console, "announce_start", lambda plan, warnings: said.append(("start", warnings)))
+    monkeypatch.setattr(hooks.console, "announce_success", lambda plan: said.append("succeeded"))
+    monkeypatch.setattr(hooks.console, "announce_failure", lambda plan: said.append("failed"))
+    monkeypatch.setattr(hooks.interrupts, "forward_terminate", lambda: said.append("forward"))
     monkeypatch.setattr(hooks.live, "start_live_view", lambda *args: said.append(("live", args)))
     monkeypatch.setattr(hooks.live, "stop_live_view", lambda outcome: said.append(("stop", outcome)))
     config = validated({"run_name": "r", "input": {"path": "data"}, "entry_script": "score.py",
