@@ -24,7 +24,8 @@ import yaml
 
 from snakebatch.settings.config import describe_validation_error, plan_run
 from snakebatch.settings.demo import with_demo_defaults
-from snakebatch.kinds.files.walk import is_glob, root_folders, watched_paths
+from snakebatch.kinds.walk import is_glob, root_folders
+from snakebatch.kinds.listing import watched_paths
 from snakebatch.kinds import get_kind
 from snakebatch.errors import ConfigError, DatasetError
 from snakebatch.gather.job import restore_reports
