@@ -53,7 +53,7 @@ def test_descriptors_round_trip_through_json(dataset, tmp_path, mem):
     assert descriptors[0].to_json() == {"kind": "file", "index": 0, "first_item": 0, "key": descriptors[0].key,
                                         "count": 4, "payload": {"items": [str(dataset / f"f0{i}.txt")
                                                                           for i in range(4)]}}
-    remote = TableChunk.from_json(descriptors[-4].payload)
+    remote = TableChunk.from_dict(descriptors[-4].payload)
     assert remote.ukey and remote.size is None and remote.mtime_ns is None
     assert "ukey" not in descriptors[4].payload and "file_ukeys" not in descriptors[4].payload  # local: as before
 

@@ -1,5 +1,11 @@
-"""The shard manifest (snakebatch.partition.manifest): compact JSON, one mini-batch per line."""
+"""The shard manifest (snakebatch.partition.manifest): compact JSON, one mini-batch per line; JSON
+text in and out; another version or a corrupt file refused naming it."""
 
+import json
+
+import pytest
+
+from snakebatch.errors import ManifestError
 from snakebatch.kinds import Item
 from snakebatch.partition.manifest import ShardManifest
 from snakebatch.partition.shards import build_manifests
@@ -30,3 +36,26 @@ def test_a_manifest_is_compact_json_with_one_mini_batch_per_line(tmp_path):
     empty.write(path)
     assert open(path, encoding="utf-8").read().endswith('"total_items": 1, "mini_batches": []}\n')
     assert ShardManifest.read(path) == empty
+
+
+def test_to_json_is_text_that_from_json_reads_back(tmp_path):
+    (manifest,) = build_manifests(cut(2), listing(5))
+    text = manifest.to_json()
+    assert isinstance(text, str)
+    assert ShardManifest.from_json(text) == manifest
+    assert ShardManifest.from_dict(json.loads(text)) == manifest
+
+
+def test_another_version_or_a_corrupt_file_is_refused_naming_it(tmp_path):
+    (manifest,) = build_manifests(cut(2), listing(1))
+    with pytest.raises(ManifestError) as info:
+        ShardManifest.from_json(manifest.to_json().replace('"version": 3', '"version": 2'))
+    assert str(info.value) == "manifest version 2 is not 3"
+    path = tmp_path / "shard-00000.json"
+    path.write_text(manifest.to_json().replace('"total_items"', '"items"'))
+    with pytest.raises(ManifestError) as info:
+        ShardManifest.read(str(path))
+    assert str(info.value) == f"shard manifest {str(path)!r} is corrupt: KeyError('total_items')"
+    with pytest.raises(ManifestError) as info:
+        ShardManifest.read(str(tmp_path / "missing.json"))
+    assert str(info.value) == f"shard manifest {str(tmp_path / 'missing.json')!r} does not exist"

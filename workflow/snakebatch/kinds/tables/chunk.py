@@ -46,7 +46,9 @@ class TableChunk:
     ukey: str | None = None
     file_ukeys: tuple[str, ...] = ()
 
-    def to_json(self) -> dict:
+    def to_dict(self) -> dict:
+        """The chunk as plain JSON values (a Descriptor's payload): unset change identities left
+        out, tuples as lists, ``dtypes`` as [column, dtype] pairs (keeps int column names)."""
         data = {k: getattr(self, k) for k in self.__dataclass_fields__}
         for name in ("ukey", "file_ukeys"):  # change identities of files outside the local disk:
             if not data[name]:               # left out when unset, so local chunks keep their JSON
@@ -61,7 +63,8 @@ class TableChunk:
         return data
 
     @classmethod
-    def from_json(cls, data: dict) -> TableChunk:
+    def from_dict(cls, data: dict) -> TableChunk:
+        """The chunk of ``to_dict``'s values (as read back from JSON)."""
         data = dict(data)
         data["row_groups"] = tuple(data.get("row_groups", ()))
         data["files"] = tuple(data.get("files", ()))

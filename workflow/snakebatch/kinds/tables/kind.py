@@ -55,7 +55,7 @@ def chunk_key(item: Item, chunk: TableChunk) -> str:
     ``partition.table_mini_batch_key``."""
     digest = hashlib.sha256()
     digest.update(item.key_line().encode("utf-8", "surrogateescape") + b"\n")
-    digest.update(json.dumps(chunk.to_json(), sort_keys=True, default=str).encode())
+    digest.update(json.dumps(chunk.to_dict(), sort_keys=True, default=str).encode())
     return digest.hexdigest()
 
 
@@ -149,14 +149,14 @@ class TableKind(InputKind):
             for item in items:
                 digest.update(chunk_key(item, chunk).encode())
             batches.append(Descriptor(kind=self.name, index=len(batches), first_item=first, key=digest.hexdigest(),
-                                      count=chunk.records, payload=chunk.to_json()))
+                                      count=chunk.records, payload=chunk.to_dict()))
             first += chunk.records
         return batches
 
     @staticmethod
     def chunk(descriptor: Descriptor) -> TableChunk:
         """The TableChunk a tabular Descriptor reads."""
-        return TableChunk.from_json(descriptor.payload)
+        return TableChunk.from_dict(descriptor.payload)
 
     def materialise(self, descriptor: Descriptor, read_options: dict, cache: Cache):
         """The DataFrame of the mini-batch (``reader.read_chunk``); raises
