@@ -215,3 +215,48 @@ def test_old_mac_line_ends_are_read_whole(tmp_path):
     mbs = batches(path, 1)
     assert [mb.count for mb in mbs] == [2]
     assert read_all(mbs).to_dict("list") == {"a": [1, 3], "b": [2, 4]}
+
+
+def raw(path, text):
+    """Write ``text`` as it is (``helpers.write`` dedents: a line of spaces would lose them)."""
+    path.write_bytes(text.encode())
+    return str(path)
+
+
+# Blank lines (spaces, tabs, CRs only) are rows pandas skips. Found by the property test
+# (tests/properties/test_table_properties.py): '_\n""\n \n' at 4 bytes counted two records where
+# pandas reads one row, and '_\n \n' at 1 byte gave a mini-batch that reads no row.
+@pytest.mark.parametrize("text,size,counts", [
+    ('_\n""\n \n', 4, [1]),
+    ('_\n""\n \n', 1, [1]),
+    ("a\n1\n\n\n\n2\n", 1, [1, 1]),
+    ("a,b\n1,2\n\n \t\n\r\n3,4\n", 1, [1, 1]),
+    ("a\n1\n \t \n2\n", 4, [2]),
+    ("a\n\n1\n\n", 1, [1]),
+], ids=["quoted-empty-then-space", "one-byte", "blank-lines", "spaces-tabs-crlf", "in-one-chunk", "around"])
+def test_blank_lines_are_no_records_and_never_a_mini_batch_of_their_own(tmp_path, text, size, counts):
+    path = raw(tmp_path / "blank.csv", text)
+    mbs = batches(path, size)
+    frames = [reader.read_chunk(TableKind.chunk(mb), {}) for mb in mbs]
+    assert [mb.count for mb in mbs] == [len(frame) for frame in frames] == counts
+    assert [mb.first_item for mb in mbs] == [sum(counts[:i]) for i in range(len(counts))]
+    pd.testing.assert_frame_equal(pd.concat(frames, ignore_index=True), pd.read_csv(path))
+
+
+def test_a_file_of_blank_lines_only_has_no_records(tmp_path):
+    path = raw(tmp_path / "blank.csv", "_\n \n\n\t\n")
+    assert len(pd.read_csv(path)) == 0
+    with pytest.raises(DatasetError, match=r"the tabular dataset has no records"):
+        batches(path, 1)
+
+
+def test_blank_lines_are_rows_when_skip_blank_lines_is_false_and_a_tab_is_data_in_a_tsv(tmp_path):
+    path = write(tmp_path / "blank.csv", "a\n1\n\n2\n")
+    options = {"skip_blank_lines": False}
+    mbs = batches(path, 1, read_options=options)
+    assert [mb.count for mb in mbs] == [1, 1, 1]
+    pd.testing.assert_frame_equal(read_all(mbs, options), pd.read_csv(path, **options))
+    tsv = raw(tmp_path / "t.tsv", "a\tb\n1\t2\n\t\n3\t4\n")
+    mbs = batches(tsv, 1)
+    assert [mb.count for mb in mbs] == [1, 1, 1]
+    pd.testing.assert_frame_equal(read_all(mbs), pd.read_csv(tsv, sep="\t"))

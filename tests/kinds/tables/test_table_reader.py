@@ -86,6 +86,17 @@ def test_a_malformed_row_names_the_file_and_line(tmp_path):
                                "Expected 2 fields in line 4, saw 3")
 
 
+def test_a_malformed_row_after_blank_lines_is_named_by_its_line_in_the_file(tmp_path):
+    path = tmp_path / "bad.csv"
+    path.write_bytes(b"a,b\n1,2\n\n \n3,4\n5,6,7\n8,9\n")   # as it is: helpers.write would drop the space
+    [first, second, third, fourth] = batches(path, 1)
+    assert [mb.count for mb in (first, second, third, fourth)] == [1, 1, 1, 1]
+    with pytest.raises(TableReadError) as info:
+        reader.read_chunk(TableKind.chunk(third), {})
+    assert str(info.value).startswith(f"ParserWarning reading {path}, line 6: Length of header or names does not "
+                                      "match length of data")
+
+
 def test_a_file_changed_after_partition_is_not_read_by_stale_offsets(tmp_path):
     import os
     import time

@@ -16,6 +16,7 @@ is one mini-batch. Reading a chunk back is ``kinds.tables.reader``'s.
 from __future__ import annotations
 
 import gzip
+from dataclasses import dataclass, field
 
 from snakebatch.errors import DatasetError
 from snakebatch.kinds.tables import formats
@@ -67,21 +68,60 @@ def _quote_toggles(array, quote: int, starts, inside: bool, prev: int, closed_be
     return toggles
 
 
-def record_end_blocks(handle, quote: bytes | None, sep: bytes | None = b",", block: int = BLOCK,
-                      skip_initial_space: bool = False):
-    """Yield, block by block, numpy arrays (int64, ascending) of the offsets just past each
-    record-ending newline of a text stream: a newline ends a record unless it lies inside a quoted
-    field. Quotes are read as pandas' C parser reads them (see _quote_toggles): RFC 4180 quoting
-    is handled fully vectorised (no Python work per record); a block holding a literal quote in an
-    unquoted field takes a slower exact path."""
+def _blank_bytes(sep: bytes | None):
+    """A numpy lookup table (bool, 256): True for the bytes a line pandas skips as blank may hold
+    (space, tab, CR and the line feed itself), the field separator excepted (``\t`` in a TSV file
+    is data: a line of empty fields)."""
     import numpy as np
 
-    offset = 0
-    inside = False
+    blank = np.zeros(256, dtype=bool)
+    blank[[9, 10, 13, 32]] = True
+    if sep and sep[0] in (9, 32):
+        blank[sep[0]] = False
+    return blank
+
+
+def _holds_data(array, rel_ends, carry: bool, blank):
+    """(flags, carry) for one block: ``flags[i]`` True when the record ending at ``rel_ends[i]``
+    (offsets in the block just past its newline) holds a byte that is not blank, so pandas reads
+    it as a row; ``carry`` in: the record still open at the block's start holds one so far; out:
+    the same for the record open at its end. A blank record starts with a blank byte, so blocks
+    without one (the usual case) take one look per record; others one vectorised pass."""
+    import numpy as np
+
+    bounds = np.concatenate((np.zeros(1, dtype=np.int64), rel_ends))
+    open_tail = bool(bounds[-1] < len(array))
+    starts = bounds if open_tail else bounds[:-1]
+    if blank[array[starts]].any():
+        holds = np.logical_or.reduceat(~blank[array], starts)
+    else:
+        holds = np.ones(len(starts), dtype=bool)
+    flags = holds[:len(rel_ends)].copy()
+    if len(flags):
+        flags[0] |= carry
+        return flags, bool(open_tail and holds[-1])
+    return flags, bool(carry or holds[-1])
+
+
+def record_end_blocks(handle, quote: bytes | None, sep: bytes | None = b",", block: int = BLOCK,
+                      skip_initial_space: bool = False, skip_blank: bool = False):
+    """Yield, block by block, (ends, lines): numpy arrays (int64, ascending) of the offsets just
+    past each record-ending newline of a text stream, and for each the count of record-ending
+    newlines from the stream's start through it. A newline ends a record unless it lies inside a
+    quoted field. Quotes are read as pandas' C parser reads them (see _quote_toggles): RFC 4180
+    quoting is handled fully vectorised (no Python work per record); a block holding a literal
+    quote in an unquoted field takes a slower exact path. ``skip_blank``: a record of spaces, tabs
+    and CRs only (a blank line, which pandas skips) ends no record: its bytes join the next one,
+    and ``lines`` still counts it."""
+    import numpy as np
+
+    offset = lines = 0
+    inside = carry = False
     prev = 10  # the byte before the first one: as after a line break (a field starts)
     closed_before = False  # the previous block ended with a quote that closed a field
     starts = {10, 13} | ({sep[0]} if sep else set()) | ({32} if skip_initial_space else set())
     start_bytes = np.array(sorted(starts), dtype=np.uint8)
+    blank = _blank_bytes(sep) if skip_blank else None
     while True:
         data = handle.read(block)
         if not data:
@@ -110,88 +150,110 @@ def record_end_blocks(handle, quote: bytes | None, sep: bytes | None = b",", blo
         else:
             closed_before = False
         prev = data[-1]
-        yield np.flatnonzero(newlines).astype(np.int64) + (offset + 1)
+        ends = np.flatnonzero(newlines).astype(np.int64) + 1
+        numbers = np.arange(lines + 1, lines + 1 + len(ends), dtype=np.int64)
+        lines += len(ends)
+        if blank is not None:
+            keep, carry = _holds_data(array, ends, carry, blank)
+            ends, numbers = ends[keep], numbers[keep]
+        yield ends + offset, numbers
         offset += len(data)
+
+
+@dataclass
+class _Spans:
+    """The byte spans one text file is cut into, made block by block: ``spans`` holds (start,
+    end, records, first_line) of each closed one; ``start``, ``records`` and ``first_line`` are
+    the open span's, ``previous`` the last record end seen."""
+
+    size: int
+    unsplittable: bool
+    spans: list = field(default_factory=list)
+    start: int = 0
+    previous: int = 0
+    records: int = 0
+    first_line: int = 1
+
+    def add(self, ends, lines) -> None:
+        """Take the record ends of one block (and their line counts, see record_end_blocks):
+        close a span at the first end at least ``size`` bytes past its start, again and again."""
+        import numpy as np
+
+        while len(ends):
+            cut = len(ends) if self.unsplittable else int(np.searchsorted(ends, self.start + self.size))
+            if cut == len(ends):  # no end far enough in this block: the span stays open
+                self.records += len(ends)
+                self.previous = int(ends[-1])
+                return
+            end = int(ends[cut])
+            self.spans.append((self.start, end, self.records + cut + 1, self.first_line))
+            self.start = self.previous = end
+            self.records = 0
+            self.first_line = int(lines[cut]) + 1
+            ends, lines = ends[cut + 1:], lines[cut + 1:]
 
 
 def split_text_file(path: str, fmt: str, gzipped: bool, size: int, read_options: dict,
                     fs=None) -> list[TableChunk]:
     """The chunks of one CSV/TSV/JSONL file: consecutive record ranges of at least ``size`` bytes
     (the last may be smaller; a single record larger than ``size`` is a chunk of its own), no
-    chunk for a file without data records. A gzipped file, or one read with options that shift
+    chunk for a file without data records. Blank lines (spaces, tabs, CRs only), which pandas
+    skips, are no records: they end no chunk and are not counted, so every chunk holds a row
+    (unless ``skip_blank_lines`` is False). A gzipped file, or one read with options that shift
     byte offsets (``skiprows``, ``comment``, ...), is one chunk. ``first_line`` assumes one line
     per record (exact unless quoted fields hold newlines). ``fs``: the fsspec filesystem that
     holds ``path`` (None: the local disk). Raises DatasetError naming the file when it cannot be
     read."""
-    import numpy as np
-
     header_option = read_options.get("header", "infer")
     has_header = fmt != "jsonl" and header_option is not None and header_option is not False
     quote = _quote_char(fmt, read_options)
     sep = _separator(fmt, read_options)
     unsplittable = (gzipped or sep is None or any(k in read_options for k in UNSPLITTABLE_OPTIONS)
                     or (has_header and header_option not in ("infer", 0)))  # a header below line 1
-    spans = []  # (start, end, records)
+    skip_blank = fmt == "jsonl" or read_options.get("skip_blank_lines", True) is not False
+    cut = _Spans(size, unsplittable)
+    header_end = 0
     try:
         with formats.open_binary(path, gzipped, fs) as handle:
-            ends = record_end_blocks(handle, quote, sep, skip_initial_space=bool(read_options.get("skipinitialspace")))
-            header_end = 0
-            start = previous = 0
-            records = 0
-            pending = next(ends, None)
+            blocks = record_end_blocks(handle, quote, sep, skip_initial_space=bool(read_options.get("skipinitialspace")),
+                                       skip_blank=skip_blank)
+            pending = next(blocks, None)
             if has_header:
-                while pending is not None and not len(pending):
-                    pending = next(ends, None)
+                while pending is not None and not len(pending[0]):
+                    pending = next(blocks, None)
                 if pending is not None:
-                    header_end, pending = int(pending[0]), pending[1:]
-                    start = previous = header_end
+                    (ends, lines) = pending
+                    header_end, pending = int(ends[0]), (ends[1:], lines[1:])
+                    cut.start = cut.previous = header_end
+                    cut.first_line = int(lines[0]) + 1
             while pending is not None:
-                block = pending
-                while len(block):
-                    if unsplittable:
-                        records += len(block)
-                        previous = int(block[-1])
-                        break
-                    cut = int(np.searchsorted(block, start + size))  # first end with end - start >= size
-                    if cut == len(block):
-                        records += len(block)
-                        previous = int(block[-1])
-                        break
-                    end = int(block[cut])
-                    spans.append((start, end, records + cut + 1))
-                    start = previous = end
-                    records = 0
-                    block = block[cut + 1:]
-                pending = next(ends, None)
-            handle.seek(previous)
+                cut.add(*pending)
+                pending = next(blocks, None)
+            handle.seek(cut.previous)
             tail = handle.read()  # the last record may lack its newline
-            if not header_end and not spans and not records and b"\r" in tail.strip():
-                # no line feed at all: old Mac line ends (\r only); read whole, as pandas does
-                records = tail.strip().count(b"\r") + 1 - (1 if has_header else 0)
-                return [TableChunk(path=path, format=fmt, gzipped=gzipped, records=records, start=0,
-                                   end=len(tail), first_line=2 if has_header else 1)] if records > 0 else []
-            if has_header and not header_end:
-                return []  # empty, or a header without a line break: no data records
-            if tail.strip():
-                records += 1
-            if records:
-                spans.append((start, previous + len(tail), records))
     except OSError as exc:
         if isinstance(exc, gzip.BadGzipFile):
             raise DatasetError(f"input file {path!r} is not a valid gzip file: {exc}") from None
         raise DatasetError(f"input file {path!r} cannot be read: {exc.strerror or exc}") from None
     except EOFError as exc:
         raise DatasetError(f"input file {path!r} is a truncated gzip file: {exc}") from None
+    if not header_end and not cut.spans and not cut.records and b"\r" in tail.strip():
+        # no line feed at all: old Mac line ends (\r only); read whole, as pandas does
+        records = tail.strip().count(b"\r") + 1 - (1 if has_header else 0)
+        return [TableChunk(path=path, format=fmt, gzipped=gzipped, records=records, start=0,
+                           end=len(tail), first_line=2 if has_header else 1)] if records > 0 else []
+    if has_header and not header_end:
+        return []  # empty, or a header without a line break: no data records
+    records = cut.records + (1 if tail.strip() else 0)
+    spans = cut.spans + ([(cut.start, cut.previous + len(tail), records, cut.first_line)] if records else [])
     if unsplittable and spans:  # one chunk: the whole file, read as it is (header included)
-        (_, end, records), = spans
+        (_, end, records, _), = spans
         return [TableChunk(path=path, format=fmt, gzipped=gzipped, records=records, start=0, end=end,
                            first_line=2 if has_header else 1)]
     chunks, first_record = [], 0
-    header_lines = 1 if has_header else 0
-    for start, end, records in spans:
+    for start, end, records, first_line in spans:
         chunks.append(TableChunk(path=path, format=fmt, gzipped=gzipped, records=records, start=start, end=end,
-                                 header_end=header_end, first_record=first_record,
-                                 first_line=header_lines + first_record + 1))
+                                 header_end=header_end, first_record=first_record, first_line=first_line))
         first_record += records
     return chunks
 
