@@ -1,5 +1,5 @@
 """Tabular splitting as properties: for random CSV text (quoted fields holding newlines, the
-delimiter and quotes, unicode, CRLF line ends, a BOM, no trailing newline) and random
+delimiter and quotes, unicode, CRLF line ends, a BOM, no trailing newline, blank lines) and random
 ``mini_batch_size`` bytes, reading every mini-batch and concatenating them gives exactly what
 pandas reads from the whole file; the same for Parquet files of random row-group layouts.
 
