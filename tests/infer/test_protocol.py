@@ -10,7 +10,7 @@ import pytest
 
 from helpers import write
 from snakebatch.infer import protocol
-from snakebatch.kinds.tables import cutter as tabular
+from snakebatch.kinds.tables.reader import TableReadError
 from snakebatch.settings.config import PartitionSpec
 from snakebatch.infer.entry import MiniBatchContext, WorkerContext
 from snakebatch.errors import EntryScriptError, MiniBatchTimeout, WorkerDied
@@ -137,9 +137,9 @@ def test_a_remote_error_keeps_the_exception_type_and_message():
     rebuilt = error.to_exception()
     assert type(rebuilt) is ValueError and str(rebuilt) == "bad item 3" and rebuilt.remote is error
 
-    table = protocol.RemoteError.from_exception(tabular.TableReadError("a.csv, line 3: bad row"), "")
-    assert (table.type_name, table.module, table.traceback) == ("TableReadError", "snakebatch.kinds.tables.cutter", "")
-    assert type(table.to_exception()) is tabular.TableReadError
+    table = protocol.RemoteError.from_exception(TableReadError("a.csv, line 3: bad row"), "")
+    assert (table.type_name, table.module, table.traceback) == ("TableReadError", "snakebatch.kinds.tables.reader", "")
+    assert type(table.to_exception()) is TableReadError
 
     # a type this process does not know, or one str() would change (KeyError quotes): a stand-in
     for record in (protocol.RemoteError("PoisonError", "proto", "poisoned"),

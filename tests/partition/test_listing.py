@@ -3,16 +3,25 @@ blocks, and the errors for a listing that cannot be written or read."""
 
 import gc
 import hashlib
+import os
+import uuid
 
+import fsspec
 import pytest
 
+from helpers import partition_spec
 from snakebatch.errors import DatasetError
-from snakebatch.kinds import Item
+from snakebatch.kinds import Item, get_kind
 from snakebatch.partition.listing import encode, fingerprint, gc_paused, iter_listing, read_listing, write_chunks, write_listing
 
 LOCAL = Item(path="/data/a\nb.png", size=12, ukey="12:1700000000123456789", mtime_ns=1700000000123456789)
 ODD = Item(path="/data/caf\udce9.png", size=0, ukey="0:5", mtime_ns=5)   # a Latin-1 name, as os decodes it
 REMOTE = Item(path="s3://bucket/x y.csv", size=7, ukey="etag:abc")
+FILES = get_kind("file")
+
+
+def spec(paths, size=3):
+    return partition_spec(list(paths), size, run_name="t")
 
 
 def test_each_item_is_four_nul_terminated_fields_and_the_fingerprint_is_their_digest(tmp_path):
@@ -96,3 +105,31 @@ def test_the_collector_is_paused_in_the_block_and_restored_after_an_error():
         assert not gc.isenabled()   # left as it was found
     finally:
         gc.enable()
+
+@pytest.fixture
+def mem():
+    """A fresh root on fsspec's memory filesystem: (fs, 'memory:///<root>'); removed afterwards."""
+    fs = fsspec.filesystem("memory")
+    root = f"/t{uuid.uuid4().hex[:8]}"
+    yield fs, f"memory://{root}"
+    if fs.exists(root):
+        fs.rm(root, recursive=True)
+
+
+def put(fs, url, data):
+    fs.pipe(url, data.encode() if isinstance(data, str) else data)
+    return url
+
+
+def test_a_listing_fingerprint_is_the_digest_of_its_listing_file_and_follows_ukeys(dataset, mem, tmp_path):
+    local = list(FILES.list(spec([str(dataset)])))
+    written = write_listing(str(tmp_path / "listing.list"), local)
+    assert fingerprint(local) == written == hashlib.sha256((tmp_path / "listing.list").read_bytes()).hexdigest()
+    assert (tmp_path / "listing.list").read_bytes() == b"".join(
+        f"{i.path}\0{os.stat(i.path).st_size}\0{os.stat(i.path).st_mtime_ns}\0{i.ukey}\0".encode() for i in local)
+    fs, root = mem
+    put(fs, f"{root}/a", "1")
+    items = list(FILES.list(spec([root])))
+    assert fingerprint(items) == hashlib.sha256(f"{items[0].path}\0{1}\0\0{items[0].ukey}\0".encode()).hexdigest()
+    put(fs, f"{root}/a", "2")
+    assert fingerprint(FILES.list(spec([root]))) != fingerprint(items)

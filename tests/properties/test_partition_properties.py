@@ -19,8 +19,8 @@ from hypothesis import given, settings, strategies as st
 from helpers import partition_spec
 from snakebatch.kinds import Item, get_kind
 from snakebatch.kinds.base import key_text
-from snakebatch.kinds.files.kind import list_items
-from snakebatch.partition.job import assign_shards
+from snakebatch.kinds.listing import list_items
+from snakebatch.partition.shards import assign_shards
 
 # Characters a file name may hold on Linux, hostile ones on purpose: spaces, quotes, shell
 # metacharacters, a newline, unicode; '/' and NUL are the only bytes a name cannot hold.

@@ -1,5 +1,5 @@
 """Tabular splitting as properties: for random CSV text (quoted fields holding newlines, the
-delimiter and quotes, unicode, CRLF line ends, a BOM, no trailing newline) and random
+delimiter and quotes, unicode, CRLF line ends, a BOM, no trailing newline, blank lines) and random
 ``mini_batch_size`` bytes, reading every mini-batch and concatenating them gives exactly what
 pandas reads from the whole file; the same for Parquet files of random row-group layouts.
 
@@ -12,10 +12,12 @@ import io
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from hypothesis import given, settings, strategies as st
+import pytest
+from hypothesis import example, given, settings, strategies as st
 from pandas.testing import assert_frame_equal
 
 from helpers import partition_spec
+from snakebatch.errors import DatasetError
 from snakebatch.kinds import Cache, Item, get_kind
 
 FIELD_CHARS = st.sampled_from(list("ab Z09,;\"'\n\r\t-.") + ["é", "ü", "数", "😀"])
@@ -27,15 +29,20 @@ COLUMNS = st.lists(st.text(st.sampled_from(list("abcxyz_")), min_size=1, max_siz
 
 @st.composite
 def csv_files(draw):
-    """(bytes of a CSV file, its header) of random rows, quoting and line ends."""
+    """(bytes of a CSV file, its header) of random rows, quoting and line ends, with blank lines
+    (empty, or spaces and tabs: rows pandas skips) between some rows."""
     columns = draw(COLUMNS)
     rows = draw(st.lists(st.lists(FIELDS, min_size=len(columns), max_size=len(columns)), min_size=1, max_size=40))
     terminator = draw(st.sampled_from(["\n", "\r\n"]))
     quoting = draw(st.sampled_from([csv.QUOTE_MINIMAL, csv.QUOTE_ALL, csv.QUOTE_NONNUMERIC]))
+    blanks = draw(st.dictionaries(st.integers(0, len(rows) - 1), st.sampled_from(["", " ", "\t", " \t "]), max_size=3))
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator=terminator, quoting=quoting if quoting != csv.QUOTE_NONNUMERIC else csv.QUOTE_ALL)
     writer.writerow(columns)
-    writer.writerows(rows)
+    for number, row in enumerate(rows):
+        writer.writerow(row)
+        if number in blanks:
+            buffer.write(blanks[number] + terminator)
     text = buffer.getvalue()
     if draw(st.booleans()):
         text = text[:-len(terminator)]     # no trailing newline
@@ -60,11 +67,18 @@ def _read_as_a_run(path, size, fmt=None):
 
 @settings(max_examples=300)
 @given(data=csv_files(), size=st.integers(1, 400))
+@example(data=b'_\n""\n \n', size=4)   # a line of a space (pandas skips it) was counted as a record,
+@example(data=b"_\n1\n \n2\n", size=1)  # and was a mini-batch of its own, which reads no row
+@example(data=b"_\n \n", size=1)        # no row but a blank one: no records
 def test_csv_mini_batches_concatenated_equal_pandas_reading_the_whole_file(tmp_path_factory, data, size):
     path = str(tmp_path_factory.mktemp("csv") / "t.csv")
     with open(path, "wb") as handle:
         handle.write(data)
     whole = pd.read_csv(path)
+    if whole.empty:  # every row blank: pandas reads none, and the dataset has no records
+        with pytest.raises(DatasetError, match="the tabular dataset has no records"):
+            _read_as_a_run(path, size)
+        return
     batches, frames = _read_as_a_run(path, size)
     assert all(len(f) >= 1 for f in frames)
     assert_frame_equal(pd.concat(frames, ignore_index=True), whole)

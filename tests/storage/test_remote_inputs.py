@@ -214,7 +214,7 @@ def test_one_file_over_http_is_listed_and_downloaded(http_root, tmp_path):
 
 # --------------------------------------------------------- concurrent downloads of one mini-batch
 class _Concurrency:
-    """Wraps snakebatch.kinds.files.kind._download: counts downloads running at once, and makes each
+    """Wraps snakebatch.kinds.files.download.fetch: counts downloads running at once, and makes each
     wait at a barrier of ``parties`` (so downloads done one after another would break it and fail
     their items: the test cannot pass sequentially; the timeout only keeps a failure from hanging)."""
 
@@ -251,11 +251,11 @@ def many_blobs(azurite):
 
 def test_the_files_of_a_mini_batch_download_concurrently_at_most_download_threads_at_a_time(
         many_blobs, tmp_path, monkeypatch):
-    from snakebatch.kinds.files import kind as files
+    from snakebatch.kinds.files import download
 
     batch = FILES.mini_batches(FILES.list(spec(["az://many/b/"])), spec([], size=6))[0]
-    spy = _Concurrency(files._download, parties=2)
-    monkeypatch.setattr(files, "_download", spy)
+    spy = _Concurrency(download.fetch, parties=2)
+    monkeypatch.setattr(download, "fetch", spy)
     paths = FILES.materialise(batch, {}, Cache(folder=str(tmp_path / "dl"), download_threads=2))
     assert (spy.calls, spy.most) == (6, 2)
     assert type(paths) is list                                   # no item failed
@@ -265,13 +265,13 @@ def test_the_files_of_a_mini_batch_download_concurrently_at_most_download_thread
 
 def test_concurrent_downloads_fail_only_the_missing_blobs_named_by_url_and_leave_no_part_files(
         many_blobs, tmp_path, monkeypatch):
-    from snakebatch.kinds.files import kind as files
+    from snakebatch.kinds.files import download
 
     batch = FILES.mini_batches(FILES.list(spec(["az://many/b/"])), spec([], size=6))[0]
     many_blobs.rm("many/b/1.png")
     many_blobs.rm("many/b/4.png")
-    spy = _Concurrency(files._download, parties=6)               # all six at once
-    monkeypatch.setattr(files, "_download", spy)
+    spy = _Concurrency(download.fetch, parties=6)               # all six at once
+    monkeypatch.setattr(download, "fetch", spy)
     cache = Cache(folder=str(tmp_path / "dl"), download_threads=8)
     paths = FILES.materialise(batch, {}, cache)
     assert (spy.calls, spy.most) == (6, 6)

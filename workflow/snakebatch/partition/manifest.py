@@ -48,7 +48,16 @@ class ShardManifest:
         return f'{head[:-1]}, "mini_batches": [\n{batches}\n]}}\n' if batches else f'{head[:-1]}, "mini_batches": []}}\n'
 
     @classmethod
-    def from_json(cls, data: dict) -> ShardManifest:
+    def from_json(cls, text: str) -> ShardManifest:
+        """The manifest of the JSON text ``to_json`` wrote. Raises ManifestError for another
+        version, ValueError (``json.JSONDecodeError``), KeyError or TypeError for text that is
+        not a manifest."""
+        return cls.from_dict(json.loads(text))
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ShardManifest:
+        """The manifest of ``json.loads(to_json())``. Raises ManifestError for another version,
+        KeyError/TypeError/ValueError for a field that is missing or of the wrong type."""
         if data.get("version") != MANIFEST_VERSION:
             raise ManifestError(f"manifest version {data.get('version')!r} is not {MANIFEST_VERSION}")
         return cls(
@@ -66,7 +75,7 @@ class ShardManifest:
         """Read a manifest; ManifestError names the file when it is missing or corrupt."""
         data = read_json(path, "shard manifest")
         try:
-            return cls.from_json(data)
+            return cls.from_dict(data)
         except (KeyError, TypeError, ValueError) as exc:
             raise ManifestError(f"shard manifest {path!r} is corrupt: {exc!r}") from None
 

@@ -36,7 +36,7 @@ def parse_mini_batch_size(value, input_type: str = "file") -> int:
     naming the key otherwise.
     """
     if input_type == "tabular":
-        from snakebatch.kinds.tables.cutter import parse_byte_size
+        from snakebatch.kinds.tables.formats import parse_byte_size
 
         try:
             return parse_byte_size(value)
@@ -62,7 +62,7 @@ def parse_mini_batch_size(value, input_type: str = "file") -> int:
 def parse_prefetch_bytes(value) -> int:
     """``input.prefetch_bytes`` in bytes: an int >= 0 or ``"256MB"`` (1024-based). Raises
     ConfigError naming the key."""
-    from snakebatch.kinds.tables.cutter import parse_byte_size
+    from snakebatch.kinds.tables.formats import parse_byte_size
 
     if value in (0, "0"):
         return 0

@@ -16,7 +16,8 @@ from snakemake.exceptions import WorkflowError
 from snakebatch.errors import DatasetError
 from snakebatch.infer.store import known_modules
 from snakebatch.kinds import get_kind
-from snakebatch.kinds.files.walk import is_glob, root_folders, watched_paths
+from snakebatch.kinds.listing import watched_paths
+from snakebatch.kinds.walk import is_glob, root_folders
 from snakebatch.partition.listing import encode as encode_listing
 from snakebatch.partition.listing import gc_paused, write_chunks
 from snakebatch.settings.specs import RunPlan

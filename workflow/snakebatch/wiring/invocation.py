@@ -21,7 +21,7 @@ import yaml
 from snakemake.exceptions import WorkflowError
 
 from snakebatch.errors import ConfigError
-from snakebatch.kinds.files.walk import is_glob
+from snakebatch.kinds.walk import is_glob
 from snakebatch.monitor import interrupts
 from snakebatch.monitor.report import REPORT_FILES
 from snakebatch.settings.config import plan_run

@@ -20,8 +20,8 @@ import posixpath
 import re
 from dataclasses import dataclass
 
-from snakebatch.kinds.files.walk import GLOB_CHARS
 from snakebatch.errors import ConfigError, DatasetError
+from snakebatch.kinds.walk import GLOB_CHARS
 
 _FIELD = re.compile(r"\{([^{}]*)\}")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

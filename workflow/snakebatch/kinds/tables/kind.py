@@ -1,9 +1,10 @@
 """The ``tabular`` kind: a mini-batch is a pandas DataFrame (ParallelRunStep's TabularDataset).
 
-The adapter between the kind interface and ``snakebatch.kinds.tables.cutter``, which splits CSV/TSV/JSONL
-files at record boundaries, Parquet files by row groups, gzip files whole, and groups rows by
-partition keys. A Descriptor's payload is the ``TableChunk`` JSON. Files on the local disk are
-read with ``open``; others through fsspec (byte ranges with ``cat_file``).
+The adapter between the kind interface and the modules beside it: ``cutter`` splits CSV/TSV/JSONL
+files at record boundaries, Parquet files by row groups, gzip files whole; ``groups`` groups rows
+by partition keys; ``reader`` reads a mini-batch back. A Descriptor's payload is the
+``TableChunk`` JSON (``chunk``). Files on the local disk are read with ``open``; others through
+fsspec (byte ranges with ``cat_file``).
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ import json
 import os
 from concurrent.futures import ThreadPoolExecutor
 
-from snakebatch.kinds.tables import cutter as tabular
 from snakebatch.errors import DatasetError
-from snakebatch.storage.locations import filesystem
-from snakebatch.kinds.tables.cutter import TableChunk
 from snakebatch.kinds.base import Cache, Descriptor, InputKind, Item
-from snakebatch.kinds.files.kind import list_items
+from snakebatch.kinds.listing import list_items
+from snakebatch.kinds.tables import cutter, groups, reader
+from snakebatch.kinds.tables.chunk import TableChunk
+from snakebatch.kinds.tables.formats import detect_format
+from snakebatch.storage.locations import filesystem
 
 
 def _split_threads() -> int:
@@ -53,7 +55,7 @@ def chunk_key(item: Item, chunk: TableChunk) -> str:
     ``partition.table_mini_batch_key``."""
     digest = hashlib.sha256()
     digest.update(item.key_line().encode("utf-8", "surrogateescape") + b"\n")
-    digest.update(json.dumps(chunk.to_json(), sort_keys=True, default=str).encode())
+    digest.update(json.dumps(chunk.to_dict(), sort_keys=True, default=str).encode())
     return digest.hexdigest()
 
 
@@ -90,10 +92,10 @@ class TableKind(InputKind):
         seen_files = 0
         found = False
         if spec.partition_keys:
-            files = [(item, *tabular.detect_format(item.path, spec.format)) for item in listing]
+            files = [(item, *detect_format(item.path, spec.format)) for item in listing]
             seen_files = len(files)
             by_path = {item.path: item for item, _, _ in files}
-            for chunk in tabular.key_groups([(i.path, f, g) for i, f, g in files], list(spec.partition_keys),
+            for chunk in groups.key_groups([(i.path, f, g) for i, f, g in files], list(spec.partition_keys),
                                             read_options, fs_of):
                 items = [by_path[p] for p in chunk.files]
                 found = True
@@ -124,17 +126,17 @@ class TableKind(InputKind):
     def _file_parts(item: Item, spec, read_options: dict, fs) -> tuple[list[TableChunk], str | None]:
         """(the TableChunks of one file, a warning to log or None); ``fs``: its fsspec
         filesystem, None on the local disk. A text file cut into several chunks gets the file's
-        dtypes (``tabular.file_dtypes``). Raises DatasetError naming the file."""
-        fmt, gzipped = tabular.detect_format(item.path, spec.format)
+        dtypes (``cutter.file_dtypes``). Raises DatasetError naming the file."""
+        fmt, gzipped = detect_format(item.path, spec.format)
         if fmt == "parquet":
-            return tabular.split_parquet_file(item.path, spec.mini_batch_size, fs), None
-        parts = tabular.split_text_file(item.path, fmt, gzipped, spec.mini_batch_size, read_options, fs)
+            return cutter.split_parquet_file(item.path, spec.mini_batch_size, fs), None
+        parts = cutter.split_text_file(item.path, fmt, gzipped, spec.mini_batch_size, read_options, fs)
         warning = None
         if gzipped and item.size > spec.mini_batch_size:
             warning = (f"snakebatch partition: warning: {item.path!r} is gzip-compressed and cannot be split; "
                        f"it is one mini-batch of {item.size} bytes (mini_batch_size {spec.mini_batch_size})")
         if len(parts) > 1:
-            dtypes = tabular.file_dtypes(item.path, fmt, gzipped, read_options, fs)
+            dtypes = cutter.file_dtypes(item.path, fmt, gzipped, read_options, fs)
             parts = [dataclasses.replace(part, dtypes=dtypes) for part in parts]
         return parts, warning
 
@@ -147,19 +149,19 @@ class TableKind(InputKind):
             for item in items:
                 digest.update(chunk_key(item, chunk).encode())
             batches.append(Descriptor(kind=self.name, index=len(batches), first_item=first, key=digest.hexdigest(),
-                                      count=chunk.records, payload=chunk.to_json()))
+                                      count=chunk.records, payload=chunk.to_dict()))
             first += chunk.records
         return batches
 
     @staticmethod
     def chunk(descriptor: Descriptor) -> TableChunk:
         """The TableChunk a tabular Descriptor reads."""
-        return TableChunk.from_json(descriptor.payload)
+        return TableChunk.from_dict(descriptor.payload)
 
     def materialise(self, descriptor: Descriptor, read_options: dict, cache: Cache):
-        """The DataFrame of the mini-batch (``tabular.read_chunk``); raises
-        ``tabular.TableReadError`` (a MaterialiseError) naming the file and line."""
-        return tabular.read_chunk(self.chunk(descriptor), read_options or {}, cache.frames,
+        """The DataFrame of the mini-batch (``reader.read_chunk``); raises
+        ``reader.TableReadError`` (a MaterialiseError) naming the file and line."""
+        return reader.read_chunk(self.chunk(descriptor), read_options or {}, cache.frames,
                                   _fs_resolver(cache.storage_options))
 
     def select(self, materialised, start: int, stop: int):

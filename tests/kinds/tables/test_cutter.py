@@ -1,5 +1,6 @@
-"""Tabular datasets: byte-size splitting at record boundaries, Parquet row groups and row ranges,
-partition keys, and reading a chunk back with the file's header and dtypes."""
+"""The byte cutter (snakebatch.kinds.tables.cutter): CSV/TSV/JSONL files split at record
+boundaries (quoted newlines, CRLF, literal quotes, odd headers), gzip whole, Parquet by row groups
+and row ranges; every mini-batch read back has the file's header and dtypes."""
 
 import gzip
 import math
@@ -9,11 +10,11 @@ import pandas as pd
 import pytest
 
 from helpers import partition_spec, write
-from snakebatch.kinds.tables import cutter as tabular
 from snakebatch.errors import DatasetError
 from snakebatch.kinds import get_kind
+from snakebatch.kinds.tables import cutter, reader
 from snakebatch.kinds.tables.kind import TableKind
-from snakebatch.partition.job import make_mini_batches
+from snakebatch.partition.shards import make_mini_batches
 
 
 def spec(path, size, **overrides):
@@ -26,7 +27,7 @@ def batches(path, size, **overrides):
 
 
 def read_all(mini_batches, read_options=None):
-    frames = [tabular.read_chunk(TableKind.chunk(mb), read_options or {}) for mb in mini_batches]
+    frames = [reader.read_chunk(TableKind.chunk(mb), read_options or {}) for mb in mini_batches]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
@@ -45,7 +46,7 @@ def test_every_csv_row_lands_in_exactly_one_mini_batch_with_the_files_header_and
     mbs = batches(path, size)
     assert sum(mb.count for mb in mbs) == 40
     assert [mb.first_item for mb in mbs] == [sum(m.count for m in mbs[:i]) for i in range(len(mbs))]
-    frames = [tabular.read_chunk(TableKind.chunk(mb), {}) for mb in mbs]
+    frames = [reader.read_chunk(TableKind.chunk(mb), {}) for mb in mbs]
     for frame in frames:
         assert list(frame.columns) == ["id", "text", "value", "count"]
         assert frame.dtypes.map(str).to_dict() == pd.read_csv(path).dtypes.map(str).to_dict()
@@ -133,17 +134,9 @@ def test_dtypes_of_a_split_file_match_the_whole_file(tmp_path):
     whole = pd.read_csv(path)
     mbs = batches(path, 50)
     assert len(mbs) > 5
-    first = tabular.read_chunk(TableKind.chunk(mbs[0]), {})
+    first = reader.read_chunk(TableKind.chunk(mbs[0]), {})
     assert first.dtypes.map(str).to_dict() == whole.dtypes.map(str).to_dict() == {"late": "float64", "mixed": "str"}
     pd.testing.assert_frame_equal(read_all(mbs), whole)
-
-
-def test_read_options_reach_the_reader(tmp_path):
-    path = write(tmp_path / "semi.csv", "a;b\n1;-\n2;x\n")
-    mbs = batches(path, 1, read_options={"sep": ";", "na_values": ["-"]})
-    frame = read_all(mbs, {"sep": ";", "na_values": ["-"]})
-    assert frame["a"].tolist() == [1, 2]
-    assert frame["b"].isna().tolist() == [True, False]
 
 
 def test_a_parquet_file_splits_by_row_groups_and_a_large_row_group_by_rows(tmp_path):
@@ -158,7 +151,7 @@ def test_a_parquet_file_splits_by_row_groups_and_a_large_row_group_by_rows(tmp_p
     import pyarrow.parquet as pq
 
     meta = pq.ParquetFile(many).metadata
-    largest = max(tabular.row_group_bytes(meta, i) for i in range(meta.num_row_groups))
+    largest = max(cutter.row_group_bytes(meta, i) for i in range(meta.num_row_groups))
     grouped = batches(many, largest)          # each row group fits; two do not
     assert [TableKind.chunk(mb).row_groups for mb in grouped] == [(i,) for i in range(10)]
     assert [mb.count for mb in batches(many, 2 * largest + 1)] == [2000] * 5
@@ -171,60 +164,6 @@ def test_a_parquet_file_splits_by_row_groups_and_a_large_row_group_by_rows(tmp_p
     assert sum(mb.count for mb in split) == 10_000
     pd.testing.assert_frame_equal(read_all(split), frame)
     assert read_all(split).dtypes.map(str).to_dict() == frame.dtypes.map(str).to_dict()
-
-
-def test_partition_keys_give_one_mini_batch_per_key_across_files(tmp_path):
-    files = {
-        "1.csv": pd.DataFrame({"k": ["b", "a", "b"], "n": [1, 2, 3]}),
-        "2.csv": pd.DataFrame({"k": ["a", "c"], "n": [4, 5]}),
-        "3.csv": pd.DataFrame({"k": ["c", "b", "a"], "n": [6, 7, 8]}),
-    }
-    for name, frame in files.items():
-        frame.to_csv(tmp_path / name, index=False)
-    mbs = batches(tmp_path, 1, partition_keys=("k",))
-    assert [(TableKind.chunk(mb).key_value, mb.count) for mb in mbs] == [({"k": "b"}, 3), ({"k": "a"}, 3), ({"k": "c"}, 2)]
-    cache = {}
-    groups = [tabular.read_chunk(TableKind.chunk(mb), {}, cache)["n"].tolist() for mb in mbs]
-    assert groups == [[1, 3, 7], [2, 4, 8], [5, 6]]
-
-
-def test_partition_keys_with_two_columns_and_a_missing_key(tmp_path):
-    pd.DataFrame({"a": [1, 1, 2], "b": ["x", "y", "x"], "n": [1, 2, 3]}).to_csv(tmp_path / "f.csv", index=False)
-    mbs = batches(tmp_path / "f.csv", 1, partition_keys=("a", "b"))
-    assert [TableKind.chunk(mb).key_value for mb in mbs] == [{"a": 1, "b": "x"}, {"a": 1, "b": "y"}, {"a": 2, "b": "x"}]
-    with pytest.raises(DatasetError, match=r"has no column 'c' named in partition_keys \(columns: a, b, n\)"):
-        batches(tmp_path / "f.csv", 1, partition_keys=("c",))
-
-
-def test_an_unknown_extension_names_the_file(tmp_path):
-    path = write(tmp_path / "data.dat", "a\n1\n")
-    with pytest.raises(DatasetError, match=r"data\.dat': cannot tell its tabular format from the extension; set input\.format"):
-        batches(path, 10)
-    assert len(batches(path, 10, format="csv")) == 1
-
-
-def test_a_malformed_row_names_the_file_and_line(tmp_path):
-    path = write(tmp_path / "bad.csv", "a,b\n1,2\n3,4\n5,6,7\n8,9\n")
-    [first, second, third, fourth] = batches(path, 1)
-    assert tabular.read_chunk(TableKind.chunk(first), {})["a"].tolist() == [1]
-    with pytest.raises(tabular.TableReadError) as info:
-        tabular.read_chunk(TableKind.chunk(third), {})
-    assert str(info.value).startswith(f"ParserWarning reading {path}, line 4: Length of header or names does not "
-                                      "match length of data")
-    [whole] = batches(path, 10 ** 6)
-    with pytest.raises(tabular.TableReadError) as info:
-        tabular.read_chunk(TableKind.chunk(whole), {})
-    assert str(info.value) == (f"ParserError reading {path}, lines 2-5: Error tokenizing data. C error: "
-                               "Expected 2 fields in line 4, saw 3")
-
-
-def test_partition_keys_over_csv_gzip_and_parquet_files_read_each_in_its_format(tmp_path):
-    pd.DataFrame({"k": ["a", "b"], "n": [1, 2]}).to_csv(tmp_path / "1.csv", index=False)
-    with gzip.open(tmp_path / "2.csv.gz", "wt") as handle:
-        pd.DataFrame({"k": ["b", "a"], "n": [3, 4]}).to_csv(handle, index=False)
-    pd.DataFrame({"k": ["a"], "n": [5]}).to_parquet(tmp_path / "3.parquet", index=False)
-    mbs = batches(tmp_path, 1, partition_keys=("k",))
-    assert [tabular.read_chunk(TableKind.chunk(mb), {})["n"].tolist() for mb in mbs] == [[1, 4, 5], [2, 3]]
 
 
 def test_every_split_position_keeps_quoted_newlines_and_commas_in_their_record(tmp_path):
@@ -278,40 +217,46 @@ def test_old_mac_line_ends_are_read_whole(tmp_path):
     assert read_all(mbs).to_dict("list") == {"a": [1, 3], "b": [2, 4]}
 
 
-def test_a_file_changed_after_partition_is_not_read_by_stale_offsets(tmp_path):
-    import os
-    import time
-
-    path = tmp_path / "d.csv"
-    TRICKY.to_csv(path, index=False)
-    mbs = batches(path, 64)
-    time.sleep(0.01)
-    TRICKY.assign(text="rewritten").to_csv(path, index=False)
-    os.utime(path, ns=(time.time_ns(), time.time_ns()))
-    with pytest.raises(tabular.TableReadError, match=r"d\.csv' changed after it was partitioned"):
-        tabular.read_chunk(TableKind.chunk(mbs[1]), {})
+def raw(path, text):
+    """Write ``text`` as it is (``helpers.write`` dedents: a line of spaces would lose them)."""
+    path.write_bytes(text.encode())
+    return str(path)
 
 
-def test_nan_partition_keys_form_one_group_across_files_and_datetimes_are_refused(tmp_path):
-    write(tmp_path / "n1.csv", "k,v\n1,a\n,b\n2,c\n")
-    write(tmp_path / "n2.csv", "k,v\n1,d\n,e\n")
-    mbs = batches(tmp_path, 1, partition_keys=("k",))
-    assert [(TableKind.chunk(mb).key_value, mb.count) for mb in mbs] == [({"k": 1.0}, 2), ({"k": None}, 2), ({"k": 2.0}, 1)]
-    assert [tabular.read_chunk(TableKind.chunk(mb), {})["v"].tolist() for mb in mbs] == [["a", "d"], ["b", "e"], ["c"]]
-    pd.DataFrame({"d": pd.to_datetime(["2024-01-01", "2024-01-02"]), "v": [1, 2]}).to_parquet(tmp_path / "t.parquet")
-    with pytest.raises(DatasetError, match=r"partition key column 'd' holds Timestamp values; partition_keys support text"):
-        batches(tmp_path / "t.parquet", 1, partition_keys=("d",))
+# Blank lines (spaces, tabs, CRs only) are rows pandas skips. Found by the property test
+# (tests/properties/test_table_properties.py): '_\n""\n \n' at 4 bytes counted two records where
+# pandas reads one row, and '_\n \n' at 1 byte gave a mini-batch that reads no row.
+@pytest.mark.parametrize("text,size,counts", [
+    ('_\n""\n \n', 4, [1]),
+    ('_\n""\n \n', 1, [1]),
+    ("a\n1\n\n\n\n2\n", 1, [1, 1]),
+    ("a,b\n1,2\n\n \t\n\r\n3,4\n", 1, [1, 1]),
+    ("a\n1\n \t \n2\n", 4, [2]),
+    ("a\n\n1\n\n", 1, [1]),
+], ids=["quoted-empty-then-space", "one-byte", "blank-lines", "spaces-tabs-crlf", "in-one-chunk", "around"])
+def test_blank_lines_are_no_records_and_never_a_mini_batch_of_their_own(tmp_path, text, size, counts):
+    path = raw(tmp_path / "blank.csv", text)
+    mbs = batches(path, size)
+    frames = [reader.read_chunk(TableKind.chunk(mb), {}) for mb in mbs]
+    assert [mb.count for mb in mbs] == [len(frame) for frame in frames] == counts
+    assert [mb.first_item for mb in mbs] == [sum(counts[:i]) for i in range(len(counts))]
+    pd.testing.assert_frame_equal(pd.concat(frames, ignore_index=True), pd.read_csv(path))
 
 
-def test_a_file_of_a_partition_key_group_changed_after_partition_is_refused(tmp_path):
-    import os
-    import time
+def test_a_file_of_blank_lines_only_has_no_records(tmp_path):
+    path = raw(tmp_path / "blank.csv", "_\n \n\n\t\n")
+    assert len(pd.read_csv(path)) == 0
+    with pytest.raises(DatasetError, match=r"the tabular dataset has no records"):
+        batches(path, 1)
 
-    write(tmp_path / "p1.csv", "k,v\na,1\nb,2\n")
-    write(tmp_path / "p2.csv", "k,v\nb,3\na,4\n")
-    mbs = batches(tmp_path, 1, partition_keys=("k",))
-    time.sleep(0.01)
-    with open(tmp_path / "p2.csv", "a") as handle:
-        handle.write("a,999\n")
-    with pytest.raises(tabular.TableReadError, match=r"p2\.csv' changed after it was partitioned \(size 12 -> 18 bytes\)"):
-        tabular.read_chunk(TableKind.chunk(mbs[0]), {})
+
+def test_blank_lines_are_rows_when_skip_blank_lines_is_false_and_a_tab_is_data_in_a_tsv(tmp_path):
+    path = write(tmp_path / "blank.csv", "a\n1\n\n2\n")
+    options = {"skip_blank_lines": False}
+    mbs = batches(path, 1, read_options=options)
+    assert [mb.count for mb in mbs] == [1, 1, 1]
+    pd.testing.assert_frame_equal(read_all(mbs, options), pd.read_csv(path, **options))
+    tsv = raw(tmp_path / "t.tsv", "a\tb\n1\t2\n\t\n3\t4\n")
+    mbs = batches(tsv, 1)
+    assert [mb.count for mb in mbs] == [1, 1, 1]
+    pd.testing.assert_frame_equal(read_all(mbs), pd.read_csv(tsv, sep="\t"))

@@ -1,6 +1,6 @@
 """Local dataset folders: walking them (links followed, each real folder once, Snakemake's own
-entries skipped), telling a glob from a path, and the paths Snakemake should watch. The listing
-itself is the input kinds' (``kinds.files.list_items``)."""
+entries skipped), telling a glob from a path, and a root's folder. Only ``os``, no fsspec: the
+Items of a dataset (local and remote roots) are ``kinds.listing``'s."""
 
 from __future__ import annotations
 
@@ -86,29 +86,3 @@ def root_folders(paths: list[str] | tuple[str, ...]) -> list[str]:
             root = os.path.dirname(root[: min(root.find(c) for c in GLOB_CHARS if c in root)]) or "."
         roots.append(os.path.normpath(root))
     return list(dict.fromkeys(roots))
-
-
-def watched_paths(paths: list[str] | tuple[str, ...], pattern: str | None = None) -> list[str]:
-    """The paths whose modification times tell Snakemake that files changed (used for models and
-    side inputs, whose folders Snakemake would otherwise judge by the folder's own mtime only).
-
-    Returns every root (glob: its folder, see ``root_folders``), every sub-folder, and every
-    matching file. A root that does not exist yet is returned as is, so a rule that produces it
-    (the demo) is found. Never raises: an unreadable folder or empty root adds nothing.
-    """
-    watched: list[str] = []
-    for base in root_folders(paths):
-        watched.append(base)
-        if os.path.isdir(base):
-            try:
-                for dirpath, dirnames, _ in walk_folders(base):
-                    watched.extend(os.path.join(dirpath, d) for d in dirnames)
-            except DatasetError:
-                pass
-    from snakebatch.kinds.files.kind import list_items
-
-    try:
-        watched.extend(item.path for item in list_items(paths, pattern))
-    except DatasetError:
-        pass
-    return list(dict.fromkeys(os.path.normpath(p) for p in watched))
