@@ -195,10 +195,10 @@ def test_a_failure_in_a_taken_mini_batch_that_stops_the_run_reaches_its_owners_s
 
 
 def test_in_order_says_which_results_were_put_emitted_or_waiting():
-    from snakebatch.infer.job import _InOrder
+    from snakebatch.infer.shard import InOrder
 
     emitted = []
-    in_order = _InOrder([4, 5, 6, 7], lambda result: emitted.append(result.index))
+    in_order = InOrder([4, 5, 6, 7], lambda result: emitted.append(result.index))
     in_order.put(mini_batch_result(6, ["a"]))   # a hand-off ahead of 4 and 5: waits
     assert [in_order.placed(i) for i in (4, 5, 6, 7, 99)] == [False, False, True, False, False]
     in_order.put(mini_batch_result(4, ["b"]))
