@@ -32,7 +32,7 @@ def manifest_of(files, size, shard=0, shard_count=1, first_index=0, total=None):
                          total_items=total_items, mini_batches=batches)
 
 
-def make_runner(tmp_path, worker, store=True, run_dir=True, **spec):
+def make_runner(tmp_path, worker, store=True, run_dir=True, invocation=INVOCATION, **spec):
     """A ShardRunner of run folder ``tmp_path/run`` with ``worker`` and a RunnerSpec of ``spec``."""
     script = tmp_path / "score.py"
     if not script.exists():
@@ -43,12 +43,14 @@ def make_runner(tmp_path, worker, store=True, run_dir=True, **spec):
     os.makedirs(os.path.dirname(layout.shard_logs(0)["error"]), exist_ok=True)
     runner = ShardRunner(spec, worker, MiniBatchStore(layout.store_dir, spec, run) if store else None,
                          layout.shard_logs(0)["error"], run if run_dir else None)
-    runner.invocation = INVOCATION
+    runner.invocation = invocation
     return runner
 
 
 def error_log(tmp_path):
-    return open(RunLayout(str(tmp_path / "run")).shard_logs(0)["error"]).read()
+    """The worker error log's text ('' when nothing failed)."""
+    path = RunLayout(str(tmp_path / "run")).shard_logs(0)["error"]
+    return open(path).read() if os.path.exists(path) else ""
 
 
 def names(files):
@@ -187,3 +189,217 @@ def test_parts_are_combined_in_place():
     other = Part(["b", "c"], 2, ["x"], 1, 0.5)
     assert part.extend(other) is part
     assert (part.lines, part.succeeded, part.failures, part.tries, part.cpu_s) == (["a", "b", "c"], 3, ["x"], 1, 0.5)
+
+
+# ------------------------------------------------------------------------ watch: early stop
+def failing(*bad):
+    def run(batch):
+        for name in batch:
+            if name in bad:
+                raise ValueError("broken " + name)
+        return batch
+    return run
+
+
+def test_the_shard_stops_early_once_the_failures_of_all_shards_exceed_the_threshold(tmp_path, files):
+    run = str(tmp_path / "run")
+    progress.write_progress(run, progress.ShardProgress(INVOCATION, 7, 3, 3, 2, 1, "x.png: OSError: gone"))
+    progress.write_progress(run, progress.ShardProgress("inv-old", 8, 3, 3, 50, 3, "old"))
+    runner = make_runner(tmp_path, FakeWorker(failing("f01.txt")), run_max_try=1, error_threshold=2)
+    results = runner.run(manifest_of(files[:6], 1))
+    assert [r.index for r in results] == [0, 1]
+    assert runner.stopped_early == (
+        "stopped early: 3 failed item(s) > error_threshold 2 in this run so far (all shards).\n"
+        "First failures:\n  shard 0: " + files[1] + ": ValueError: broken f01.txt\n  shard 7: x.png: OSError: gone")
+    mine = {r.shard: r for r in progress.invocation_progress(run, INVOCATION)}[0]
+    assert (mine.state, mine.done_mini_batches, mine.failed_items) == ("stopped", 2, 1)
+
+
+def test_a_shard_starting_after_the_breach_starts_no_worker(tmp_path, files):
+    progress.write_progress(str(tmp_path / "run"), progress.ShardProgress(INVOCATION, 3, 1, 1, 5, 1, "y: E"))
+    worker = FakeWorker()
+    runner = make_runner(tmp_path, worker, error_threshold=4)
+    assert runner.run(manifest_of(files[:4], 2)) == []
+    assert runner.stopped_early.startswith("stopped early: 5 failed item(s) > error_threshold 4")
+    assert worker.starts == 0
+
+
+def test_a_hanging_call_is_interrupted_when_another_shard_breaches_meanwhile(tmp_path, files, monkeypatch):
+    monkeypatch.setattr(ShardRunner, "CHECK_EVERY_S", 0.0)
+    run = str(tmp_path / "run")
+
+    def run_script(batch):
+        if batch == ["f01.txt"]:   # meanwhile shard 5 fails 3 items
+            progress.write_progress(run, progress.ShardProgress(INVOCATION, 5, 1, 4, 3, 1, "z.png: KeyError: 'z'"))
+            raise Hang()
+        return batch
+
+    worker = FakeWorker(run_script)
+    runner = make_runner(tmp_path, worker, run_max_try=1, error_threshold=2)
+    results = runner.run(manifest_of(files[:4], 1))
+    assert [r.index for r in results] == [0]       # the interrupted mini-batch is not a result
+    assert runner.stopped_early.startswith("stopped early: 3 failed item(s) > error_threshold 2 in this run so far")
+    assert worker.killed == 1 and "MiniBatchTimeout" not in error_log(tmp_path)
+
+
+def test_a_shard_whose_last_mini_batch_breaks_the_threshold_did_not_stop_early(tmp_path, files):
+    runner = make_runner(tmp_path, FakeWorker(failing("f02.txt")), run_max_try=1, error_threshold=0)
+    results = runner.run(manifest_of(files[:3], 1))
+    assert len(results) == 3 and runner.stopped_early is None
+
+
+def test_without_a_run_folder_nothing_is_published_and_nothing_stops(tmp_path, files):
+    runner = make_runner(tmp_path, FakeWorker(failing("f00.txt", "f01.txt")), run_dir=False, run_max_try=1,
+                         error_threshold=0)
+    assert [r.failed for r in runner.run(manifest_of(files[:3], 1))] == [1, 1, 0]
+    assert not os.path.exists(tmp_path / "run" / "progress")
+
+
+def test_new_failures_do_not_reread_every_shards_progress(tmp_path, files, monkeypatch):
+    reads = []
+    real = progress.invocation_progress
+    monkeypatch.setattr(progress, "invocation_progress", lambda *a: reads.append(a) or real(*a))
+    runner = make_runner(tmp_path, FakeWorker(failing(*names(files))), run_max_try=1, error_threshold=1000)
+    results = runner.run(manifest_of(files, 1))
+    assert sum(r.failed for r in results) == 10 and runner.stopped_early is None
+    assert len(reads) <= 2   # once per CHECK_EVERY_S (2 s), not once per failure (11)
+
+
+# ------------------------------------------------------------------------------------- reuse
+def test_finished_mini_batches_are_reused_without_starting_a_worker(tmp_path, files):
+    make_runner(tmp_path, FakeWorker()).run(manifest_of(files, 3))
+    worker = FakeWorker()
+    again = make_runner(tmp_path, worker).run(manifest_of(files, 3))
+    assert [r.reused for r in again] == [True] * 4 and worker.starts == 0
+    assert lines(again) == [n + ": ok" for n in names(files)]
+    worker = FakeWorker()
+    fresh = make_runner(tmp_path, worker, allow_reuse=False).run(manifest_of(files, 3))
+    assert [r.reused for r in fresh] == [False] * 4 and len(worker.calls) == 4
+
+
+def test_a_failed_mini_batch_is_not_stored_and_runs_again(tmp_path, files):
+    make_runner(tmp_path, FakeWorker(failing("f00.txt")), run_max_try=1).run(manifest_of(files[:4], 2))
+    worker = FakeWorker()
+    again = make_runner(tmp_path, worker).run(manifest_of(files[:4], 2))
+    assert [r.reused for r in again] == [False, True] and worker.calls == [["f00.txt", "f01.txt"]]
+
+
+def test_added_files_alone_reach_run_the_others_lines_come_from_the_item_index(tmp_path, dataset, files):
+    make_runner(tmp_path, FakeWorker()).run(manifest_of(files, 3))
+    added = write(dataset / "f00b.txt", "new")
+    grown = sorted(files + [added])
+    worker = FakeWorker()
+    results = make_runner(tmp_path, worker).run(manifest_of(grown, 3))
+    assert worker.calls == [["f00b.txt"]]
+    assert lines(results) == [os.path.basename(f) + ": ok" for f in grown]
+    assert sum(r.succeeded for r in results) == 11
+
+
+def test_a_script_taking_the_context_gets_no_item_reuse(tmp_path, dataset, files):
+    make_runner(tmp_path, FakeWorker(takes_context=True)).run(manifest_of(files, 3))
+    grown = sorted(files + [write(dataset / "f00b.txt", "new")])
+    worker = FakeWorker(takes_context=True)
+    make_runner(tmp_path, worker).run(manifest_of(grown, 3))
+    assert sum(len(c) for c in worker.calls) == 11
+
+
+def test_a_failing_store_commit_records_failed_not_done_and_kills_the_worker(tmp_path, files, monkeypatch):
+    def full(self):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(MiniBatchStore, "commit", full)
+    worker = FakeWorker()
+    runner = make_runner(tmp_path, worker)
+    with pytest.raises(OSError, match="No space left"):
+        runner.run(manifest_of(files[:4], 2))
+    [record] = progress.invocation_progress(str(tmp_path / "run"), INVOCATION)
+    assert record.state == "failed"          # not "done": its results may not be durable
+    assert (worker.killed, worker.alive()) == (1, False)
+
+
+# ----------------------------------------------------------------------------------- balance
+def two_shards(tmp_path, files, size=1):
+    """Shard 0 over files[:4] and shard 1 over files[4:8] of one run (8 mini-batches); shard 1's
+    manifest is written and its progress record says it runs."""
+    own = manifest_of(files[:4], size, shard=0, shard_count=2, total=(8 // size, 8))
+    busy = manifest_of(files[4:8], size, shard=1, shard_count=2, first_index=4 // size, total=(8 // size, 8))
+    run = str(tmp_path / "run")
+    busy.write(RunLayout(run).manifest(1))
+    progress.write_progress(run, progress.ShardProgress(INVOCATION, 1, 0, len(busy.mini_batches), 0, 0))
+    return own, busy
+
+
+def test_an_idle_shard_takes_the_end_of_a_busy_one_and_the_owner_adopts_the_hand_offs(tmp_path, files):
+    own, busy = two_shards(tmp_path, files)
+    idle = FakeWorker(failing("f06.txt"))
+    ours = make_runner(tmp_path, idle, run_max_try=1, balance_shards=True).run(own)
+    assert [r.index for r in ours] == [0, 1, 2, 3]
+    assert idle.calls == [[n] for n in names(files[:4])] + [["f07.txt"], ["f06.txt"], ["f05.txt"], ["f04.txt"]]
+    owner = FakeWorker()
+    theirs = make_runner(tmp_path, owner, balance_shards=True).run(busy)
+    assert owner.starts == 0                        # every one of its mini-batches was handed off
+    assert [r.index for r in theirs] == [4, 5, 6, 7]
+    assert lines(theirs) == ["f04.txt", "f05.txt", "f07.txt"]
+    [failure] = theirs[2].failures                  # computed by shard 0, named by its own shard
+    assert (failure.item, failure.shard) == (files[6], 1)
+    records = {r.shard: r for r in progress.invocation_progress(str(tmp_path / "run"), INVOCATION)}
+    assert [(r.state, r.done_mini_batches, r.stolen_mini_batches, r.adopted_mini_batches, r.failed_items)
+            for r in records.values()] == [("done", 8, 4, 0, 1), ("done", 0, 0, 4, 0)]
+
+
+def test_a_mini_batch_another_job_holds_is_awaited_then_adopted(tmp_path, files):
+    from snakebatch.infer.claims import ClaimBoard
+
+    own, busy = two_shards(tmp_path, files)
+    board = ClaimBoard(str(tmp_path / "run"), INVOCATION, 1, 60.0, host="elsewhere", pid=1)
+    claim = board.claim(0)                          # shard 1's job (elsewhere) took shard 0's first one
+    worker = FakeWorker()
+    runner = make_runner(tmp_path, worker, balance_shards=True)
+    computed = {}
+
+    def hand_off_first(batch):                      # while shard 0 computes, the holder hands off
+        if not computed:
+            mini_batch = own.mini_batches[0]
+            result = make_runner(tmp_path / "other", FakeWorker(), store=False, run_dir=False).run_mini_batch(
+                mini_batch)
+            board.hand_off(claim, result.to_json())
+            computed[0] = result
+        return batch
+
+    worker.run = hand_off_first
+    results = runner.run(own)
+    assert [r.index for r in results] == [0, 1, 2, 3]
+    assert results[0].lines == ("f00.txt: ok",) and ["f00.txt"] not in worker.calls
+
+
+def test_steals_do_not_reread_every_shards_progress(tmp_path, dataset, monkeypatch):
+    many = [write(dataset / f"g{i:03d}.txt", str(i)) for i in range(40)]
+    own, busy = two_shards(tmp_path, many[:4] + many[20:24] + many[4:20] + many[24:], size=1)
+    busy = manifest_of(many[4:40], 1, shard=1, shard_count=2, first_index=4, total=(40, 40))
+    busy.write(RunLayout(str(tmp_path / "run")).manifest(1))
+    reads = []
+    real = progress.invocation_progress
+    monkeypatch.setattr(progress, "invocation_progress", lambda *a: reads.append(a) or real(*a))
+    worker = FakeWorker()
+    make_runner(tmp_path, worker, balance_shards=True).run(own)
+    assert len(worker.calls) == 40                  # its own 4 and all 36 of the busy shard
+    assert len(reads) <= 3                          # not one per steal (37)
+
+
+def test_the_items_of_each_mini_batch_are_looked_at_once_for_item_reuse(tmp_path, dataset, monkeypatch):
+    many = [write(dataset / f"g{i:03d}.txt", str(i)) for i in range(12)]
+    make_runner(tmp_path, FakeWorker(), invocation="inv-before").run(manifest_of(many, 2))   # indexes every line
+    run = str(tmp_path / "run")
+    own = manifest_of(many[:3], 3, shard=0, shard_count=3, total=(4, 12))
+    for shard, part, first in ((1, many[3:9], 1), (2, many[9:], 3)):
+        manifest_of(part, 3, shard=shard, shard_count=3, first_index=first, total=(4, 12)).write(
+            RunLayout(run).manifest(shard))
+        progress.write_progress(run, progress.ShardProgress(INVOCATION, shard, 0, 2, 0, 0))
+    held = []
+    real = MiniBatchStore.holds
+    monkeypatch.setattr(MiniBatchStore, "holds", lambda self, mb: held.append(mb.index) or real(self, mb))
+    worker = FakeWorker()
+    results = make_runner(tmp_path, worker, balance_shards=True).run(own)
+    assert lines(results) == ["g000.txt: ok", "g001.txt: ok", "g002.txt: ok"]
+    assert worker.calls == []                       # every line came from the item index
+    assert sorted(held) == [0, 1, 2, 3]             # each not-stored mini-batch once, not again per shard
