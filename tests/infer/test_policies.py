@@ -403,3 +403,36 @@ def test_the_items_of_each_mini_batch_are_looked_at_once_for_item_reuse(tmp_path
     assert lines(results) == ["g000.txt: ok", "g001.txt: ok", "g002.txt: ok"]
     assert worker.calls == []                       # every line came from the item index
     assert sorted(held) == [0, 1, 2, 3]             # each not-stored mini-batch once, not again per shard
+
+
+class CountingList(list):
+    """A list that counts the elements copied into lists made from it (``+``, ``extend``)."""
+
+    copied = 0
+
+    def extend(self, other):
+        CountingList.copied += len(other)
+        super().extend(other)
+
+    def __add__(self, other):
+        CountingList.copied += len(self) + len(other)
+        return CountingList(list.__add__(self, other))
+
+
+def test_a_mini_batch_of_many_segments_copies_each_line_once(tmp_path, dataset, monkeypatch):
+    from snakebatch.infer.attempts import Attempts
+
+    many = [write(dataset / f"g{i:03d}.txt", str(i)) for i in range(400)]
+    real = Attempts.load
+
+    def load(self, mini_batch):
+        count, part, unread = real(self, mini_batch)
+        part.lines = CountingList(part.lines)
+        return count, part, unread
+
+    monkeypatch.setattr(Attempts, "load", load)
+    monkeypatch.setattr(CountingList, "copied", 0)
+    worker = FakeWorker(unreadable={f"g{i:03d}.txt" for i in range(1, 400, 2)})   # 200 segments of one item
+    (result,) = make_runner(tmp_path, worker).run(manifest_of(many, 400))
+    assert len(worker.calls) == 200 and len(result.lines) == 200 and result.failed == 200
+    assert CountingList.copied <= 2 * 200   # linear: not the 20,000 copies of adding up the lines per segment
