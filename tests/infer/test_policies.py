@@ -4,7 +4,6 @@ early stop, reuse, stealing and hand-offs, in milliseconds. A few real-worker te
 stay in test_runner.py, test_supervision.py and test_balance.py."""
 
 import os
-import time
 
 import pytest
 
@@ -81,6 +80,7 @@ def test_a_raising_call_is_retried_up_to_run_max_try(tmp_path, files):
     assert lines(results) == names(files[:4])
     assert [r.tries for r in results] == [3, 3]
     assert "try 1/3: RuntimeError: flaky f00.txt\n" in error_log(tmp_path)
+    assert "try 2/3: RuntimeError: flaky f00.txt\n" in error_log(tmp_path)
     assert "try 3/3" not in error_log(tmp_path)
 
 
@@ -295,14 +295,6 @@ def test_added_files_alone_reach_run_the_others_lines_come_from_the_item_index(t
     assert sum(r.succeeded for r in results) == 11
 
 
-def test_a_script_taking_the_context_gets_no_item_reuse(tmp_path, dataset, files):
-    make_runner(tmp_path, FakeWorker(takes_context=True)).run(manifest_of(files, 3))
-    grown = sorted(files + [write(dataset / "f00b.txt", "new")])
-    worker = FakeWorker(takes_context=True)
-    make_runner(tmp_path, worker).run(manifest_of(grown, 3))
-    assert sum(len(c) for c in worker.calls) == 11
-
-
 def test_a_failing_store_commit_records_failed_not_done_and_kills_the_worker(tmp_path, files, monkeypatch):
     def full(self):
         raise OSError(28, "No space left on device")
@@ -436,3 +428,177 @@ def test_a_mini_batch_of_many_segments_copies_each_line_once(tmp_path, dataset, 
     (result,) = make_runner(tmp_path, worker).run(manifest_of(many, 400))
     assert len(worker.calls) == 200 and len(result.lines) == 200 and result.failed == 200
     assert CountingList.copied <= 2 * 200   # linear: not the 20,000 copies of adding up the lines per segment
+
+
+# ------------------------------------------------ converted from real-worker tests (policy only)
+def reading(dataset):
+    """run() of a script printing each file's name and content (``f00.txt: 0``)."""
+    return lambda batch: [f"{name}: {open(dataset / name).read().strip()}" for name in batch]
+
+
+def test_failing_mini_batch_is_bisected_to_the_bad_item(tmp_path, files):
+    def run(batch):
+        if "f04.txt" in batch:
+            raise ValueError("cannot read f04")
+        return batch
+
+    results = make_runner(tmp_path, FakeWorker(run), run_max_try=2).run(manifest_of(files, 5))
+    assert lines(results) == ["f00.txt", "f01.txt", "f02.txt", "f03.txt", "f05.txt", "f06.txt", "f07.txt", "f08.txt",
+                              "f09.txt"]
+    assert [(r.succeeded, r.failed) for r in results] == [(4, 1), (5, 0)]
+    [failure] = results[0].failures
+    assert (failure.item, failure.error, failure.tries) == (files[4], "ValueError: cannot read f04", 2)
+    assert "ValueError('cannot read f04')" in failure.traceback
+    # the 5 items fail twice (run_max_try), then halves get one try each and single items two:
+    # [f00,f01] ok, [f02,f03,f04] x1, [f02] ok, [f03,f04] x1, [f03] ok, [f04] x2
+    assert results[0].tries == 2 + 1 + 1 + 1 + 1 + 1 + 2
+
+
+def test_too_few_results_count_the_deficit_and_too_many_are_kept_with_a_warning(tmp_path, files, caplog):
+    def run(batch):
+        return batch[:1] if batch[0] == "f00.txt" else batch + ["extra"]   # 3 items: 1 result, 4 results
+
+    short, long = make_runner(tmp_path, FakeWorker(run), run_max_try=1).run(manifest_of(files[:6], 3))
+    assert (short.succeeded, short.failed, list(short.lines)) == (1, 2, ["f00.txt"])
+    assert [f.item for f in short.failures] == [None, None]
+    assert short.failures[0].error == "ResultCountError: run() returned 1 result(s) for 3 item(s); 2 item(s) counted as failed"
+    assert (long.succeeded, long.failed, list(long.lines)) == (3, 0, ["f03.txt", "f04.txt", "f05.txt", "extra"])
+    assert "mini-batch 1: run() returned 4 results for 3 items; all kept" in caplog.text
+
+
+def test_a_flaky_run_succeeds_within_run_max_try_without_duplicate_rows(tmp_path, dataset):
+    import random
+
+    many = [write(dataset / f"g{i:02d}.txt", f"{i}\n") for i in range(60)]
+    chance = random.Random(20261129)   # seeded: the same sequence of failures every run
+
+    def run(batch):
+        if chance.random() < 0.3:
+            raise ConnectionError("flaky backend")
+        return batch
+
+    worker = FakeWorker(run)
+    results = make_runner(tmp_path, worker, run_max_try=5).run(manifest_of(many, 2))
+    assert lines(results) == names(many) and sum(r.failed for r in results) == 0
+    tries = [r.tries for r in results]
+    assert sum(tries) > len(results)            # some mini-batches did fail first
+    assert sum(tries) - len(results) == error_log(tmp_path).count(": ConnectionError: flaky backend\n")
+    assert worker.starts == 1                   # a raise does not restart the worker
+
+
+@pytest.mark.parametrize("poison", [0, 3, 6], ids=["first", "middle", "last"])
+def test_one_poison_item_fails_alone_and_the_rest_keep_their_results(tmp_path, dataset, files, poison):
+    def run(batch):
+        for name in batch:
+            if name == f"f{poison:02d}.txt":
+                raise ValueError("poison " + name)
+        return [f"{name}={open(dataset / name).read().strip()}" for name in batch]
+
+    [result] = make_runner(tmp_path, FakeWorker(run), run_max_try=2).run(manifest_of(files[:7], 7))
+    assert list(result.lines) == [f"f{i:02d}.txt={i}" for i in range(7) if i != poison]
+    assert (result.item_count, result.succeeded, result.failed) == (7, 6, 1)
+    [failure] = result.failures
+    assert (failure.item, failure.exception, failure.message, failure.tries) == (
+        files[poison], "ValueError", f"poison f{poison:02d}.txt", 2)
+
+
+def test_a_script_bug_failing_every_item_is_not_bisected_item_by_item(tmp_path, dataset):
+    items = [write(dataset / f"g{i:03d}.txt", f"{i}\n") for i in range(64)]
+
+    def run(batch):
+        raise KeyError("missing")
+
+    worker = FakeWorker(run)
+    [result] = make_runner(tmp_path, worker, run_max_try=3).run(manifest_of(items, 64))
+    assert (result.item_count, result.failed) == (64, 64)
+    assert [f.item for f in result.failures] == items
+    assert all(f.error.startswith("KeyError: 'missing'") for f in result.failures)
+    assert result.failures[-1].error == ("KeyError: 'missing' (raised for these 32 items together; not split "
+                                         "further: the first 8 items of mini-batch 0 tried alone all failed and "
+                                         "nothing in it has succeeded)")
+    # 3 tries of the whole, 1 per half on the way down, 3 per item for the first 8 alone, then one
+    # try per remaining part: far from 3 x (2 x 64 - 1) = 381
+    assert len(worker.calls) == result.tries < 60
+
+
+def test_after_eight_bad_items_in_a_row_the_good_rest_still_runs(tmp_path, dataset):
+    items = [write(dataset / f"h{i:03d}.txt", f"{i}\n") for i in range(40)]
+
+    def run(batch):
+        for name in batch:
+            if int(name[1:4]) < 8:
+                raise ValueError("corrupt " + name)
+        return batch
+
+    [result] = make_runner(tmp_path, FakeWorker(run), run_max_try=3).run(manifest_of(items, 40))
+    assert list(result.lines) == [f"h{i:03d}.txt" for i in range(8, 40)]
+    assert [(os.path.basename(f.item), f.error) for f in result.failures] == [
+        (f"h{i:03d}.txt", f"ValueError: corrupt h{i:03d}.txt") for i in range(8)]
+
+
+def test_an_init_failing_once_names_the_start_in_the_error_log(tmp_path, files):
+    starts = []
+
+    def init():
+        starts.append(1)
+        if len(starts) == 1:
+            raise InitFailed("init() of entry_script 's.py' failed: OSError: model server not up yet\nTraceback")
+
+    results = make_runner(tmp_path, FakeWorker(init=init)).run(manifest_of(files[:2], 1))
+    assert lines(results) == ["f00.txt: ok", "f01.txt: ok"] and len(starts) == 2
+    assert error_log(tmp_path).startswith("--- worker start 1/3 failed: init() of entry_script 's.py' failed: "
+                                          "OSError: model server not up yet\n")
+
+
+def test_without_thresholds_a_shard_runs_to_the_end(tmp_path, files):
+    def run(batch):
+        raise ValueError("always")
+
+    results = make_runner(tmp_path, FakeWorker(run), run_max_try=1).run(manifest_of(files[:3], 1))
+    assert [r.failed for r in results] == [1, 1, 1]
+
+
+def test_reused_mini_batches_take_their_new_position(tmp_path, files):
+    make_runner(tmp_path, FakeWorker()).run(manifest_of(files[2:], 1))
+    shifted = make_runner(tmp_path, FakeWorker()).run(manifest_of(files, 1))
+    assert [(r.index, r.first_item, r.reused) for r in shifted[:4]] == [(0, 0, False), (1, 1, False), (2, 2, True),
+                                                                        (3, 3, True)]
+    assert lines(shifted) == [n + ": ok" for n in names(files)]
+
+
+def test_added_files_alone_reach_run_the_others_lines_are_reused(tmp_path, dataset, files):
+    first = FakeWorker(reading(dataset))
+    make_runner(tmp_path, first).run(manifest_of([f for i, f in enumerate(files) if i not in (1, 7)], 3))
+    assert first.calls == [["f00.txt", "f02.txt", "f03.txt"], ["f04.txt", "f05.txt", "f06.txt"], ["f08.txt", "f09.txt"]]
+    worker = FakeWorker(reading(dataset))
+    again = make_runner(tmp_path, worker).run(manifest_of(files, 3))   # every boundary after f01 moved
+    assert worker.calls == [["f01.txt"], ["f07.txt"]]
+    assert lines(again) == [f"f{i:02d}.txt: {i}" for i in range(10)]
+    assert [(r.index, r.item_count, r.succeeded, r.tries, r.reused) for r in again] == [
+        (0, 3, 3, 1, False), (1, 3, 3, 0, False), (2, 3, 3, 1, False), (3, 1, 1, 0, False)]
+    fresh = make_runner(tmp_path / "fresh", FakeWorker(reading(dataset)), allow_reuse=False).run(manifest_of(files, 3))
+    assert lines(fresh) == lines(again)
+
+
+def test_a_changed_file_alone_is_recomputed(tmp_path, dataset, files):
+    make_runner(tmp_path, FakeWorker(reading(dataset))).run(manifest_of(files, 5))
+    write(files[6], "sixty")
+    worker = FakeWorker(reading(dataset))
+    again = make_runner(tmp_path, worker).run(manifest_of(files, 4))
+    assert worker.calls == [["f06.txt"]]
+    assert lines(again) == [f"f{i:02d}.txt: {'sixty' if i == 6 else i}" for i in range(10)]
+
+
+def test_reuse_items_false_recomputes_a_changed_mini_batch_whole(tmp_path, dataset, files):
+    make_runner(tmp_path, FakeWorker(reading(dataset)), reuse_items=False).run(manifest_of(files[1:], 3))
+    worker = FakeWorker(reading(dataset))
+    again = make_runner(tmp_path, worker, reuse_items=False).run(manifest_of(files, 3))
+    assert worker.calls == [names(files[0:3]), names(files[3:6]), names(files[6:9]), names(files[9:])]
+    assert lines(again) == [f"f{i:02d}.txt: {i}" for i in range(10)]
+
+
+def test_a_script_taking_the_context_gets_no_item_reuse_of_a_changed_mini_batch(tmp_path, dataset, files):
+    make_runner(tmp_path, FakeWorker(reading(dataset), takes_context=True)).run(manifest_of(files[1:], 3))
+    worker = FakeWorker(reading(dataset), takes_context=True)
+    make_runner(tmp_path, worker).run(manifest_of(files, 3))
+    assert worker.calls == [names(files[0:3]), names(files[3:6]), names(files[6:9]), names(files[9:])]
