@@ -3,6 +3,7 @@
 early stop, reuse, stealing and hand-offs, in milliseconds. A few real-worker tests per behaviour
 stay in test_runner.py, test_supervision.py and test_balance.py."""
 
+import dataclasses
 import os
 
 import pytest
@@ -602,3 +603,55 @@ def test_a_script_taking_the_context_gets_no_item_reuse_of_a_changed_mini_batch(
     worker = FakeWorker(reading(dataset), takes_context=True)
     make_runner(tmp_path, worker).run(manifest_of(files, 3))
     assert worker.calls == [names(files[0:3]), names(files[3:6]), names(files[6:9]), names(files[9:])]
+
+
+def test_a_failure_in_a_taken_mini_batch_that_stops_the_run_reaches_its_owners_results(tmp_path, files, monkeypatch):
+    # shard 0 (on another node) takes f07, shard 1's last, and fails it: over error_threshold 0, so
+    # the run stops; shard 1 sees it while run() works on f04 and stops early. Its results must
+    # still take in f07's hand-off, so the failure is reported, and f05, f06 get claimed so that
+    # nobody starts them.
+    from snakebatch.infer.claims import ClaimBoard
+    from snakebatch.infer.results import FailedItem, MiniBatchResult
+
+    monkeypatch.setattr(ShardRunner, "CHECK_EVERY_S", 0.0)
+    own, busy = two_shards(tmp_path, files)
+    run = str(tmp_path / "run")
+    stealer = ClaimBoard(run, INVOCATION, 0, 80.0, host="node-a", pid=7)
+
+    def run_script(batch):
+        if batch == ["f04.txt"]:
+            claim = stealer.claim(7)
+            failure = FailedItem(files[7], 7, "ValueError: bad f07.txt", "Traceback...", 1, shard=1)
+            result = MiniBatchResult(7, busy.mini_batches[3].key, 7, 1, 0, (), (failure,), 1, 0.1, "process000")
+            stealer.hand_off(claim, result.to_json())
+            progress.write_progress(run, progress.ShardProgress(INVOCATION, 0, 1, 4, 1, 1, files[7] + ": bad"))
+            raise Hang()
+        return batch
+
+    worker = FakeWorker(run_script)
+    runner = make_runner(tmp_path, worker, run_max_try=1, error_threshold=0)
+    results = runner.run(busy)
+    assert [(r.index, r.agent_name, r.failed) for r in results] == [(7, "process000", 1)]
+    [failure] = results[0].failures
+    assert (failure.item, failure.mini_batch, failure.shard, failure.error) == (files[7], 7, 1, "ValueError: bad f07.txt")
+    assert runner.stopped_early.startswith("stopped early: ")
+    assert worker.calls == [["f04.txt"]] and worker.killed == 1
+    assert sorted(os.listdir(stealer.folder)) == [f"{i:09d}.0" for i in (4, 5, 6, 7)] + ["000000007.result.json"]
+
+
+def test_a_retried_shard_job_takes_the_hand_off_of_a_mini_batch_another_shard_finished(tmp_path, dataset, files):
+    from snakebatch.infer.claims import ClaimBoard
+    from helpers import mini_batch_result
+
+    manifest = manifest_of(files[:4], 2)
+    other = ClaimBoard(str(tmp_path / "run"), INVOCATION, 5, 80.0, host="node-b", pid=31)   # shard 5 took mini-batch 1
+    claim = other.claim(1)
+    handed = mini_batch_result(1, ["f02.txt: by shard 5", "f03.txt: by shard 5"])
+    other.hand_off(claim, dataclasses.replace(handed, key=manifest.mini_batches[1].key, first_item=2).to_json())
+    worker = FakeWorker(reading(dataset))
+    results = make_runner(tmp_path, worker).run(manifest)
+    assert lines(results) == ["f00.txt: 0", "f01.txt: 1", "f02.txt: by shard 5", "f03.txt: by shard 5"]
+    assert worker.calls == [["f00.txt", "f01.txt"]]
+    [mine] = progress.invocation_progress(str(tmp_path / "run"), INVOCATION)
+    assert (mine.done_mini_batches, mine.adopted_mini_batches) == (1, 1)
+    assert sorted(os.listdir(other.folder)) == ["000000000.0", "000000001.0", "000000001.result.json"]
