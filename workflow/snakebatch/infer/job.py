@@ -66,7 +66,7 @@ def build_worker(spec: RunnerSpec, run_dir: str, shard: int, devices: dict | Non
         agent_name=agent,
         output_dir=RunLayout(run_dir).absolute().outputs_dir,
         working_dir=os.getcwd(),
-        log_dir=os.path.dirname(os.path.dirname(paths["stdout"])),
+        log_dir=RunLayout(run_dir).absolute().user_logs_dir,
         logging_level=spec.logging_level,
         side_inputs={k: v if is_url(v) else os.path.abspath(v) for k, v in spec.side_inputs.items()},
         models={k: v if is_url(v) else os.path.abspath(v) for k, v in spec.models.items()},
@@ -102,7 +102,7 @@ def run_shard(spec: RunnerSpec, manifest_path: str, output_path: str,
     invalidate_result(layout.root)
     remove_stale_temps(output_path)  # a shard file a killed run of this shard left half-written
     with contextlib.suppress(FileNotFoundError):  # this shard runs again now (see mark_unfinished)
-        os.unlink(RunLayout.of_shard_result(output_path).shard_unfinished(_shard_name(output_path)))
+        os.unlink(RunLayout.of_shard_result(output_path).shard_unfinished(RunLayout.shard_result_id(output_path)))
     manifest = ShardManifest.read(manifest_path)
     paths = shard_log_paths(layout.root, manifest.shard)
     for path in paths.values():
@@ -153,11 +153,6 @@ def run_shard(spec: RunnerSpec, manifest_path: str, output_path: str,
         handler.close()
 
 
-def _shard_name(output_path: str) -> str:
-    """``'00003'`` of ``.../shards/shard-00003.jsonl``."""
-    return os.path.basename(output_path)[len("shard-"):-len(".jsonl")]
-
-
 UNFINISHED_AHEAD_S = 86400  # how far ahead of now an unfinished marker's mtime is set (see mark_unfinished)
 
 
@@ -169,7 +164,7 @@ def mark_unfinished(output_path: str) -> str:
     reads it). The shard removes it when it starts, so the date never outlives the stop.
     Returns the marker's path."""
     layout = RunLayout.of_shard_result(output_path)
-    marker = layout.shard_unfinished(_shard_name(output_path))
+    marker = layout.shard_unfinished(RunLayout.shard_result_id(output_path))
     write_text_atomic(marker, "stopped early; the next run runs this shard again\n")
     ahead = int((time.time() + UNFINISHED_AHEAD_S) * 1e9)
     os.utime(marker, ns=(ahead, ahead))
