@@ -462,7 +462,8 @@ def test_too_few_results_count_the_deficit_and_too_many_are_kept_with_a_warning(
     short, long = make_runner(tmp_path, FakeWorker(run), run_max_try=1).run(manifest_of(files[:6], 3))
     assert (short.succeeded, short.failed, list(short.lines)) == (1, 2, ["f00.txt"])
     assert [f.item for f in short.failures] == [None, None]
-    assert short.failures[0].error == "ResultCountError: run() returned 1 result(s) for 3 item(s); 2 item(s) counted as failed"
+    assert short.failures[0].error == ("ResultCountError: run() returned 1 result(s) for 3 item(s); "
+                                       "2 item(s) counted as failed")
     assert (long.succeeded, long.failed, list(long.lines)) == (3, 0, ["f03.txt", "f04.txt", "f05.txt", "extra"])
     assert "mini-batch 1: run() returned 4 results for 3 items; all kept" in caplog.text
 
@@ -633,7 +634,8 @@ def test_a_failure_in_a_taken_mini_batch_that_stops_the_run_reaches_its_owners_r
     results = runner.run(busy)
     assert [(r.index, r.agent_name, r.failed) for r in results] == [(7, "process000", 1)]
     [failure] = results[0].failures
-    assert (failure.item, failure.mini_batch, failure.shard, failure.error) == (files[7], 7, 1, "ValueError: bad f07.txt")
+    assert (failure.item, failure.mini_batch, failure.shard, failure.error) == (
+        files[7], 7, 1, "ValueError: bad f07.txt")
     assert runner.stopped_early.startswith("stopped early: ")
     assert worker.calls == [["f04.txt"]] and worker.killed == 1
     assert sorted(os.listdir(stealer.folder)) == [f"{i:09d}.0" for i in (4, 5, 6, 7)] + ["000000007.result.json"]

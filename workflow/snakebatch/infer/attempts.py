@@ -5,7 +5,7 @@ and how a mini-batch that fails every try is bisected to its failing items (Para
 ``Attempts`` talks to a ``workers.Worker`` only; the shard loop (``shard``) gives it its hooks:
 ``beat`` (run before each request: the claim's heartbeat), ``prefetch`` (run just before each
 run() call: send the next mini-batch's read ahead), ``interrupt`` (asked while run() works: an
-early stop; a call it stopped raises ``StopEarly``) and ``on_start`` (after a worker started or
+early stop; a call it stopped raises ``StopEarly``) and ``note_modules`` (after a worker started or
 answered: note the modules it reported).
 """
 
@@ -85,14 +85,14 @@ class Attempts:
 
     def __init__(self, spec: RunnerSpec, worker: Worker, error_log: str, beat: Callable[[], None] = lambda: None,
                  prefetch: Callable[[], None] = lambda: None, interrupt: Callable[[], bool] | None = None,
-                 on_start: Callable[[], None] | None = None) -> None:
+                 note_modules: Callable[[], None] | None = None) -> None:
         self.spec = spec
         self.worker = worker
         self.error_log = error_log
         self.beat = beat
         self.prefetch = prefetch
         self.interrupt = interrupt
-        self.on_start = on_start or (lambda: None)
+        self.note_modules = note_modules or (lambda: None)
         self.started = False
         self.start_s = 0.0
         self.owner = 0
@@ -119,7 +119,7 @@ class Attempts:
                 continue
             self.start_s += time.monotonic() - began
             self.started = True
-            self.on_start()
+            self.note_modules()
             return
 
     def _start_failed(self, exc: EntryScriptError, attempt: int, final: bool) -> None:
@@ -142,7 +142,7 @@ class Attempts:
             return
         if finished:
             self.worker.stop()
-            self.on_start()  # the modules shutdown() reported
+            self.note_modules()  # the modules shutdown() reported
         else:
             self.worker.kill()
 
@@ -164,7 +164,7 @@ class Attempts:
         self.prefetch()
         outcome = self.worker.call(tuple(items), context, self.spec.run_invocation_timeout,
                                    interrupt=self.interrupt, loaded=mini_batch.key)
-        self.on_start()  # modules imported inside run()
+        self.note_modules()  # modules imported inside run()
         if outcome.interrupted:
             raise StopEarly
         return outcome
@@ -186,7 +186,8 @@ class Attempts:
             outcome = self.worker.load(mini_batch.key, mini_batch.to_json(), self.spec.run_invocation_timeout)
             cpu_s += outcome.cpu_s
             if outcome.ok:
-                failed = [self.failure(position, mini_batch, error, "", tries) for position, error in outcome.failed_items]
+                failed = [self.failure(position, mini_batch, error, "", tries)
+                          for position, error in outcome.failed_items]
                 for item in failed:
                     log.warning("mini-batch %d: %s", mini_batch.index, item.error)
                 return outcome.length, Part([], 0, failed, 0, cpu_s), tuple(p for p, _ in outcome.failed_items)
@@ -266,7 +267,8 @@ class Attempts:
             handle.write(f"--- mini-batch {mini_batch.index}, {count} item(s) starting at {first!r}, "
                          f"try {attempt}/{self.spec.run_max_try}: {outcome.error}\n{outcome.traceback}\n")
 
-    def failure(self, position: int | None, mini_batch: MiniBatch, error: str, traceback: str, tries: int) -> FailedItem:
+    def failure(self, position: int | None, mini_batch: MiniBatch, error: str, traceback: str,
+                tries: int) -> FailedItem:
         """The FailedItem of the item at ``position`` (None: unknown, run() returned too few)."""
         item = None if position is None else get_kind(mini_batch.kind).describe_item(mini_batch, position)
         return FailedItem(item, mini_batch.index, error, traceback, tries, shard=self.owner)

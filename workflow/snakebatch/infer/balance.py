@@ -92,7 +92,7 @@ class Balance:
             return None
         try:
             result = MiniBatchResult.from_json(text)
-        except (ValueError, KeyError, TypeError) as exc:  # torn by a machine crash: its claim's holder is judged as usual
+        except (ValueError, KeyError, TypeError) as exc:  # torn by a machine crash
             log.warning("mini-batch %d: its hand-off cannot be read (%s); its claim is judged as usual",
                         mini_batch.index, exc)
             return None

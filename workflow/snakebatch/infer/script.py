@@ -21,8 +21,8 @@ COMPAT_DIR = os.path.join(PACKAGE_DIR, "compat")
 def fetch_resources(context: entry.WorkerContext, resources_dir: str | None,
                     storage_options: dict | None) -> entry.WorkerContext:
     """``context`` with every model and side input given by URL downloaded (once per version,
-    into ``resources_dir``, with fsspec's ``storage_options``) and named by its local path, so ``EntryScript().side_inputs``
-    and ``Model.get_model_path`` give local paths. Raises OSError naming the URL."""
+    into ``resources_dir``, with fsspec's ``storage_options``) and named by its local path, so
+    ``EntryScript().side_inputs`` and ``Model.get_model_path`` give local paths. Raises OSError naming the URL."""
     from snakebatch.storage.locations import fetch, is_local
 
     def local(mapping):

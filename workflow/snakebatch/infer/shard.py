@@ -91,7 +91,7 @@ class ShardRunner:
         self.shard = 0
         self.reuse = Reuse(spec, store)
         self.attempts = Attempts(spec, worker, error_log, beat=self._beat, prefetch=self._prefetch,
-                                 on_start=self._note_modules)
+                                 note_modules=self._note_modules)
         self.watch: Watch | None = None
         self.balance: Balance | None = None
         self._manifest: ShardManifest | None = None

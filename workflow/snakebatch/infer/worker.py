@@ -283,7 +283,8 @@ def _prepare_process(setup: WorkerSetup) -> None:
     output files, the stack dump on SIGUSR1, the environment, logging and ``sys.argv``."""
     _bind_to_runner()
     _redirect_output(setup)
-    stack_file = open(setup.stack_path, "a", encoding="utf-8", errors="backslashreplace")  # noqa: SIM115 - lives as long as the worker
+    # lives as long as the worker
+    stack_file = open(setup.stack_path, "a", encoding="utf-8", errors="backslashreplace")  # noqa: SIM115
     faulthandler.register(signal.SIGUSR1, file=stack_file, all_threads=True)
     os.environ.update(setup.environment_variables)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
