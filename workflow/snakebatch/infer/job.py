@@ -187,6 +187,8 @@ def _read_text(path: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command line (see the module doc): run one shard job; 0 when it ran (also when it
+    stopped early: gather reports that), 1 with the error on stderr when it failed."""
     parser = argparse.ArgumentParser(prog="python -m snakebatch.infer.job", description=__doc__.split("\n\n")[0])
     specs = parser.add_mutually_exclusive_group(required=True)
     specs.add_argument("--spec", help="RunnerSpec as JSON")

@@ -104,6 +104,8 @@ class WorkerProcess:
 
     # ---------------------------------------------------------------------------- start and stop
     def start(self, timeout: float | None = None) -> None:
+        """Spawn the worker and wait at most ``timeout`` s (None: forever) for its Ready. Raises
+        ScriptImportFailed or InitFailed (see the class doc); the worker is then killed."""
         ctx = multiprocessing.get_context("spawn")
         parent, child = ctx.Pipe()
         self.process = ctx.Process(target=worker_main, args=(child, self.setup),
@@ -142,6 +144,7 @@ class WorkerProcess:
         log.info("worker %s ready", self.setup.context.agent_name)
 
     def alive(self) -> bool:
+        """True while the worker process runs."""
         return self.process is not None and self.process.is_alive()
 
     def stop(self, timeout: float = 30.0) -> None:

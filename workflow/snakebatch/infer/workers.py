@@ -116,18 +116,25 @@ class Worker(Protocol):
     loaded: str | None
     running: InFlight | None
 
-    def start(self, timeout: float | None = None) -> None: ...
+    def start(self, timeout: float | None = None) -> None:
+        """Start the worker; wait at most ``timeout`` s for init(). Raises ScriptImportFailed, InitFailed."""
 
-    def alive(self) -> bool: ...
+    def alive(self) -> bool:
+        """True while the worker runs."""
 
-    def load(self, key: str, payload, timeout: float) -> Outcome: ...
+    def load(self, key: str, payload, timeout: float) -> Outcome:
+        """Materialise mini-batch ``key`` (``payload``: its descriptor's JSON); ``length``: its items."""
 
-    def send_load(self, key: str, payload) -> int: ...
+    def send_load(self, key: str, payload) -> int:
+        """Ask for ``load(key, ...)`` ahead without waiting; its request id. Raises WorkerDied."""
 
     def call(self, items: tuple, context: MiniBatchContext, timeout: float,
              interrupt: Callable[[], bool] | None = None, poll_s: float = 1.0,
-             loaded: str | None = None) -> Outcome: ...
+             loaded: str | None = None) -> Outcome:
+        """One run() of ``items`` (positions in the input ``loaded``) within ``timeout`` s."""
 
-    def stop(self) -> None: ...
+    def stop(self) -> None:
+        """Let the worker call shutdown() and exit (killed when it does not)."""
 
-    def kill(self) -> None: ...
+    def kill(self) -> None:
+        """End the worker now (its whole process group)."""
