@@ -38,6 +38,7 @@ from snakebatch.settings.config import RunnerSpec  # noqa: E402
 from snakebatch.kinds import Cache, Descriptor, get_kind  # noqa: E402
 from snakebatch.partition.manifest import ShardManifest  # noqa: E402
 from snakebatch.infer.job import Outcome, ShardRunner  # noqa: E402
+from snakebatch.infer.protocol import RemoteError  # noqa: E402
 from snakebatch.storage.atomic import atomic_open  # noqa: E402
 from snakebatch.infer.store import MiniBatchStore  # noqa: E402
 
@@ -77,7 +78,7 @@ class FakeWorker:
         names = [os.path.basename(self._input[position]) for position in items]
         bad = [name for name in names if name.startswith("bad")]
         if bad:
-            return Outcome(ok=False, error=f"ValueError: cannot read {bad[0]}",
+            return Outcome(ok=False, cause=RemoteError("ValueError", "builtins", f"cannot read {bad[0]}"),
                            traceback=f"Traceback (most recent call last):\nValueError: cannot read {bad[0]}")
         return Outcome(ok=True, lines=tuple(name + ": ok" for name in names), length=len(items))
 

@@ -1,5 +1,6 @@
 """Balanced shards (balance_shards): shard jobs take unstarted mini-batches from busy ones through
-claims in the run folder. Two real shard jobs (runner processes) with tiny entry scripts."""
+claims in the run folder. Two real shard jobs (runner processes) with tiny entry scripts; the policy
+cases (hand-offs, the early stop across shards) run against the fake worker in test_policies.py."""
 
 import json
 import os
@@ -141,29 +142,6 @@ def test_a_stealer_that_dies_holding_a_claim_leaves_it_to_the_owner(tmp_path, fi
     assert f"mini-batch 7: claimed again, computed here: its holder (shard 0, pid {first.pid}) has exited" in text
 
 
-def test_a_retried_shard_job_takes_the_hand_off_of_a_mini_batch_another_shard_finished(tmp_path, files, monkeypatch):
-    from snakebatch.infer.claims import ClaimBoard
-
-    monkeypatch.setenv(progress.INVOCATION_ENV, "inv-retry")
-    run_dir = str(tmp_path / "run")
-    batches = file_mini_batches(files[:4], 2)
-    other = ClaimBoard(run_dir, "inv-retry", 5, 80.0, host="node-b", pid=31)   # shard 5 took mini-batch 1
-    claim = other.claim(1)
-    handed = mini_batch_result(1, ["f02.txt: by shard 5", "f03.txt: by shard 5"])
-    other.hand_off(claim, json.dumps({**json.loads(handed.to_json()), "key": batches[1].key, "first_item": 2}))
-    script = write(tmp_path / "echo.py", """
-        import os
-        def run(mini_batch):
-            return [os.path.basename(p) + ": " + open(p).read().strip() for p in mini_batch]
-    """)
-    results = run_files(tmp_path, runner_spec(script), files[:4], size=2)
-    assert [line for r in results for line in r.lines] == ["f00.txt: 0", "f01.txt: 1", "f02.txt: by shard 5",
-                                                           "f03.txt: by shard 5"]
-    mine = _records(tmp_path, "inv-retry")[0]
-    assert (mine.done_mini_batches, mine.adopted_mini_batches) == (1, 1)
-    assert sorted(os.listdir(other.folder)) == ["000000000.0", "000000001.0", "000000001.result.json"]
-
-
 def test_without_balance_shards_no_claims_are_made(tmp_path, files):
     script = write(tmp_path / "echo.py", """
         import os
@@ -175,30 +153,11 @@ def test_without_balance_shards_no_claims_are_made(tmp_path, files):
     assert not (tmp_path / "run" / "claims").exists()
 
 
-def test_a_failure_in_a_taken_mini_batch_that_stops_the_run_reaches_its_owners_shard_file(tmp_path, files):
-    # shard 0 takes f07 (shard 1's last), which releases f04 and fails: over error_threshold 0, so the
-    # run stops; shard 1 sees it while run() still works on f04 (which lingers past the runner's
-    # next look at the other shards) and stops early. Its shard file must still take in f07's
-    # hand-off, so the failure is reported, and f05, f06 get claimed so that nobody starts them.
-    first, second, folder = _race(tmp_path, files, "f07.txt", False, "inv-stop", fail="f07.txt", error_threshold=0,
-                                  linger=3.5)
-    assert (first.returncode, second.returncode) == (0, 0)
-    from snakebatch.gather.lifecycle import read_shard_file
-
-    shard = read_shard_file(str(tmp_path / "run" / "shards" / "shard-00001.jsonl"))
-    busy = shard.results
-    assert [(r.index, r.agent_name, r.failed) for r in busy] == [(7, "process000", 1)]
-    [failure] = busy[0].failures
-    assert (failure.item, failure.mini_batch, failure.shard, failure.error) == (files[7], 7, 1, "ValueError: bad f07.txt")
-    assert shard.stopped_early.startswith("stopped early: ")
-    assert sorted(os.listdir(folder)) == sorted([f"{i:09d}.0" for i in range(8)] + ["000000007.result.json"])
-
-
 def test_in_order_says_which_results_were_put_emitted_or_waiting():
-    from snakebatch.infer.job import _InOrder
+    from snakebatch.infer.shard import InOrder
 
     emitted = []
-    in_order = _InOrder([4, 5, 6, 7], lambda result: emitted.append(result.index))
+    in_order = InOrder([4, 5, 6, 7], lambda result: emitted.append(result.index))
     in_order.put(mini_batch_result(6, ["a"]))   # a hand-off ahead of 4 and 5: waits
     assert [in_order.placed(i) for i in (4, 5, 6, 7, 99)] == [False, False, True, False, False]
     in_order.put(mini_batch_result(4, ["b"]))

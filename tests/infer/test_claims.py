@@ -165,3 +165,16 @@ def test_a_hand_off_is_read_back_whole(tmp_path):
     assert holder.hand_off(claim, '{"index": 11}') is True
     assert board(tmp_path, 1).handed_off(11) == '{"index": 11}\n'
     assert sorted(os.listdir(holder.folder)) == ["000000011.0", "000000011.result.json"]
+
+
+def test_claim_and_hand_off_files_are_the_run_layouts(tmp_path):
+    from snakebatch.storage.layout import RunLayout
+
+    layout = RunLayout(str(tmp_path / "run"))
+    board = ClaimBoard(layout.root, "inv-l", 0, 60.0)
+    assert board.folder == layout.claims_of("inv-l") == str(tmp_path / "run" / "claims" / "inv-l")
+    assert board.path(12, 1) == layout.claim("inv-l", 12, 1) == str(tmp_path / "run" / "claims" / "inv-l" / "000000012.1")
+    assert board.result_path(12) == layout.hand_off("inv-l", 12) == str(
+        tmp_path / "run" / "claims" / "inv-l" / "000000012.result.json")
+    assert layout.user_logs_dir == str(tmp_path / "run" / "logs" / "user")
+    assert RunLayout.shard_result_id(layout.shard_result(3)) == "00003"

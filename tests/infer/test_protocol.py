@@ -15,7 +15,8 @@ from snakebatch.settings.config import PartitionSpec
 from snakebatch.infer.entry import MiniBatchContext, WorkerContext
 from snakebatch.errors import EntryScriptError, MiniBatchTimeout, WorkerDied
 from snakebatch.kinds import get_kind
-from snakebatch.infer.supervisor import Outcome, WorkerProcess
+from snakebatch.infer.supervisor import WorkerProcess
+from snakebatch.infer.workers import InitFailed, Outcome, ScriptImportFailed
 from snakebatch.infer.worker import WorkerSetup
 
 SCRIPT = """
@@ -154,7 +155,8 @@ def test_outcome_from_a_result_and_from_a_failure():
     assert Outcome.from_reply(protocol.Result(1, ("a",), 1, 0.5, "h", b"i")) == Outcome(
         ok=True, lines=("a",), length=1, cpu_s=0.5, header="h", ipc=b"i")
     failure = protocol.Failure(2, protocol.RemoteError("OSError", "builtins", "disk full", "tb\n"), "run", 0.25)
-    assert Outcome.from_reply(failure) == Outcome(ok=False, error="OSError: disk full", traceback="tb\n", cpu_s=0.25)
+    assert Outcome.from_reply(failure) == Outcome(ok=False, cause=failure.error, traceback="tb\n", cpu_s=0.25)
+    assert Outcome.from_reply(failure).error == "OSError: disk full"
 
 
 # ------------------------------------------------------------------------------- a real worker
@@ -326,13 +328,13 @@ def test_a_failing_import_or_init_answers_a_failure_of_its_stage(tmp_path):
         broken.start(60)
     script = broken.setup.entry_script
     assert str(info.value).startswith(f"importing entry_script {script!r} failed: SyntaxError: ")
-    assert info.value.retryable is False
+    assert isinstance(info.value, ScriptImportFailed) and not isinstance(info.value, InitFailed)
 
     failing = make_worker(tmp_path, "def init():\n    raise OSError('no model')\ndef run(b):\n    return b\n")
     with pytest.raises(EntryScriptError) as info:
         failing.start(60)
     assert str(info.value).startswith(f"init() of entry_script {script!r} failed: OSError: no model\nTraceback")
-    assert info.value.retryable is True
+    assert isinstance(info.value, InitFailed)
     assert failing.process is None
 
 

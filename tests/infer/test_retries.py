@@ -4,7 +4,7 @@ read are cut out of the positions run() gets."""
 import pytest
 
 from snakebatch.storage.locations import is_transient, with_retries
-from snakebatch.infer.job import _segments
+from snakebatch.infer.attempts import segments
 
 
 class Status(Exception):
@@ -54,7 +54,7 @@ def test_a_permanent_error_is_not_retried():
 
 
 def test_segments_skip_the_unread_positions():
-    assert _segments(6, {2}) == [(0, 1), (3, 4, 5)]
-    assert _segments(3, set()) == [(0, 1, 2)]
-    assert _segments(3, {0, 1, 2}) == []
-    assert _segments(4, {0, 3}) == [(1, 2)]
+    assert segments(6, {2}) == [(0, 1), (3, 4, 5)]
+    assert segments(3, set()) == [(0, 1, 2)]
+    assert segments(3, {0, 1, 2}) == []
+    assert segments(4, {0, 3}) == [(1, 2)]

@@ -33,16 +33,6 @@ def test_every_item_yields_one_line_in_order(tmp_path, files, init_log):
     assert init_count(init_log) == 1
 
 
-def test_finished_mini_batches_are_reused_without_starting_a_worker(tmp_path, files, init_log):
-    spec = runner_spec(write(tmp_path / "echo.py", ECHO))
-    run_files(tmp_path, spec, files)
-    again = run_files(tmp_path, spec, files)
-    assert [r.reused for r in again] == [True] * 4
-    assert lines(again) == [f"f{i:02d}.txt: {i}" for i in range(10)]
-    assert init_count(init_log) == 1
-    assert all(not r.reused for r in run_files(tmp_path, runner_spec(spec.entry_script, allow_reuse=False), files))
-
-
 def test_a_changed_entry_script_recomputes(tmp_path, files, init_log):
     script = write(tmp_path / "echo.py", ECHO)
     run_files(tmp_path, runner_spec(script), files)
@@ -50,51 +40,6 @@ def test_a_changed_entry_script_recomputes(tmp_path, files, init_log):
     again = run_files(tmp_path, runner_spec(script), files)
     assert [r.reused for r in again] == [False] * 4
     assert lines(again)[0] == "f00.txt = 0"
-
-
-def test_a_raising_run_is_retried(tmp_path, files, init_log):
-    script = write(tmp_path / "flaky.py", """
-        import os
-        tries = {}
-        def init():
-            pass
-        def run(mini_batch):
-            key = mini_batch[0]
-            tries[key] = tries.get(key, 0) + 1
-            if tries[key] < 3:
-                raise RuntimeError("flaky " + os.path.basename(key))
-            return [os.path.basename(p) for p in mini_batch]
-    """)
-    results = run_files(tmp_path, runner_spec(script), files[:4], size=2)
-    assert lines(results) == ["f00.txt", "f01.txt", "f02.txt", "f03.txt"]
-    assert [r.tries for r in results] == [3, 3]
-    errors = open(tmp_path / "run" / "logs" / "user" / "error" / "shard-00000.txt").read()
-    assert "try 1/3: RuntimeError: flaky f00.txt\n" in errors
-    assert "try 2/3: RuntimeError: flaky f00.txt\n" in errors
-    assert "try 3/3" not in errors
-
-
-def test_failing_mini_batch_is_bisected_to_the_bad_item(tmp_path, files):
-    script = write(tmp_path / "bad.py", """
-        import os
-        def init():
-            pass
-        def run(mini_batch):
-            if any(p.endswith("f04.txt") for p in mini_batch):
-                raise ValueError("cannot read f04")
-            return [os.path.basename(p) for p in mini_batch]
-    """)
-    results = run_files(tmp_path, runner_spec(script, run_max_try=2), files, size=5)
-    assert lines(results) == ["f00.txt", "f01.txt", "f02.txt", "f03.txt", "f05.txt", "f06.txt", "f07.txt", "f08.txt", "f09.txt"]
-    assert [(r.succeeded, r.failed) for r in results] == [(4, 1), (5, 0)]
-    [failure] = results[0].failures
-    assert failure.item == files[4]
-    assert failure.error == "ValueError: cannot read f04"
-    assert failure.tries == 2
-    assert 'raise ValueError("cannot read f04")' in failure.traceback
-    # the 5 items fail twice (run_max_try), then halves get one try each and single items two:
-    # [f00,f01] ok, [f02,f03,f04] x1, [f02] ok, [f03,f04] x1, [f03] ok, [f04] x2
-    assert results[0].tries == 2 + 1 + 1 + 1 + 1 + 1 + 2
 
 
 def test_a_hung_run_is_killed_at_the_timeout_and_init_runs_again(tmp_path, files, init_log):
@@ -135,19 +80,6 @@ def test_a_dying_worker_counts_as_a_try_and_is_replaced(tmp_path, files, init_lo
     assert results[1].failures[0].shard == 0
     assert results[1].tries == 2
     assert init_count(init_log) == 3
-
-
-def test_short_result_counts_the_deficit_as_failed_items(tmp_path, files):
-    script = write(tmp_path / "short.py", """
-        def init():
-            pass
-        def run(mini_batch):
-            return ["only one"]
-    """)
-    [result] = run_files(tmp_path, runner_spec(script), files[:3], size=3)
-    assert (result.succeeded, result.failed, result.lines) == (1, 2, ("only one",))
-    assert [f.item for f in result.failures] == [None, None]
-    assert result.failures[0].error == "ResultCountError: run() returned 1 result(s) for 3 item(s); 2 item(s) counted as failed"
 
 
 def test_wrong_return_type_is_a_failed_try_with_a_clear_message(tmp_path, files):
@@ -281,14 +213,6 @@ def _alive(pid):
         return False
 
 
-def test_reused_mini_batches_take_their_new_position(tmp_path, files, init_log):
-    spec = runner_spec(write(tmp_path / "echo.py", ECHO))
-    run_files(tmp_path, spec, files[2:], size=1)
-    shifted = run_files(tmp_path, spec, files, size=1)
-    assert [(r.index, r.first_item, r.reused) for r in shifted[:4]] == [(0, 0, False), (1, 1, False), (2, 2, True), (3, 3, True)]
-    assert lines(shifted) == [f"f{i:02d}.txt: {i}" for i in range(10)]
-
-
 def test_a_changed_helper_module_recomputes(tmp_path, files, init_log):
     write(tmp_path / "src" / "helper.py", "SUFFIX = '!'\n")
     script = write(tmp_path / "src" / "uses_helper.py", """
@@ -365,53 +289,6 @@ def test_the_timeout_stack_shows_the_thread_that_ran_run_first(tmp_path, files):
     assert stack[0] == "Stack of the worker when it was killed:"
     assert stack[1].startswith(("Thread 0x", "Current thread 0x"))
     assert stack[2] == f'  File "{script}", line 9 in inner'
-
-
-def test_shards_stop_early_once_the_failures_of_this_run_exceed_the_threshold(tmp_path, files, monkeypatch):
-    from snakebatch.monitor import progress
-
-    monkeypatch.setenv(progress.INVOCATION_ENV, "inv-1")
-    # another shard of this invocation already failed 2 items; one of an earlier invocation failed 50
-    progress.write_progress(str(tmp_path / "run"), progress.ShardProgress("inv-1", 7, 3, 3, 2, 1, "x.png: OSError: gone"))
-    progress.write_progress(str(tmp_path / "run"), progress.ShardProgress("inv-0", 8, 3, 3, 50, 3, "old"))
-    script = write(tmp_path / "fails.py", """
-        import os
-        def init():
-            pass
-        def run(mini_batch):
-            if os.path.basename(mini_batch[0]) == "f01.txt":
-                raise ValueError("broken f01")
-            return [os.path.basename(p) for p in mini_batch]
-    """)
-    results = run_files(tmp_path, runner_spec(script, run_max_try=1, error_threshold=2), files[:6], size=1)
-    assert [r.index for r in results] == [0, 1]
-    assert run_files.stopped == (
-        "stopped early: 3 failed item(s) > error_threshold 2 in this run so far (all shards).\n"
-        "First failures:\n  shard 0: " + files[1] + ": ValueError: broken f01\n  shard 7: x.png: OSError: gone")
-    mine = json.loads((tmp_path / "run" / "progress" / "shard-00000.json").read_text())
-    assert (mine["done_mini_batches"], mine["failed_items"]) == (2, 1)
-
-
-def test_a_shard_starting_after_the_breach_runs_nothing(tmp_path, files, monkeypatch, init_log):
-    from snakebatch.monitor import progress
-
-    monkeypatch.setenv(progress.INVOCATION_ENV, "inv-2")
-    progress.write_progress(str(tmp_path / "run"), progress.ShardProgress("inv-2", 3, 1, 1, 5, 1, "y: E"))
-    results = run_files(tmp_path, runner_spec(write(tmp_path / "echo.py", ECHO), error_threshold=4), files[:4], size=2)
-    assert results == []
-    assert run_files.stopped.startswith("stopped early: 5 failed item(s) > error_threshold 4")
-    assert init_count(init_log) == 0
-
-
-def test_without_thresholds_a_shard_runs_to_the_end(tmp_path, files, monkeypatch):
-    script = write(tmp_path / "fails.py", """
-        def init():
-            pass
-        def run(mini_batch):
-            raise ValueError("always")
-    """)
-    results = run_files(tmp_path, runner_spec(script, run_max_try=1), files[:3], size=1)
-    assert [r.failed for r in results] == [1, 1, 1]
 
 
 def test_a_long_run_call_is_interrupted_when_another_shard_breaches_meanwhile(tmp_path, files, monkeypatch):
@@ -543,71 +420,3 @@ def test_mini_batch_context_dataset_names_the_files_of_each_call_also_of_a_bisec
         "f05.txt in f05.txt+f06.txt+f07.txt+f08.txt+f09.txt", "f06.txt in f05.txt+f06.txt+f07.txt+f08.txt+f09.txt",
         "f07.txt in f05.txt+f06.txt+f07.txt+f08.txt+f09.txt", "f08.txt in f05.txt+f06.txt+f07.txt+f08.txt+f09.txt",
         "f09.txt in f05.txt+f06.txt+f07.txt+f08.txt+f09.txt"]
-
-
-# ------------------------------------------------------------------------ item-level reuse
-LOGGED = """
-    import os
-
-    def run(mini_batch):
-        with open(os.environ["RUN_LOG"], "a") as f:
-            f.write(",".join(os.path.basename(p) for p in mini_batch) + "\\n")
-        return [os.path.basename(p) + ": " + open(p).read().strip() for p in mini_batch]
-"""
-
-
-@pytest.fixture
-def run_log(tmp_path, monkeypatch):
-    """A file the LOGGED entry script appends each run() call's file names to ($RUN_LOG)."""
-    path = tmp_path / "run.log"
-    monkeypatch.setenv("RUN_LOG", str(path))
-    return path
-
-
-def _calls(path):
-    calls = path.read_text().splitlines() if path.exists() else []
-    path.write_text("")
-    return calls
-
-
-def test_added_files_alone_reach_run_the_others_lines_are_reused(tmp_path, files, run_log):
-    spec = runner_spec(write(tmp_path / "logged.py", LOGGED))
-    run_files(tmp_path, spec, [f for i, f in enumerate(files) if i not in (1, 7)])
-    assert _calls(run_log) == ["f00.txt,f02.txt,f03.txt", "f04.txt,f05.txt,f06.txt", "f08.txt,f09.txt"]
-    again = run_files(tmp_path, spec, files)  # every boundary after f01 moved: no mini-batch key is the same
-    assert _calls(run_log) == ["f01.txt", "f07.txt"]
-    assert lines(again) == [f"f{i:02d}.txt: {i}" for i in range(10)]
-    assert [(r.index, r.item_count, r.succeeded, r.tries, r.reused) for r in again] == [
-        (0, 3, 3, 1, False), (1, 3, 3, 0, False), (2, 3, 3, 1, False), (3, 1, 1, 0, False)]
-    fresh = run_files(tmp_path / "fresh", runner_spec(spec.entry_script, allow_reuse=False), files)
-    assert lines(fresh) == lines(again)
-
-
-def test_a_changed_file_alone_is_recomputed(tmp_path, files, run_log):
-    spec = runner_spec(write(tmp_path / "logged.py", LOGGED))
-    run_files(tmp_path, spec, files, size=5)
-    _calls(run_log)
-    write(files[6], "sixty")
-    again = run_files(tmp_path, spec, files, size=4)
-    assert _calls(run_log) == ["f06.txt"]
-    assert lines(again) == [f"f{i:02d}.txt: {'sixty' if i == 6 else i}" for i in range(10)]
-
-
-def test_reuse_items_false_recomputes_a_changed_mini_batch_whole(tmp_path, files, run_log):
-    spec = runner_spec(write(tmp_path / "logged.py", LOGGED), reuse_items=False)
-    run_files(tmp_path, spec, files[1:])
-    _calls(run_log)
-    again = run_files(tmp_path, spec, files)
-    assert _calls(run_log) == ["f00.txt,f01.txt,f02.txt", "f03.txt,f04.txt,f05.txt", "f06.txt,f07.txt,f08.txt",
-                               "f09.txt"]
-    assert lines(again) == [f"f{i:02d}.txt: {i}" for i in range(10)]
-
-
-def test_a_script_taking_the_context_gets_no_item_reuse(tmp_path, files, run_log):
-    script = write(tmp_path / "logged.py", LOGGED.replace("def run(mini_batch):", "def run(mini_batch, context):"))
-    spec = runner_spec(script)
-    run_files(tmp_path, spec, files[1:])
-    _calls(run_log)
-    run_files(tmp_path, spec, files)
-    assert _calls(run_log) == ["f00.txt,f01.txt,f02.txt", "f03.txt,f04.txt,f05.txt", "f06.txt,f07.txt,f08.txt",
-                               "f09.txt"]

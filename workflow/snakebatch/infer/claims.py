@@ -130,7 +130,8 @@ class ClaimBoard:
         self.stale_after_s = stale_after_s
         self.host = host if host is not None else socket.gethostname()
         self.pid = pid if pid is not None else os.getpid()
-        self.folder = os.path.join(claims_root(run_dir), invocation)
+        self.layout = RunLayout(run_dir)
+        self.folder = self.layout.claims_of(invocation)
         self.took_over: str | None = None
         if create:
             os.makedirs(self.folder, exist_ok=True)
@@ -138,11 +139,11 @@ class ClaimBoard:
     # -------------------------------------------------------------------------- file names
     def path(self, index: int, generation: int) -> str:
         """The claim file of generation ``generation`` of mini-batch ``index``."""
-        return os.path.join(self.folder, f"{index:09d}.{generation}")
+        return self.layout.claim(self.invocation, index, generation)
 
     def result_path(self, index: int) -> str:
         """The hand-off file of mini-batch ``index``."""
-        return os.path.join(self.folder, f"{index:09d}.result.json")
+        return self.layout.hand_off(self.invocation, index)
 
     # -------------------------------------------------------------------------- reading
     def was_claimed(self, index: int) -> bool:

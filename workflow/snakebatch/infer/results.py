@@ -39,12 +39,14 @@ class FailedItem:
         return self.error.split(":", 1)[1].strip() if ":" in self.error else ""
 
     def to_json(self) -> dict:
+        """The errors.jsonl record (a dict; nested in a MiniBatchResult's JSON too)."""
         return {"item": self.item, "mini_batch": self.mini_batch, "shard": self.shard, "tries": self.tries,
                 "exception": self.exception, "message": self.message, "error": self.error,
                 "traceback": self.traceback}
 
     @classmethod
     def from_json(cls, data: dict) -> FailedItem:
+        """The FailedItem of a ``to_json`` dict. Raises KeyError, TypeError, ValueError."""
         return cls(item=data["item"], mini_batch=int(data["mini_batch"]), error=data["error"],
                    traceback=data["traceback"], tries=int(data["tries"]), shard=int(data.get("shard", 0)))
 
@@ -104,6 +106,7 @@ class MiniBatchResult:
 
     @classmethod
     def from_json(cls, text: str) -> MiniBatchResult:
+        """The MiniBatchResult of one ``to_json`` line. Raises ValueError, KeyError, TypeError."""
         data = json.loads(text)
         return cls(
             index=int(data["index"]), key=data["key"], first_item=int(data["first_item"]),

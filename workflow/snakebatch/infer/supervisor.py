@@ -1,10 +1,11 @@
 """The worker process mechanism: start a worker, send it requests of ``protocol``, wait for the
 answers with a timeout, kill it (its whole process group) when it hangs, and tell how it died.
 
-``WorkerProcess`` is all a shard job needs of a worker; the policy (tries, bisection, the store,
-early stop) lives in ``runner``. A hang or a death comes back as a failed ``Outcome`` whose
-``error`` is ``"MiniBatchTimeout: ..."`` or ``"WorkerDied: ..."`` (the receive loop raises those
-exceptions of ``errors``; ``call`` and ``load`` turn them into the Outcome).
+``WorkerProcess`` implements ``workers.Worker``; it makes no policy call (tries, bisection, the
+store, early stop live in ``attempts`` and the shard loop). A hang, a death or an interrupt comes
+back as a failed ``workers.Outcome`` whose ``cause`` is the ``MiniBatchTimeout``, ``WorkerDied``
+or ``workers.Interrupted`` the receive loop raised; a failed start raises ``ScriptImportFailed``
+or ``InitFailed``.
 """
 
 from __future__ import annotations
@@ -17,12 +18,12 @@ import multiprocessing.connection
 import os
 import signal
 import time
-from dataclasses import dataclass
 
 from snakebatch.infer import protocol
 from snakebatch.infer.entry import MiniBatchContext
-from snakebatch.errors import EntryScriptError, MiniBatchTimeout, WorkerDied
+from snakebatch.errors import MiniBatchTimeout, WorkerDied
 from snakebatch.infer.worker import WorkerSetup, worker_main
+from snakebatch.infer.workers import InFlight, InitFailed, Interrupted, Outcome, ScriptImportFailed
 
 log = logging.getLogger("snakebatch.infer.job")
 
@@ -50,37 +51,6 @@ def describe_exit(code: int | None) -> str:
     return f"exit code {code}"
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """The answer to one run() call: ``ok`` with ``lines`` and ``length`` (len of run()'s result),
-    or not ok with ``error`` (``"ExceptionType: message"``) and ``traceback``; ``restart`` when the
-    worker was lost; ``cpu_s``: CPU seconds the worker spent in the call (0 when it was lost)."""
-
-    ok: bool
-    lines: tuple[str, ...] = ()
-    length: int = 0
-    error: str = ""
-    traceback: str = ""
-    restart: bool = False
-    cpu_s: float = 0.0
-    interrupted: bool = False
-    header: str | None = None
-    ipc: bytes | None = None
-    failed_items: tuple = ()  # a load: (position, error) of items that could not be read
-
-    @classmethod
-    def from_reply(cls, reply: protocol.Result | protocol.Failure) -> Outcome:
-        """The Outcome of a worker's answer."""
-        if isinstance(reply, protocol.Result):
-            return cls(ok=True, lines=tuple(reply.lines), length=int(reply.length), cpu_s=float(reply.cpu_s),
-                       header=reply.header, ipc=reply.ipc, failed_items=tuple(reply.failed_items or ()))
-        return cls(ok=False, error=reply.error.error, traceback=reply.error.traceback, cpu_s=float(reply.cpu_s))
-
-
-class _Interrupted(Exception):
-    """``interrupt()`` said stop while the worker worked."""
-
-
 @contextlib.contextmanager
 def _environment(values: dict):
     """``os.environ`` with ``values`` set, as long as the block runs (while a worker is spawned:
@@ -97,24 +67,13 @@ def _environment(values: dict):
                 os.environ[name] = value
 
 
-@dataclass(frozen=True)
-class InFlight:
-    """The run() call a worker is in: of mini-batch ``mini_batch`` (index), with ``items`` items
-    (a part of it while it is retried or bisected), started at ``since`` (``time.time()``
-    seconds, the worker's ``started`` Event)."""
-
-    mini_batch: int
-    items: int
-    since: float
-
-
 class WorkerProcess:
     """One supervised worker process (spawned, so CUDA and TensorFlow start clean).
 
     ``start(timeout)`` blocks until ``init()`` returned (at most ``timeout`` seconds: then the worker
-    is killed, its stack recorded, and the start fails); it raises EntryScriptError when the script cannot
-    be imported (``retryable`` False: the same code fails the same way) or init() raised or the
-    process died during init() (``retryable`` True). ``call(items, context, timeout)`` returns an
+    is killed, its stack recorded, and the start fails); it raises ScriptImportFailed when the
+    script cannot be imported, InitFailed when init() raised or timed out or the process died
+    during init() (both EntryScriptError). ``call(items, context, timeout)`` returns an
     Outcome; on timeout or death the process is gone and ``call`` starts a new one next time.
     ``send_load`` asks the worker to read a mini-batch without waiting (prefetch, read while run()
     works); ``load`` waits for that read (sending it first when it was not sent).
@@ -145,6 +104,8 @@ class WorkerProcess:
 
     # ---------------------------------------------------------------------------- start and stop
     def start(self, timeout: float | None = None) -> None:
+        """Spawn the worker and wait at most ``timeout`` s (None: forever) for its Ready. Raises
+        ScriptImportFailed or InitFailed (see the class doc); the worker is then killed."""
         ctx = multiprocessing.get_context("spawn")
         parent, child = ctx.Pipe()
         self.process = ctx.Process(target=worker_main, args=(child, self.setup),
@@ -163,32 +124,27 @@ class WorkerProcess:
         except TimeoutError:
             stack = self.dump_stack()
             self.kill()
-            error = EntryScriptError(f"init() of entry_script {self.setup.entry_script!r} failed: InitTimeout: "
-                                     f"importing the script and init() did not finish within init_timeout="
-                                     f"{timeout:g} s; the worker was killed\n{stack}")
-            error.retryable = True
-            raise error from None
+            raise InitFailed(f"init() of entry_script {self.setup.entry_script!r} failed: InitTimeout: "
+                             f"importing the script and init() did not finish within init_timeout="
+                             f"{timeout:g} s; the worker was killed\n{stack}") from None
         if message is None:
             self.process.join(5)
             code = self.process.exitcode
             self.kill()
-            error = EntryScriptError(
-                f"the worker running {self.setup.entry_script!r} died during import/init() "
-                f"({describe_exit(code)}); see {self.setup.stderr_path}")
-            error.retryable = True
-            raise error
+            raise InitFailed(f"the worker running {self.setup.entry_script!r} died during import/init() "
+                             f"({describe_exit(code)}); see {self.setup.stderr_path}")
         if isinstance(message, protocol.Failure):
             self.kill()
             what = "init() of entry_script" if message.stage == "init" else "importing entry_script"
-            error = EntryScriptError(f"{what} {self.setup.entry_script!r} failed: {message.error.error}\n"
-                                     f"{message.error.traceback}")
-            error.retryable = message.stage == "init"
-            raise error
+            failed = InitFailed if message.stage == "init" else ScriptImportFailed
+            raise failed(f"{what} {self.setup.entry_script!r} failed: {message.error.error}\n"
+                         f"{message.error.traceback}")
         self.modules = list(message.modules)
         self.takes_context, self.main_thread = bool(message.takes_context), message.main_thread_id
         log.info("worker %s ready", self.setup.context.agent_name)
 
     def alive(self) -> bool:
+        """True while the worker process runs."""
         return self.process is not None and self.process.is_alive()
 
     def stop(self, timeout: float = 30.0) -> None:
@@ -208,8 +164,12 @@ class WorkerProcess:
                         break
                     else:
                         self._note_modules(message)
-            except (TimeoutError, BrokenPipeError, OSError):
-                pass
+            except TimeoutError:
+                log.warning("worker %s: shutdown() did not return within %g s; killed",
+                            self.setup.context.agent_name, timeout)
+            except (BrokenPipeError, OSError) as exc:
+                log.warning("worker %s: asking it to shut down failed (%s); killed",
+                            self.setup.context.agent_name, exc)
         self.kill()
 
     def kill(self) -> None:
@@ -218,8 +178,11 @@ class WorkerProcess:
             if self.process.pid is not None:
                 try:
                     os.killpg(self.process.pid, signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
+                except ProcessLookupError:  # the group is gone already
                     pass
+                except PermissionError as exc:
+                    log.warning("worker %s: its process group cannot be killed (%s); killing the worker alone",
+                                self.setup.context.agent_name, exc)
             if self.process.is_alive():
                 self.process.kill()
             self.process.join(10)
@@ -278,14 +241,13 @@ class WorkerProcess:
         except MiniBatchTimeout as exc:
             stack = self.dump_stack()
             self.kill()
-            return Outcome(ok=False, restart=True, traceback=stack, error=f"MiniBatchTimeout: {exc}")
+            return Outcome(ok=False, cause=exc, traceback=stack)
         except WorkerDied as exc:
             self.kill()
-            return Outcome(ok=False, restart=True, error=f"WorkerDied: {exc}")
-        except _Interrupted:
+            return Outcome(ok=False, cause=exc)
+        except Interrupted as exc:
             self.kill()
-            return Outcome(ok=False, restart=True, interrupted=True,
-                           error="Interrupted: the run stopped early while run() worked")
+            return Outcome(ok=False, cause=exc)
         return Outcome.from_reply(reply)
 
     def receive(self, request_id: int, timeout: float, interrupt=None, poll_s: float = 1.0,
@@ -294,7 +256,7 @@ class WorkerProcess:
         (``events``, ``last_event_at``); answers to other requests are kept for their own wait.
         Raises MiniBatchTimeout (the worker still runs: the caller kills it), WorkerDied (the
         process exited; its exit code or signal is in the message) or, when ``interrupt()``
-        says True (asked every ``poll_s`` s), _Interrupted."""
+        says True (asked every ``poll_s`` s), workers.Interrupted."""
         if request_id in self._answers:
             return self._answers.pop(request_id)
         now = time.monotonic()
@@ -310,7 +272,7 @@ class WorkerProcess:
                 if now >= ask_at:
                     ask_at = now + poll_s
                     if interrupt():
-                        raise _Interrupted
+                        raise Interrupted("the run stopped early while run() worked")
                 wait = min(left, max(0.0, ask_at - now))
             else:
                 wait = left
@@ -380,7 +342,8 @@ class WorkerProcess:
         try:
             open(path, "w").close()
             os.kill(self.process.pid, signal.SIGUSR1)
-        except (OSError, AttributeError):
+        except (OSError, AttributeError) as exc:
+            log.warning("worker %s: its stack cannot be asked for (%s)", self.setup.context.agent_name, exc)
             return ""
         deadline = time.monotonic() + wait
         text = ""

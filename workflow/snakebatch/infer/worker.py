@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import dataclasses
 import faulthandler
-import importlib.util
-import inspect
 import logging
 import os
 import queue
@@ -35,16 +33,10 @@ import time
 import traceback
 from dataclasses import dataclass
 
-from snakebatch.infer import entry
-
-from snakebatch.infer import protocol
+from snakebatch.infer import entry, protocol
+from snakebatch.infer.script import fetch_resources, load_entry_script, source_modules, takes_context
 from snakebatch.kinds import Cache, Descriptor, MaterialiseError, get_kind
 from snakebatch.formats.encode import encode_result, result_length
-
-# The snakebatch package folder (this module is in its infer/ stage) and its import shims.
-PACKAGE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "")
-COMPAT_DIR = os.path.join(PACKAGE_DIR, "compat")
-
 
 @dataclass(frozen=True)
 class WorkerSetup:
@@ -71,20 +63,6 @@ class WorkerSetup:
     resources_dir: str | None = None
 
 
-def fetch_resources(context: entry.WorkerContext, setup: WorkerSetup) -> entry.WorkerContext:
-    """``context`` with every model and side input given by URL downloaded (once per version,
-    into ``setup.resources_dir``) and named by its local path, so ``EntryScript().side_inputs``
-    and ``Model.get_model_path`` give local paths. Raises OSError naming the URL."""
-    from snakebatch.storage.locations import fetch, is_local
-
-    def local(mapping):
-        return {name: path if is_local(path) else fetch(path, os.path.join(setup.resources_dir, name),
-                                                         setup.storage_options)
-                for name, path in mapping.items()}
-
-    return dataclasses.replace(context, models=local(context.models), side_inputs=local(context.side_inputs))
-
-
 def _redirect_output(setup: WorkerSetup) -> None:
     for fd, path in ((1, setup.stdout_path), (2, setup.stderr_path)):
         os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -109,62 +87,6 @@ def _bind_to_runner() -> None:
             ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
         except (OSError, AttributeError):
             pass
-
-
-def load_entry_script(path: str, source_directory: str):
-    """Import the entry script at ``path`` as a module named after its file.
-
-    ``source_directory`` goes first on ``sys.path``; the ParallelRunStep import shims go last.
-    ``init()`` and ``shutdown()`` are optional (ParallelRunStep v1: a script "must contain a run()
-    function and optionally contains an init()"). Raises FileNotFoundError, or any exception of the
-    module's top-level code, or AttributeError when ``run`` is missing or not callable, or when
-    ``init`` is defined but not callable.
-    """
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"entry_script {path!r} does not exist")
-    if source_directory not in sys.path:
-        sys.path.insert(0, source_directory)
-    if COMPAT_DIR not in sys.path:
-        sys.path.append(COMPAT_DIR)
-    name = os.path.splitext(os.path.basename(path))[0]
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    if not callable(getattr(module, "run", None)):
-        raise AttributeError(f"entry_script {path!r} defines no run() function")
-    for func in ("init", "shutdown"):
-        if getattr(module, func, None) is not None and not callable(getattr(module, func)):
-            raise AttributeError(f"entry_script {path!r}: {func} is not a function")
-    return module
-
-
-
-def source_modules(source_directory: str, entry_script: str) -> list[str]:
-    """Sorted absolute files of the loaded modules that live under ``source_directory``: the
-    entry script's own helpers. Left out: the entry script, snakebatch itself, and installed
-    packages (anything under a ``site-packages`` or ``dist-packages`` folder, e.g. a venv
-    inside the project)."""
-    root = os.path.join(os.path.abspath(source_directory), "")
-    found = set()
-    for module in list(sys.modules.values()):
-        path = getattr(module, "__file__", None)
-        if not path:
-            continue
-        path = os.path.abspath(path)
-        if (path.startswith(root) and path != entry_script and not path.startswith(PACKAGE_DIR)
-                and "site-packages" not in path and "dist-packages" not in path):
-            found.add(path)
-    return sorted(found)
-
-
-def _takes_context(run) -> bool:
-    try:
-        params = [p for p in inspect.signature(run).parameters.values()
-                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)]
-    except (TypeError, ValueError):
-        return False
-    return len(params) >= 2 or any(p.kind == p.VAR_POSITIONAL for p in params)
 
 
 def _user_traceback(exc: BaseException) -> str:
@@ -311,44 +233,16 @@ def _mini_batch(request: protocol.Run, loaded: _Loaded):
 
 
 def worker_main(conn, setup: WorkerSetup) -> None:
-    """Body of the worker process (``multiprocessing`` spawn target)."""
-    _bind_to_runner()
-    _redirect_output(setup)
-    stack_file = open(setup.stack_path, "a", encoding="utf-8", errors="backslashreplace")  # noqa: SIM115 - lives as long as the worker
-    faulthandler.register(signal.SIGUSR1, file=stack_file, all_threads=True)
-    os.environ.update(setup.environment_variables)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    os.environ["AZUREML_BI_OUTPUT_PATH"] = setup.context.output_dir
-    logging.basicConfig(level=setup.context.logging_level, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    sys.argv = [setup.entry_script, *setup.arguments]
+    """Body of the worker process (``multiprocessing`` spawn target): import the entry script,
+    init(), answer Ready, then serve requests until Shutdown or the end of the pipe."""
+    _prepare_process(setup)
     channel = _Channel(conn)
-    stage = "init"
-    try:
-        context = fetch_resources(setup.context, setup)
-    except OSError as exc:  # a model or side input by URL that cannot be downloaded: init cannot run
-        print(str(exc), file=sys.stderr)
-        channel.send(protocol.Failure(0, protocol.RemoteError.from_exception(exc, ""), stage))
-        return
-    if context.models:
-        os.environ["AZUREML_MODEL_DIR"] = next(iter(context.models.values()))
-    entry.set_context(context)
-    stage = "import"
-    try:
-        module = load_entry_script(setup.entry_script, setup.source_directory)
-        stage = "init"
-        init = getattr(module, "init", None)
-        if init is not None:
-            init()
-    except BaseException as exc:  # noqa: BLE001 - report everything, SystemExit included
-        tb = _user_traceback(exc)
-        print(tb, file=sys.stderr)
-        channel.send(protocol.Failure(0, protocol.RemoteError.from_exception(exc, tb), stage))
+    module = _start_script(channel, setup)
+    if module is None:
         return
     run = module.run
-    with_context = _takes_context(run)
+    with_context = takes_context(run)
     modules = tuple(source_modules(setup.source_directory, setup.entry_script))
-    known = len(sys.modules)
     # the filesystem objects fsspec makes for URLs live in this (spawned) process only; the
     # download folder is this shard's alone: what a killed worker left there is removed
     if setup.download_dir:
@@ -364,39 +258,15 @@ def worker_main(conn, setup: WorkerSetup) -> None:
                      daemon=True).start()
     threading.Thread(target=_serve_loads, args=(channel, setup, loaded, loads, cache), name="snakebatch-loader",
                      daemon=True).start()
+    known = len(sys.modules)
     while True:
         request = runs.get()
         if request is None:  # the runner closed the pipe
             break
         if isinstance(request, protocol.Shutdown):
-            shutdown = getattr(module, "shutdown", None)
-            if callable(shutdown):
-                try:
-                    shutdown()
-                except Exception:  # noqa: BLE001
-                    traceback.print_exc()
-            loaded.clear()  # the downloaded copies of the last mini-batches
-            channel.send(protocol.Stopped(request.request_id,
-                                          tuple(source_modules(setup.source_directory, setup.entry_script))))
+            _shut_down(channel, setup, module, loaded, request)
             break
-        cpu_start = time.process_time()
-        try:
-            batch = _mini_batch(request, loaded)
-            channel.event(request.request_id, "started")
-            result = run(batch, request.context) if with_context else run(batch)
-            header = ipc = None
-            if setup.output_action == "append_row":
-                lines, header, ipc = encode_result(result, setup.append_row_format,
-                                                   setup.append_row_dataframe_header)
-            else:  # summary_only: the script wrote its own outputs; only the count matters
-                lines = []
-            reply = protocol.Result(request.request_id, tuple(lines), result_length(result),
-                                    time.process_time() - cpu_start, header, ipc)
-        except BaseException as exc:  # noqa: BLE001
-            tb = _user_traceback(exc)
-            print(tb, file=sys.stderr)
-            reply = protocol.Failure(request.request_id, protocol.RemoteError.from_exception(exc, tb), "run",
-                                     time.process_time() - cpu_start)
+        reply = _run(channel, request, setup, loaded, run, with_context)
         if len(sys.modules) != known:  # run() imported something: maybe a helper
             known = len(sys.modules)
             current = tuple(source_modules(setup.source_directory, setup.entry_script))
@@ -406,3 +276,81 @@ def worker_main(conn, setup: WorkerSetup) -> None:
         channel.send(reply)
     sys.stdout.flush()
     sys.stderr.flush()
+
+
+def _prepare_process(setup: WorkerSetup) -> None:
+    """The worker process's own setup before the script is imported: its process group, its
+    output files, the stack dump on SIGUSR1, the environment, logging and ``sys.argv``."""
+    _bind_to_runner()
+    _redirect_output(setup)
+    # lives as long as the worker
+    stack_file = open(setup.stack_path, "a", encoding="utf-8", errors="backslashreplace")  # noqa: SIM115
+    faulthandler.register(signal.SIGUSR1, file=stack_file, all_threads=True)
+    os.environ.update(setup.environment_variables)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ["AZUREML_BI_OUTPUT_PATH"] = setup.context.output_dir
+    logging.basicConfig(level=setup.context.logging_level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    sys.argv = [setup.entry_script, *setup.arguments]
+
+
+def _start_script(channel: _Channel, setup: WorkerSetup):
+    """Fetch the models and side inputs, import the entry script and call its init(); the
+    module, or None after answering the Failure (stage ``init`` or ``import``)."""
+    stage = "init"
+    try:
+        context = fetch_resources(setup.context, setup.resources_dir, setup.storage_options)
+    except OSError as exc:  # a model or side input by URL that cannot be downloaded: init cannot run
+        print(str(exc), file=sys.stderr)
+        channel.send(protocol.Failure(0, protocol.RemoteError.from_exception(exc, ""), stage))
+        return None
+    if context.models:
+        os.environ["AZUREML_MODEL_DIR"] = next(iter(context.models.values()))
+    entry.set_context(context)
+    stage = "import"
+    try:
+        module = load_entry_script(setup.entry_script, setup.source_directory)
+        stage = "init"
+        init = getattr(module, "init", None)
+        if init is not None:
+            init()
+    except BaseException as exc:  # noqa: BLE001 - report everything, SystemExit included
+        tb = _user_traceback(exc)
+        print(tb, file=sys.stderr)
+        channel.send(protocol.Failure(0, protocol.RemoteError.from_exception(exc, tb), stage))
+        return None
+    return module
+
+
+def _run(channel: _Channel, request: protocol.Run, setup: WorkerSetup, loaded: _Loaded, run, with_context: bool):
+    """Carry out one Run: the Result (encoded lines, length, CPU seconds) or the Failure."""
+    cpu_start = time.process_time()
+    try:
+        batch = _mini_batch(request, loaded)
+        channel.event(request.request_id, "started")
+        result = run(batch, request.context) if with_context else run(batch)
+        header = ipc = None
+        if setup.output_action == "append_row":
+            lines, header, ipc = encode_result(result, setup.append_row_format, setup.append_row_dataframe_header)
+        else:  # summary_only: the script wrote its own outputs; only the count matters
+            lines = []
+        return protocol.Result(request.request_id, tuple(lines), result_length(result),
+                               time.process_time() - cpu_start, header, ipc)
+    except BaseException as exc:  # noqa: BLE001
+        tb = _user_traceback(exc)
+        print(tb, file=sys.stderr)
+        return protocol.Failure(request.request_id, protocol.RemoteError.from_exception(exc, tb), "run",
+                                time.process_time() - cpu_start)
+
+
+def _shut_down(channel: _Channel, setup: WorkerSetup, module, loaded: _Loaded, request: protocol.Shutdown) -> None:
+    """Carry out Shutdown: the script's shutdown() (if any), free the inputs, answer Stopped."""
+    shutdown = getattr(module, "shutdown", None)
+    if callable(shutdown):
+        try:
+            shutdown()
+        except Exception:  # noqa: BLE001
+            traceback.print_exc()
+    loaded.clear()  # the downloaded copies of the last mini-batches
+    channel.send(protocol.Stopped(request.request_id,
+                                  tuple(source_modules(setup.source_directory, setup.entry_script))))
