@@ -172,9 +172,9 @@ def test_claim_and_hand_off_files_are_the_run_layouts(tmp_path):
 
     layout = RunLayout(str(tmp_path / "run"))
     board = ClaimBoard(layout.root, "inv-l", 0, 60.0)
-    assert board.folder == layout.claims_of("inv-l") == str(tmp_path / "run" / "claims" / "inv-l")
+    assert board.folder == layout.claims_folder("inv-l") == str(tmp_path / "run" / "claims" / "inv-l")
     assert board.path(12, 1) == layout.claim("inv-l", 12, 1) == str(tmp_path / "run" / "claims" / "inv-l" / "000000012.1")
     assert board.result_path(12) == layout.hand_off("inv-l", 12) == str(
         tmp_path / "run" / "claims" / "inv-l" / "000000012.result.json")
     assert layout.user_logs_dir == str(tmp_path / "run" / "logs" / "user")
-    assert RunLayout.shard_result_id(layout.shard_result(3)) == "00003"
+    assert RunLayout.shard_name(layout.shard_result(3)) == "00003"

@@ -47,6 +47,7 @@ import socket
 import time
 from dataclasses import dataclass
 
+from snakebatch.storage.locks import process_gone
 from snakebatch.storage.layout import RunLayout
 from snakebatch.storage.atomic import replace_text_unsynced
 
@@ -100,20 +101,6 @@ def remove_other_invocations(run_dir: str, invocation: str) -> list[str]:
     return sorted(removed)
 
 
-def _process_gone(pid: int, claimed_at: float) -> bool:
-    """True when no process ``pid`` runs on this host, or the one that does is a zombie or
-    started after ``claimed_at`` (its pid was reused)."""
-    import psutil
-
-    try:
-        process = psutil.Process(pid)
-        return process.status() == psutil.STATUS_ZOMBIE or process.create_time() > claimed_at + 1.0
-    except psutil.NoSuchProcess:
-        return True
-    except psutil.Error:  # AccessDenied: it exists
-        return False
-
-
 class ClaimBoard:
     """The claims of one invocation as seen by one shard job (see the module doc).
 
@@ -131,7 +118,7 @@ class ClaimBoard:
         self.host = host if host is not None else socket.gethostname()
         self.pid = pid if pid is not None else os.getpid()
         self.layout = RunLayout(run_dir)
-        self.folder = self.layout.claims_of(invocation)
+        self.folder = self.layout.claims_folder(invocation)
         self.took_over: str | None = None
         if create:
             os.makedirs(self.folder, exist_ok=True)
@@ -177,7 +164,7 @@ class ClaimBoard:
                 return None
             if claim.shard == self.shard:
                 return f"an earlier attempt of this shard job (pid {claim.pid} on {claim.host}) holds it"
-            if claim.host == self.host and _process_gone(claim.pid, claim.at):
+            if claim.host == self.host and process_gone(claim.pid, claim.at):
                 return f"its holder (shard {claim.shard}, pid {claim.pid}) has exited"
             if self._holder_ended(claim):
                 return f"its holder (shard {claim.shard}, pid {claim.pid} on {claim.host}) ended without its result"

@@ -102,7 +102,7 @@ def run_shard(spec: RunnerSpec, manifest_path: str, output_path: str,
     invalidate_result(layout.root)
     remove_stale_temps(output_path)  # a shard file a killed run of this shard left half-written
     with contextlib.suppress(FileNotFoundError):  # this shard runs again now (see mark_unfinished)
-        os.unlink(RunLayout.of_shard_result(output_path).shard_unfinished(RunLayout.shard_result_id(output_path)))
+        os.unlink(RunLayout.of_shard_result(output_path).shard_unfinished(RunLayout.shard_name(output_path)))
     manifest = ShardManifest.read(manifest_path)
     paths = shard_log_paths(layout.root, manifest.shard)
     for path in paths.values():
@@ -164,7 +164,7 @@ def mark_unfinished(output_path: str) -> str:
     reads it). The shard removes it when it starts, so the date never outlives the stop.
     Returns the marker's path."""
     layout = RunLayout.of_shard_result(output_path)
-    marker = layout.shard_unfinished(RunLayout.shard_result_id(output_path))
+    marker = layout.shard_unfinished(RunLayout.shard_name(output_path))
     write_text_atomic(marker, "stopped early; the next run runs this shard again\n")
     ahead = int((time.time() + UNFINISHED_AHEAD_S) * 1e9)
     os.utime(marker, ns=(ahead, ahead))

@@ -353,28 +353,10 @@ class RunLayout:
             "stack": self._join("logs", "sys", "node", f"{name}.stack.txt"),
         }
 
-    # --- infer paths ---
     @property
     def user_logs_dir(self) -> str:
         """``logs/user``: the entry script's own logs (``EntryScript().log_dir``)."""
         return self._join("logs", "user")
-
-    def claims_of(self, invocation: str) -> str:
-        """The claims and hand-offs of one invocation: ``claims/{invocation}`` (``infer.claims``)."""
-        return self._join("claims", invocation)
-
-    def claim(self, invocation: str, index: int, generation: int) -> str:
-        """Generation ``generation`` (0, 1, ...) of the claim on mini-batch ``index``."""
-        return self._join("claims", invocation, f"{index:09d}.{generation}")
-
-    def hand_off(self, invocation: str, index: int) -> str:
-        """The result of mini-batch ``index`` a shard job computed for its owner shard."""
-        return self._join("claims", invocation, f"{index:09d}.result.json")
-
-    @staticmethod
-    def shard_result_id(path: str) -> str:
-        """The ``{shard}`` id of a ``shard_result`` path: ``.../shards/shard-00003.jsonl`` -> ``'00003'``."""
-        return os.path.basename(path)[len("shard-"):-len(".jsonl")]
 
 
 def _name(shard: int | str) -> str:
