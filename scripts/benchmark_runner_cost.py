@@ -35,7 +35,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
 
 from snakebatch.monitor import progress  # noqa: E402
 from snakebatch.settings.config import RunnerSpec  # noqa: E402
-from snakebatch.kinds import Cache, Descriptor, get_kind  # noqa: E402
+from snakebatch.kinds import Cache, MiniBatch, get_kind  # noqa: E402
 from snakebatch.partition.manifest import ShardManifest  # noqa: E402
 from snakebatch.infer.job import Outcome, ShardRunner  # noqa: E402
 from snakebatch.infer.protocol import RemoteError  # noqa: E402
@@ -69,7 +69,7 @@ class FakeWorker:
         return self._alive
 
     def load(self, key: str, payload: dict, timeout: float) -> Outcome:
-        descriptor = Descriptor.from_json(payload)
+        descriptor = MiniBatch.from_dict(payload)
         self._input = get_kind(descriptor.kind).materialise(descriptor, {}, Cache())
         self.loaded = key
         return Outcome(ok=True, length=len(self._input))
@@ -100,7 +100,7 @@ def time_shard(mini_batches: int, items: int, fail_every: int, tmp_root: str | N
             if fail_every and i % fail_every == fail_every - 1:
                 names[-1] = "bad-" + names[-1]
             paths = tuple(os.path.join(data, name) for name in names)
-            batches.append(Descriptor(kind="file", index=i, first_item=i * items, count=len(paths),
+            batches.append(MiniBatch(kind="file", index=i, first_item=i * items, count=len(paths),
                                       key=hashlib.sha256("|".join(paths).encode()).hexdigest(),
                                       payload={"items": list(paths)}))
         manifest = ShardManifest(run_name="bench", shard=0, shard_count=1, total_mini_batches=mini_batches,

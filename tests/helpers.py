@@ -28,10 +28,10 @@ def validated(config: dict) -> dict:
 
 
 def file_batch(index, first_item, items, key):
-    """A ``file``-kind mini-batch (``kinds.Descriptor``) of the paths ``items``."""
-    from snakebatch.kinds import Descriptor
+    """A ``file``-kind mini-batch (``kinds.MiniBatch``) of the paths ``items``."""
+    from snakebatch.kinds import MiniBatch
 
-    return Descriptor(kind="file", index=index, first_item=first_item, key=key, count=len(items),
+    return MiniBatch(kind="file", index=index, first_item=first_item, key=key, count=len(items),
                       payload={"items": list(items)})
 
 

@@ -18,7 +18,7 @@ import os
 from snakebatch.errors import MiniBatchTimeout, WorkerDied
 from snakebatch.infer import protocol
 from snakebatch.infer.workers import Interrupted, Outcome
-from snakebatch.kinds import Cache, Descriptor, get_kind
+from snakebatch.kinds import Cache, MiniBatch, get_kind
 
 
 class Hang(Exception):
@@ -85,7 +85,7 @@ class FakeWorker:
 
     def load(self, key: str, payload, timeout: float) -> Outcome:
         self.loads.append(key)
-        descriptor = Descriptor.from_json(payload)
+        descriptor = MiniBatch.from_dict(payload)
         items = list(get_kind(descriptor.kind).materialise(descriptor, {}, Cache()))
         self._inputs = {key: items}
         self.loaded = key

@@ -73,7 +73,7 @@ def worker(tmp_path):
 
 
 def table_chunk(path, text):
-    """The one mini-batch (a tabular ``kinds.Descriptor``) of a small CSV file, as partition cuts it."""
+    """The one mini-batch (a tabular ``kinds.MiniBatch``) of a small CSV file, as partition cuts it."""
     write(path, text)
     spec = PartitionSpec(run_name="r", paths=(str(path),), pattern=None, mini_batch_size=1 << 20, shard_count=1,
                          input_type="tabular")
@@ -202,7 +202,7 @@ def test_load_reads_a_table_and_run_gets_its_rows(worker, tmp_path):
     chunk = table_chunk(tmp_path / "data" / "a.csv", "word\nalpha\nbeta\ngamma\n")
     key = "mb-a"
     before = worker.events
-    outcome = worker.load(key, chunk.to_json(), 20)
+    outcome = worker.load(key, chunk.to_dict(), 20)
     assert (outcome.ok, outcome.length, outcome.lines) == (True, 3, ())
     assert worker.loaded == key
     assert worker.events == before + 2                         # started, loaded
@@ -211,7 +211,7 @@ def test_load_reads_a_table_and_run_gets_its_rows(worker, tmp_path):
     assert worker.call((0,), MiniBatchContext(1, 0), 20, loaded=key).lines == ("1:0=alpha",)
     # a load the runner waits for (not a prefetch) first lets go of what the worker read before
     other = table_chunk(tmp_path / "data" / "b.csv", "word\nomega\n")
-    assert worker.load("mb-b", other.to_json(), 20).length == 1
+    assert worker.load("mb-b", other.to_dict(), 20).length == 1
     assert worker.call((0,), MiniBatchContext(2, 3), 20, loaded=key).error == (
         "LookupError: mini-batch 'mb-a' is not loaded in this worker (no Load, or it failed)")
     assert worker.call((0,), MiniBatchContext(2, 3), 20, loaded="mb-b").lines == ("2:0=omega",)
@@ -221,14 +221,14 @@ def test_a_load_that_cannot_read_fails_with_its_exception_type(worker, tmp_path)
     path = tmp_path / "data" / "a.csv"
     chunk = table_chunk(path, "word\nalpha\n")
     write(path, "word\nalpha\nbeta\n")                        # changed after it was partitioned
-    request_id = worker.send(protocol.Load(worker.new_id(), "mb-a", chunk.to_json()))
+    request_id = worker.send(protocol.Load(worker.new_id(), "mb-a", chunk.to_dict()))
     messages = raw_messages(worker, lambda m: isinstance(m, protocol.Failure))
     assert [shape(m) for m in messages] == [("Event", request_id, "started"), ("Failure", request_id)]
     failure = messages[-1]
     assert (failure.stage, failure.error.type_name, failure.error.traceback) == ("load", "TableReadError", "")
     assert failure.error.message == (f"input file {str(path)!r} changed after it was partitioned (size 11 -> 16 "
                                      "bytes); the next run partitions it again")
-    outcome = worker.load("mb-b", chunk.to_json(), 20)
+    outcome = worker.load("mb-b", chunk.to_dict(), 20)
     assert (outcome.ok, outcome.restart) == (False, False)
     assert outcome.error.startswith("TableReadError: input file ")
     assert worker.loaded is None
@@ -238,13 +238,13 @@ def test_a_load_sent_while_run_works_is_answered_and_the_next_run_uses_it(worker
     first = table_chunk(tmp_path / "data" / "a.csv", "word\nalpha\nbeta\n")
     second_path = tmp_path / "data" / "b.csv"
     second = table_chunk(second_path, "word\ngamma\ndelta\nepsilon\n")
-    assert worker.load("mb-0", first.to_json(), 20).length == 2
+    assert worker.load("mb-0", first.to_dict(), 20).length == 2
 
     # run() of mini-batch 0 sleeps 2 s (RUN_SLEEP_0); mini-batch 1 is loaded meanwhile
     run_id = worker.send(protocol.Run(worker.new_id(), (0, 1), MiniBatchContext(0, 0), loaded="mb-0"))
     started = raw_messages(worker, lambda m: isinstance(m, protocol.Event))
     assert [shape(m) for m in started] == [("Event", run_id, "started")]
-    load_id = worker.send_load("mb-1", second.to_json())
+    load_id = worker.send_load("mb-1", second.to_dict())
     assert load_id == run_id + 1
     messages = raw_messages(worker, lambda m: isinstance(m, protocol.Result) and m.request_id == run_id)
     assert [shape(m) for m in messages] == [
@@ -257,16 +257,16 @@ def test_a_prefetched_load_is_matched_by_request_id_and_not_read_again(worker, t
     second_path = tmp_path / "data" / "b.csv"
     second = table_chunk(second_path, "word\nzeta\ntheta\n")
     first = table_chunk(tmp_path / "data" / "a.csv", "word\neta\n")
-    assert worker.load("mb-0", first.to_json(), 20).ok
+    assert worker.load("mb-0", first.to_dict(), 20).ok
     run_id = worker.send(protocol.Run(worker.new_id(), (0,), MiniBatchContext(0, 0), loaded="mb-0"))
     raw_messages(worker, lambda m: isinstance(m, protocol.Event))     # run() works (2 s)
-    load_id = worker.send_load("mb-1", second.to_json())
+    load_id = worker.send_load("mb-1", second.to_dict())
     result = worker.receive(run_id, 20)             # the load's answer comes first and is kept
     assert (type(result), result.request_id, result.lines) == (protocol.Result, run_id, ("0:0=eta",))
     assert worker.events == 2 + 2                   # load 0 and load 1: started, loaded (run's read raw)
 
     os.remove(second_path)                          # a second read of mini-batch 1 would fail now
-    outcome = worker.load("mb-1", second.to_json(), 20)
+    outcome = worker.load("mb-1", second.to_dict(), 20)
     assert (outcome.ok, outcome.length) == (True, 2)
     assert worker.loaded == "mb-1"
     assert worker.call((0, 1), MiniBatchContext(1, 1), 20, loaded="mb-1").lines == ("1:0=zeta", "1:1=theta")

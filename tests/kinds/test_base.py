@@ -1,4 +1,4 @@
-"""The kind interface's records (snakebatch.kinds.base): an Item's key line, a Descriptor's JSON."""
+"""The kind interface's records (snakebatch.kinds.base): an Item's key line, a MiniBatch's JSON."""
 
 import json
 import os
@@ -8,7 +8,7 @@ import fsspec
 import pytest
 
 from helpers import partition_spec, write
-from snakebatch.kinds import Descriptor, Item, get_kind
+from snakebatch.kinds import MiniBatch, Item, get_kind
 from snakebatch.kinds.tables.chunk import TableChunk
 
 FILES = get_kind("file")
@@ -34,7 +34,7 @@ def put(fs, url, data):
     return url
 
 
-def test_descriptors_round_trip_through_json(dataset, tmp_path, mem):
+def test_mini_batches_round_trip_through_json(dataset, tmp_path, mem):
     s = spec([str(dataset)], size=4)
     path = write(tmp_path / "t.csv", "a,b\n1,x\n2,y\n3,z\n")
     fs, root = mem
@@ -46,11 +46,12 @@ def test_descriptors_round_trip_through_json(dataset, tmp_path, mem):
                    + TABLES.mini_batches(TABLES.list(spec([path], 8, "tabular", partition_keys=("b",))),
                                          spec([path], 8, "tabular", partition_keys=("b",))))
     for descriptor in descriptors:
-        text = json.dumps(descriptor.to_json())
-        assert Descriptor.from_json(json.loads(text)) == descriptor
-        assert json.loads(descriptor.dumps()) == json.loads(text)
+        text = json.dumps(descriptor.to_dict())
+        assert MiniBatch.from_dict(json.loads(text)) == descriptor
+        assert MiniBatch.from_json(descriptor.to_json()) == descriptor
+        assert json.loads(descriptor.to_json()) == json.loads(text)
         assert get_kind(json.loads(text)["kind"]).item_count(descriptor) == descriptor.count
-    assert descriptors[0].to_json() == {"kind": "file", "index": 0, "first_item": 0, "key": descriptors[0].key,
+    assert descriptors[0].to_dict() == {"kind": "file", "index": 0, "first_item": 0, "key": descriptors[0].key,
                                         "count": 4, "payload": {"items": [str(dataset / f"f0{i}.txt")
                                                                           for i in range(4)]}}
     remote = TableChunk.from_dict(descriptors[-4].payload)

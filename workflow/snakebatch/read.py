@@ -19,7 +19,7 @@ from snakebatch.gather.summary import read_summary
 from snakebatch.settings.config import GatherSpec
 from snakebatch.storage.layout import RunLayout
 
-# The columns of errors.jsonl (results.FailedItem.to_json), in order.
+# The columns of errors.jsonl (results.FailedItem.to_dict), in order.
 ERROR_COLUMNS = ("item", "mini_batch", "shard", "worker", "tries", "exception", "message", "error", "traceback")
 
 

@@ -1,5 +1,5 @@
 """The error report ``results/{run}/errors.jsonl``: one JSON object per failed item, in input
-order (``results.FailedItem.to_json``: ``item``, ``mini_batch``, ``shard``, ``tries``,
+order (``results.FailedItem.to_dict``: ``item``, ``mini_batch``, ``shard``, ``tries``,
 ``exception``, ``message``, ``error``, ``traceback``), written by gather.
 
 ``read_error_report`` is the one reader of that file: ``snakebatch.read_errors`` (all of it, as a

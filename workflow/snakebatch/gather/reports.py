@@ -38,7 +38,7 @@ class ReportWriter:
     drops them, leaving the earlier reports). Keeps only the first ``ROOT_CAUSE_LIMIT`` failed
     items (``first_failures``) and the count of all (``failures``).
 
-    errors.jsonl: each failed item's line (FailedItem.to_json) with ``worker``, the agent name
+    errors.jsonl: each failed item's line (FailedItem.to_dict) with ``worker``, the agent name
     (``processNNN``) of the shard job that ran it: with balance_shards that need not be
     ``shard``'s, and its logs (``logs/user/error/shard-NNNNN.txt``) hold the traceback too.
     processed_mini-batches.csv: PROCESSED_COLUMNS (``started_at``: epoch seconds)."""
@@ -58,7 +58,7 @@ class ReportWriter:
     def add(self, result) -> None:
         """Report one MiniBatchResult."""
         for failure in result.failures:
-            self.errors.write(json.dumps(_with_worker(failure.to_json(), result.agent_name), ensure_ascii=False)
+            self.errors.write(json.dumps(_with_worker(failure.to_dict(), result.agent_name), ensure_ascii=False)
                               + "\n")
             if len(self.first_failures) < ROOT_CAUSE_LIMIT:
                 self.first_failures.append(failure)

@@ -154,7 +154,7 @@ class Attempts:
         self.ensure_worker()
         self.beat()
         if self.worker.loaded != mini_batch.key:
-            outcome = self.worker.load(mini_batch.key, mini_batch.to_json(), self.spec.run_invocation_timeout)
+            outcome = self.worker.load(mini_batch.key, mini_batch.to_dict(), self.spec.run_invocation_timeout)
             if not outcome.ok:
                 return outcome
         kind = get_kind(mini_batch.kind)
@@ -183,7 +183,7 @@ class Attempts:
             self.ensure_worker()
             self.beat()
             tries += 1
-            outcome = self.worker.load(mini_batch.key, mini_batch.to_json(), self.spec.run_invocation_timeout)
+            outcome = self.worker.load(mini_batch.key, mini_batch.to_dict(), self.spec.run_invocation_timeout)
             cpu_s += outcome.cpu_s
             if outcome.ok:
                 failed = [self.failure(position, mini_batch, error, "", tries)

@@ -103,7 +103,7 @@ class Load:
     """Read and prepare a mini-batch's input ahead of ``run()``. ``key``: the mini-batch key (the
     later ``Run.loaded``); ``kind``: which loader of the worker reads it (``"mini_batch"``: the
     mini-batch's input kind materialises it); ``payload``: opaque to the protocol, picklable,
-    what the loader needs (``"mini_batch"``: a ``kinds.Descriptor.to_json()`` dict). Answered by
+    what the loader needs (``"mini_batch"``: a ``kinds.MiniBatch.to_json()`` dict). Answered by
     ``Result`` (``length``: the number of items: files or rows) or ``Failure`` with stage ``load``. The worker keeps the loaded input
     until a ``Run`` refers to a mini-batch loaded after it, or a ``Load`` with ``replace``
     arrives: that one first lets go of every input loaded before (the runner waits for it and

@@ -38,15 +38,15 @@ class FailedItem:
         """The exception's message (``str(exc)``)."""
         return self.error.split(":", 1)[1].strip() if ":" in self.error else ""
 
-    def to_json(self) -> dict:
+    def to_dict(self) -> dict:
         """The errors.jsonl record (a dict; nested in a MiniBatchResult's JSON too)."""
         return {"item": self.item, "mini_batch": self.mini_batch, "shard": self.shard, "tries": self.tries,
                 "exception": self.exception, "message": self.message, "error": self.error,
                 "traceback": self.traceback}
 
     @classmethod
-    def from_json(cls, data: dict) -> FailedItem:
-        """The FailedItem of a ``to_json`` dict. Raises KeyError, TypeError, ValueError."""
+    def from_dict(cls, data: dict) -> FailedItem:
+        """The FailedItem of a ``to_dict`` dict. Raises KeyError, TypeError, ValueError."""
         return cls(item=data["item"], mini_batch=int(data["mini_batch"]), error=data["error"],
                    traceback=data["traceback"], tries=int(data["tries"]), shard=int(data.get("shard", 0)))
 
@@ -98,7 +98,7 @@ class MiniBatchResult:
         return json.dumps({
             "index": self.index, "key": self.key, "first_item": self.first_item,
             "item_count": self.item_count, "succeeded": self.succeeded, "lines": list(self.lines),
-            "failures": [f.to_json() for f in self.failures], "tries": self.tries,
+            "failures": [f.to_dict() for f in self.failures], "tries": self.tries,
             "duration_s": round(self.duration_s, 6), "agent_name": self.agent_name,
             "started_at": round(self.started_at, 6), "positional": self.positional, "reused": self.reused,
             "cpu_s": round(self.cpu_s, 6), "header": self.header, "table_file": self.table_file,
@@ -111,7 +111,7 @@ class MiniBatchResult:
         return cls(
             index=int(data["index"]), key=data["key"], first_item=int(data["first_item"]),
             item_count=int(data["item_count"]), succeeded=int(data["succeeded"]),
-            lines=tuple(data["lines"]), failures=tuple(FailedItem.from_json(f) for f in data["failures"]),
+            lines=tuple(data["lines"]), failures=tuple(FailedItem.from_dict(f) for f in data["failures"]),
             tries=int(data["tries"]), duration_s=float(data["duration_s"]),
             agent_name=data["agent_name"], started_at=float(data.get("started_at", 0.0)),
             positional=bool(data.get("positional", False)), reused=bool(data.get("reused", False)),

@@ -68,7 +68,7 @@ class Reuse:
                       self.spec.prefetch_bytes)
             return
         try:
-            worker.send_load(upcoming.key, upcoming.to_json())
+            worker.send_load(upcoming.key, upcoming.to_dict())
         except WorkerDied as exc:  # the call that follows notices and restarts it
             log.info("mini-batch %d not prefetched: %s", upcoming.index, exc)
 

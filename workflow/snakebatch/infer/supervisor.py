@@ -210,7 +210,7 @@ class WorkerProcess:
 
     def send_load(self, key: str, payload, kind: str = "mini_batch") -> int:
         """Ask the running worker to read mini-batch ``key`` (``payload``: what loader ``kind``
-        needs, for ``"mini_batch"`` a kinds.Descriptor as JSON) and return the request id at once; the
+        needs, for ``"mini_batch"`` a kinds.MiniBatch as JSON) and return the request id at once; the
         worker reads it even while run() works. ``load(key, ...)`` gets the answer. Raises
         WorkerDied when the worker is gone."""
         request_id = self.send(protocol.Load(self.new_id(), key, payload, kind))

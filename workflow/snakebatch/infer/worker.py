@@ -9,7 +9,7 @@ mini-batch is read while run() works on this one); ``Run`` and ``Shutdown`` are 
 order on the main thread, the one that imported the script and called init(). A ``Run`` that
 refers to a loaded mini-batch waits for its load to finish. Loaders are looked up by
 ``Load.kind`` in ``LOADERS`` (``"mini_batch"``: the mini-batch's input kind materialises its
-``kinds.Descriptor``, file paths or a DataFrame; run() then gets the part its items name).
+``kinds.MiniBatch``, file paths or a DataFrame; run() then gets the part its items name).
 
 ``modules`` in the replies are the files of the modules loaded from ``source_directory`` besides
 the entry script (its helpers, also those imported inside run()), so the runner can tell when
@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 from snakebatch.infer import entry, protocol
 from snakebatch.infer.script import fetch_resources, load_entry_script, source_modules, takes_context
-from snakebatch.kinds import Cache, Descriptor, MaterialiseError, get_kind
+from snakebatch.kinds import Cache, MiniBatch, MaterialiseError, get_kind
 from snakebatch.formats.encode import encode_result, result_length
 
 @dataclass(frozen=True)
@@ -98,10 +98,10 @@ def _user_traceback(exc: BaseException) -> str:
 
 
 def _load_mini_batch(payload, setup: WorkerSetup, cache: Cache):
-    """The ``"mini_batch"`` loader: what run() gets for the mini-batch whose ``kinds.Descriptor``
+    """The ``"mini_batch"`` loader: what run() gets for the mini-batch whose ``kinds.MiniBatch``
     JSON is ``payload``, as its input kind materialises it (file paths, a DataFrame). Returns
     (kind, materialised); the kind's ``select`` later cuts the part a Run names."""
-    descriptor = Descriptor.from_json(payload)
+    descriptor = MiniBatch.from_dict(payload)
     kind = get_kind(descriptor.kind)
     return kind, kind.materialise(descriptor, setup.read_options or {}, cache)
 

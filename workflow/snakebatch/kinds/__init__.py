@@ -8,8 +8,8 @@ dataset's roots the same way (``kinds.listing``, with ``kinds.walk`` for local f
 
 from __future__ import annotations
 
-from snakebatch.kinds.base import Cache, Descriptor, InputKind, Item, Materialised, MaterialiseError
+from snakebatch.kinds.base import Cache, MiniBatch, InputKind, Item, Materialised, MaterialiseError
 from snakebatch.kinds.registry import get_kind, known_kinds, register_kind
 
-__all__ = ["Cache", "Descriptor", "InputKind", "Item", "Materialised", "MaterialiseError", "get_kind", "known_kinds",
+__all__ = ["Cache", "MiniBatch", "InputKind", "Item", "Materialised", "MaterialiseError", "get_kind", "known_kinds",
            "register_kind"]

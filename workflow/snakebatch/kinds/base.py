@@ -3,7 +3,7 @@
 
 A kind (``file``, ``tabular``) is a stateless ``InputKind`` subclass in its own module, found
 through ``snakebatch.kinds.get_kind(name)``. Everything it hands to another process is a
-``Descriptor`` (JSON in the shard manifest) that carries the kind's name, so the runner, the
+``MiniBatch`` (JSON in the shard manifest) that carries the kind's name, so the runner, the
 worker and the result store call ``get_kind(descriptor.kind)`` instead of branching on the kind.
 """
 
@@ -68,7 +68,7 @@ def key_text(items) -> str:
 
 
 @dataclass(frozen=True)
-class Descriptor:
+class MiniBatch:
     """One mini-batch as its kind cut it, JSON in the shard manifest.
 
     ``kind``: the kind's registry name; ``index``: 0-based position in the whole input;
@@ -84,18 +84,24 @@ class Descriptor:
     count: int
     payload: dict = field(default_factory=dict)
 
-    def to_json(self) -> dict:
+    def to_dict(self) -> dict:
+        """The mini-batch as a JSON object (in a manifest; in a worker's Load request)."""
         return {"kind": self.kind, "index": self.index, "first_item": self.first_item, "key": self.key,
                 "count": self.count, "payload": self.payload}
 
     @classmethod
-    def from_json(cls, data: dict) -> Descriptor:
+    def from_dict(cls, data: dict) -> MiniBatch:
         return cls(kind=str(data["kind"]), index=int(data["index"]), first_item=int(data["first_item"]),
                    key=str(data["key"]), count=int(data["count"]), payload=dict(data.get("payload") or {}))
 
-    def dumps(self) -> str:
-        """The descriptor as one line of JSON text (stable: sorted keys)."""
-        return json.dumps(self.to_json(), sort_keys=True)
+    def to_json(self) -> str:
+        """The mini-batch as one line of JSON text (stable: sorted keys)."""
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> MiniBatch:
+        """The mini-batch of ``to_json``'s text."""
+        return cls.from_dict(json.loads(text))
 
 
 #: files of one mini-batch downloaded at a time from an object store (a worker's thread pool)
@@ -154,14 +160,14 @@ class InputKind(abc.ABC):
         raise NotImplementedError
 
     @abc.abstractmethod
-    def mini_batches(self, listing, spec, log=print) -> list[Descriptor]:
-        """Cut ``listing`` (an iterable of Items, in order) into Descriptors, in input order.
+    def mini_batches(self, listing, spec, log=print) -> list[MiniBatch]:
+        """Cut ``listing`` (an iterable of Items, in order) into MiniBatches, in input order.
         ``log``: where warnings go (one line each). Raises DatasetError naming a file that cannot
         be cut."""
         raise NotImplementedError
 
     @abc.abstractmethod
-    def materialise(self, descriptor: Descriptor, read_options: dict, cache: Cache):
+    def materialise(self, descriptor: MiniBatch, read_options: dict, cache: Cache):
         """What ``run()`` gets for the whole mini-batch, in the worker: a list of local file
         paths (``file``) or a pandas DataFrame (``tabular``). Raises the kind's read error
         (``MaterialiseError``) naming the file (and line) when it cannot be read."""
@@ -171,7 +177,7 @@ class InputKind(abc.ABC):
         """Free what ``materialise`` left on disk for a mini-batch that is done (downloaded
         copies). The default keeps nothing."""
 
-    def prefetch_bytes(self, descriptor: Descriptor) -> int:
+    def prefetch_bytes(self, descriptor: MiniBatch) -> int:
         """Bytes ``materialise`` writes to the local disk for ``descriptor`` (downloads); 0 when
         it reads in place."""
         return 0
@@ -181,29 +187,29 @@ class InputKind(abc.ABC):
         them for a part of the mini-batch (retries, bisection). The default slices a list."""
         return list(materialised[start:stop])
 
-    def item_identities(self, descriptor: Descriptor) -> list[str | None] | None:
+    def item_identities(self, descriptor: MiniBatch) -> list[str | None] | None:
         """Per item of the mini-batch, in order, a hex digest that changes whenever the item's
         input may have changed (for item-level reuse, ``store.ItemIndex``); None for an item whose
         identity cannot be told now. The default, None for the whole mini-batch: this kind's items
         are never reused one by one (table records)."""
         return None
 
-    def item_count(self, descriptor: Descriptor) -> int:
+    def item_count(self, descriptor: MiniBatch) -> int:
         """Items of the mini-batch as counted when it was cut."""
         return descriptor.count
 
     @abc.abstractmethod
-    def item_names(self, descriptor: Descriptor) -> tuple[str, ...]:
+    def item_names(self, descriptor: MiniBatch) -> tuple[str, ...]:
         """The files the mini-batch reads (names as in Item.path), in order."""
         raise NotImplementedError
 
     @abc.abstractmethod
-    def describe(self, descriptor: Descriptor) -> str:
+    def describe(self, descriptor: MiniBatch) -> str:
         """The whole mini-batch in a message (an unreadable table chunk: file and lines)."""
         raise NotImplementedError
 
     @abc.abstractmethod
-    def describe_item(self, descriptor: Descriptor, position: int) -> str:
+    def describe_item(self, descriptor: MiniBatch, position: int) -> str:
         """The item at ``position`` (0-based, in the mini-batch) for the error report: its file
         path (``file``) or file and record (``tabular``)."""
         raise NotImplementedError
@@ -212,11 +218,11 @@ class InputKind(abc.ABC):
         """How ``spec`` cuts the dataset, for the console: ``mini_batch_size 10``."""
         return f"mini_batch_size {spec.mini_batch_size}"
 
-    def partition_key_value(self, descriptor: Descriptor) -> dict:
+    def partition_key_value(self, descriptor: MiniBatch) -> dict:
         """The ``mini_batch_context.partition_key_value`` of the mini-batch ({} when none)."""
         return {}
 
-    def dataset(self, descriptor: Descriptor, positions=None):
+    def dataset(self, descriptor: MiniBatch, positions=None):
         """The ``mini_batch_context.dataset`` of a run() of the items at ``positions`` (None:
         all): an ``entry.MiniBatchDataset`` of the files they read. The default names every
         file of the mini-batch."""

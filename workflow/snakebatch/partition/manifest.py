@@ -7,16 +7,9 @@ from dataclasses import dataclass
 
 from snakebatch.errors import ManifestError
 from snakebatch.storage.atomic import read_json, write_text_atomic
-from snakebatch.kinds import Descriptor
+from snakebatch.kinds import MiniBatch
 
 MANIFEST_VERSION = 3
-
-
-MiniBatch = Descriptor
-"""A mini-batch in a manifest is its kind's ``kinds.Descriptor``: ``kind``, ``index`` (0-based
-position in the whole input), ``first_item`` (global index of its first item or record:
-ParallelRunStep's global_row_index_lower_bound), ``key`` (hex digest of its input: equal keys mean
-equal input), ``count`` (items as counted when it was cut) and the kind's ``payload``."""
 
 
 @dataclass(frozen=True)
@@ -44,7 +37,7 @@ class ShardManifest:
             "total_items": self.total_items,
         })
         dumps = json.dumps
-        batches = ",\n".join([dumps(mb.to_json()) for mb in self.mini_batches])
+        batches = ",\n".join([dumps(mb.to_dict()) for mb in self.mini_batches])
         return f'{head[:-1]}, "mini_batches": [\n{batches}\n]}}\n' if batches else f'{head[:-1]}, "mini_batches": []}}\n'
 
     @classmethod
@@ -63,7 +56,7 @@ class ShardManifest:
         return cls(
             run_name=data["run_name"], shard=int(data["shard"]), shard_count=int(data["shard_count"]),
             total_mini_batches=int(data["total_mini_batches"]), total_items=int(data["total_items"]),
-            mini_batches=tuple(Descriptor.from_json(mb) for mb in data["mini_batches"]),
+            mini_batches=tuple(MiniBatch.from_dict(mb) for mb in data["mini_batches"]),
         )
 
     def write(self, path: str) -> None:

@@ -13,7 +13,7 @@ import hashlib
 import os
 
 from snakebatch.errors import ConfigError
-from snakebatch.kinds.base import Cache, Descriptor, InputKind, Item, Materialised, MaterialiseError, key_text
+from snakebatch.kinds.base import Cache, MiniBatch, InputKind, Item, Materialised, MaterialiseError, key_text
 from snakebatch.kinds.files import download
 from snakebatch.kinds.files.partition_format import PartitionFormat, check_items, key_groups
 from snakebatch.kinds.listing import list_items
@@ -39,7 +39,7 @@ def _partition_format(spec) -> PartitionFormat | None:
 class FileKind(InputKind):
     """``input.type: file``: ``mini_batch_size`` files per mini-batch, ``run()`` gets their paths.
 
-    Payload of a Descriptor: ``items`` (names, as Item.path) and, when any file is not on the
+    Payload of a MiniBatch: ``items`` (names, as Item.path) and, when any file is not on the
     local disk, ``ukeys`` (their change identities, which name the downloaded copies);
     ``partition_key_value`` for a mini-batch of one ``partition_keys`` combination.
 
@@ -57,18 +57,18 @@ class FileKind(InputKind):
         fmt = _partition_format(spec)
         return check_items(items, fmt, spec.paths) if fmt is not None else items
 
-    def _descriptor(self, chunk: list[Item], index: int, first: int, key_value: dict | None = None) -> Descriptor:
+    def _descriptor(self, chunk: list[Item], index: int, first: int, key_value: dict | None = None) -> MiniBatch:
         payload: dict = {"items": [i.path for i in chunk]}
         if None in [i.mtime_ns for i in chunk]:  # a file not on the local disk
             payload["ukeys"] = [i.ukey for i in chunk]
             payload["sizes"] = [i.size for i in chunk]
         if key_value is not None:
             payload["partition_key_value"] = dict(key_value)
-        return Descriptor(kind=self.name, index=index, first_item=first, key=mini_batch_key(chunk, key_value),
+        return MiniBatch(kind=self.name, index=index, first_item=first, key=mini_batch_key(chunk, key_value),
                           count=len(chunk), payload=payload)
 
-    def mini_batches_by_key(self, listing, spec) -> list[Descriptor]:
-        """ParallelRunStep's partition per folder: one Descriptor per distinct combination of
+    def mini_batches_by_key(self, listing, spec) -> list[MiniBatch]:
+        """ParallelRunStep's partition per folder: one MiniBatch per distinct combination of
         ``spec.partition_keys`` values read from the files' paths by ``spec.partition_format``,
         in sorted key order, each holding that combination's files in listing order (whatever
         their number: ``mini_batch_size`` does not apply). Raises ConfigError naming a key that
@@ -78,14 +78,14 @@ class FileKind(InputKind):
             raise ConfigError("config key 'partition_keys': a file dataset needs input.partition_format "
                               "to read the keys from its paths")
         fmt.check_keys(spec.partition_keys)
-        batches: list[Descriptor] = []
+        batches: list[MiniBatch] = []
         first = 0
         for key_value, chunk in key_groups(listing, fmt, spec.paths, list(spec.partition_keys)):
             batches.append(self._descriptor(chunk, len(batches), first, key_value))
             first += len(chunk)
         return batches
 
-    def mini_batches(self, listing, spec, log=print) -> list[Descriptor]:
+    def mini_batches(self, listing, spec, log=print) -> list[MiniBatch]:
         """Consecutive runs of ``spec.mini_batch_size`` items (the last may be shorter), in
         listing order; with ``spec.partition_keys``, ``mini_batches_by_key``. Raises ValueError
         when ``mini_batch_size`` < 1."""
@@ -97,7 +97,7 @@ class FileKind(InputKind):
         size = spec.mini_batch_size
         if size < 1:
             raise ValueError(f"mini_batch_size must be >= 1, got {size}")
-        batches: list[Descriptor] = []
+        batches: list[MiniBatch] = []
         chunk: list[Item] = []
         first = 0
 
@@ -114,7 +114,7 @@ class FileKind(InputKind):
             flush()
         return batches
 
-    def materialise(self, descriptor: Descriptor, read_options: dict, cache: Cache) -> list[str]:
+    def materialise(self, descriptor: MiniBatch, read_options: dict, cache: Cache) -> list[str]:
         """The local paths of the mini-batch's files: local files as listed; other files
         downloaded once into ``cache.folder`` (``<folder>/<hash of URL and ukey>/<file name>``),
         up to ``cache.download_threads`` at a time (a thread pool; the filesystem object is shared,
@@ -158,11 +158,11 @@ class FileKind(InputKind):
                 with contextlib.suppress(OSError):
                     os.rmdir(os.path.dirname(path))
 
-    def prefetch_bytes(self, descriptor: Descriptor) -> int:
+    def prefetch_bytes(self, descriptor: MiniBatch) -> int:
         """The bytes of the mini-batch's files that are not on the local disk (downloaded)."""
         return sum(descriptor.payload.get("sizes") or ())
 
-    def item_identities(self, descriptor: Descriptor) -> list[str | None]:
+    def item_identities(self, descriptor: MiniBatch) -> list[str | None]:
         """Per file, the hex SHA-256 of its ``Item.key_line`` (the line its mini-batch key
         hashes): a local file's path, absolute path, size and mtime_ns as ``os.stat`` gives them
         now (None when it cannot be stat'ed), another file's URL and ukey from the payload. One
@@ -183,16 +183,16 @@ class FileKind(InputKind):
             identities.append(hashlib.sha256(line.encode("utf-8", "surrogateescape")).hexdigest())
         return identities
 
-    def item_names(self, descriptor: Descriptor) -> tuple[str, ...]:
+    def item_names(self, descriptor: MiniBatch) -> tuple[str, ...]:
         return tuple(descriptor.payload["items"])
 
-    def describe(self, descriptor: Descriptor) -> str:
+    def describe(self, descriptor: MiniBatch) -> str:
         names = descriptor.payload["items"]
         if len(names) <= 1:
             return names[0] if names else "no files"
         return f"{names[0]} and {len(names) - 1} more file(s)"
 
-    def describe_item(self, descriptor: Descriptor, position: int) -> str:
+    def describe_item(self, descriptor: MiniBatch, position: int) -> str:
         return descriptor.payload["items"][position]
 
     def cut_description(self, spec) -> str:
@@ -202,10 +202,10 @@ class FileKind(InputKind):
                     f"(partition_format {spec.partition_format!r})")
         return f"mini_batch_size {spec.mini_batch_size}"
 
-    def partition_key_value(self, descriptor: Descriptor) -> dict:
+    def partition_key_value(self, descriptor: MiniBatch) -> dict:
         return dict(descriptor.payload.get("partition_key_value") or {})
 
-    def dataset(self, descriptor: Descriptor, positions=None):
+    def dataset(self, descriptor: MiniBatch, positions=None):
         """The files at ``positions`` (None: all) and the mini-batch's partition_key_value."""
         from snakebatch.infer.entry import MiniBatchDataset
 

@@ -1,6 +1,6 @@
 """``TableChunk``: what one tabular mini-batch reads (a byte range of a text file, row groups or a
 row range of a Parquet file, or the rows of one partition-key combination across files). It is
-the payload of a tabular ``Descriptor`` in the shard manifest.
+the payload of a tabular ``MiniBatch`` in the shard manifest.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ class TableChunk:
     file_ukeys: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
-        """The chunk as plain JSON values (a Descriptor's payload): unset change identities left
+        """The chunk as plain JSON values (a MiniBatch's payload): unset change identities left
         out, tuples as lists, ``dtypes`` as [column, dtype] pairs (keeps int column names)."""
         data = {k: getattr(self, k) for k in self.__dataclass_fields__}
         for name in ("ukey", "file_ukeys"):  # change identities of files outside the local disk:

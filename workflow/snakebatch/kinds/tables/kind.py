@@ -2,7 +2,7 @@
 
 The adapter between the kind interface and the modules beside it: ``cutter`` splits CSV/TSV/JSONL
 files at record boundaries, Parquet files by row groups, gzip files whole; ``groups`` groups rows
-by partition keys; ``reader`` reads a mini-batch back. A Descriptor's payload is the
+by partition keys; ``reader`` reads a mini-batch back. A MiniBatch's payload is the
 ``TableChunk`` JSON (``chunk``). Files on the local disk are read with ``open``; others through
 fsspec (byte ranges with ``cat_file``).
 """
@@ -17,7 +17,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 
 from snakebatch.errors import DatasetError
-from snakebatch.kinds.base import Cache, Descriptor, InputKind, Item
+from snakebatch.kinds.base import Cache, MiniBatch, InputKind, Item
 from snakebatch.kinds.listing import list_items
 from snakebatch.kinds.tables import cutter, groups, reader
 from snakebatch.kinds.tables.chunk import TableChunk
@@ -140,25 +140,25 @@ class TableKind(InputKind):
             parts = [dataclasses.replace(part, dtypes=dtypes) for part in parts]
         return parts, warning
 
-    def mini_batches(self, listing, spec, log=print) -> list[Descriptor]:
-        """One Descriptor per chunk (see ``chunks``); ``first_item`` counts records. The key is
+    def mini_batches(self, listing, spec, log=print) -> list[MiniBatch]:
+        """One MiniBatch per chunk (see ``chunks``); ``first_item`` counts records. The key is
         the digest ``partition.make_table_mini_batches`` gives for local files."""
         batches, first = [], 0
         for chunk, items in self.chunks(listing, spec, log):
             digest = hashlib.sha256()
             for item in items:
                 digest.update(chunk_key(item, chunk).encode())
-            batches.append(Descriptor(kind=self.name, index=len(batches), first_item=first, key=digest.hexdigest(),
+            batches.append(MiniBatch(kind=self.name, index=len(batches), first_item=first, key=digest.hexdigest(),
                                       count=chunk.records, payload=chunk.to_dict()))
             first += chunk.records
         return batches
 
     @staticmethod
-    def chunk(descriptor: Descriptor) -> TableChunk:
-        """The TableChunk a tabular Descriptor reads."""
+    def chunk(descriptor: MiniBatch) -> TableChunk:
+        """The TableChunk a tabular MiniBatch reads."""
         return TableChunk.from_dict(descriptor.payload)
 
-    def materialise(self, descriptor: Descriptor, read_options: dict, cache: Cache):
+    def materialise(self, descriptor: MiniBatch, read_options: dict, cache: Cache):
         """The DataFrame of the mini-batch (``reader.read_chunk``); raises
         ``reader.TableReadError`` (a MaterialiseError) naming the file and line."""
         return reader.read_chunk(self.chunk(descriptor), read_options or {}, cache.frames,
@@ -171,14 +171,14 @@ class TableKind(InputKind):
         part = materialised.iloc[start:stop]
         return part if _copy_on_write() else part.copy()
 
-    def item_names(self, descriptor: Descriptor) -> tuple[str, ...]:
+    def item_names(self, descriptor: MiniBatch) -> tuple[str, ...]:
         chunk = self.chunk(descriptor)
         return chunk.files or (chunk.path,)
 
-    def describe(self, descriptor: Descriptor) -> str:
+    def describe(self, descriptor: MiniBatch) -> str:
         return self.chunk(descriptor).describe()
 
-    def describe_item(self, descriptor: Descriptor, position: int) -> str:
+    def describe_item(self, descriptor: MiniBatch, position: int) -> str:
         return self.chunk(descriptor).describe_row(position)
 
     def cut_description(self, spec) -> str:
@@ -187,6 +187,6 @@ class TableKind(InputKind):
             return f"one mini-batch per value of {', '.join(spec.partition_keys)}"
         return f"mini_batch_size {spec.mini_batch_size} bytes"
 
-    def partition_key_value(self, descriptor: Descriptor) -> dict:
+    def partition_key_value(self, descriptor: MiniBatch) -> dict:
         chunk = self.chunk(descriptor)
         return dict(chunk.key_value) if chunk.key_value else {}
