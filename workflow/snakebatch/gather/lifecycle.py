@@ -16,20 +16,18 @@ from __future__ import annotations
 
 import dataclasses
 import glob
-import json
 import logging
 import os
 from dataclasses import dataclass
 
 from snakebatch.errors import ManifestError
 from snakebatch.gather.summary import read_summary, write_summary
-from snakebatch.infer.results import MiniBatchResult
+from snakebatch.infer.results import MiniBatchResult, ShardTrailer, TRAILER_PREFIX
 from snakebatch.storage.atomic import remove_stale_temps
 from snakebatch.storage.layout import RunLayout
 
 log = logging.getLogger(__name__)
 
-_TRAILER = '{"stopped_early"'
 
 
 @dataclass(frozen=True)
@@ -58,14 +56,14 @@ def scan_shard_file(path: str, on_result) -> ShardResults:
     callable) as it is read and keeping none of them (``results`` is empty): memory does not grow
     with the file. Returns the trailer's fields and the count of failed items. ManifestError
     names the file and line when it is missing or corrupt."""
-    trailer: dict = {}
+    trailer = None
     failed = 0
     try:
         with open(path, encoding="utf-8") as handle:
             for number, line in enumerate(handle, 1):
                 try:
-                    if line.startswith(_TRAILER):
-                        trailer = json.loads(line)
+                    if line.startswith(TRAILER_PREFIX):
+                        trailer = ShardTrailer.from_json(line)
                         continue
                     result = MiniBatchResult.from_json(line)
                 except (ValueError, KeyError, TypeError) as exc:
@@ -74,9 +72,11 @@ def scan_shard_file(path: str, on_result) -> ShardResults:
                 on_result(result)
     except FileNotFoundError:
         raise ManifestError(f"shard result {path!r} does not exist") from None
-    return ShardResults(path=path, results=(), stopped_early=trailer.get("stopped_early"),
-                        total_mini_batches=trailer.get("total_mini_batches"), failure=trailer.get("failure"),
-                        shard=trailer.get("shard"), failed=failed)
+    if trailer is None:
+        return ShardResults(path=path, results=(), failed=failed)
+    return ShardResults(path=path, results=(), stopped_early=trailer.stopped_early,
+                        total_mini_batches=trailer.total_mini_batches, failure=trailer.failure,
+                        shard=trailer.shard, failed=failed)
 
 
 def read_shard_file(path: str, on_result=None) -> ShardResults:
@@ -108,7 +108,7 @@ def drop_stopped_shard_results(shards_dir: str) -> list[str]:
         except OSError as exc:
             log.warning("shard result %s skipped: it cannot be read (%s)", path, exc)
             continue
-        if last.startswith(_TRAILER.encode()):
+        if last.startswith(TRAILER_PREFIX.encode()):
             os.unlink(path)
             removed.append(path)
     return removed

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import logging
 import os
 import signal
@@ -29,7 +28,7 @@ from snakebatch.errors import EntryScriptError, ManifestError, SnakebatchError
 from snakebatch.gather.lifecycle import invalidate_result
 from snakebatch.infer.devices import lease_gpus, thread_environment
 from snakebatch.infer.entry import WorkerContext
-from snakebatch.infer.results import MiniBatchResult
+from snakebatch.infer.results import MiniBatchResult, ShardTrailer
 from snakebatch.infer.shard import ShardRunner
 from snakebatch.infer.store import MiniBatchStore
 from snakebatch.infer.supervisor import WorkerProcess, describe_exit  # noqa: F401 - describe_exit: re-exported
@@ -140,10 +139,11 @@ def run_shard(spec: RunnerSpec, manifest_path: str, output_path: str,
                 results = runner.results
                 runner.stopped_early = "the entry script failed to start: " + failure.split("\n", 1)[0]
             if runner.stopped_early:  # the trailer gather looks for (see lifecycle.read_shard_file)
-                trailer = {"stopped_early": runner.stopped_early, "total_mini_batches": manifest.total_mini_batches}
+                trailer = ShardTrailer(runner.stopped_early, manifest.total_mini_batches)
                 if failure is not None:
-                    trailer.update(failure=failure, shard=manifest.shard, shard_count=manifest.shard_count)
-                handle.write(json.dumps(trailer) + "\n")
+                    trailer = ShardTrailer(runner.stopped_early, manifest.total_mini_batches, failure,
+                                           manifest.shard, manifest.shard_count)
+                handle.write(trailer.to_json() + "\n")
         if runner.stopped_early:
             mark_unfinished(output_path)
         return results, runner.stopped_early

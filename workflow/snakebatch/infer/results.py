@@ -1,7 +1,7 @@
-"""Result records that cross a file boundary: a failed item and a mini-batch result.
+"""Result records that cross a file boundary: a failed item, a mini-batch result and the shard trailer.
 
 A shard job writes one ``MiniBatchResult`` per line (JSON) to its shard result file, in input
-order; gather reads them back.
+order, and a ``ShardTrailer`` line last when it stopped early; gather reads them back.
 """
 
 from __future__ import annotations
@@ -117,3 +117,34 @@ class MiniBatchResult:
             positional=bool(data.get("positional", False)), reused=bool(data.get("reused", False)),
             cpu_s=float(data.get("cpu_s", 0.0)), header=data.get("header"), table_file=data.get("table_file"),
         )
+
+
+TRAILER_PREFIX = '{"stopped_early"'  # how a shard result file's trailer line starts (ShardTrailer.to_json)
+
+
+@dataclass(frozen=True)
+class ShardTrailer:
+    """The last line of a shard result file whose shard stopped early: ``stopped_early`` (why: a
+    threshold breach, or the entry script failing to start), ``total_mini_batches`` (of the whole
+    input, for gather's message); when the entry script could not start, ``failure`` (its error in
+    full), ``shard`` and ``shard_count``. Gather, the lifecycle and the status read it back."""
+
+    stopped_early: str
+    total_mini_batches: int
+    failure: str | None = None
+    shard: int | None = None
+    shard_count: int | None = None
+
+    def to_json(self) -> str:
+        """One line of JSON starting with TRAILER_PREFIX; the start-failure fields only when set."""
+        data = {"stopped_early": self.stopped_early, "total_mini_batches": self.total_mini_batches}
+        if self.failure is not None:
+            data.update(failure=self.failure, shard=self.shard, shard_count=self.shard_count)
+        return json.dumps(data)
+
+    @classmethod
+    def from_json(cls, text: str) -> ShardTrailer:
+        """The trailer of ``to_json``'s text. Raises ValueError, KeyError or TypeError when it is not one."""
+        data = json.loads(text)
+        return cls(stopped_early=data["stopped_early"], total_mini_batches=data.get("total_mini_batches"),
+                   failure=data.get("failure"), shard=data.get("shard"), shard_count=data.get("shard_count"))
