@@ -1,5 +1,8 @@
 """Shared fixtures: tiny datasets built on the fly."""
 
+import uuid
+
+import fsspec
 import pytest
 
 from helpers import write
@@ -106,3 +109,13 @@ settings.register_profile(
     print_blob=True,
 )
 settings.load_profile("snakebatch")
+
+
+@pytest.fixture
+def mem():
+    """A fresh root on fsspec's memory filesystem: (fs, 'memory:///<root>'); removed afterwards."""
+    fs = fsspec.filesystem("memory")
+    root = f"/t{uuid.uuid4().hex[:8]}"
+    yield fs, f"memory://{root}"
+    if fs.exists(root):
+        fs.rm(root, recursive=True)

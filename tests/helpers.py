@@ -149,3 +149,38 @@ def lines(results):
 def init_count(path):
     """How many times init() wrote to the log ``path`` (0 when it never ran)."""
     return open(path).read().count("init") if os.path.exists(path) else 0
+
+
+def put(fs, url, data):
+    """Write ``data`` (str or bytes) to ``url`` on the fsspec filesystem ``fs``; returns ``url``."""
+    fs.pipe(url, data.encode() if isinstance(data, str) else data)
+    return url
+
+
+def quiet(message):
+    """A ``log`` callable that drops its message."""
+
+
+def tabular_spec(path, size, **overrides):
+    """The PartitionSpec of a tabular dataset ``path`` (one path or a list) cut at ``size`` bytes."""
+    return partition_spec(path, size, **{"input_type": "tabular", "run_name": "t", **overrides})
+
+
+def tabular_batches(path, size, **overrides):
+    """The mini-batches the partition cuts from the tabular dataset ``path`` at ``size`` bytes."""
+    from snakebatch.kinds import get_kind
+    from snakebatch.partition.shards import make_mini_batches
+
+    s = tabular_spec(path, size, **overrides)
+    return make_mini_batches(get_kind("tabular").list(s), s, log=lambda message: None)
+
+
+def read_all(mini_batches, read_options=None):
+    """The DataFrame of tabular ``mini_batches`` read back one by one and concatenated."""
+    import pandas as pd
+
+    from snakebatch.kinds.tables import reader
+    from snakebatch.kinds.tables.kind import TableKind
+
+    frames = [reader.read_chunk(TableKind.chunk(mb), read_options or {}) for mb in mini_batches]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from helpers import init_count, lines, partition_spec, run_files, runner_spec, write
-from snakebatch.errors import ConfigError, EntryScriptError
+from snakebatch.errors import ConfigError
 from snakebatch.partition.job import manifest_path
 from snakebatch.infer.results import MiniBatchResult
 from snakebatch.infer.job import run_shard

@@ -2,12 +2,10 @@
 
 import json
 import os
-import uuid
 
-import fsspec
 import pytest
 
-from helpers import partition_spec, write
+from helpers import partition_spec, put, write
 from snakebatch.kinds import MiniBatch, Item, get_kind
 from snakebatch.kinds.tables.chunk import TableChunk
 
@@ -17,21 +15,6 @@ TABLES = get_kind("tabular")
 
 def spec(paths, size=3, input_type="file", **overrides):
     return partition_spec(list(paths), size, input_type=input_type, run_name="t", **overrides)
-
-
-@pytest.fixture
-def mem():
-    """A fresh root on fsspec's memory filesystem: (fs, 'memory:///<root>'); removed afterwards."""
-    fs = fsspec.filesystem("memory")
-    root = f"/t{uuid.uuid4().hex[:8]}"
-    yield fs, f"memory://{root}"
-    if fs.exists(root):
-        fs.rm(root, recursive=True)
-
-
-def put(fs, url, data):
-    fs.pipe(url, data.encode() if isinstance(data, str) else data)
-    return url
 
 
 def test_mini_batches_round_trip_through_json(dataset, tmp_path, mem):

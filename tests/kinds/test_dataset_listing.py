@@ -3,12 +3,10 @@ files, links, patterns, change identities, fsspec URLs (memory:// stands for an 
 errors that name a root, and the paths Snakemake watches."""
 
 import os
-import uuid
 
-import fsspec
 import pytest
 
-from helpers import partition_spec, write
+from helpers import partition_spec, put, write
 from snakebatch.errors import DatasetError
 from snakebatch.kinds import Item, get_kind
 from snakebatch.kinds.listing import list_items, watched_paths
@@ -32,21 +30,6 @@ def spec(paths, size=3, input_type="file", **overrides):
 
 def names(items):
     return [item.path for item in items]
-
-
-@pytest.fixture
-def mem():
-    """A fresh root on fsspec's memory filesystem: (fs, 'memory:///<root>'); removed afterwards."""
-    fs = fsspec.filesystem("memory")
-    root = f"/t{uuid.uuid4().hex[:8]}"
-    yield fs, f"memory://{root}"
-    if fs.exists(root):
-        fs.rm(root, recursive=True)
-
-
-def put(fs, url, data):
-    fs.pipe(url, data.encode() if isinstance(data, str) else data)
-    return url
 
 
 def test_folder_is_listed_recursively_in_sorted_order(tmp_path):

@@ -4,12 +4,10 @@ blocks, and the errors for a listing that cannot be written or read."""
 import gc
 import hashlib
 import os
-import uuid
 
-import fsspec
 import pytest
 
-from helpers import partition_spec
+from helpers import partition_spec, put
 from snakebatch.errors import DatasetError
 from snakebatch.kinds import Item, get_kind
 from snakebatch.partition.listing import encode, fingerprint, gc_paused, iter_listing, read_listing, write_chunks, write_listing
@@ -105,21 +103,6 @@ def test_the_collector_is_paused_in_the_block_and_restored_after_an_error():
         assert not gc.isenabled()   # left as it was found
     finally:
         gc.enable()
-
-@pytest.fixture
-def mem():
-    """A fresh root on fsspec's memory filesystem: (fs, 'memory:///<root>'); removed afterwards."""
-    fs = fsspec.filesystem("memory")
-    root = f"/t{uuid.uuid4().hex[:8]}"
-    yield fs, f"memory://{root}"
-    if fs.exists(root):
-        fs.rm(root, recursive=True)
-
-
-def put(fs, url, data):
-    fs.pipe(url, data.encode() if isinstance(data, str) else data)
-    return url
-
 
 def test_a_listing_fingerprint_is_the_digest_of_its_listing_file_and_follows_ukeys(dataset, mem, tmp_path):
     local = list(FILES.list(spec([str(dataset)])))

@@ -4,12 +4,10 @@ paths run() gets (local files in place, others downloaded once), how items are n
 import builtins
 import hashlib
 import os
-import uuid
 
-import fsspec
 import pytest
 
-from helpers import partition_spec
+from helpers import partition_spec, put
 from snakebatch.kinds import Cache, MaterialiseError, get_kind
 
 FILES = get_kind("file")
@@ -21,21 +19,6 @@ def spec(paths, size=3, input_type="file", **overrides):
 
 def names(items):
     return [item.path for item in items]
-
-
-@pytest.fixture
-def mem():
-    """A fresh root on fsspec's memory filesystem: (fs, 'memory:///<root>'); removed afterwards."""
-    fs = fsspec.filesystem("memory")
-    root = f"/t{uuid.uuid4().hex[:8]}"
-    yield fs, f"memory://{root}"
-    if fs.exists(root):
-        fs.rm(root, recursive=True)
-
-
-def put(fs, url, data):
-    fs.pipe(url, data.encode() if isinstance(data, str) else data)
-    return url
 
 
 def test_file_mini_batches_have_sizes_first_items_and_the_keys_partition_gives(dataset, files):

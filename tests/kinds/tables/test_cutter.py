@@ -9,26 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import partition_spec, write
+from helpers import read_all, tabular_batches as batches, tabular_spec as spec, write
 from snakebatch.errors import DatasetError
 from snakebatch.kinds import get_kind
 from snakebatch.kinds.tables import cutter, reader
 from snakebatch.kinds.tables.kind import TableKind
 from snakebatch.partition.shards import make_mini_batches
-
-
-def spec(path, size, **overrides):
-    return partition_spec(path, size, **{"input_type": "tabular", "run_name": "t", **overrides})
-
-
-def batches(path, size, **overrides):
-    s = spec(path, size, **overrides)
-    return make_mini_batches(get_kind("tabular").list(s), s, log=lambda message: None)
-
-
-def read_all(mini_batches, read_options=None):
-    frames = [reader.read_chunk(TableKind.chunk(mb), read_options or {}) for mb in mini_batches]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
 TRICKY = pd.DataFrame({

@@ -2,53 +2,17 @@
 combination across files and formats, missing keys as one group, unsupported key types refused."""
 
 import gzip
-import uuid
 
-import fsspec
 import pandas as pd
 import pytest
 
-from helpers import partition_spec, write
+from helpers import put, quiet, tabular_batches as batches, tabular_spec as spec, write
 from snakebatch.errors import DatasetError
 from snakebatch.kinds import Cache, get_kind
 from snakebatch.kinds.tables import reader
 from snakebatch.kinds.tables.kind import TableKind
-from snakebatch.partition.shards import make_mini_batches
 
 TABLES = get_kind("tabular")
-
-
-def spec(path, size, **overrides):
-    return partition_spec(path, size, **{"input_type": "tabular", "run_name": "t", **overrides})
-
-
-def batches(path, size, **overrides):
-    s = spec(path, size, **overrides)
-    return make_mini_batches(get_kind("tabular").list(s), s, log=lambda message: None)
-
-
-def read_all(mini_batches, read_options=None):
-    frames = [reader.read_chunk(TableKind.chunk(mb), read_options or {}) for mb in mini_batches]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-
-
-@pytest.fixture
-def mem():
-    """A fresh root on fsspec's memory filesystem: (fs, 'memory:///<root>'); removed afterwards."""
-    fs = fsspec.filesystem("memory")
-    root = f"/t{uuid.uuid4().hex[:8]}"
-    yield fs, f"memory://{root}"
-    if fs.exists(root):
-        fs.rm(root, recursive=True)
-
-
-def put(fs, url, data):
-    fs.pipe(url, data.encode() if isinstance(data, str) else data)
-    return url
-
-
-def quiet(message):
-    pass
 
 
 def _table_batches(paths, size, **overrides):

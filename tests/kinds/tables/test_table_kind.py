@@ -7,15 +7,13 @@ import hashlib
 import io
 import json
 import os
-import uuid
 
-import fsspec
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from helpers import partition_spec, write
+from helpers import partition_spec, put, quiet, write
 from snakebatch.errors import DatasetError
 from snakebatch.kinds import Cache, get_kind
 
@@ -24,25 +22,6 @@ TABLES = get_kind("tabular")
 
 def spec(paths, size=3, input_type="file", **overrides):
     return partition_spec(list(paths), size, input_type=input_type, run_name="t", **overrides)
-
-
-@pytest.fixture
-def mem():
-    """A fresh root on fsspec's memory filesystem: (fs, 'memory:///<root>'); removed afterwards."""
-    fs = fsspec.filesystem("memory")
-    root = f"/t{uuid.uuid4().hex[:8]}"
-    yield fs, f"memory://{root}"
-    if fs.exists(root):
-        fs.rm(root, recursive=True)
-
-
-def put(fs, url, data):
-    fs.pipe(url, data.encode() if isinstance(data, str) else data)
-    return url
-
-
-def quiet(message):
-    pass
 
 
 CSV = "id,text,value\n" + "".join(f'{i},"row {i}, ""q""\nline",{i * 0.5}\n' for i in range(12))

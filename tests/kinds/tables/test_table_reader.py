@@ -2,18 +2,16 @@
 a malformed row is named by file and line, a file changed since the partition is refused."""
 
 import math
-import uuid
 
 import fsspec
 import pandas as pd
 import pytest
 
-from helpers import partition_spec, write
+from helpers import put, quiet, read_all, tabular_batches as batches, tabular_spec as spec, write
 from snakebatch.kinds import Cache, MaterialiseError, get_kind
 from snakebatch.kinds.tables import cutter, reader
 from snakebatch.kinds.tables.kind import TableKind
 from snakebatch.kinds.tables.reader import TableReadError
-from snakebatch.partition.shards import make_mini_batches
 
 TABLES = get_kind("tabular")
 TRICKY = pd.DataFrame({
@@ -23,39 +21,6 @@ TRICKY = pd.DataFrame({
     "count": [i if i < 30 else i * 1000 for i in range(40)],
 })
 CSV = "id,text,value\n" + "".join(f'{i},"row {i}, ""q""\nline",{i * 0.5}\n' for i in range(12))
-
-
-def spec(path, size, **overrides):
-    return partition_spec(path, size, **{"input_type": "tabular", "run_name": "t", **overrides})
-
-
-def batches(path, size, **overrides):
-    s = spec(path, size, **overrides)
-    return make_mini_batches(get_kind("tabular").list(s), s, log=lambda message: None)
-
-
-def read_all(mini_batches, read_options=None):
-    frames = [reader.read_chunk(TableKind.chunk(mb), read_options or {}) for mb in mini_batches]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-
-
-@pytest.fixture
-def mem():
-    """A fresh root on fsspec's memory filesystem: (fs, 'memory:///<root>'); removed afterwards."""
-    fs = fsspec.filesystem("memory")
-    root = f"/t{uuid.uuid4().hex[:8]}"
-    yield fs, f"memory://{root}"
-    if fs.exists(root):
-        fs.rm(root, recursive=True)
-
-
-def put(fs, url, data):
-    fs.pipe(url, data.encode() if isinstance(data, str) else data)
-    return url
-
-
-def quiet(message):
-    pass
 
 
 def _table_batches(paths, size, **overrides):
@@ -112,7 +77,6 @@ def test_a_file_changed_after_partition_is_not_read_by_stale_offsets(tmp_path):
 
 
 def test_a_file_of_a_partition_key_group_changed_after_partition_is_refused(tmp_path):
-    import os
     import time
 
     write(tmp_path / "p1.csv", "k,v\na,1\nb,2\n")

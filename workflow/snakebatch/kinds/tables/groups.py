@@ -53,7 +53,6 @@ def key_groups(files: list[tuple[str, str, bool]], keys: list[str], read_options
     """One TableChunk per distinct combination of ``keys`` across ``files`` ((path, format,
     gzipped) in input order), in order of first appearance; ``records`` = its rows. ``fs_of``:
     path -> the fsspec filesystem holding it, or None for the local disk (None: all local)."""
-    import pandas as pd
 
     groups: dict[tuple, dict] = {}
     for path, fmt, gzipped in files:
