@@ -30,7 +30,7 @@ NAMES = ["a b.txt", "quote'd.txt", 'dq"x.txt', "$HOME.txt", "`id`.txt", "semi;co
 
 
 def _escaped(path):
-    """How a result line shows ``path`` (snakebatch.formats.encode: line breaks escaped, lone surrogates
+    """How a result line shows ``path`` (snakebatch.formats.txt: line breaks escaped, lone surrogates
     as \\udcXX)."""
     return path.replace("\n", "\\n").encode("utf-8", "backslashreplace").decode("utf-8")
 

@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from snakebatch.formats.csv_text import frame_csv_text
-from snakebatch.formats.encode import to_csv_lines, to_txt_lines
+from snakebatch.formats.csv import to_csv_lines
+from snakebatch.formats.txt import to_txt_lines
 
 AWKWARD = ["plain", "with space", 'quote " inside', "comma, here", "ünïcödé ✓", "", "new\nline", "tab\there",
            None, "cr\rinside", "a|b;c", '"', ' lead', "trail "]

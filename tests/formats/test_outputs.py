@@ -1,7 +1,9 @@
 import pandas as pd
 import pytest
 
-from snakebatch.formats.encode import ResultTypeError, encode_result, result_length, to_txt_lines
+from snakebatch.formats import get_format
+from snakebatch.formats.base import ResultTypeError, result_length
+from snakebatch.formats.txt import to_txt_lines
 
 
 def test_list_and_tuple_elements_become_str_lines():
@@ -26,7 +28,7 @@ def test_dataframe_value_with_a_line_break_stays_on_one_line():
 @pytest.mark.parametrize("bad", [None, "abc", 5, {"a": 1}])
 def test_other_return_types_are_rejected_with_the_type(bad):
     with pytest.raises(ResultTypeError) as info:
-        encode_result(bad, "txt")
+        get_format("txt").encode(bad)
     assert str(info.value).startswith(f"run() returned {type(bad).__name__}; it must return a list, tuple or pandas DataFrame")
 
 

@@ -91,7 +91,7 @@ def _ipc(table):
 def test_a_result_table_is_stored_as_the_workers_arrow_ipc_bytes(tmp_path):
     import pyarrow as pa
 
-    from snakebatch.infer.store import read_table_file, read_table_schema
+    from snakebatch.formats.parquet import read_table_file, read_table_schema
 
     script = write(tmp_path / "s.py", "x = 1\n")
     store = MiniBatchStore(str(tmp_path / "store"), runner_spec(script, append_row_format="parquet"), str(tmp_path))
@@ -109,7 +109,7 @@ def test_the_parts_of_a_split_mini_batch_are_stored_as_one_table_in_order(tmp_pa
     import pyarrow as pa
 
     from snakebatch.errors import ResultSchemaError
-    from snakebatch.infer.store import read_table_file
+    from snakebatch.formats.parquet import read_table_file
 
     script = write(tmp_path / "s.py", "x = 1\n")
     store = MiniBatchStore(str(tmp_path / "store"), runner_spec(script, append_row_format="parquet"), str(tmp_path))
@@ -125,7 +125,7 @@ def test_a_parquet_table_file_of_an_older_store_is_still_read(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from snakebatch.infer.store import read_table_file, read_table_schema
+    from snakebatch.formats.parquet import read_table_file, read_table_schema
 
     pq.write_table(pa.table({"id": [4, 5]}), tmp_path / "old.parquet")
     assert read_table_file(str(tmp_path / "old.parquet")).to_pydict() == {"id": [4, 5]}

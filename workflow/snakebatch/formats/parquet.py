@@ -24,6 +24,32 @@ def to_arrow_ipc(result) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
+def read_table_file(path: str):
+    """The pyarrow Table stored at ``path`` by ``infer.store.MiniBatchStore.save_table``: an Arrow IPC stream
+    (``.arrow``), read memory-mapped (no copy), or a Parquet file (``.parquet``, what stores
+    written before held). Raises OSError (pyarrow's ArrowInvalid is one) when it cannot be read."""
+    import pyarrow as pa
+
+    if path.endswith(".parquet"):
+        import pyarrow.parquet as pq
+
+        return pq.read_table(path)
+    with pa.memory_map(path) as source:
+        return pa.ipc.open_stream(source).read_all()
+
+
+def read_table_schema(path: str):
+    """The schema of a table file (see ``read_table_file``), read without its rows."""
+    import pyarrow as pa
+
+    if path.endswith(".parquet"):
+        import pyarrow.parquet as pq
+
+        return pq.read_schema(path)
+    with pa.memory_map(path) as source:
+        return pa.ipc.open_stream(source).schema
+
+
 def _unreadable(index: int, table_file: str, exc: Exception) -> ManifestError:
     return ManifestError(f"the result table of mini-batch {index} ({table_file!r}) cannot be read: {exc}")
 
@@ -54,8 +80,6 @@ class ParquetMergeWriter(MergeWriter):
         """(merged schema, each part's own schema) of the parts."""
         import pyarrow as pa
 
-        from snakebatch.infer.store import read_table_schema
-
         schemas = []
         for index, table_file in self.parts:  # check every schema before writing anything
             try:
@@ -76,8 +100,6 @@ class ParquetMergeWriter(MergeWriter):
     def commit(self) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
-
-        from snakebatch.infer.store import read_table_file
 
         schema, schemas = self._schema()
         tmp = os.path.join(os.path.dirname(self.path), f".tmp-{os.path.basename(self.path)}-{os.getpid()}")

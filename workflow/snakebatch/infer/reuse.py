@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 
+from snakebatch.formats import get_format
 from snakebatch.errors import WorkerDied
 from snakebatch.infer.results import MiniBatchResult
 from snakebatch.infer.store import ItemIndex, MiniBatchStore
@@ -80,7 +81,7 @@ class Reuse:
         or a ``count`` (items read) that differs from the manifest's."""
         spec = self.spec
         if (self.store is None or not spec.allow_reuse or not spec.reuse_items or spec.output_action != "append_row"
-                or spec.append_row_format != "txt" or takes_context):
+                or not get_format(spec.append_row_format).item_reuse or takes_context):
             return None
         identities = get_kind(mini_batch.kind).item_identities(mini_batch)
         return identities if identities is not None and len(identities) == count else None

@@ -34,32 +34,6 @@ STORE_VERSION = "1"
 TABLE_SUFFIX = ".arrow"  # a mini-batch's result table (append_row_format parquet): an Arrow IPC stream
 
 
-def read_table_file(path: str):
-    """The pyarrow Table stored at ``path`` by ``MiniBatchStore.save_table``: an Arrow IPC stream
-    (``.arrow``), read memory-mapped (no copy), or a Parquet file (``.parquet``, what stores
-    written before held). Raises OSError (pyarrow's ArrowInvalid is one) when it cannot be read."""
-    import pyarrow as pa
-
-    if path.endswith(".parquet"):
-        import pyarrow.parquet as pq
-
-        return pq.read_table(path)
-    with pa.memory_map(path) as source:
-        return pa.ipc.open_stream(source).read_all()
-
-
-def read_table_schema(path: str):
-    """The schema of a table file (see ``read_table_file``), read without its rows."""
-    import pyarrow as pa
-
-    if path.endswith(".parquet"):
-        import pyarrow.parquet as pq
-
-        return pq.read_schema(path)
-    with pa.memory_map(path) as source:
-        return pa.ipc.open_stream(source).schema
-
-
 def path_fingerprint(path: str) -> str:
     """Hex SHA-256 over (relative path, size, mtime_ns) of a file or of every file in a folder.
 
@@ -208,7 +182,7 @@ class MiniBatchStore:
         atomically as one Arrow IPC stream file next to its stored result; return its path. One
         part (the usual case) is written as the worker encoded it, without decoding; several
         (retries that split the mini-batch) are concatenated. Gather reads these files
-        memory-mapped (``read_table_file``) and encodes Parquet once, for the merged file.
+        memory-mapped (``formats.parquet.read_table_file``) and encodes Parquet once, for the merged file.
         Raises ResultSchemaError when the parts disagree on columns or types."""
         path = self.layout.table(self.store_key(mini_batch))
         os.makedirs(os.path.dirname(path), exist_ok=True)

@@ -36,7 +36,8 @@ from dataclasses import dataclass
 from snakebatch.infer import entry, protocol
 from snakebatch.infer.script import fetch_resources, load_entry_script, source_modules, takes_context
 from snakebatch.kinds import Cache, MiniBatch, MaterialiseError, get_kind
-from snakebatch.formats.encode import encode_result, result_length
+from snakebatch.formats import get_format
+from snakebatch.formats.base import result_length
 
 @dataclass(frozen=True)
 class WorkerSetup:
@@ -331,7 +332,7 @@ def _run(channel: _Channel, request: protocol.Run, setup: WorkerSetup, loaded: _
         result = run(batch, request.context) if with_context else run(batch)
         header = ipc = None
         if setup.output_action == "append_row":
-            lines, header, ipc = encode_result(result, setup.append_row_format, setup.append_row_dataframe_header)
+            lines, header, ipc = get_format(setup.append_row_format).encode(result, setup.append_row_dataframe_header)
         else:  # summary_only: the script wrote its own outputs; only the count matters
             lines = []
         return protocol.Result(request.request_id, tuple(lines), result_length(result),
