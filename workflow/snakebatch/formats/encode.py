@@ -1,6 +1,6 @@
-"""The worker's entry to the output formats: ``encode_result`` and ``result_length``, kept under
-their old names (``outputs.py`` before) for callers; each format's own code lives in
-``snakebatch.formats.txt``, ``.csv`` and ``.parquet`` (``get_format``)."""
+"""The worker's entry to the output formats: ``encode_result`` (the format's ``encode`` as a
+tuple) and ``result_length``; each format's own code lives in ``snakebatch.formats.txt``,
+``.csv`` and ``.parquet`` (``get_format``)."""
 
 from __future__ import annotations
 
