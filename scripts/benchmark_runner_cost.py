@@ -3,7 +3,7 @@
     python scripts/benchmark_runner_cost.py [--sizes 1000,10000,50000] [--items 2] [--fail-every 100]
                                             [--tmp DIR] [--no-balance]
 
-Drives ``runner.ShardRunner.run`` over one shard of N mini-batches with an in-process fake worker
+Drives ``infer.shard.ShardRunner.run`` over one shard of N mini-batches with an in-process fake worker
 (no process, no pipe: ``run()`` returns one line per item at once), a real mini-batch store and a
 real run folder in a temporary directory, and error thresholds set but never exceeded, so the
 early-stop path (progress record, threshold check) runs after every mini-batch. One mini-batch in
@@ -15,7 +15,7 @@ shard result line, the log line and the early-stop check.
 Prints the median and 90th percentile per size, in milliseconds, and the ratio of each median to
 the smallest size's: a runner whose cost per mini-batch does not grow with the shard has ratios
 near 1 (target: within 30%). Figures, never assertions. Durable results are group-committed
-(``storage.GroupCommit``: one flush per second or per 256 results), so the disk's flush cost is
+(``storage.atomic.GroupCommit``: one flush per second or per 256 results), so the disk's flush cost is
 shared; ``--tmp /dev/shm`` (tmpfs) leaves the runner's own cost. ``balance_shards`` is on (each
 mini-batch is claimed: one file created, a heartbeat per try); ``--no-balance`` turns it off.
 """
@@ -37,7 +37,8 @@ from snakebatch.monitor import progress  # noqa: E402
 from snakebatch.settings.config import RunnerSpec  # noqa: E402
 from snakebatch.kinds import Cache, MiniBatch, get_kind  # noqa: E402
 from snakebatch.partition.manifest import ShardManifest  # noqa: E402
-from snakebatch.infer.job import Outcome, ShardRunner  # noqa: E402
+from snakebatch.infer.shard import ShardRunner  # noqa: E402
+from snakebatch.infer.workers import Outcome  # noqa: E402
 from snakebatch.infer.protocol import RemoteError  # noqa: E402
 from snakebatch.storage.atomic import atomic_open  # noqa: E402
 from snakebatch.infer.store import MiniBatchStore  # noqa: E402

@@ -7,8 +7,8 @@ median and 90th percentile per mini-batch, in milliseconds:
 
 1. ``direct``: ``run(mini_batch)`` called in this process (no supervision at all);
 2. ``worker call``: one round trip to the supervised worker process (pipe, pickling, result
-   encoding, timeout watch) - ``runner.WorkerProcess.call``;
-3. ``runner``: what a shard job does per mini-batch - ``runner.ShardRunner.run_mini_batch``:
+   encoding, timeout watch) - ``infer.supervisor.WorkerProcess.call``;
+3. ``runner``: what a shard job does per mini-batch - ``infer.shard.ShardRunner.run_mini_batch``:
    the worker call plus the durable result (atomic write to the mini-batch store).
 
 The overhead of supervision is (3) - (1). Figures, never assertions: speed targets live here, not

@@ -3,7 +3,7 @@ enforce the error thresholds.
 
 ``python -m snakebatch.gather.job --spec JSON --run-dir DIR SHARD_RESULT...``
 
-Writes under ``results/{run_name}/`` (paths from ``layout.RunLayout``): ``{append_row_file_name}``
+Writes under ``results/{run_name}/`` (paths from ``storage.layout.RunLayout``): ``{append_row_file_name}``
 (append_row only), ``summary.json``, ``errors.jsonl`` (one line per failed item),
 ``logs/job_result.txt``, ``logs/job_progress_overview.txt``,
 ``logs/sys/job_report/processed_mini-batches.csv`` and, last, ``_SUCCESS`` (holding the merged
@@ -36,7 +36,7 @@ from snakebatch.settings.config import GatherSpec
 from snakebatch.storage.atomic import describe_os_error, publish_to, write_text_atomic
 from snakebatch.storage.layout import RunLayout
 
-__all__ = ["gather", "main", "restore_reports"]  # restore_reports: workflow/rules/common.smk's onerror hook
+__all__ = ["gather", "main", "restore_reports"]  # restore_reports: the onerror hook's (wiring.hooks.on_failure)
 
 log = logging.getLogger(__name__)
 

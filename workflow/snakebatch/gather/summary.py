@@ -1,8 +1,8 @@
 """The run's verdict ``results/{run}/summary.json``: ``RunSummary``, built here and only here.
 
 Three writers share it: gather (``RunSummary.of_gather`` when it read every shard result;
-``RunSummary.failed`` when it could not), the main snakemake process when no stage wrote a verdict
-(``RunSummary.failed`` with status ``failed`` or ``interrupted``) and ``gather.lifecycle`` when a
+``RunSummary.failed_run`` when it could not), the main snakemake process when no stage wrote a verdict
+(``RunSummary.failed_run`` with status ``failed`` or ``interrupted``) and ``gather.lifecycle`` when a
 newer run starts (``stale``). The live view, the status command and the HTML report read it with
 ``read_summary``.
 

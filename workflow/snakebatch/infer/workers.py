@@ -102,7 +102,7 @@ class Worker(Protocol):
 
     ``start(timeout)`` starts it and waits for init() (raises ScriptImportFailed or InitFailed);
     ``alive()``; ``load(key, payload, timeout)`` materialises a mini-batch's input (``payload``:
-    its descriptor as JSON) and ``send_load`` asks for that ahead without waiting (prefetch);
+    its ``MiniBatch.to_dict``) and ``send_load`` asks for that ahead without waiting (prefetch);
     ``call(items, context, timeout, interrupt, loaded=key)`` is one run() of ``items`` (positions
     in the input ``key`` loaded); ``stop()`` lets it call shutdown(), ``kill()`` ends it now (a
     restart is ``kill`` then ``start``). Requests answer an ``Outcome``, never raise for the
@@ -123,7 +123,7 @@ class Worker(Protocol):
         """True while the worker runs."""
 
     def load(self, key: str, payload, timeout: float) -> Outcome:
-        """Materialise mini-batch ``key`` (``payload``: its descriptor's JSON); ``length``: its items."""
+        """Materialise mini-batch ``key`` (``payload``: its ``MiniBatch.to_dict``); ``length``: its items."""
 
     def send_load(self, key: str, payload) -> int:
         """Ask for ``load(key, ...)`` ahead without waiting; its request id. Raises WorkerDied."""

@@ -3,8 +3,8 @@
 
 A kind (``file``, ``tabular``) is a stateless ``InputKind`` subclass in its own module, found
 through ``snakebatch.kinds.get_kind(name)``. Everything it hands to another process is a
-``MiniBatch`` (JSON in the shard manifest) that carries the kind's name, so the runner, the
-worker and the result store call ``get_kind(descriptor.kind)`` instead of branching on the kind.
+``MiniBatch`` (JSON in the shard manifest) that carries the kind's name, so the shard loop, the
+worker and the result store call ``get_kind(mini_batch.kind)`` instead of branching on the kind.
 """
 
 from __future__ import annotations
@@ -141,7 +141,7 @@ class Materialised(list):
 class InputKind(abc.ABC):
     """One kind of input. Subclasses set ``name`` and implement the abstract methods.
 
-    ``spec`` below is the partition settings (``config.PartitionSpec`` or any object with its
+    ``spec`` below is the partition settings (``settings.specs.PartitionSpec`` or any object with its
     attributes: ``paths``, ``pattern``, ``mini_batch_size``, ``format``, ``read_options``,
     ``partition_keys``; optional ``storage_options``)."""
 
@@ -189,7 +189,7 @@ class InputKind(abc.ABC):
 
     def item_identities(self, descriptor: MiniBatch) -> list[str | None] | None:
         """Per item of the mini-batch, in order, a hex digest that changes whenever the item's
-        input may have changed (for item-level reuse, ``store.ItemIndex``); None for an item whose
+        input may have changed (for item-level reuse, ``infer.store.ItemIndex``); None for an item whose
         identity cannot be told now. The default, None for the whole mini-batch: this kind's items
         are never reused one by one (table records)."""
         return None

@@ -23,7 +23,7 @@ _STARTED_AT = time.time()
 
 def announce_start(plan, warnings=()) -> None:
     """Print where the run writes and how it is split, then the plan's ``warnings`` and the
-    extra ``warnings`` given. ``plan`` is a config.RunPlan."""
+    extra ``warnings`` given. ``plan`` is a settings.specs.RunPlan."""
     global _STARTED_AT
     _STARTED_AT = time.time()
     from snakebatch.kinds import get_kind

@@ -23,7 +23,7 @@ INVOCATION_ENV = "SNAKEBATCH_INVOCATION"
 def invocation_id() -> str:
     """The invocation id of a ShardRunner used on its own (tests, benchmarks): ``INVOCATION_ENV``
     when set, else a fresh one per process. A shard job of the workflow gets its invocation's id
-    from ``plan.json`` instead (runner.run_shard, snakebatch.settings.plan)."""
+    from ``plan.json`` instead (infer.job.run_shard, snakebatch.settings.plan)."""
     global _OWN_INVOCATION
     value = os.environ.get(INVOCATION_ENV)
     if value:

@@ -32,7 +32,7 @@ def parse_mini_batch_size(value, input_type: str = "file") -> int:
 
     file: an int >= 1 or a string of digits (the seed passes ``"5"``); None means 10
     (ParallelRunStep's default for FileDataset). tabular: bytes as an int or ``"64KB"``, ``"1MB"``,
-    ``"1GB"`` (1024-based); None means 1MB (see ``tabular.parse_byte_size``). Raises ConfigError
+    ``"1GB"`` (1024-based); None means 1MB (see ``kinds.tables.formats.parse_byte_size``). Raises ConfigError
     naming the key otherwise.
     """
     if input_type == "tabular":

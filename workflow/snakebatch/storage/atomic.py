@@ -120,7 +120,7 @@ class GroupCommit:
 
     What a machine crash (power loss) can cost: the files written since the last flush may be
     missing, empty or (on some filesystems) zero-filled after the reboot. Use it only for files
-    whose reader checks them and treats a bad one as absent (``store.MiniBatchStore.load``: a
+    whose reader checks them and treats a bad one as absent (``infer.store.MiniBatchStore.load``: a
     result that does not parse or does not match its mini-batch is recomputed).
 
     ``folder``: where the files go (the filesystem that is flushed); ``every_s``: seconds;

@@ -239,13 +239,13 @@ class RunLayout:
         return self._join("shards", f"shard-{_name(shard)}.jsonl")
 
     def shard_unfinished(self, shard: int | str) -> str:
-        """The marker a shard that stopped early leaves next to its result (``runner.mark_unfinished``):
+        """The marker a shard that stopped early leaves next to its result (``infer.job.mark_unfinished``):
         while it exists it is an input of that shard's job, so the next invocation runs it again."""
         return self._join("shards", f"shard-{_name(shard)}.unfinished")
 
     @property
     def store_dir(self) -> str:
-        """The mini-batch store (``store.MiniBatchStore``)."""
+        """The mini-batch store (``infer.store.MiniBatchStore``)."""
         return self._join(STORE_DIR)
 
     @property
@@ -292,7 +292,7 @@ class RunLayout:
 
     @property
     def modules_record(self) -> str:
-        """The helper modules the entry script imported (``store.record_modules``)."""
+        """The helper modules the entry script imported (``infer.store.record_modules``)."""
         return self._join("entry_script_modules.json")
 
     @property

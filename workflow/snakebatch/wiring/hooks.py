@@ -5,7 +5,7 @@ The Snakefile's ``onstart``/``onsuccess``/``onerror`` directives (Snakemake's pu
 directives, so when this workflow is a module of a user's Snakefile (``module snakebatch: ...;
 use rule * from snakebatch``) ``register_module_hooks`` adds ours to the user's through
 ``chain_workflow_hooks``, the one place that touches Snakemake's private hook attributes
-(tests/wiring/test_hooks.py checks them against the installed Snakemake).
+(tests/wiring/test_workflow_hooks.py checks them against the installed Snakemake).
 """
 
 from __future__ import annotations

@@ -22,9 +22,9 @@ from snakebatch.storage.locations import is_local, local_path, storage_error
 
 def mini_batch_key(items, partition_key_value: dict | None = None) -> str:
     """Hex SHA-256 over the items' key lines (see ``Item.key_line``), each followed by a newline:
-    for local files the same digest as ``partition.mini_batch_key`` (path, absolute path, size,
-    mtime_ns). A ``partition_key_value`` (run() sees it) goes into the digest too. The lines are
-    joined and encoded once per mini-batch."""
+    for local files the same digest earlier versions' partition gave (path, absolute path, size,
+    mtime_ns), so store keys are unchanged. A ``partition_key_value`` (run() sees it) goes into
+    the digest too. The lines are joined and encoded once per mini-batch."""
     digest = hashlib.sha256(key_text(list(items)).encode("utf-8", "surrogateescape"))
     if partition_key_value:
         digest.update(("\0partition_key_value\0" + repr(sorted(partition_key_value.items()))).encode())

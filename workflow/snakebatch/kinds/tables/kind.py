@@ -51,8 +51,8 @@ def _fs_resolver(storage_options: dict | None):
 
 def chunk_key(item: Item, chunk: TableChunk) -> str:
     """Hex SHA-256 of one file's part of a tabular mini-batch: the file (Item.key_line) and the
-    range it reads (the chunk's JSON). For local files the digest of
-    ``partition.table_mini_batch_key``."""
+    range it reads (the chunk's JSON). For local files the digest earlier versions' partition gave
+    (store keys unchanged)."""
     digest = hashlib.sha256()
     digest.update(item.key_line().encode("utf-8", "surrogateescape") + b"\n")
     digest.update(json.dumps(chunk.to_dict(), sort_keys=True, default=str).encode())
@@ -142,7 +142,7 @@ class TableKind(InputKind):
 
     def mini_batches(self, listing, spec, log=print) -> list[MiniBatch]:
         """One MiniBatch per chunk (see ``chunks``); ``first_item`` counts records. The key is
-        the digest ``partition.make_table_mini_batches`` gives for local files."""
+        the digest earlier versions' partition gave for local files (store keys unchanged)."""
         batches, first = [], 0
         for chunk, items in self.chunks(listing, spec, log):
             digest = hashlib.sha256()
