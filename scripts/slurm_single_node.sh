@@ -51,7 +51,8 @@ start() {
 ClusterName=snakebatch-ci
 SlurmctldHost=$H(127.0.0.1)
 AuthType=auth/munge
-AuthInfo=socket=$PREFIX/munge/munge.socket.2
+# cred_expire: also how long SLURM holds a requeued job before it may start again (default 120 s)
+AuthInfo=socket=$PREFIX/munge/munge.socket.2,cred_expire=10
 CredType=cred/munge
 SlurmUser=root
 SlurmdUser=root
