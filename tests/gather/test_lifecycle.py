@@ -8,8 +8,7 @@ import pytest
 from helpers import gather_spec as spec, mini_batch_result as result, write_shards
 from snakebatch.errors import ManifestError
 from snakebatch.gather.job import gather
-from snakebatch.gather.lifecycle import (clear_verdict, drop_shards_to_rerun, drop_stopped_shard_results,
-                                  invalidate_result, read_shard_file)
+from snakebatch.gather.lifecycle import (clear_verdict, drop_shards_to_rerun,                                   invalidate_result, read_shard_file)
 
 TRAILER = {"stopped_early": "stopped early: 2 failed item(s) > error_threshold 1 in this run so far (all shards).",
            "total_mini_batches": 10}
@@ -74,16 +73,6 @@ def test_read_shard_file_names_the_missing_or_corrupt_file(tmp_path):
     with pytest.raises(ManifestError, match=r"shard result .*shard-00000.jsonl' line 2 is corrupt: .*; delete it "
                                             r"\(or run snakemake with --forcerun infer_shard\)"):
         read_shard_file(path)
-
-
-def test_shard_results_that_stopped_early_are_dropped_before_the_next_run(tmp_path):
-    shards = write_shards(tmp_path, [[result(0, ["a"])], [result(1, ["b"])]])
-    with open(shards[1], "a") as handle:
-        handle.write(json.dumps({"stopped_early": "stopped early: ...", "total_mini_batches": 4}) + "\n")
-    assert drop_stopped_shard_results(str(tmp_path / "shards")) == [shards[1]]
-    assert os.path.exists(shards[0]) and not os.path.exists(shards[1])
-    assert drop_stopped_shard_results(str(tmp_path / "shards")) == []
-    assert drop_stopped_shard_results(str(tmp_path / "no-such-folder")) == []
 
 
 def test_the_shards_with_failures_or_an_early_stop_are_dropped_to_rerun(tmp_path):

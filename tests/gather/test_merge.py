@@ -104,16 +104,6 @@ def test_a_summary_that_cannot_be_marked_stale_is_logged_once(tmp_path, caplog):
     assert "cannot be marked stale" in record.getMessage()
 
 
-def test_an_unreadable_shard_result_that_is_skipped_is_logged(tmp_path, caplog):
-    from snakebatch.gather.lifecycle import drop_stopped_shard_results
-
-    (tmp_path / "shard-00000.jsonl").mkdir()
-    with caplog.at_level(logging.WARNING):
-        assert drop_stopped_shard_results(str(tmp_path)) == []
-    [record] = [r for r in caplog.records if "shard-00000.jsonl" in r.getMessage()]
-    assert "skipped" in record.getMessage()
-
-
 def test_a_failed_summary_that_cannot_be_written_is_logged_and_the_cause_raised(tmp_path, caplog):
     shards = write_shards(tmp_path, [[result(0, ["a"])]])
     with open(shards[0], "a") as handle:

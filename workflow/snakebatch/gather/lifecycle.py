@@ -6,16 +6,15 @@ the merged file and ``summary.json``. A stage before gather that starts again ca
 ``clear_verdict`` before it writes a new one. Shard result files (``shards/shard-NNNNN.jsonl``:
 one MiniBatchResult per line, then a ``{"stopped_early": ...}`` trailer when the shard stopped on
 a threshold or its entry script could not start, with ``failure``: the start's error) are read
-with ``scan_shard_file`` (once, keeping nothing) or ``read_shard_file``. The shard results that
-must run again - those that stopped early (``drop_stopped_shard_results``, before a run) or hold
-failures of a failed run (``drop_shards_to_rerun``, after it) - are removed, so Snakemake reruns
-those shards, which reuse the mini-batches they finished from the store.
+with ``scan_shard_file`` (once, keeping nothing) or ``read_shard_file``. The shard results of a
+failed run that hold failures (``drop_shards_to_rerun``, after it) are removed, so Snakemake
+reruns those shards, which reuse the mini-batches they finished from the store; a shard that
+stopped early leaves its unfinished marker (``infer.job.mark_unfinished``), which reruns it.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import glob
 import logging
 import os
 from dataclasses import dataclass
@@ -92,26 +91,6 @@ def read_shard_file(path: str, on_result=None) -> ShardResults:
         results.append(result)
 
     return dataclasses.replace(scan_shard_file(path, keep), results=tuple(results))
-
-
-def drop_stopped_shard_results(shards_dir: str) -> list[str]:
-    """Remove the shard result files (``shard-*.jsonl`` in ``shards_dir``) whose last line is the
-    stopped-early trailer: their shard did not finish, so the next run must run it again (reusing
-    what it finished). Reads only the last 64 KiB of each file; an unreadable file is skipped.
-    Returns the removed paths, sorted."""
-    removed = []
-    for path in sorted(glob.glob(os.path.join(shards_dir, "shard-*.jsonl"))):  # RunLayout has no glob for these
-        try:
-            with open(path, "rb") as handle:
-                handle.seek(max(0, os.path.getsize(path) - 65536))
-                last = handle.read().rstrip(b"\n").rsplit(b"\n", 1)[-1]
-        except OSError as exc:
-            log.warning("shard result %s skipped: it cannot be read (%s)", path, exc)
-            continue
-        if last.startswith(TRAILER_PREFIX.encode()):
-            os.unlink(path)
-            removed.append(path)
-    return removed
 
 
 def drop_shards_to_rerun(shards: list[ShardResults]) -> list[str]:
