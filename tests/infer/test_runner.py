@@ -389,6 +389,22 @@ def test_a_shard_that_stopped_early_leaves_a_marker_newer_than_its_touched_resul
     assert os.stat(marker).st_mtime > os.stat(result).st_mtime + 3600
 
 
+def test_a_shard_run_again_for_its_marker_that_stops_early_again_takes_the_other_name(tmp_path):
+    # Snakemake fails a job whose input (the marker it was run for) is newer than its outputs
+    from snakebatch.infer.job import mark_unfinished, remove_unfinished_markers
+
+    result = tmp_path / "results" / "r" / "shards" / "shard-00001.jsonl"
+    result.parent.mkdir(parents=True)
+    first = mark_unfinished(str(result))
+    assert remove_unfinished_markers(str(result)) == first and not os.path.exists(first)
+    again = mark_unfinished(str(result), instead_of=first)
+    assert again == first + "-again"
+    assert remove_unfinished_markers(str(result)) == again
+    assert mark_unfinished(str(result), instead_of=again) == first
+    assert remove_unfinished_markers(str(result)) == first
+    assert remove_unfinished_markers(str(result)) is None
+
+
 def test_the_first_mini_batchs_wall_time_and_eta_leave_out_init(tmp_path, files):
     script = write(tmp_path / "slowinit.py", """
         import os, time

@@ -3,6 +3,7 @@ reads (published by snakebatch.infer.job)."""
 
 import io
 import json
+import os
 
 import pytest
 
@@ -160,6 +161,25 @@ def test_progress_records_of_an_older_version_still_read():
     assert (record.shard, record.done_mini_batches, record.state, record.top_errors) == (2, 1, "running", ())
     with pytest.raises(TypeError):
         ShardProgress.from_json("[1, 2]")
+
+
+def test_a_progress_record_with_a_field_of_the_wrong_type_is_not_a_record(tmp_path):
+    # the status command and the live view add the counts up: a null or text count crashed them
+    from snakebatch.monitor.aggregate import read_run_progress
+    from snakebatch.monitor.progress import ShardProgress, progress_path
+
+    good = {"invocation": "i", "shard": 0, "done_mini_batches": 1, "shard_mini_batches": 3,
+            "failed_items": 0, "failed_mini_batches": 0, "started_at": 5, "progress_at": 6.5}
+    assert ShardProgress.from_json(json.dumps(good)).started_at == 5
+    for field, value in [("done_mini_batches", None), ("done_items", "many"), ("shard", True),
+                         ("started_at", "x"), ("state", 5)]:
+        with pytest.raises(TypeError, match=field):
+            ShardProgress.from_json(json.dumps({**good, field: value}))
+    os.makedirs(os.path.dirname(progress_path(str(tmp_path), 0)))
+    for shard, record in enumerate([good, {**good, "shard": 1, "done_mini_batches": None}]):
+        with open(progress_path(str(tmp_path), shard), "w", encoding="utf-8") as handle:
+            handle.write(json.dumps({**record, "shard": shard if shard == 0 else 1}))
+    assert read_run_progress(str(tmp_path), "i").done_mini_batches == 1  # the bad record is skipped
 
 
 def test_mini_batches_in_run_and_reused_items_show_in_the_line():

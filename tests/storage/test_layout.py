@@ -43,6 +43,7 @@ def test_the_partition_listing_plan_and_markers():
     assert layout.listing("unlisted") == "results/r/partition/listing-unlisted.list"
     assert layout.plan == "results/r/plan.json"
     assert layout.shard_unfinished(3) == "results/r/shards/shard-00003.unfinished"
+    assert layout.shard_unfinished(3, alternate=True) == "results/r/shards/shard-00003.unfinished-again"
     assert layout.demo_accuracy == "results/r/demo_accuracy.json"
 
 

@@ -77,6 +77,25 @@ def test_a_live_holder_on_this_host_is_never_broken_by_age(tmp_path):
     assert not FileLock(path, stale_after_s=None).try_acquire()
 
 
+def test_a_stopped_live_holder_on_this_host_is_not_broken_by_age_whatever_stale_after_s(tmp_path):
+    # a holder that is alive here but silent (SIGSTOP, swapping) would go on writing after a
+    # breaker took the lock: two writers of the modules record, one's modules lost
+    path = str(tmp_path / "entry_script_modules.json.lock")
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        assert FileLock(path, pid=holder.pid).try_acquire()
+        old = time.time() - 3600
+        os.utime(path, (old, old))  # no heartbeat for an hour
+        waiter = FileLock(path, stale_after_s=30.0)
+        assert not waiter.try_acquire() and waiter.broke is None
+        holder.kill()
+        holder.wait()
+        assert waiter.try_acquire() and waiter.broke.endswith(") has exited")
+    finally:
+        holder.kill()
+        holder.wait()
+
+
 def test_an_unreadable_lock_file_is_broken_once_old(tmp_path):
     path = tmp_path / "a.lock"
     path.write_text("")  # a holder that died before writing, or an old flock file

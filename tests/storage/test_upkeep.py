@@ -1,6 +1,8 @@
 """storage.upkeep: item index compaction and removal of old fingerprints' index folders."""
 
 import os
+import subprocess
+import sys
 import time
 
 from helpers import write
@@ -139,3 +141,20 @@ def test_opening_an_index_marks_its_folder_in_use(tmp_path):
     ItemIndex(root).lookup(FP, [_ident(1)], None)  # a run that only reads this index
     assert upkeep.remove_old_item_indexes(root, "e" * 64) == []
     assert os.path.isdir(folder)
+
+
+def test_the_temporary_file_of_a_compaction_killed_before_its_rename_is_removed_by_the_next(tmp_path):
+    root = str(tmp_path)
+    _eight_files(root)
+    folder = StoreLayout(root).item_index_dir(FP)
+    script = ("import os, sys; from snakebatch.storage import upkeep; "
+              "os.replace = lambda *a: os._exit(9); upkeep.compact_item_index(sys.argv[1], sys.argv[2])")
+    proc = subprocess.run([sys.executable, "-c", script, root, FP], check=False,
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert proc.returncode == 9  # killed between writing the compacted file and renaming it
+    left = [name for name in os.listdir(folder) if name.startswith(".tmp-")]
+    assert len(left) == 1 and len(os.listdir(folder)) == 9
+    os.utime(os.path.join(folder, left[0]), (OLD, OLD))
+    assert len(upkeep.compact_item_index(root, FP)) == 8
+    assert [name for name in os.listdir(folder) if name.startswith(".tmp-")] == []
+    assert _lookup_all(root) == EIGHT

@@ -96,6 +96,9 @@ def test_unfinished_markers_and_missing_manifests_are_read_once(project):
     write(LAYOUT.shard_unfinished("00001"))
     write(LAYOUT.shard_result("00000"))
     assert inputs.unfinished_markers(LAYOUT, ids) == {"00001": LAYOUT.shard_unfinished("00001")}
+    write(LAYOUT.shard_unfinished("00002", alternate=True))  # a shard that stopped early again
+    assert inputs.unfinished_markers(LAYOUT, ids) == {"00001": LAYOUT.shard_unfinished("00001"),
+                                                      "00002": LAYOUT.shard_unfinished("00002", alternate=True)}
     listing = LAYOUT.listing("0123456789abcdef")
     assert inputs.missing_manifests(LAYOUT, listing, ids) == {}   # no listing: the partition runs anyway
     write(listing)

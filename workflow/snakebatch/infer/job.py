@@ -100,8 +100,7 @@ def run_shard(spec: RunnerSpec, manifest_path: str, output_path: str,
     layout = RunLayout(run_dir) if run_dir is not None else RunLayout.of_shard_result(output_path)
     invalidate_result(layout.root)
     remove_stale_temps(output_path)  # a shard file a killed run of this shard left half-written
-    with contextlib.suppress(FileNotFoundError):  # this shard runs again now (see mark_unfinished)
-        os.unlink(RunLayout.of_shard_result(output_path).shard_unfinished(RunLayout.shard_name(output_path)))
+    given = remove_unfinished_markers(output_path)  # this shard runs again now (see mark_unfinished)
     manifest = ShardManifest.read(manifest_path)
     paths = shard_log_paths(layout.root, manifest.shard)
     for path in paths.values():
@@ -145,7 +144,7 @@ def run_shard(spec: RunnerSpec, manifest_path: str, output_path: str,
                                            manifest.shard, manifest.shard_count)
                 handle.write(trailer.to_json() + "\n")
         if runner.stopped_early:
-            mark_unfinished(output_path)
+            mark_unfinished(output_path, instead_of=given)
         return results, runner.stopped_early
     finally:
         lease.release()
@@ -156,15 +155,33 @@ def run_shard(spec: RunnerSpec, manifest_path: str, output_path: str,
 UNFINISHED_AHEAD_S = 86400  # how far ahead of now an unfinished marker's mtime is set (see mark_unfinished)
 
 
-def mark_unfinished(output_path: str) -> str:
+def remove_unfinished_markers(output_path: str) -> str | None:
+    """Remove the markers ``mark_unfinished`` left for the shard result ``output_path``; returns
+    the one the workflow made the job's input (the first that existed: ``wiring.inputs
+    .unfinished_markers``), None when there was none."""
+    layout = RunLayout.of_shard_result(output_path)
+    given = None
+    for alternate in (False, True):
+        marker = layout.shard_unfinished(RunLayout.shard_name(output_path), alternate)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(marker)
+            given = given or marker
+    return given
+
+
+def mark_unfinished(output_path: str, instead_of: str | None = None) -> str:
     """Leave the marker ``RunLayout.shard_unfinished`` next to the shard result ``output_path``
     of a shard that stopped early. The workflow makes an existing marker an input of its shard
     job; dated a day ahead, it stays newer than the result after Snakemake touches the job's
     outputs at its end, so the next snakemake invocation runs that shard again (a dry run only
     reads it). The shard removes it when it starts, so the date never outlives the stop.
-    Returns the marker's path."""
+    ``instead_of``: the marker this job was run for (``remove_unfinished_markers``); the new one
+    takes the other name, as Snakemake fails a job whose input is newer than its outputs at its
+    end. Returns the marker's path."""
     layout = RunLayout.of_shard_result(output_path)
     marker = layout.shard_unfinished(RunLayout.shard_name(output_path))
+    if marker == instead_of:
+        marker = layout.shard_unfinished(RunLayout.shard_name(output_path), alternate=True)
     write_text_atomic(marker, "stopped early; the next run runs this shard again\n")
     ahead = int((time.time() + UNFINISHED_AHEAD_S) * 1e9)
     os.utime(marker, ns=(ahead, ahead))

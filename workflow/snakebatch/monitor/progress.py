@@ -105,15 +105,22 @@ class ShardProgress:
     @classmethod
     def from_json(cls, text: str) -> "ShardProgress":
         """Parse a record; keys this version does not know are ignored. Raises ValueError or
-        TypeError for text that is not a record."""
+        TypeError for text that is not a record (not an object, a field of the wrong type: the
+        readers add the counts up)."""
         data = json.loads(text)
         if not isinstance(data, dict):
             raise TypeError(f"a progress record is a JSON object, not {type(data).__name__}")
-        known = {f.name for f in dataclasses.fields(cls)}
+        known = {f.name: f.type for f in dataclasses.fields(cls)}
         data = {k: v for k, v in data.items() if k in known}
+        for name, value in data.items():
+            wanted = _FIELD_TYPES.get(known[name])
+            if wanted is not None and (not isinstance(value, wanted) or isinstance(value, bool)):
+                raise TypeError(f"progress record field {name!r} is {type(value).__name__}, not {known[name]}")
         data["top_errors"] = tuple((str(m), int(c)) for m, c in data.get("top_errors", ()))
         return cls(**data)
 
+
+_FIELD_TYPES = {"int": int, "float": (int, float), "str": str}  # a record field's annotation -> JSON types
 
 TOP_ERRORS = 5  # error messages a progress record keeps per shard
 

@@ -18,7 +18,8 @@ are the zero-padded ``shard_id`` (``"00003"``).
                                            ``snakebatch.partition.listing``)
     partition/listed-{fp16}.list           a listing the main process made for the partition job
     shards/shard-NNNNN.jsonl               one result file per shard job
-    shards/shard-NNNNN.unfinished          left by a shard that stopped early (runs again)
+    shards/shard-NNNNN.unfinished          left by a shard that stopped early (runs again;
+                                           ``.unfinished-again`` when it stops again)
     minibatches/{k[:2]}/{k}.json|.arrow    the durable result of every finished mini-batch, by
                                            store key k (``StoreLayout``)
     minibatches/items/{fp32}/*.idx         the item index of a runner fingerprint (its first 32
@@ -238,10 +239,12 @@ class RunLayout:
         """The result file of one shard job (one MiniBatchResult per line)."""
         return self._join("shards", f"shard-{_name(shard)}.jsonl")
 
-    def shard_unfinished(self, shard: int | str) -> str:
+    def shard_unfinished(self, shard: int | str, alternate: bool = False) -> str:
         """The marker a shard that stopped early leaves next to its result (``infer.job.mark_unfinished``):
-        while it exists it is an input of that shard's job, so the next invocation runs it again."""
-        return self._join("shards", f"shard-{_name(shard)}.unfinished")
+        while it exists it is an input of that shard's job, so the next invocation runs it again.
+        ``alternate``: ``.unfinished-again``, the name a shard that was run again for a marker
+        and stops early again uses (its job's input must not be newer than its output)."""
+        return self._join("shards", f"shard-{_name(shard)}.unfinished" + ("-again" if alternate else ""))
 
     @property
     def store_dir(self) -> str:

@@ -8,8 +8,10 @@ that died leaves its file behind, so a waiter **breaks** a lock when
 
 1. its holder ran on this host and that process has exited (or its pid now names a process
    started after the lock was taken: the pid was reused);
-2. it is stale: its mtime (the holder's heartbeat, refreshed by ``FileLock.refresh``) is older
-   than ``stale_after_s`` - a holder on another node that was killed or lost its node. ``None``:
+2. its holder ran on another host and it is stale: its mtime (the holder's heartbeat, refreshed by
+   ``FileLock.refresh``) is older than ``stale_after_s`` - a holder on another node that was killed
+   or lost its node (a live holder on this host is never broken by age: it may be stopped or
+   slow, and would go on writing after a breaker took the lock). ``None``:
    never by age (a lock whose holders all run on this host, as the GPU locks);
 3. it cannot be read (its holder died between creating and writing it, or an older snakebatch
    left an empty ``flock`` file there) and is older than ``UNREADABLE_GRACE_S``.
@@ -170,8 +172,8 @@ class FileLock:
             holder = LockHolder.from_json(text)
         except (ValueError, KeyError, TypeError):
             holder = None
-        if holder is not None and holder.host == self.holder.host and process_gone(holder.pid, holder.at):
-            return f"its holder (pid {holder.pid}) has exited"
+        if holder is not None and holder.host == self.holder.host:  # rule 1; a live one here is never stale
+            return f"its holder (pid {holder.pid}) has exited" if process_gone(holder.pid, holder.at) else None
         try:
             age = now - os.stat(self.path).st_mtime
         except FileNotFoundError:

@@ -18,6 +18,9 @@ nor any file in it changed for ``older_than_s`` seconds (default a day). A run u
 touches its folder when it opens the index and appends to it whenever it computes a mini-batch, so
 an old folder belongs to no run in progress; removing it costs at most recomputation.
 
+A compaction killed before its rename leaves its temporary file (``.tmp-+compacted-...``, never
+read as an index file); the next compaction removes it.
+
 Both run under ``StoreLayout.upkeep_lock`` (``storage.locks.FileLock``, taken only if free: one
 process does the upkeep, the others go on).
 """
@@ -81,6 +84,7 @@ def compact_item_index(store_root: str, fingerprint: str, quiet_s: float = QUIET
     if not lock.try_acquire():
         return []
     try:
+        _remove_dead_temporaries(layout.item_index_dir(fingerprint), now)
         sources = _quiet(index_files(layout.item_index_dir(fingerprint)), quiet_s, now)
         if len(sources) < min_files:
             return []
@@ -92,6 +96,18 @@ def compact_item_index(store_root: str, fingerprint: str, quiet_s: float = QUIET
         return paths
     finally:
         lock.release()
+
+
+def _remove_dead_temporaries(folder: str, now: float) -> None:
+    """Remove the temporary files (``.tmp-+compacted-...``, ``storage.atomic.atomic_open``) of
+    compactions that were killed before their rename: under the upkeep lock, one older than
+    UPKEEP_STALE_S belongs to no compaction in progress."""
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(folder):
+            if entry.name.startswith(".tmp-" + COMPACTED_PREFIX):
+                with contextlib.suppress(OSError):
+                    if now - entry.stat().st_mtime > UPKEEP_STALE_S:
+                        os.unlink(entry.path)
 
 
 def _merge(paths: list[str], target: str, lock: FileLock) -> None:

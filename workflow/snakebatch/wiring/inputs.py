@@ -113,8 +113,13 @@ def unfinished_markers(layout: RunLayout, shard_ids: list[str]) -> dict[str, str
         names = set(os.listdir(layout.shards_dir))
     except OSError:  # no shard ran yet
         return {}
-    markers = {shard: layout.shard_unfinished(shard) for shard in shard_ids}
-    return {shard: m for shard, m in markers.items() if os.path.basename(m) in names}
+    markers = {}
+    for shard in shard_ids:
+        for marker in (layout.shard_unfinished(shard), layout.shard_unfinished(shard, alternate=True)):
+            if os.path.basename(marker) in names:  # the first that exists (infer.job.mark_unfinished)
+                markers[shard] = marker
+                break
+    return markers
 
 
 def missing_manifests(layout: RunLayout, listing: str, shard_ids: list[str]) -> dict[str, str]:
