@@ -158,3 +158,22 @@ def test_the_temporary_file_of_a_compaction_killed_before_its_rename_is_removed_
     assert len(upkeep.compact_item_index(root, FP)) == 8
     assert [name for name in os.listdir(folder) if name.startswith(".tmp-")] == []
     assert _lookup_all(root) == EIGHT
+
+
+def test_compaction_keeps_every_record_byte_for_byte_even_a_lone_surrogate(tmp_path):
+    """The store appends index records with surrogateescape (a name whose bytes are not UTF-8);
+    the compacted file holds the same bytes, not an escape of them."""
+    root = str(tmp_path)
+    odd = "caf\udce9.png: 1"  # the line of a file named with the Latin-1 byte 0xE9
+    for k in range(8):
+        path = os.path.join(StoreLayout(root).item_index_dir(FP), f"00000-{k}-{k}.idx")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w", encoding="utf-8", errors="surrogateescape") as handle:
+            handle.write(f"{_ident(k)}\t{odd if k == 3 else f'item {k}'}\n")
+        os.utime(path, (OLD, OLD))
+    assert len(upkeep.compact_item_index(root, FP)) == 8
+    [name] = os.listdir(StoreLayout(root).item_index_dir(FP))
+    with open(os.path.join(StoreLayout(root).item_index_dir(FP), name), "rb") as handle:
+        data = handle.read()
+    assert f"{_ident(3)}\tcaf".encode() + b"\xe9.png: 1\n" in data
+    assert _lookup_all(root, 8)[3] == odd

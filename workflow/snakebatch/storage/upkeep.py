@@ -118,7 +118,7 @@ def _merge(paths: list[str], target: str, lock: FileLock) -> None:
         with contextlib.suppress(OSError):
             total += os.path.getsize(path)
     passes = min(16, 1 + total // PASS_BYTES)
-    with atomic_open(target, encoding="utf-8") as out:
+    with atomic_open(target, "wb") as out:  # bytes: the records as the store appended them (surrogateescape)
         for part in range(passes):
             latest: dict[str, str] = {}
             for path in paths:
@@ -130,7 +130,7 @@ def _merge(paths: list[str], target: str, lock: FileLock) -> None:
                                 latest[identity] = line
                 except (OSError, ValueError):
                     continue
-            out.writelines(f"{identity}\t{line}\n" for identity, line in latest.items())
+            out.writelines(f"{identity}\t{line}\n".encode("utf-8", "surrogateescape") for identity, line in latest.items())
 
 
 def remove_old_item_indexes(store_root: str, current: str, older_than_s: float = OLD_AFTER_S,
