@@ -239,7 +239,7 @@ def publish_to(uri: str, files: list[str], storage_options: dict | None = None) 
     per object, and the store shows an object only once its upload is complete: Azure Blob's Put
     Blob (or Put Block List, after staging blocks) and S3's PutObject (or CompleteMultipartUpload)
     each replace the whole object in one commit; until then readers see the old object or none.
-    Raises StorageError naming the URL."""
+    Raises StorageError naming the URL (a local folder: the path and the OS's reason)."""
     import shutil
 
     from snakebatch.errors import StorageError
@@ -248,12 +248,17 @@ def publish_to(uri: str, files: list[str], storage_options: dict | None = None) 
     written = []
     if is_local(uri):
         folder = local_path(uri)
-        os.makedirs(folder, exist_ok=True)
-        for path in files:
-            target = os.path.join(folder, os.path.basename(path))
-            with open(path, "rb") as source, atomic_open(target, "wb") as handle:
-                shutil.copyfileobj(source, handle)
-            written.append(target)
+        target = folder
+        try:
+            os.makedirs(folder, exist_ok=True)
+            for path in files:
+                target = os.path.join(folder, os.path.basename(path))
+                with open(path, "rb") as source, atomic_open(target, "wb") as handle:
+                    shutil.copyfileobj(source, handle)
+                written.append(target)
+        except OSError as exc:
+            raise StorageError(f"output_uri: {target!r} cannot be written: {exc.strerror or exc} "
+                               f"(errno {exc.errno})") from None
         return written
     from snakebatch.storage.locations import check_reachable
 
