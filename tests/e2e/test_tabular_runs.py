@@ -215,3 +215,21 @@ def test_empty_and_header_only_files_give_zero_rows_without_a_crash(workflow):
     assert ("snakebatch partition: error: input.path: 'data': the tabular dataset has no records (2 file(s), "
             "all empty or header only)") in proc.stderr
     assert not os.path.exists(workflow.path("results", "tab", "out.csv"))
+
+
+def test_parquet_inputs_whose_schemas_disagree_fail_at_the_partition_naming_the_files(workflow):
+    """issue 21 point 9: they failed only at gather, after every shard ran, naming mini-batches."""
+    other = source_frame().iloc[10:].assign(name=range(10, 24)).drop(columns=["score"])
+    setup(workflow, IDENTITY, files={"a.parquet": source_frame().iloc[:10], "b.parquet": other},
+          append_row_format="parquet", append_row_file_name="out.parquet")
+    import pyarrow as pa
+
+    text = pa.Table.from_pandas(source_frame()).schema.field("name").type   # string or large_string (pandas 3)
+    proc = workflow.run(check=False)
+    assert proc.returncode != 0
+    assert ("snakebatch partition: error: input files 'data/a.parquet' and 'data/b.parquet' have different Parquet "
+            f"schemas: column 'score' is not in 'data/b.parquet'; column 'name' is {text} in 'data/a.parquet' and "
+            "int64 in 'data/b.parquet'. Every Parquet file of a tabular dataset needs the same columns, of the "
+            "same types") in proc.stderr, proc.stderr[-3000:]
+    shards = workflow.path("results", "tab", "shards")
+    assert not os.path.exists(shards) or os.listdir(shards) == []

@@ -241,3 +241,65 @@ def test_an_unreadable_stored_table_names_its_mini_batch_and_file(tmp_path):
                                             r"read: "):
         gather(spec(append_row_format="parquet", append_row_file_name="out.parquet"), shards, str(tmp_path / "run"))
     assert not os.path.exists(tmp_path / "run" / "out.parquet")
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_a_failed_upload_fails_every_verdict_naming_the_upload(tmp_path):
+    """issue 21 point 5: job_result.txt, summary.json, the status and the report say failed and
+    name the upload (a local output_uri below a file: it cannot be made)."""
+    from snakebatch.errors import StorageError
+    from snakebatch.monitor import console
+    from snakebatch.monitor.report import summary_html
+    from snakebatch.monitor.status import format_status, run_status
+    from snakebatch.settings.plan import PlanRecord, write_plan
+    from snakebatch.storage.layout import RunLayout
+
+    (tmp_path / "pub").write_text("a file where output_uri's folder should be")
+    uri = str(tmp_path / "pub" / "run")
+    run_dir = tmp_path / "run"
+    write_plan(str(run_dir / "plan.json"), PlanRecord("r", 1, 1, "inv"))
+    shards = write_shards(tmp_path, [[result(0, ["a", "b"]), result(1, ["c"])]])
+    with pytest.raises(StorageError) as caught:
+        gather(spec(output_uri=uri), shards, str(run_dir))
+    cause = (f"the upload to output_uri failed: {uri!r} cannot be written: Not a directory (errno 20). Run the "
+             f"same command again once {uri} can be written: only gather runs again (every mini-batch is reused)")
+    assert str(caught.value) == cause
+    assert (run_dir / "logs" / "job_result.txt").read_text() == (
+        "status: failed\nitems: 3 (succeeded 3, failed 0)\nmini-batches: 2 (failed 0, reused 0)\n"
+        f"The run failed: {cause}\n")
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert (summary["status"], summary["error"], summary["output"], summary["items"]) == ("failed", cause, None, 3)
+    assert "output_uri" not in summary
+    assert not (run_dir / "_SUCCESS").exists()
+    kept = RunLayout(str(run_dir)).kept_report("summary.json")  # put back after Snakemake removes the outputs
+    assert json.loads(open(kept).read())["error"] == cause
+    status = run_status(str(run_dir))
+    assert status.state == "failed"
+    assert f"Cause: {cause}" in format_status(status).splitlines()
+    assert "<h3>Run r: failed</h3>" in summary_html(summary) and "the upload to output_uri failed" in summary_html(summary)
+    plan = dataclasses.make_dataclass("Plan", ["layout"])(RunLayout(str(run_dir)))
+    assert console.failure_report(plan).startswith("status: failed\n")
+    assert console.failure_report(plan).endswith(f"The run failed: {cause}")
+
+
+def test_an_upload_to_a_closed_port_fails_the_run_naming_the_endpoint(tmp_path):
+    from snakebatch.errors import StorageError
+
+    port = _closed_port()
+    shards = write_shards(tmp_path, [[result(0, ["a"])]])
+    run_dir = tmp_path / "run"
+    with pytest.raises(StorageError) as caught:
+        gather(spec(output_uri="s3://results/run1", storage_options={"client_kwargs": {
+            "endpoint_url": f"http://127.0.0.1:{port}"}}), shards, str(run_dir))
+    assert str(caught.value).startswith(
+        f"the upload to output_uri failed: 's3://results/run1' cannot be reached: its endpoint "
+        f"http://127.0.0.1:{port} did not accept a connection within ")
+    assert (run_dir / "logs" / "job_result.txt").read_text().startswith("status: failed\n")
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "failed"

@@ -83,3 +83,37 @@ def test_the_shards_with_failures_or_an_early_stop_are_dropped_to_rerun(tmp_path
     shards = [read_shard_file(path) for path in paths]
     assert drop_shards_to_rerun(shards) == [paths[1], paths[2]]
     assert [os.path.exists(path) for path in paths] == [True, False, False, True]
+
+
+def _killed_writer(path):
+    """The temporary file a process writing ``path`` with atomic_open leaves when SIGKILL ends it."""
+    import signal
+    import subprocess
+    import sys
+
+    code = ("import os, sys, signal\nfrom snakebatch.storage.atomic import atomic_open\n"
+            "with atomic_open(sys.argv[1]) as handle:\n    handle.write('half')\n    handle.flush()\n"
+            "    os.kill(os.getpid(), signal.SIGKILL)\n")
+    proc = subprocess.run([sys.executable, "-c", code, str(path)], env={**os.environ}, check=False)
+    assert proc.returncode == -signal.SIGKILL
+
+
+def test_the_temporary_files_of_a_killed_gather_are_removed_by_the_next_and_a_live_writers_kept(tmp_path):
+    """issue 21 point 8: SIGKILL in gather left .tmp-summary.json-* and .tmp-_SUCCESS-* for good."""
+    from snakebatch.gather.lifecycle import remove_verdict_temps
+    from snakebatch.storage.atomic import temp_prefix
+    from snakebatch.storage.layout import RunLayout
+
+    layout = RunLayout(str(tmp_path))
+    for path in (layout.summary, layout.success_marker, layout.job_result, layout.errors,
+                 layout.kept_report("summary.json"), str(tmp_path / "out.txt")):
+        _killed_writer(path)
+    (tmp_path / ".tmp-summary.json-k3j2a9q1").write_text("half")   # named before writers named themselves
+    live = tmp_path / (temp_prefix(layout.summary) + "abcd1234")     # this process: a writer at work
+    live.write_text("being written")
+    leftovers = sorted(os.path.relpath(os.path.join(d, n), tmp_path)
+                       for d, _, names in os.walk(tmp_path) for n in names if n.startswith(".tmp-"))
+    assert len(leftovers) == 8
+    clear_verdict(str(tmp_path), str(tmp_path / "out.txt"))
+    assert [n for _, _, names in os.walk(tmp_path) for n in names if n.startswith(".tmp-")] == [live.name]
+    assert remove_verdict_temps(str(tmp_path), None) == []

@@ -45,3 +45,11 @@ def test_a_missing_bucket_names_the_url(moto_s3, tmp_path):
         publish_to("s3://nobucket/run1", local_files(tmp_path)[:1])
     assert str(caught.value).startswith("output_uri: 's3://nobucket/run1/out.txt' cannot be written: ")
     assert moto_s3.secret not in str(caught.value)
+
+
+def test_a_local_output_uri_that_cannot_be_made_raises_a_storage_error_naming_it(tmp_path):
+    (tmp_path / "pub").write_text("a file where the folder should be")
+    uri = str(tmp_path / "pub" / "run")
+    with pytest.raises(StorageError) as caught:
+        publish_to(uri, local_files(tmp_path))
+    assert str(caught.value) == f"output_uri: {uri!r} cannot be written: Not a directory (errno 20)"

@@ -88,3 +88,22 @@ def test_a_failed_group_write_leaves_the_old_file(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="No space left"):
         commits.write_text(tmp_path / "r.json", "new")
     assert os.listdir(tmp_path) == ["r.json"] and (tmp_path / "r.json").read_text() == "old"
+
+
+def test_a_temporary_file_whose_writer_still_runs_is_kept_one_whose_writer_is_gone_is_removed(tmp_path):
+    import subprocess
+    import sys
+
+    from snakebatch.storage.atomic import remove_stale_temps, temp_prefix
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    target = tmp_path / "summary.json"
+    mine = tmp_path / (temp_prefix(target) + "x1y2z3w4")
+    dead = tmp_path / f".tmp-summary.json-p{gone}-x1y2z3w4"
+    unsynced = tmp_path / f".tmp-summary.json-p{gone}"
+    for path in (mine, dead, unsynced):
+        path.write_text("x")
+    assert mine.name == f".tmp-summary.json-p{os.getpid()}-x1y2z3w4"
+    assert sorted(os.path.basename(p) for p in remove_stale_temps(str(target))) == sorted([dead.name, unsynced.name])
+    assert os.listdir(tmp_path) == [mine.name]

@@ -136,3 +136,27 @@ def test_the_main_snakefile_registers_nothing(run):
 def test_gpu_pool_of_the_resources():
     assert hooks.gpu_pool(SimpleNamespace(global_resources={})) is None
     assert hooks.gpu_pool(SimpleNamespace(global_resources={"gpu": SimpleNamespace(value=4)})) == 4
+
+
+def test_a_run_that_starts_removes_the_temporary_files_killed_writers_left_in_its_folder(tmp_path):
+    """issue 21 point 8: the next run removes them when its jobs start (before any job writes)."""
+    import types
+
+    from snakebatch.storage.atomic import temp_prefix
+    from snakebatch.storage.layout import RunLayout
+    from snakebatch.wiring.hooks import remove_leftover_temps
+
+    layout = RunLayout(str(tmp_path / "run"))
+    run = types.SimpleNamespace(layout=layout, config={"output_action": "append_row"},
+                                merged_output=lambda: layout.merged("out.txt"),
+                                plan=types.SimpleNamespace(stages=(("gather", None),)))
+    left = [layout.summary, layout.success_marker, layout.job_result, layout.merged("out.txt"), layout.plan,
+            layout.stage_spec("gather")]
+    for path in left:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(os.path.join(os.path.dirname(path), f".tmp-{os.path.basename(path)}-p999999999-ab12cd34"), "w"):
+            pass
+    live = os.path.join(os.path.dirname(layout.summary), temp_prefix(layout.summary) + "ab12cd34")
+    open(live, "w").close()
+    assert len(remove_leftover_temps(run)) == len(left)
+    assert [n for _, _, names in os.walk(tmp_path) for n in names if n.startswith(".tmp-")] == [os.path.basename(live)]

@@ -29,7 +29,7 @@ from snakebatch.errors import EntryScriptError, ErrorThresholdExceeded, Snakebat
 from snakebatch.gather.lifecycle import clear_verdict, drop_shards_to_rerun
 from snakebatch.gather.merge import Merge, MergeRead
 from snakebatch.gather.reports import drop_kept_reports, keep_reports, restore_reports, start_failures
-from snakebatch.gather.summary import RunSummary, StartFailure, write_summary
+from snakebatch.gather.summary import ABSENT, RunSummary, StartFailure, write_summary
 from snakebatch.gather.thresholds import threshold_breaches
 from snakebatch.monitor.live import append_overview
 from snakebatch.settings.config import GatherSpec
@@ -52,14 +52,16 @@ def gather(spec: GatherSpec, shard_results: list[str], run_dir: str) -> dict:
     ``start_failures`` lists ``{"shard", "error"}`` (the error's first line) per such shard),
     ManifestError when a shard result is missing or corrupt and ResultSchemaError when mini-batches
     returned different columns (then with a ``"failed"`` summary and job_result.txt), StorageError
-    when a write failed (a full disk)."""
+    when a write failed (a full disk) or the upload to ``output_uri`` failed (then after writing a
+    ``"failed"`` summary, its counts kept, and job_result.txt, both naming the upload; no
+    ``_SUCCESS``)."""
     layout = RunLayout(run_dir)
     merged = layout.merged(spec.append_row_file_name) if spec.output_action == "append_row" else None
     clear_verdict(run_dir, merged)
     drop_kept_reports(layout)
     try:
         with Merge(spec, layout, merged) as merge:
-            summary = _verdict(spec, layout, merge, merge.read_shards(shard_results), merged)
+            summary, result_text = _verdict(spec, layout, merge, merge.read_shards(shard_results), merged)
             merge.publish_merged()
     except ErrorThresholdExceeded:
         keep_reports(layout)  # its reports are written
@@ -72,10 +74,33 @@ def gather(spec: GatherSpec, shard_results: list[str], run_dir: str) -> dict:
         raise
     write_summary(layout.summary, summary)
     if spec.output_uri:  # before the success marker: a failed upload leaves the run to finish again
-        publish_to(spec.output_uri, [p for p in (merged, layout.summary, layout.errors) if p and os.path.exists(p)],
-                   spec.storage_options)
+        try:
+            publish_to(spec.output_uri, [p for p in (merged, layout.summary, layout.errors) if p and os.path.exists(p)],
+                       spec.storage_options)
+        except StorageError as exc:
+            raise _upload_failed(spec, layout, summary, result_text, exc) from None
     write_text_atomic(layout.success_marker, (spec.append_row_file_name if merged else "") + "\n")
     return summary.to_dict()
+
+
+def _upload_failed(spec: GatherSpec, layout: RunLayout, summary: RunSummary, result_text: list[str],
+                   exc: StorageError) -> StorageError:
+    """The verdict of a run whose results were merged but could not be uploaded to
+    ``spec.output_uri``: summary.json (``"failed"``, its counts kept, the upload as ``error``)
+    and job_result.txt (``status: failed``, the counts, the cause) say so, and their copies are
+    kept for the ``onerror`` hook. Returns the StorageError to raise (the same message)."""
+    detail = str(exc).removeprefix("output_uri: ")
+    message = (f"the upload to output_uri failed: {detail}. Run the same command again once "
+               f"{spec.output_uri} can be written: only gather runs again (every mini-batch is reused)")
+    lines = ["status: failed", *result_text[1:3], f"The run failed: {message}"]
+    failed = dataclasses.replace(summary, status="failed", error=message, output=None, output_uri=ABSENT)
+    try:
+        write_text_atomic(layout.job_result, "\n".join(lines) + "\n")
+        write_summary(layout.summary, failed)
+        keep_reports(layout)
+    except OSError as error:
+        log.warning("the verdict of the failed upload could not be written (%s)", describe_os_error(error))
+    return StorageError(message)
 
 
 def _report_failure(spec: GatherSpec, layout: RunLayout, message: str, starts: tuple) -> None:
@@ -117,9 +142,10 @@ def _breaches(spec: GatherSpec, merge: Merge, read: MergeRead) -> list[str]:
     return breaches
 
 
-def _verdict(spec: GatherSpec, layout: RunLayout, merge: Merge, read: MergeRead, merged: str | None) -> RunSummary:
-    """Check the thresholds, publish the reports and write job_result.txt; returns the summary,
-    or raises ErrorThresholdExceeded after writing it (EntryScriptError after the reports)."""
+def _verdict(spec: GatherSpec, layout: RunLayout, merge: Merge, read: MergeRead,
+             merged: str | None) -> tuple[RunSummary, list[str]]:
+    """Check the thresholds, publish the reports and write job_result.txt; returns the summary
+    and job_result.txt's lines, or raises ErrorThresholdExceeded after writing it (EntryScriptError after the reports)."""
     if any(shard.failure for shard in read.shards):  # the reports of what ran, then the cause
         merge.publish_reports()
         raise _start_failure(read)
@@ -150,7 +176,7 @@ def _verdict(spec: GatherSpec, layout: RunLayout, merge: Merge, read: MergeRead,
     if breaches:
         write_summary(layout.summary, summary)
         raise ErrorThresholdExceeded("\n".join(result_text[3:]))
-    return summary
+    return summary, result_text
 
 
 def _read_text(path: str) -> str:

@@ -3,7 +3,8 @@
 A run folder's verdict is ``_SUCCESS`` (written last by gather, holding the merged file's name),
 the merged file and ``summary.json``. A stage before gather that starts again calls
 ``invalidate_result`` (the earlier verdict no longer describes the input); gather calls
-``clear_verdict`` before it writes a new one. Shard result files (``shards/shard-NNNNN.jsonl``:
+``clear_verdict`` before it writes a new one (it also removes the temporary files a killed
+gather left: ``remove_verdict_temps``, which the main process calls too when a run starts). Shard result files (``shards/shard-NNNNN.jsonl``:
 one MiniBatchResult per line, then a ``{"stopped_early": ...}`` trailer when the shard stopped on
 a threshold or its entry script could not start, with ``failure``: the start's error) are read
 with ``scan_shard_file`` (once, keeping nothing) or ``read_shard_file``. The shard results of a
@@ -125,8 +126,23 @@ def clear_verdict(run_dir: str, merged: str | None) -> None:
     for stale in (RunLayout(run_dir).success_marker, merged):
         if stale and os.path.exists(stale):
             os.unlink(stale)
-    if merged:
-        remove_stale_temps(merged)
+    remove_verdict_temps(run_dir, merged)
+
+
+def remove_verdict_temps(run_dir: str, merged: str | None) -> list[str]:
+    """Remove the temporary files (``.tmp-{name}-*``, ``storage.atomic.remove_stale_temps``) a
+    killed gather, or a killed ``onerror`` hook, left next to the files of the run's verdict:
+    the merged file ``merged`` (a path; None when the run has none), summary.json, _SUCCESS,
+    errors.jsonl, processed_mini-batches.csv, logs/job_result.txt and the kept copies of the
+    reports. One whose writer still runs on this machine is kept. Returns the paths removed."""
+    layout = RunLayout(run_dir)
+    targets = [layout.summary, layout.success_marker, layout.errors, layout.processed_mini_batches,
+               layout.job_result, *(layout.kept_report(os.path.basename(getattr(layout, name)))
+                                    for name in ("summary", "errors", "processed_mini_batches"))]
+    removed = []
+    for target in [*targets, merged] if merged else targets:
+        removed += remove_stale_temps(target)
+    return removed
 
 
 def invalidate_result(run_dir: str) -> None:

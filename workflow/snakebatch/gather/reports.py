@@ -14,6 +14,7 @@ import re
 import shutil
 
 from snakebatch.formats.staged import StagedFile
+from snakebatch.storage.atomic import atomic_open
 from snakebatch.storage.layout import RunLayout
 
 PROCESSED_COLUMNS = ("mini_batch", "first_item", "items", "succeeded", "failed", "tries", "duration_s", "cpu_s",
@@ -151,10 +152,8 @@ def keep_reports(layout: RunLayout) -> None:
     for name in KEPT_REPORTS:
         path = getattr(layout, name)
         if os.path.exists(path):
-            kept = layout.kept_report(os.path.basename(path))
-            os.makedirs(os.path.dirname(kept), exist_ok=True)
-            shutil.copyfile(path, kept + ".tmp")
-            os.replace(kept + ".tmp", kept)
+            with open(path, "rb") as source, atomic_open(layout.kept_report(os.path.basename(path)), "wb") as handle:
+                shutil.copyfileobj(source, handle)
 
 
 def drop_kept_reports(layout: RunLayout) -> None:

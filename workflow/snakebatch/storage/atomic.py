@@ -21,6 +21,13 @@ def _file_mode() -> int:
 FILE_MODE = _file_mode()  # what open() would give: mkstemp's 0600 would hide results from others
 
 
+def temp_prefix(path: str | os.PathLike) -> str:
+    """The base name every temporary sibling of ``path`` this process writes starts with:
+    ``.tmp-{name}-p{pid}-`` (the writer's process id, so ``remove_stale_temps`` can tell a killed
+    writer's leftovers from a live writer's file)."""
+    return f".tmp-{os.path.basename(os.fspath(path))}-p{os.getpid()}-"
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO]:
     """Open a temporary sibling of ``path`` for writing; rename it to ``path`` on success.
@@ -33,7 +40,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: str | None =
     path = os.fspath(path)
     folder = os.path.dirname(path) or "."
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-" + os.path.basename(path) + "-", dir=folder)
+    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path), dir=folder)
     try:
         os.fchmod(fd, FILE_MODE)
         text = "b" not in mode
@@ -93,7 +100,7 @@ def replace_text_unsynced(path: str | os.PathLike, text: str) -> None:
     crash may lose the write. A failed write (a full disk) leaves no temporary file."""
     path = os.fspath(path)
     folder = os.path.dirname(path) or "."
-    tmp = os.path.join(folder, f".tmp-{os.path.basename(path)}-{os.getpid()}")
+    tmp = os.path.join(folder, temp_prefix(path).rstrip("-"))
     try:
         handle = open(tmp, "w", encoding="utf-8", newline="")
     except FileNotFoundError:
@@ -218,14 +225,39 @@ def build_folder(out: str, write) -> None:
     publish_folder(tmp, out)
 
 
+def _writer_alive(pid: int) -> bool:
+    """Is process ``pid`` running on this machine (a zombie is not)?"""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # Linux: a killed writer nobody has reaped yet is a zombie
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
+            return handle.read().rpartition(")")[2].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):
+        return True
+
+
 def remove_stale_temps(path: str) -> list[str]:
-    """Delete the temporary siblings ``atomic_open`` left for ``path`` when its writer was killed
-    (``.tmp-{name}-*``). Call only where nothing else is writing ``path``. Returns them."""
+    """Delete the temporary siblings of ``path`` (``.tmp-{name}-*``: ``atomic_open``,
+    ``replace_text_unsynced``) that a killed writer left. One whose name carries its writer's
+    process id (``temp_prefix``: ``-p{pid}-``) is kept while that process runs on this machine
+    (its writer is still at work); one without (written before writers named themselves) is
+    removed. Call it where no writer on another machine can be writing ``path``. Returns the
+    paths removed."""
     import glob
 
     folder, name = os.path.split(os.fspath(path))
+    prefix = f".tmp-{name}-"
     removed = []
-    for stale in glob.glob(os.path.join(folder or ".", glob.escape(f".tmp-{name}-") + "*")):
+    for stale in glob.glob(os.path.join(folder or ".", glob.escape(prefix) + "*")):
+        owner = os.path.basename(stale)[len(prefix):].split("-", 1)[0]
+        if owner[:1] == "p" and owner[1:].isdigit() and _writer_alive(int(owner[1:])):
+            continue
         with contextlib.suppress(FileNotFoundError):
             os.unlink(stale)
             removed.append(stale)
@@ -239,7 +271,7 @@ def publish_to(uri: str, files: list[str], storage_options: dict | None = None) 
     per object, and the store shows an object only once its upload is complete: Azure Blob's Put
     Blob (or Put Block List, after staging blocks) and S3's PutObject (or CompleteMultipartUpload)
     each replace the whole object in one commit; until then readers see the old object or none.
-    Raises StorageError naming the URL."""
+    Raises StorageError naming the URL (a local folder: the path and the OS's reason)."""
     import shutil
 
     from snakebatch.errors import StorageError
@@ -248,12 +280,17 @@ def publish_to(uri: str, files: list[str], storage_options: dict | None = None) 
     written = []
     if is_local(uri):
         folder = local_path(uri)
-        os.makedirs(folder, exist_ok=True)
-        for path in files:
-            target = os.path.join(folder, os.path.basename(path))
-            with open(path, "rb") as source, atomic_open(target, "wb") as handle:
-                shutil.copyfileobj(source, handle)
-            written.append(target)
+        target = folder
+        try:
+            os.makedirs(folder, exist_ok=True)
+            for path in files:
+                target = os.path.join(folder, os.path.basename(path))
+                with open(path, "rb") as source, atomic_open(target, "wb") as handle:
+                    shutil.copyfileobj(source, handle)
+                written.append(target)
+        except OSError as exc:
+            raise StorageError(f"output_uri: {target!r} cannot be written: {exc.strerror or exc} "
+                               f"(errno {exc.errno})") from None
         return written
     from snakebatch.storage.locations import check_reachable
 

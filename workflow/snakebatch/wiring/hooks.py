@@ -16,9 +16,10 @@ import os
 import yaml
 
 from snakebatch.gather.job import restore_reports
+from snakebatch.gather.lifecycle import remove_verdict_temps
 from snakebatch.monitor import console, interrupts, live
 from snakebatch.settings.plan import PlanRecord, oversubscription_warning, write_plan
-from snakebatch.storage.atomic import write_text_atomic
+from snakebatch.storage.atomic import remove_stale_temps, write_text_atomic
 from snakebatch.wiring.facts import snakemake_cores
 from snakebatch.wiring.invocation import Invocation
 
@@ -36,8 +37,9 @@ def gpu_pool(workflow) -> int | None:
 
 
 def on_start(run: Invocation, workflow) -> None:
-    """Record the plan for the jobs (plan.json, the stages' specs, the config used; only a run
-    that starts jobs gets here), say it, and start the live view on this process's console."""
+    """Remove what killed writers of earlier runs left (``remove_leftover_temps``), record the
+    plan for the jobs (plan.json, the stages' specs, the config used; only a run that starts
+    jobs gets here), say it, and start the live view on this process's console."""
     plan = run.plan
     record = PlanRecord(
         run_name=plan.run_name,
@@ -47,6 +49,7 @@ def on_start(run: Invocation, workflow) -> None:
         listing=os.path.basename(run.listing),
         gpu_pool=gpu_pool(workflow),
     )
+    remove_leftover_temps(run)
     write_plan(run.layout.plan, record)
     for stage, spec in plan.stages:
         write_text_atomic(run.layout.stage_spec(stage), spec.to_json() + "\n")
@@ -58,6 +61,19 @@ def on_start(run: Invocation, workflow) -> None:
     interrupts.forward_terminate()  # after Snakemake's scheduler set its SIGTERM handler
     # the live view: the shards' progress records added up, on this process's console
     live.start_live_view(run.layout.root, run.invocation, plan.shard_count, run.config["progress_interval"])
+
+
+def remove_leftover_temps(run: Invocation) -> list[str]:
+    """Remove the temporary files killed writers of earlier runs left next to the run folder's
+    own files (the verdict: ``gather.lifecycle.remove_verdict_temps``; plan.json, the stages'
+    specs, the config used). Called when jobs start, before any of this run's jobs writes;
+    a temporary file whose writer still runs on this machine is kept. Returns the paths removed."""
+    layout = run.layout
+    merged = run.merged_output() if run.config["output_action"] == "append_row" else None
+    removed = remove_verdict_temps(layout.root, merged)
+    for path in (layout.plan, layout.config_used, *(layout.stage_spec(stage) for stage, _ in run.plan.stages)):
+        removed += remove_stale_temps(path)
+    return removed
 
 
 def on_success(run: Invocation) -> None:

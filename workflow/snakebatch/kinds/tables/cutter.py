@@ -320,16 +320,19 @@ def row_group_bytes(meta, index: int) -> int:
     return max(1, sum(rg.column(c).total_compressed_size for c in range(rg.num_columns)))
 
 
-def split_parquet_file(path: str, size: int, fs=None) -> list[TableChunk]:
+def split_parquet_file(path: str, size: int, fs=None, on_schema=None) -> list[TableChunk]:
     """The chunks of one Parquet file: consecutive row groups while their compressed size stays
     under ``size``; a row group larger than ``size`` split into row ranges of about ``size``
-    bytes. ``fs``: the fsspec filesystem holding ``path`` (None: the local disk). Raises
+    bytes. ``fs``: the fsspec filesystem holding ``path`` (None: the local disk); ``on_schema``:
+    called with the file's Arrow schema (from the footer read for the row groups). Raises
     DatasetError naming the file when it is not Parquet."""
     import pyarrow.parquet as pq
 
     try:
         with formats.open_source(path, fs) as source:
             meta = pq.ParquetFile(source).metadata
+            if on_schema is not None:
+                on_schema(meta.schema.to_arrow_schema())
     except OSError as exc:
         raise DatasetError(f"input file {path!r} cannot be read as Parquet: {exc}") from None
     except Exception as exc:  # noqa: BLE001 - pyarrow raises ArrowInvalid for a corrupt file

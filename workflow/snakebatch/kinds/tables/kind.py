@@ -22,6 +22,7 @@ from snakebatch.kinds.listing import list_items
 from snakebatch.kinds.tables import cutter, groups, reader
 from snakebatch.kinds.tables.chunk import TableChunk
 from snakebatch.kinds.tables.formats import detect_format
+from snakebatch.kinds.tables.schemas import SchemaCheck, read_parquet_schema
 from snakebatch.storage.locations import filesystem
 
 
@@ -85,15 +86,20 @@ class TableKind(InputKind):
 
     def chunks(self, listing, spec, log=print):
         """Iterate (TableChunk, [Item, ...]) of ``listing`` under ``spec``; without partition keys
-        one file at a time. Raises DatasetError naming a file that cannot be read or split, or
-        the roots when no file holds a record."""
+        one file at a time. Raises DatasetError naming a file that cannot be read or split, two
+        Parquet files whose columns disagree (``schemas.SchemaCheck``; before any mini-batch of
+        the later file), or the roots when no file holds a record."""
         fs_of = _fs_resolver(getattr(spec, "storage_options", None))
         read_options = dict(spec.read_options or {})
         seen_files = 0
         found = False
+        check = SchemaCheck(read_options.get("columns"))
         if spec.partition_keys:
             files = [(item, *detect_format(item.path, spec.format)) for item in listing]
             seen_files = len(files)
+            for item, fmt, _ in files:
+                if fmt == "parquet":
+                    check.add(item.path, read_parquet_schema(item.path, fs_of(item.path)))
             by_path = {item.path: item for item, _, _ in files}
             for chunk in groups.key_groups([(i.path, f, g) for i, f, g in files], list(spec.partition_keys),
                                             read_options, fs_of):
@@ -109,8 +115,10 @@ class TableKind(InputKind):
                             if fs_of(item.path) is None else None) for item in listing]
                 for item, future in pending:
                     seen_files += 1
-                    parts, warning = (future.result() if future is not None
-                                      else self._file_parts(item, spec, read_options, fs_of(item.path)))
+                    parts, warning, schema = (future.result() if future is not None
+                                              else self._file_parts(item, spec, read_options, fs_of(item.path)))
+                    if schema is not None:  # a Parquet file: its columns agree with the first one's
+                        check.add(item.path, schema)
                     if warning:
                         log(warning)
                     for part in parts:
@@ -123,13 +131,15 @@ class TableKind(InputKind):
                                f"records ({seen_files} file(s), all empty or header only)")
 
     @staticmethod
-    def _file_parts(item: Item, spec, read_options: dict, fs) -> tuple[list[TableChunk], str | None]:
-        """(the TableChunks of one file, a warning to log or None); ``fs``: its fsspec
-        filesystem, None on the local disk. A text file cut into several chunks gets the file's
-        dtypes (``cutter.file_dtypes``). Raises DatasetError naming the file."""
+    def _file_parts(item: Item, spec, read_options: dict, fs) -> tuple[list[TableChunk], str | None, object]:
+        """(the TableChunks of one file, a warning to log or None, its Arrow schema when it is
+        Parquet, else None); ``fs``: its fsspec filesystem, None on the local disk. A text file
+        cut into several chunks gets the file's dtypes (``cutter.file_dtypes``). Raises
+        DatasetError naming the file."""
         fmt, gzipped = detect_format(item.path, spec.format)
         if fmt == "parquet":
-            return cutter.split_parquet_file(item.path, spec.mini_batch_size, fs), None
+            schema = []
+            return cutter.split_parquet_file(item.path, spec.mini_batch_size, fs, schema.append), None, schema[0]
         parts = cutter.split_text_file(item.path, fmt, gzipped, spec.mini_batch_size, read_options, fs)
         warning = None
         if gzipped and item.size > spec.mini_batch_size:
@@ -138,7 +148,7 @@ class TableKind(InputKind):
         if len(parts) > 1:
             dtypes = cutter.file_dtypes(item.path, fmt, gzipped, read_options, fs)
             parts = [dataclasses.replace(part, dtypes=dtypes) for part in parts]
-        return parts, warning
+        return parts, warning, None
 
     def mini_batches(self, listing, spec, log=print) -> list[MiniBatch]:
         """One MiniBatch per chunk (see ``chunks``); ``first_item`` counts records. The key is
