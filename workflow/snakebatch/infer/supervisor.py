@@ -133,6 +133,10 @@ class WorkerProcess:
             self.kill()
             raise InitFailed(f"the worker running {self.setup.entry_script!r} died during import/init() "
                              f"({describe_exit(code)}); see {self.setup.stderr_path}")
+        if isinstance(message, protocol.Failure) and message.stage == "ready":
+            self.kill()
+            raise InitFailed(f"the worker running {self.setup.entry_script!r} failed after init() returned, before "
+                             f"it was ready: {message.error.error}\n{message.error.traceback}")
         if isinstance(message, protocol.Failure):
             self.kill()
             what = "init() of entry_script" if message.stage == "init" else "importing entry_script"
