@@ -153,3 +153,18 @@ def test_a_crash_after_init_returned_is_not_called_an_init_failure(tmp_path, fil
     assert first == (f"the worker running {script!r} failed after init() returned, before it was ready: "
                      "TypeError: 'NoneType' object is not callable")
     assert "init() of entry_script" not in run_files.failure
+
+
+def test_the_source_directory_goes_after_the_standard_library_even_when_it_was_first_on_the_path(tmp_path,
+                                                                                                monkeypatch):
+    import sys
+
+    from snakebatch.infer.script import _put_on_path
+
+    source = str(tmp_path / "src")
+    monkeypatch.setattr(sys, "path", [source, *sys.path])
+    _put_on_path(source)
+    assert sys.path.count(source) == 1
+    assert sys.path.index(source) > sys.path.index(os.path.dirname(os.__file__))
+    site = [i for i, entry in enumerate(sys.path) if "site-packages" in entry]
+    assert not site or sys.path.index(source) < site[0]

@@ -42,9 +42,9 @@ def _put_on_path(source_directory: str) -> None:
     """Put ``source_directory`` on ``sys.path`` after the standard library's folders and before
     everything else there (installed packages): the script's helpers are found before an
     installed package of the same name, but a file there named like a standard-library module
-    (``logging.py``) never replaces that module. Nothing when it is on the path already."""
-    if source_directory in sys.path:
-        return
+    (``logging.py``) never replaces that module. Where it is on the path before the standard
+    library already (the working directory ``python -m`` put first, when that is the source
+    directory), it is moved."""
     stdlib = {os.path.realpath(sysconfig.get_path(key)) for key in ("stdlib", "platstdlib")}
     zips = {os.path.join(os.path.dirname(folder), "") for folder in stdlib}
 
@@ -56,13 +56,19 @@ def _put_on_path(source_directory: str) -> None:
                 or (real.endswith(".zip") and any(real.startswith(prefix) for prefix in zips)))
 
     last = max((index for index, entry in enumerate(sys.path) if standard(entry)), default=-1)
+    target = os.path.realpath(source_directory)
+    if any(os.path.realpath(entry or ".") == target for entry in sys.path[last + 1:]):
+        return
+    sys.path[:last + 1] = [entry for entry in sys.path[:last + 1] if os.path.realpath(entry or ".") != target]
+    last = max((index for index, entry in enumerate(sys.path) if standard(entry)), default=-1)
     sys.path.insert(last + 1, source_directory)
 
 
 def load_entry_script(path: str, source_directory: str):
     """Import the entry script at ``path`` under the private module name ``ENTRY_MODULE``; also
-    under its own file name (``score`` for ``score.py``) when ``import score`` finds that very file,
-    so code that pickles the script's objects by module name still finds them. A script named
+    under its own file name (``score`` for ``score.py``, then its ``__name__``) when ``import
+    score`` finds that very file, so tracebacks name its exceptions as before and code that
+    pickles the script's objects by module name still finds them. A script named
     like a module of the standard library or of an installed package is then not that module
     for anyone (snakebatch, libraries, the script's own ``import logging``).
 
@@ -79,10 +85,13 @@ def load_entry_script(path: str, source_directory: str):
     if COMPAT_DIR not in sys.path:
         sys.path.append(COMPAT_DIR)
     own_name = os.path.splitext(os.path.basename(path))[0]
-    spec = importlib.util.spec_from_file_location(ENTRY_MODULE, path)
+    # its own name only where `import own_name` finds this very file (no clash): then its classes'
+    # __module__ is that name, so tracebacks say score.MyError and pickle finds them
+    free = own_name.isidentifier() and own_name not in sys.modules and _found_as(own_name) == os.path.realpath(path)
+    spec = importlib.util.spec_from_file_location(own_name if free else ENTRY_MODULE, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[ENTRY_MODULE] = module
-    if own_name.isidentifier() and own_name not in sys.modules and _found_as(own_name) == os.path.realpath(path):
+    if free:
         sys.modules[own_name] = module
     spec.loader.exec_module(module)
     if not callable(getattr(module, "run", None)):
