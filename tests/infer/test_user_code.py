@@ -48,12 +48,14 @@ DETACH = """
             if middle == 0:
                 os.setsid()
                 if os.fork() == 0:
+                    with open(os.environ["PIDS"], "a") as f:
+                        f.write(f"{os.getpid()}\\n")
                     os.execv(sys.executable, sleeper)
                 os._exit(0)
             os.waitpid(middle, 0)
-            pid = None
+            return
         with open(os.environ["PIDS"], "a") as f:
-            f.write(f"{pid or 0}\\n")
+            f.write(f"{pid}\\n")
 """
 
 
@@ -72,7 +74,7 @@ def test_descendants_in_their_own_session_are_killed_with_a_timed_out_worker(tmp
     assert lines(results) == ["f00.txt", "f02.txt"]
     assert results[1].failures[0].exception == "MiniBatchTimeout"
     assert _left(before) == []
-    assert all(_gone(pid) for pid in _pids(tmp_path / "pids") if pid)
+    assert [pid for pid in _pids(tmp_path / "pids") if not _gone(pid)] == []
 
 
 def test_descendants_left_running_by_run_are_killed_at_the_shards_end(tmp_path, files, monkeypatch):
@@ -86,9 +88,9 @@ def test_descendants_left_running_by_run_are_killed_at_the_shards_end(tmp_path, 
     before = {p.pid for p in psutil.Process().children(recursive=True)}
     results = run_files(tmp_path, runner_spec(script), files[:2], size=1)
     assert lines(results) == ["f00.txt", "f01.txt"]
-    assert len(_pids(tmp_path / "pids")) == 4
+    assert len(_pids(tmp_path / "pids")) == 4          # a session child and a daemon per mini-batch
     assert _left(before) == []
-    assert all(_gone(pid) for pid in _pids(tmp_path / "pids") if pid)
+    assert [pid for pid in _pids(tmp_path / "pids") if not _gone(pid)] == []
 
 
 def test_a_run_that_changes_the_working_directory_does_not_break_the_relative_paths_after_it(tmp_path, files,
@@ -127,12 +129,12 @@ def test_an_entry_script_named_like_a_standard_library_module_shadows_nothing(tm
 
 def test_a_helper_module_beside_the_entry_script_is_imported_but_shadows_no_standard_module(tmp_path, files):
     write(tmp_path / "src" / "helper.py", "WORD = 'helped'\n")
-    write(tmp_path / "src" / "logging.py", "raise RuntimeError('the standard logging module was shadowed')\n")
+    write(tmp_path / "src" / "colorsys.py", "raise RuntimeError('the standard colorsys module was shadowed')\n")
     script = write(tmp_path / "src" / "score.py", """
     import os
     import helper
     def run(mini_batch):
-        import logging
+        import colorsys
         return [os.path.basename(p) + " " + helper.WORD for p in mini_batch]
 """)
     results = run_files(tmp_path, runner_spec(script, run_max_try=1), files[:2], size=2)
