@@ -1,5 +1,6 @@
 """The worker process mechanism: start a worker, send it requests of ``protocol``, wait for the
-answers with a timeout, kill it (its whole process group) when it hangs, and tell how it died.
+answers with a timeout, kill it when it hangs (its whole process group, and what it left in other
+sessions: ``descendants``), and tell how it died.
 
 ``WorkerProcess`` implements ``workers.Worker``; it makes no policy call (tries, bisection, the
 store, early stop live in ``attempts`` and the shard loop). A hang, a death or an interrupt comes

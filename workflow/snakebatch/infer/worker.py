@@ -16,7 +16,10 @@ the entry script (its helpers, also those imported inside run()), so the runner 
 they change. On SIGUSR1 the worker writes the stack of every thread to ``stack_path`` (how the
 runner learns where a timed-out run() was stuck; ``Ready.main_thread_id`` tells which thread runs
 run()). Its stdout and stderr (file descriptors 1 and 2, so native code's output too) go to the
-worker's user log files.
+worker's user log files. The working directory is the worker's first again after init(), before
+and after each run() and before shutdown(), whatever the script does to it (relative item paths
+stay valid). What the worker needs after init() returned and fails is answered as a ``Failure``
+of stage ``ready``, not an init() failure.
 """
 
 from __future__ import annotations
@@ -277,6 +280,7 @@ def worker_main(conn, setup: WorkerSetup) -> None:
             break
         _go_home(home)  # a run() before may have changed the working directory
         reply = _run(channel, request, setup, loaded, run, with_context)
+        _go_home(home)  # at once: the loader thread reads the next mini-batch (relative paths) meanwhile
         if len(sys.modules) != known:  # run() imported something: maybe a helper
             known = len(sys.modules)
             current = tuple(source_modules(setup.source_directory, setup.entry_script))
