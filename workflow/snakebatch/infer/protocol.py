@@ -6,7 +6,7 @@ Message flow::
 
     runner                                   worker
       |  spawn(WorkerSetup)  ------------->    import entry script, init()
-      |  <-------------  Ready                 (or Failure stage "import"/"init", request_id 0)
+      |  <-------------  Ready                 (or Failure stage "import"/"init"/"ready", request_id 0)
       |  Load(1, key k, payload)  -------->    loader thread: Event(1, "started"),
       |  <------  Event(1, "started"/"loaded")   read the input, Event(1, "loaded"),
       |  <------  Result(1, length=rows)         Result(1) - or Failure(1, stage "load")
@@ -39,9 +39,10 @@ from typing import Any, Union
 
 from snakebatch.infer.entry import MiniBatchContext
 
-STAGES = ("import", "init", "load", "run")
-"""Where a ``Failure`` happened: importing the entry script, its ``init()``, reading a mini-batch's
-input (``Load``), or ``run()`` (a ``Run``, including building the mini-batch it gets)."""
+STAGES = ("import", "init", "ready", "load", "run")
+"""Where a ``Failure`` happened: importing the entry script, its ``init()``, the worker's own setup
+after init() returned (before ``Ready``), reading a mini-batch's input (``Load``), or ``run()`` (a
+``Run``, including building the mini-batch it gets)."""
 
 EVENT_KINDS = ("started", "loaded")
 """``Event.kind``: ``started`` when the worker begins a request (run() is called, a read starts),
@@ -177,7 +178,7 @@ class Result:
 class Failure:
     """A request raised: ``error`` is the exception (RemoteError), ``stage`` one of STAGES,
     ``cpu_s`` and ``modules`` as in Result. ``request_id`` 0 answers the handshake (stage
-    ``import`` or ``init``: the worker exits after sending it)."""
+    ``import``, ``init`` or ``ready``: the worker exits after sending it)."""
 
     request_id: int
     error: RemoteError

@@ -1,5 +1,6 @@
 """The worker process mechanism: start a worker, send it requests of ``protocol``, wait for the
-answers with a timeout, kill it (its whole process group) when it hangs, and tell how it died.
+answers with a timeout, kill it when it hangs (its whole process group, and what it left in other
+sessions: ``descendants``), and tell how it died.
 
 ``WorkerProcess`` implements ``workers.Worker``; it makes no policy call (tries, bisection, the
 store, early stop live in ``attempts`` and the shard loop). A hang, a death or an interrupt comes
@@ -19,13 +20,15 @@ import os
 import signal
 import time
 
-from snakebatch.infer import protocol
+from snakebatch.infer import descendants, protocol
 from snakebatch.infer.entry import MiniBatchContext
 from snakebatch.errors import MiniBatchTimeout, WorkerDied
 from snakebatch.infer.worker import WorkerSetup, worker_main
 from snakebatch.infer.workers import InFlight, InitFailed, Interrupted, Outcome, ScriptImportFailed
 
 log = logging.getLogger("snakebatch.infer.job")
+
+_LIVE_WORKERS: set[int] = set()  # pids of the workers this process runs now (spared by kill_descendants)
 
 _SIGNAL_CAUSES = {
     signal.SIGKILL: "killed: out of memory (the kernel's OOM killer) or an external kill",
@@ -49,6 +52,19 @@ def describe_exit(code: int | None) -> str:
         cause = _SIGNAL_CAUSES.get(sig)
         return f"signal {sig.name}" + (f": {cause}" if cause else "")
     return f"exit code {code}"
+
+
+def start_failure(entry_script: str, failure: protocol.Failure) -> InitFailed | ScriptImportFailed:
+    """The error a worker's start ends with when its handshake is ``failure``: stage ``import``
+    (ScriptImportFailed), ``init`` (InitFailed: init() raised) or ``ready`` (InitFailed, but named
+    as what it is: the worker's own setup failed after init() returned)."""
+    error = f"{failure.error.error}\n{failure.error.traceback}"
+    if failure.stage == "ready":
+        return InitFailed(f"the worker running {entry_script!r} failed after init() returned, before it was ready: "
+                          + error)
+    if failure.stage == "init":
+        return InitFailed(f"init() of entry_script {entry_script!r} failed: {error}")
+    return ScriptImportFailed(f"importing entry_script {entry_script!r} failed: {error}")
 
 
 @contextlib.contextmanager
@@ -101,6 +117,7 @@ class WorkerProcess:
         self._ids = itertools.count(1)
         self._loads: dict[str, int] = {}  # mini-batch key -> request id of its Load not yet waited for
         self._answers: dict[int, protocol.Result | protocol.Failure] = {}  # arrived while waiting for another
+        self._bystanders: set[int] = set()  # this process's children before the worker started
 
     # ---------------------------------------------------------------------------- start and stop
     def start(self, timeout: float | None = None) -> None:
@@ -112,8 +129,11 @@ class WorkerProcess:
                                    name=self.setup.context.agent_name, daemon=True)
         self.loaded = None
         self._loads, self._answers = {}, {}
+        descendants.become_subreaper()  # orphans of the worker come to us: kill() finds them
+        self._bystanders = descendants.children_now()
         with _environment(self.setup.process_environment or {}):  # a spawned child copies os.environ
             self.process.start()
+        _LIVE_WORKERS.add(self.process.pid)
         child.close()
         self.conn = parent
         self.starts += 1
@@ -135,10 +155,7 @@ class WorkerProcess:
                              f"({describe_exit(code)}); see {self.setup.stderr_path}")
         if isinstance(message, protocol.Failure):
             self.kill()
-            what = "init() of entry_script" if message.stage == "init" else "importing entry_script"
-            failed = InitFailed if message.stage == "init" else ScriptImportFailed
-            raise failed(f"{what} {self.setup.entry_script!r} failed: {message.error.error}\n"
-                         f"{message.error.traceback}")
+            raise start_failure(self.setup.entry_script, message)
         self.modules = list(message.modules)
         self.takes_context, self.main_thread = bool(message.takes_context), message.main_thread_id
         log.info("worker %s ready", self.setup.context.agent_name)
@@ -173,8 +190,10 @@ class WorkerProcess:
         self.kill()
 
     def kill(self) -> None:
-        """SIGKILL the worker and its process group (what run() spawned), then reap it."""
+        """SIGKILL the worker and its process group (what run() spawned), then reap it; then
+        every process it left behind in another session or group (``descendants``)."""
         if self.process is not None:
+            left = descendants.descendants_of(self.process.pid) if self.process.pid is not None else []
             if self.process.pid is not None:
                 try:
                     os.killpg(self.process.pid, signal.SIGKILL)
@@ -186,7 +205,9 @@ class WorkerProcess:
             if self.process.is_alive():
                 self.process.kill()
             self.process.join(10)
+            _LIVE_WORKERS.discard(self.process.pid)
             self.process = None
+            descendants.kill_descendants(self._bystanders | _LIVE_WORKERS, left)
         if self.conn is not None:
             self.conn.close()
             self.conn = None

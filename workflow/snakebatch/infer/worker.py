@@ -16,7 +16,10 @@ the entry script (its helpers, also those imported inside run()), so the runner 
 they change. On SIGUSR1 the worker writes the stack of every thread to ``stack_path`` (how the
 runner learns where a timed-out run() was stuck; ``Ready.main_thread_id`` tells which thread runs
 run()). Its stdout and stderr (file descriptors 1 and 2, so native code's output too) go to the
-worker's user log files.
+worker's user log files. The working directory is the worker's first again after init(), before
+and after each run() and before shutdown(), whatever the script does to it (relative item paths
+stay valid). What the worker needs after init() returned and fails is answered as a ``Failure``
+of stage ``ready``, not an init() failure.
 """
 
 from __future__ import annotations
@@ -237,37 +240,47 @@ def worker_main(conn, setup: WorkerSetup) -> None:
     """Body of the worker process (``multiprocessing`` spawn target): import the entry script,
     init(), answer Ready, then serve requests until Shutdown or the end of the pipe."""
     _prepare_process(setup)
+    home = os.getcwd()  # relative paths (items, the script's own) are meant from here
     channel = _Channel(conn)
-    module = _start_script(channel, setup)
+    module = _start_script(channel, setup, home)
     if module is None:
         return
-    run = module.run
-    with_context = takes_context(run)
-    modules = tuple(source_modules(setup.source_directory, setup.entry_script))
-    # the filesystem objects fsspec makes for URLs live in this (spawned) process only; the
-    # download folder is this shard's alone: what a killed worker left there is removed
-    if setup.download_dir:
-        import shutil
+    try:  # what init() did may break what follows: that is no init() failure, and no silent death
+        run = module.run
+        with_context = takes_context(run)
+        modules = tuple(source_modules(setup.source_directory, setup.entry_script))
+        # the filesystem objects fsspec makes for URLs live in this (spawned) process only; the
+        # download folder is this shard's alone: what a killed worker left there is removed
+        if setup.download_dir:
+            import shutil
 
-        shutil.rmtree(setup.download_dir, ignore_errors=True)
-    cache = Cache(folder=setup.download_dir, storage_options=dict(setup.storage_options or {}))
-    loaded = _Loaded(lambda value: value[0].release(value[1], cache))
-    runs: queue.Queue = queue.Queue()
-    loads: queue.Queue = queue.Queue()
+            shutil.rmtree(setup.download_dir, ignore_errors=True)
+        cache = Cache(folder=setup.download_dir, storage_options=dict(setup.storage_options or {}))
+        loaded = _Loaded(lambda value: value[0].release(value[1], cache))
+        runs: queue.Queue = queue.Queue()
+        loads: queue.Queue = queue.Queue()
+        threading.Thread(target=_read_requests, args=(conn, loaded, runs, loads), name="snakebatch-reader",
+                         daemon=True).start()
+        threading.Thread(target=_serve_loads, args=(channel, setup, loaded, loads, cache),
+                         name="snakebatch-loader", daemon=True).start()
+    except BaseException as exc:  # noqa: BLE001
+        tb = _user_traceback(exc)
+        print(tb, file=sys.stderr)
+        channel.send(protocol.Failure(0, protocol.RemoteError.from_exception(exc, tb), "ready"))
+        return
     channel.send(protocol.Ready(modules, with_context, threading.get_ident()))
-    threading.Thread(target=_read_requests, args=(conn, loaded, runs, loads), name="snakebatch-reader",
-                     daemon=True).start()
-    threading.Thread(target=_serve_loads, args=(channel, setup, loaded, loads, cache), name="snakebatch-loader",
-                     daemon=True).start()
     known = len(sys.modules)
     while True:
         request = runs.get()
         if request is None:  # the runner closed the pipe
             break
         if isinstance(request, protocol.Shutdown):
+            _go_home(home)
             _shut_down(channel, setup, module, loaded, request)
             break
+        _go_home(home)  # a run() before may have changed the working directory
         reply = _run(channel, request, setup, loaded, run, with_context)
+        _go_home(home)  # at once: the loader thread reads the next mini-batch (relative paths) meanwhile
         if len(sys.modules) != known:  # run() imported something: maybe a helper
             known = len(sys.modules)
             current = tuple(source_modules(setup.source_directory, setup.entry_script))
@@ -295,9 +308,21 @@ def _prepare_process(setup: WorkerSetup) -> None:
     sys.argv = [setup.entry_script, *setup.arguments]
 
 
-def _start_script(channel: _Channel, setup: WorkerSetup):
+def _go_home(home: str) -> None:
+    """Make ``home`` the working directory again (the worker's first: relative item paths and
+    the script's own are meant from there), whatever init() or run() did to it."""
+    try:
+        if os.getcwd() == home:
+            return
+    except FileNotFoundError:  # the folder the script went to was removed
+        pass
+    os.chdir(home)
+
+
+def _start_script(channel: _Channel, setup: WorkerSetup, home: str):
     """Fetch the models and side inputs, import the entry script and call its init(); the
-    module, or None after answering the Failure (stage ``init`` or ``import``)."""
+    module, or None after answering the Failure (stage ``init`` or ``import``). The working
+    directory is ``home`` again after init()."""
     stage = "init"
     try:
         context = fetch_resources(setup.context, setup.resources_dir, setup.storage_options)
@@ -315,6 +340,7 @@ def _start_script(channel: _Channel, setup: WorkerSetup):
         init = getattr(module, "init", None)
         if init is not None:
             init()
+        _go_home(home)
     except BaseException as exc:  # noqa: BLE001 - report everything, SystemExit included
         tb = _user_traceback(exc)
         print(tb, file=sys.stderr)
