@@ -3,7 +3,6 @@ snakebatch or the mini-batches after it: descendants in their own session, a cha
 directory, a script named like a standard-library module. Real worker processes."""
 
 import os
-import time
 
 import psutil
 import pytest
