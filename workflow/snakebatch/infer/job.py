@@ -22,7 +22,6 @@ import logging
 import os
 import signal
 import sys
-import time
 
 from snakebatch.errors import EntryScriptError, ManifestError, SnakebatchError
 from snakebatch.gather.lifecycle import invalidate_result
@@ -94,7 +93,7 @@ def run_shard(spec: RunnerSpec, manifest_path: str, output_path: str,
     mini-batch, written as each finishes to a temporary file, then a trailer line when it stopped
     early). ``run_dir`` defaults to the run folder ``output_path`` lies in. Returns the results
     (without their lines, which are in the file) and why it stopped early (None when it ran every
-    mini-batch). A shard that stopped early leaves a marker newer than its result, so the next
+    mini-batch). A shard that stopped early leaves a marker that becomes its job's param, so the next
     snakemake invocation runs it again, reusing what it finished (``mark_unfinished``). Raises SnakebatchError
     subclasses with a clear message."""
     layout = RunLayout(run_dir) if run_dir is not None else RunLayout.of_shard_result(output_path)
@@ -152,12 +151,9 @@ def run_shard(spec: RunnerSpec, manifest_path: str, output_path: str,
         handler.close()
 
 
-UNFINISHED_AHEAD_S = 86400  # how far ahead of now an unfinished marker's mtime is set (see mark_unfinished)
-
-
 def remove_unfinished_markers(output_path: str) -> str | None:
     """Remove the markers ``mark_unfinished`` left for the shard result ``output_path``; returns
-    the one the workflow made the job's input (the first that existed: ``wiring.inputs
+    the one the workflow made the job's param (the first that existed: ``wiring.inputs
     .unfinished_markers``), None when there was none."""
     layout = RunLayout.of_shard_result(output_path)
     given = None
@@ -171,20 +167,19 @@ def remove_unfinished_markers(output_path: str) -> str | None:
 
 def mark_unfinished(output_path: str, instead_of: str | None = None) -> str:
     """Leave the marker ``RunLayout.shard_unfinished`` next to the shard result ``output_path``
-    of a shard that stopped early. The workflow makes an existing marker an input of its shard
-    job; dated a day ahead, it stays newer than the result after Snakemake touches the job's
-    outputs at its end, so the next snakemake invocation runs that shard again (a dry run only
-    reads it). The shard removes it when it starts, so the date never outlives the stop.
-    ``instead_of``: the marker this job was run for (``remove_unfinished_markers``); the new one
-    takes the other name, as Snakemake fails a job whose input is newer than its outputs at its
-    end. Returns the marker's path."""
+    of a shard that stopped early. The workflow makes an existing marker's name a param of its
+    shard job (``wiring.inputs.marker_by_shard``), so the next snakemake invocation sees the
+    job's params changed (Snakemake's ``params`` rerun trigger, as for the spec digests) and runs
+    that shard again; a dry run only reads it. The marker is dated now, never ahead: it is older
+    than the result once Snakemake touches the job's outputs at its end. The shard removes it when
+    it starts. ``instead_of``: the marker this job was run for (``remove_unfinished_markers``); the
+    new one takes the other name, so a shard that stops early again changes its param again.
+    Returns the marker's path."""
     layout = RunLayout.of_shard_result(output_path)
     marker = layout.shard_unfinished(RunLayout.shard_name(output_path))
     if marker == instead_of:
         marker = layout.shard_unfinished(RunLayout.shard_name(output_path), alternate=True)
     write_text_atomic(marker, "stopped early; the next run runs this shard again\n")
-    ahead = int((time.time() + UNFINISHED_AHEAD_S) * 1e9)
-    os.utime(marker, ns=(ahead, ahead))
     return marker
 
 

@@ -72,7 +72,7 @@ class Invocation:
     ``shard_ids`` (``"00000"``...), ``listing`` (the partition's output), ``spec_digest`` (stage ->
     sha256 of its spec: a param, so a changed spec reruns the stage), ``reuse_nonce`` (differs on
     every invocation with ``allow_reuse: false``), ``remote_resources``, ``missing_manifests``,
-    the shard jobs' input functions ``missing_manifest_input`` and ``unfinished_input``,
+    the shard jobs' input function ``missing_manifest_input`` and params function ``unfinished_marker``,
     ``report_files`` (name -> path), ``snakebatch`` (the shell prefix that runs the package).
     """
 
@@ -91,7 +91,7 @@ class Invocation:
         self.listing = inputs.dataset_listing(plan, self.layout, facts.is_main_process, facts.dryrun,
                                               recorded.listing if recorded else "")
         self.remote_resources = inputs.remote_resources(plan, facts.is_main_process)
-        self.unfinished_input = inputs.input_by_shard(inputs.unfinished_markers(self.layout, self.shard_ids))
+        self.unfinished_marker = inputs.marker_by_shard(inputs.unfinished_markers(self.layout, self.shard_ids))
         self.missing_manifests = inputs.missing_manifests(self.layout, self.listing, self.shard_ids)
         self.missing_manifest_input = inputs.input_by_shard(self.missing_manifests)
         self.report_files = {name: self.layout.report_file(name) for name in REPORT_FILES}
