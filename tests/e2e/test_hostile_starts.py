@@ -46,3 +46,70 @@ def test_an_init_that_fails_in_two_runs_in_a_row_is_reported_by_each_and_no_file
           "    import os\n    return [os.path.basename(p) + ': ' + open(p).read().strip() for p in mini_batch]\n")
     workflow.run()
     assert workflow.read("results", "sq", "out.txt") == expected(6)
+
+
+ENOSPC_HOOK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "enospc")
+
+
+def _mount_tmpfs(folder, *options):
+    """A 1 MB tmpfs on ``folder`` (made) with ``options``; False where this machine does not let
+    root mount one (or SNAKEBATCH_TEST_NO_MOUNT is set)."""
+    os.makedirs(folder, exist_ok=True)
+    if os.geteuid() != 0 or os.environ.get("SNAKEBATCH_TEST_NO_MOUNT"):
+        return False
+    return subprocess.run(["mount", "-t", "tmpfs", "-o", ",".join(("size=1m",) + options), "tmpfs", folder],
+                          capture_output=True).returncode == 0
+
+
+def _unusable_run(workflow, env=None):
+    env = {**{k: v for k, v in os.environ.items() if k != "PYTHONPATH"}, **(env or {})}
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2"], cwd=workflow.root, env=env,
+                          capture_output=True, text=True, timeout=300)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    for raw in ("Traceback", "[Errno", "NotADirectoryError", "PermissionError", "OSError"):
+        assert raw not in output, output[-3000:]
+    assert "infer_shard" not in output   # nothing started
+    return output
+
+
+@pytest.mark.parametrize("obstacle", ["file", "read-only", "full"])
+def test_a_results_folder_that_cannot_be_used_fails_at_start_in_one_line_naming_the_path_and_cause(
+        workflow, obstacle):
+    setup(workflow, n=6, mini_batch_size=2)
+    folder = workflow.path("results", "sq")
+    mounted, env = False, None
+    if obstacle == "file":
+        write(folder, "in the way\n")
+        cause = "cannot write 'results/sq': Not a directory (errno 20)"
+    elif obstacle == "read-only":
+        mounted = _mount_tmpfs(folder, "ro")
+        if not mounted:
+            pytest.skip("a read-only folder needs a read-only mount (tests run as root: chmod does not stop root)")
+        cause = "cannot write 'results/sq/.tmp-probe-"
+    else:
+        mounted = _mount_tmpfs(folder)
+        if mounted:   # a real full disk: a ballast fills it
+            with open(os.path.join(folder, "ballast"), "wb") as handle:
+                with pytest.raises(OSError):
+                    while True:
+                        handle.write(b"x" * 65536)
+                        handle.flush()
+        else:         # ENOSPC injected at fsync (tests/e2e/enospc/sitecustomize.py)
+            write(workflow.path("disk-full"), "")
+            env = {"PYTHONPATH": ENOSPC_HOOK, "HOSTILE_ENOSPC_FLAG": workflow.path("disk-full"),
+                   "HOSTILE_ENOSPC_PATTERN": r"/results/sq/\.tmp-probe-"}
+        cause = "cannot write 'results/sq/.tmp-probe-"
+    try:
+        output = _unusable_run(workflow, env)
+    finally:
+        if mounted:
+            subprocess.run(["umount", "-l", folder], check=True)
+    line = next((l for l in output.splitlines() if l.startswith("snakebatch: the results folder")), None)
+    assert line is not None and line.startswith(f"snakebatch: the results folder results/sq/ cannot be used: {cause}"), \
+        output[-3000:]
+    if obstacle == "read-only":
+        assert line.endswith("Read-only file system (errno 30)"), line
+    if obstacle == "full":
+        assert line.endswith("No space left on device (errno 28); free space and run the same command again: "
+                             "finished mini-batches are kept"), line

@@ -117,10 +117,3 @@ def test_run_folders_of_a_jobs_files():
     assert inputs.run_folder(None, ["results/r/merged.txt", "results/r/_SUCCESS"]) == "results/r"
     assert inputs.report_run_folder(None, SimpleNamespace(summary="/x/results/r/summary.json")) == "/x/results/r"
 
-
-def test_an_unfinished_marker_is_its_shard_jobs_param_by_name(project):
-    # a param (recorded in Snakemake's metadata), not an input dated ahead of the result (issue 21)
-    assert inputs.marker_by_shard({}) == ""
-    param = inputs.marker_by_shard({"00001": LAYOUT.shard_unfinished("00001", alternate=True)})
-    assert param(SimpleNamespace(shard="00001")) == "shard-00001.unfinished-again"
-    assert param(SimpleNamespace(shard="00000")) == ""

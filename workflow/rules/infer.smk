@@ -25,8 +25,8 @@ rule infer_shard:
         # a changed spec reruns the jobs; they read it from the file onstart writes (a short command)
         spec=RUN.spec_digest["runner"],
         spec_file=LAYOUT.stage_spec("runner"),
-        # a shard that stopped early runs again (snakebatch.infer.job.mark_unfinished)
-        unfinished=RUN.unfinished_marker,
+        # a dry run shows shards that stopped early as to run (snakebatch.wiring.rerun)
+        unfinished=RUN.unfinished_param,
         manifest=LAYOUT.manifest("{shard}"),
         remote_resources=RUN.remote_resources,
     shell:

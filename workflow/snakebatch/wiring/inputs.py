@@ -122,24 +122,6 @@ def unfinished_markers(layout: RunLayout, shard_ids: list[str]) -> dict[str, str
     return markers
 
 
-def marker_by_shard(markers: dict[str, str]):
-    """A params function for the shard jobs that gives each shard the file name of its unfinished
-    marker in ``markers`` (``unfinished_markers``; ``""`` for the others), or ``""`` itself when
-    there is none (the usual case). A param, not an input: the name a shard job ran with is
-    recorded in Snakemake's metadata, so a marker reruns its shard (the ``params`` rerun trigger,
-    on in the repository's profile and in a user's folder alike) without a date ahead of the
-    shard's result, and the marker's other name (``.unfinished-again``) reruns a shard that
-    stopped early again."""
-    if not markers:
-        return ""
-    names = {shard: os.path.basename(marker) for shard, marker in markers.items()}
-
-    def shard_marker(wildcards):
-        return names.get(wildcards.shard, "")
-
-    return shard_marker
-
-
 def missing_manifests(layout: RunLayout, listing: str, shard_ids: list[str]) -> dict[str, str]:
     """The manifests, by shard id, the partition must (re)make although the listing exists: a
     manifest that is gone, or one of a shard count larger than last time. Only these are declared
