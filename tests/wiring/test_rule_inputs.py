@@ -116,4 +116,3 @@ def test_an_input_by_shard_is_no_function_while_there_is_none():
 def test_run_folders_of_a_jobs_files():
     assert inputs.run_folder(None, ["results/r/merged.txt", "results/r/_SUCCESS"]) == "results/r"
     assert inputs.report_run_folder(None, SimpleNamespace(summary="/x/results/r/summary.json")) == "/x/results/r"
-
