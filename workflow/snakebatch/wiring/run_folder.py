@@ -46,9 +46,12 @@ def check_run_folder(root: str) -> None:
         if os.path.lexists(root) and not os.path.isdir(root):
             raise OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), root)
         os.makedirs(root, exist_ok=True)
-        _write_probe(probe)
     except OSError as exc:
-        raise unusable_folder_error(root, exc, probe) from None
+        raise unusable_folder_error(root, exc, root) from None
+    try:
+        _write_probe(probe)
+    except OSError as exc:  # named as this run sees the probe (a full disk's write names no file)
+        raise unusable_folder_error(root, OSError(exc.errno, exc.strerror or str(exc), probe), probe) from None
 
 
 def _write_probe(probe: str) -> None:
