@@ -113,3 +113,48 @@ def test_a_results_folder_that_cannot_be_used_fails_at_start_in_one_line_naming_
     if obstacle == "full":
         assert line.endswith("No space left on device (errno 28); free space and run the same command again: "
                              "finished mini-batches are kept"), line
+
+
+def test_a_snakemake_killed_during_gather_in_a_users_folder_resumes_with_the_readmes_steps(tmp_path, workflow):
+    import signal
+
+    import yaml
+
+    from test_module import SCORE, SNAKEFILE, snakemake
+
+    project = tmp_path / "my-project"
+    for i in range(7):
+        write(project / "data" / f"x{i}.txt", f"{i}\n")
+    write(project / "src" / "score.py", SCORE)
+    write(project / "models" / "my_model" / "weight.txt", "10\n")
+    config = {"run_name": "my-run", "input": {"path": "data", "pattern": "*.txt"}, "entry_script": "score.py",
+              "source_directory": "src", "models": {"my_model": "models/my_model"}, "mini_batch_size": 2,
+              "append_row_file_name": "predictions.txt"}
+    write(project / "config" / "config.yaml", yaml.safe_dump(config))
+    (project / "Snakefile").write_text(SNAKEFILE.format(snakefile=workflow.path("Snakefile")))
+    assert snakemake(str(project)).returncode == 0
+    merged = (project / "results" / "my-run" / "predictions.txt").read_text()
+
+    config["error_threshold"] = 5   # gather alone runs again
+    write(project / "config" / "config.yaml", yaml.safe_dump(config))
+    gather_log = project / "results" / "my-run" / "logs" / "gather.log"
+    os.unlink(gather_log)
+    proc = subprocess.Popen([sys.executable, "-m", "snakemake", "--cores", "2"], cwd=project,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not gather_log.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)   # snakemake alone: its gather job goes on, orphaned
+    proc.wait()
+    assert gather_log.exists()
+    success = project / "results" / "my-run" / "_SUCCESS"
+    while not success.exists() and time.monotonic() < deadline:   # the orphaned gather job ends
+        time.sleep(0.05)
+    time.sleep(0.5)
+
+    assert snakemake(str(project), "--unlock").returncode == 0   # the README's steps, word for word
+    again = snakemake(str(project))
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "IncompleteFilesException" not in again.stdout + again.stderr
+    assert (project / "results" / "my-run" / "predictions.txt").read_text() == merged
+    assert (project / "results" / "my-run" / "_SUCCESS").exists()

@@ -1,5 +1,6 @@
 """wiring.rerun: a shard that stopped early runs again without a marker dated ahead (issue 21)."""
 
+import os
 from types import SimpleNamespace
 
 from helpers import write
@@ -28,3 +29,31 @@ def test_the_marker_is_a_param_in_a_dry_run_only():
     param = unfinished_param(markers, dryrun=True)
     assert param(SimpleNamespace(shard="00001")) == "shard-00001.unfinished"
     assert param(SimpleNamespace(shard="00000")) == ""
+
+
+def test_snakemakes_incomplete_marker_is_where_the_installed_snakemake_puts_it():
+    from snakemake.persistence.file import FilePersistence
+
+    from snakebatch.wiring.rerun import SNAKEMAKE_INCOMPLETE, snakemake_incomplete_marker
+
+    persistence = SimpleNamespace(_fetch_max_len=lambda subject: 255)
+    for path in ("results/r/out.txt", "results/" + "r" * 300 + "/_SUCCESS"):
+        assert snakemake_incomplete_marker(path) == FilePersistence._record_path(persistence, SNAKEMAKE_INCOMPLETE, path)
+
+
+def test_only_outputs_snakemake_marks_incomplete_are_removed_and_never_under_a_lock(tmp_path, monkeypatch):
+    from snakebatch.wiring.rerun import SNAKEMAKE_LOCKS, drop_incomplete_gather_outputs, snakemake_incomplete_marker
+
+    monkeypatch.chdir(tmp_path)
+    outputs = [LAYOUT.summary, LAYOUT.success_marker]
+    for path in outputs:
+        write(path, "x")
+    assert drop_incomplete_gather_outputs(outputs, main_process=True, dryrun=False) == []   # none marked
+    write(snakemake_incomplete_marker(LAYOUT.success_marker), "{}")
+    write(os.path.join(SNAKEMAKE_LOCKS, "0.output.lock"), LAYOUT.success_marker)
+    assert drop_incomplete_gather_outputs(outputs, main_process=True, dryrun=False) == []   # a snakemake runs
+    os.unlink(os.path.join(SNAKEMAKE_LOCKS, "0.output.lock"))
+    assert drop_incomplete_gather_outputs(outputs, main_process=True, dryrun=True) == []
+    assert drop_incomplete_gather_outputs(outputs, main_process=False, dryrun=False) == []
+    assert drop_incomplete_gather_outputs(outputs, main_process=True, dryrun=False) == [LAYOUT.success_marker]
+    assert os.path.exists(LAYOUT.summary) and not os.path.exists(LAYOUT.success_marker)

@@ -32,7 +32,7 @@ from snakebatch.storage.layout import RunLayout, shard_id
 from snakebatch.storage.locations import is_url
 from snakebatch.wiring import inputs
 from snakebatch.wiring.facts import InvocationFacts
-from snakebatch.wiring.rerun import drop_unfinished_results, unfinished_param
+from snakebatch.wiring.rerun import drop_incomplete_gather_outputs, drop_unfinished_results, unfinished_param
 from snakebatch.wiring.run_folder import check_run_folder, run_folder_errors
 
 # PYTHONPATH is set for each job's command (an empty one adds the working directory, which
@@ -121,7 +121,11 @@ class Invocation:
         except ConfigError as exc:
             raise WorkflowError(f"snakebatch: invalid config: {exc}") from None
         with run_folder_errors(layout.root):  # the dataset listing is written there
-            return cls(config, facts, repo_dir, plan, process_count, invocation, recorded)
+            run = cls(config, facts, repo_dir, plan, process_count, invocation, recorded)
+            # a gather killed with snakemake: its outputs run again, without --rerun-incomplete
+            drop_incomplete_gather_outputs(run.gather_outputs(), facts.is_main_process and not facts.reporting,
+                                           facts.dryrun)
+        return run
 
     def script(self, *parts: str) -> str:
         """The shell prefix that runs the repository's script ``parts`` (``"scripts",

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from base64 import urlsafe_b64encode
 
 from snakebatch.storage.layout import RunLayout
 
@@ -47,3 +48,39 @@ def unfinished_param(markers: dict[str, str], dryrun: bool):
         return names.get(wildcards.shard, "")
 
     return shard_marker
+
+
+# Snakemake's file persistence (its default), in the working directory: a job's outputs are
+# marked incomplete when it starts and unmarked when Snakemake sees it end (Snakemake 9;
+# tests/wiring/test_rerun.py checks the format against the installed Snakemake).
+SNAKEMAKE_INCOMPLETE = os.path.join(".snakemake", "incomplete")
+SNAKEMAKE_LOCKS = os.path.join(".snakemake", "locks")
+
+
+def snakemake_incomplete_marker(path: str) -> str:
+    """Where Snakemake's file persistence marks the output ``path`` (as the rule declares it)
+    incomplete: its URL-safe base64, cut in pieces of at most 254 characters (folders ``@...``)."""
+    name = urlsafe_b64encode(path.encode()).decode()
+    pieces = [name[i:i + 254] for i in range(0, len(name), 254)]
+    return os.path.join(SNAKEMAKE_INCOMPLETE, *(["@" + p for p in pieces[:-1]] + [pieces[-1]]))
+
+
+def drop_incomplete_gather_outputs(outputs: list[str], main_process: bool, dryrun: bool) -> list[str]:
+    """Remove gather's ``outputs`` that exist while Snakemake still marks them incomplete, in the
+    main process of a real run while no snakemake holds the working directory's lock (after a
+    SIGKILL of snakemake during gather and ``snakemake --unlock``). Snakemake would refuse the
+    plain rerun with IncompleteFilesException where no profile sets ``rerun-incomplete`` (a
+    user's own folder); gather writes every output again, to the same bytes. Returns the removed
+    paths. Raises OSError when one cannot be removed."""
+    if not main_process or dryrun or not os.path.isdir(SNAKEMAKE_INCOMPLETE):
+        return []
+    with contextlib.suppress(FileNotFoundError):
+        if any(name.endswith(".lock") for name in os.listdir(SNAKEMAKE_LOCKS)):
+            return []   # a snakemake runs here now: its gather may be writing them
+    marked = [p for p in outputs if os.path.exists(snakemake_incomplete_marker(p))]
+    removed = []
+    for path in marked:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+            removed.append(path)
+    return removed
