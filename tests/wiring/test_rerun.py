@@ -57,3 +57,14 @@ def test_only_outputs_snakemake_marks_incomplete_are_removed_and_never_under_a_l
     assert drop_incomplete_gather_outputs(outputs, main_process=False, dryrun=False) == []
     assert drop_incomplete_gather_outputs(outputs, main_process=True, dryrun=False) == [LAYOUT.success_marker]
     assert os.path.exists(LAYOUT.summary) and not os.path.exists(LAYOUT.success_marker)
+
+
+def test_no_shard_result_is_removed_while_another_snakemake_holds_the_lock(tmp_path, monkeypatch):
+    from snakebatch.wiring.rerun import SNAKEMAKE_LOCKS
+
+    monkeypatch.chdir(tmp_path)
+    write(LAYOUT.shard_result("00001"), "{}\n")
+    write(os.path.join(SNAKEMAKE_LOCKS, "0.input.lock"), "data\n")
+    markers = {"00001": LAYOUT.shard_unfinished("00001")}
+    assert drop_unfinished_results(LAYOUT, markers, main_process=True, dryrun=False) == []
+    assert os.path.exists(LAYOUT.shard_result("00001"))

@@ -74,7 +74,8 @@ class Invocation:
     ``shard_ids`` (``"00000"``...), ``listing`` (the partition's output), ``spec_digest`` (stage ->
     sha256 of its spec: a param, so a changed spec reruns the stage), ``reuse_nonce`` (differs on
     every invocation with ``allow_reuse: false``), ``remote_resources``, ``missing_manifests``,
-    the shard jobs' input function ``missing_manifest_input``, ``unfinished_markers`` (shard id -> marker) and their params function ``unfinished_param``,
+    the shard jobs' input function ``missing_manifest_input``, ``unfinished_markers`` (shard id ->
+    marker) and their params function ``unfinished_param``,
     ``report_files`` (name -> path), ``snakebatch`` (the shell prefix that runs the package).
     """
 
@@ -95,7 +96,8 @@ class Invocation:
         self.remote_resources = inputs.remote_resources(plan, facts.is_main_process)
         self.unfinished_markers = inputs.unfinished_markers(self.layout, self.shard_ids)
         # a shard that stopped early runs again: its result is removed (a dry run: a changed param)
-        drop_unfinished_results(self.layout, self.unfinished_markers, facts.is_main_process, facts.dryrun)
+        drop_unfinished_results(self.layout, self.unfinished_markers, facts.is_main_process and not facts.reporting,
+                                facts.dryrun)
         self.unfinished_param = unfinished_param(self.unfinished_markers, facts.dryrun)
         self.missing_manifests = inputs.missing_manifests(self.layout, self.listing, self.shard_ids)
         self.missing_manifest_input = inputs.input_by_shard(self.missing_manifests)

@@ -8,6 +8,11 @@ removes the marker when it starts). No file needs a modification time ahead of t
 marker dated ahead made Snakemake warn of clock skew). A dry run writes nothing: there the marker's
 name is the shard job's param (``unfinished_param``), a changed param Snakemake shows as a rerun;
 real runs always give it ``""``, so what they record never differs.
+
+Gather killed with snakemake (SIGKILL, then ``snakemake --unlock``) leaves outputs Snakemake marks
+incomplete; the next real run removes them so gather runs again without ``--rerun-incomplete``
+(``drop_incomplete_gather_outputs``). Neither removal happens while another snakemake holds the
+working directory's lock.
 """
 
 from __future__ import annotations
@@ -23,9 +28,10 @@ def drop_unfinished_results(layout: RunLayout, markers: dict[str, str], main_pro
                             dryrun: bool) -> list[str]:
     """Remove the shard results of the shards in ``markers`` (shard id -> marker,
     ``wiring.inputs.unfinished_markers``) in the main process of a real run; returns the removed
-    paths. A dry run and a job's own snakemake remove nothing. Raises OSError when a result
+    paths. A dry run, a job's own snakemake, and any run while another snakemake holds the working
+    directory's lock (its gather may read them) remove nothing. Raises OSError when a result
     cannot be removed (the caller names the run folder)."""
-    if not main_process or dryrun:
+    if not main_process or dryrun or snakemake_running():
         return []
     removed = []
     for shard in sorted(markers):
@@ -57,6 +63,15 @@ SNAKEMAKE_INCOMPLETE = os.path.join(".snakemake", "incomplete")
 SNAKEMAKE_LOCKS = os.path.join(".snakemake", "locks")
 
 
+def snakemake_running() -> bool:
+    """True while a snakemake holds the working directory's lock (Snakemake's ``.snakemake/locks``,
+    taken after the workflow is parsed; a killed one's stays until ``snakemake --unlock``)."""
+    try:
+        return any(name.endswith(".lock") for name in os.listdir(SNAKEMAKE_LOCKS))
+    except OSError:
+        return False
+
+
 def snakemake_incomplete_marker(path: str) -> str:
     """Where Snakemake's file persistence marks the output ``path`` (as the rule declares it)
     incomplete: its URL-safe base64, cut in pieces of at most 254 characters (folders ``@...``)."""
@@ -72,11 +87,8 @@ def drop_incomplete_gather_outputs(outputs: list[str], main_process: bool, dryru
     plain rerun with IncompleteFilesException where no profile sets ``rerun-incomplete`` (a
     user's own folder); gather writes every output again, to the same bytes. Returns the removed
     paths. Raises OSError when one cannot be removed."""
-    if not main_process or dryrun or not os.path.isdir(SNAKEMAKE_INCOMPLETE):
-        return []
-    with contextlib.suppress(FileNotFoundError):
-        if any(name.endswith(".lock") for name in os.listdir(SNAKEMAKE_LOCKS)):
-            return []   # a snakemake runs here now: its gather may be writing them
+    if not main_process or dryrun or not os.path.isdir(SNAKEMAKE_INCOMPLETE) or snakemake_running():
+        return []   # (a snakemake that runs here now: its gather may be writing them)
     marked = [p for p in outputs if os.path.exists(snakemake_incomplete_marker(p))]
     removed = []
     for path in marked:
