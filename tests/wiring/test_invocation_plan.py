@@ -60,7 +60,7 @@ def test_what_the_rules_declare(project):
     assert run.reuse_nonce == ""
     assert run.snakebatch == f"PYTHONPATH=/repo/workflow:${{{{PYTHONPATH:-}}}} {sys.executable} -m snakebatch"
     assert run.script("scripts", "demo_data.py") == f"{sys.executable} /repo/scripts/demo_data.py"
-    assert run.unfinished_input == [] and run.missing_manifest_input == [] and run.remote_resources == ""
+    assert run.unfinished_markers == {} and run.unfinished_param == "" and run.missing_manifest_input == [] and run.remote_resources == ""
     assert list(run.report_files) == list(REPORT_FILES)
     assert run.report_files["summary.html"] == "results/r/report/summary.html"
     assert resolve(allow_reuse=False).reuse_nonce.isdigit()

@@ -10,7 +10,6 @@ rule infer_shard:
         listing=RUN.listing,
         manifest=RUN.missing_manifest_input,
         runner_inputs=RUN.runner_inputs(),
-        unfinished=RUN.unfinished_input,
     output:
         LAYOUT.shard_result("{shard}"),
     log:
@@ -26,6 +25,8 @@ rule infer_shard:
         # a changed spec reruns the jobs; they read it from the file onstart writes (a short command)
         spec=RUN.spec_digest["runner"],
         spec_file=LAYOUT.stage_spec("runner"),
+        # a dry run shows shards that stopped early as to run (snakebatch.wiring.rerun)
+        unfinished=RUN.unfinished_param,
         manifest=LAYOUT.manifest("{shard}"),
         remote_resources=RUN.remote_resources,
     shell:

@@ -22,7 +22,6 @@ import logging
 import os
 import signal
 import sys
-import time
 
 from snakebatch.errors import EntryScriptError, ManifestError, SnakebatchError
 from snakebatch.gather.lifecycle import invalidate_result
@@ -94,9 +93,9 @@ def run_shard(spec: RunnerSpec, manifest_path: str, output_path: str,
     mini-batch, written as each finishes to a temporary file, then a trailer line when it stopped
     early). ``run_dir`` defaults to the run folder ``output_path`` lies in. Returns the results
     (without their lines, which are in the file) and why it stopped early (None when it ran every
-    mini-batch). A shard that stopped early leaves a marker newer than its result, so the next
-    snakemake invocation runs it again, reusing what it finished (``mark_unfinished``). Raises SnakebatchError
-    subclasses with a clear message."""
+    mini-batch). A shard that stopped early leaves a marker, so the next snakemake invocation runs
+    it again, reusing what it finished (``mark_unfinished``). Raises SnakebatchError subclasses
+    with a clear message."""
     layout = RunLayout(run_dir) if run_dir is not None else RunLayout.of_shard_result(output_path)
     invalidate_result(layout.root)
     remove_stale_temps(output_path)  # a shard file a killed run of this shard left half-written
@@ -152,13 +151,10 @@ def run_shard(spec: RunnerSpec, manifest_path: str, output_path: str,
         handler.close()
 
 
-UNFINISHED_AHEAD_S = 86400  # how far ahead of now an unfinished marker's mtime is set (see mark_unfinished)
-
-
 def remove_unfinished_markers(output_path: str) -> str | None:
     """Remove the markers ``mark_unfinished`` left for the shard result ``output_path``; returns
-    the one the workflow made the job's input (the first that existed: ``wiring.inputs
-    .unfinished_markers``), None when there was none."""
+    the first that existed (the one ``wiring.inputs.unfinished_markers`` read), None when there
+    was none."""
     layout = RunLayout.of_shard_result(output_path)
     given = None
     for alternate in (False, True):
@@ -171,20 +167,18 @@ def remove_unfinished_markers(output_path: str) -> str | None:
 
 def mark_unfinished(output_path: str, instead_of: str | None = None) -> str:
     """Leave the marker ``RunLayout.shard_unfinished`` next to the shard result ``output_path``
-    of a shard that stopped early. The workflow makes an existing marker an input of its shard
-    job; dated a day ahead, it stays newer than the result after Snakemake touches the job's
-    outputs at its end, so the next snakemake invocation runs that shard again (a dry run only
-    reads it). The shard removes it when it starts, so the date never outlives the stop.
+    of a shard that stopped early. While a marker exists, the next real run removes the shard's
+    result when the workflow is parsed, so Snakemake runs the shard again
+    (``wiring.rerun.drop_unfinished_results``; a dry run shows it through a param), and the marker
+    needs no date ahead of the result (Snakemake touches a job's outputs at its end). The shard
+    removes it when it starts.
     ``instead_of``: the marker this job was run for (``remove_unfinished_markers``); the new one
-    takes the other name, as Snakemake fails a job whose input is newer than its outputs at its
-    end. Returns the marker's path."""
+    takes the other name. Returns the marker's path."""
     layout = RunLayout.of_shard_result(output_path)
     marker = layout.shard_unfinished(RunLayout.shard_name(output_path))
     if marker == instead_of:
         marker = layout.shard_unfinished(RunLayout.shard_name(output_path), alternate=True)
     write_text_atomic(marker, "stopped early; the next run runs this shard again\n")
-    ahead = int((time.time() + UNFINISHED_AHEAD_S) * 1e9)
-    os.utime(marker, ns=(ahead, ahead))
     return marker
 
 

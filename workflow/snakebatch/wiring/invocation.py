@@ -32,6 +32,8 @@ from snakebatch.storage.layout import RunLayout, shard_id
 from snakebatch.storage.locations import is_url
 from snakebatch.wiring import inputs
 from snakebatch.wiring.facts import InvocationFacts
+from snakebatch.wiring.rerun import drop_incomplete_gather_outputs, drop_unfinished_results, unfinished_param
+from snakebatch.wiring.run_folder import check_run_folder, run_folder_errors
 
 # PYTHONPATH is set for each job's command (an empty one adds the working directory, which
 # ``python -m`` puts first anyway); nothing is inherited from this process. An unset one is no
@@ -72,7 +74,8 @@ class Invocation:
     ``shard_ids`` (``"00000"``...), ``listing`` (the partition's output), ``spec_digest`` (stage ->
     sha256 of its spec: a param, so a changed spec reruns the stage), ``reuse_nonce`` (differs on
     every invocation with ``allow_reuse: false``), ``remote_resources``, ``missing_manifests``,
-    the shard jobs' input functions ``missing_manifest_input`` and ``unfinished_input``,
+    the shard jobs' input function ``missing_manifest_input``, ``unfinished_markers`` (shard id ->
+    marker) and their params function ``unfinished_param``,
     ``report_files`` (name -> path), ``snakebatch`` (the shell prefix that runs the package).
     """
 
@@ -91,7 +94,11 @@ class Invocation:
         self.listing = inputs.dataset_listing(plan, self.layout, facts.is_main_process, facts.dryrun,
                                               recorded.listing if recorded else "")
         self.remote_resources = inputs.remote_resources(plan, facts.is_main_process)
-        self.unfinished_input = inputs.input_by_shard(inputs.unfinished_markers(self.layout, self.shard_ids))
+        self.unfinished_markers = inputs.unfinished_markers(self.layout, self.shard_ids)
+        # a shard that stopped early runs again: its result is removed (a dry run: a changed param)
+        drop_unfinished_results(self.layout, self.unfinished_markers, facts.is_main_process and not facts.reporting,
+                                facts.dryrun)
+        self.unfinished_param = unfinished_param(self.unfinished_markers, facts.dryrun)
         self.missing_manifests = inputs.missing_manifests(self.layout, self.listing, self.shard_ids)
         self.missing_manifest_input = inputs.input_by_shard(self.missing_manifests)
         self.report_files = {name: self.layout.report_file(name) for name in REPORT_FILES}
@@ -103,8 +110,10 @@ class Invocation:
         say, from the repository at ``repo_dir``. The main process of a real run also starts
         watching for Ctrl-C. Raises WorkflowError (``snakebatch: invalid config: ...``) for a
         config this version cannot run, a missing plan.json in a job's snakemake, or an
-        unreadable dataset."""
+        unreadable dataset, or a results folder that cannot be used (``wiring.run_folder``)."""
         layout = RunLayout.for_run(config["run_name"])
+        if facts.is_main_process and not facts.dryrun:
+            check_run_folder(layout.root)  # one line naming the path and the cause (issue 21)
         recorded = read_plan(layout.plan)
         if facts.is_main_process and not facts.dryrun:
             interrupts.watch_for_interrupt()  # a Ctrl-C is reported as the user's, not as a kill
@@ -113,7 +122,12 @@ class Invocation:
             plan = plan_run(config, process_count)
         except ConfigError as exc:
             raise WorkflowError(f"snakebatch: invalid config: {exc}") from None
-        return cls(config, facts, repo_dir, plan, process_count, invocation, recorded)
+        with run_folder_errors(layout.root):  # the dataset listing is written there
+            run = cls(config, facts, repo_dir, plan, process_count, invocation, recorded)
+            # a gather killed with snakemake: its outputs run again, without --rerun-incomplete
+            drop_incomplete_gather_outputs(run.gather_outputs(), facts.is_main_process and not facts.reporting,
+                                           facts.dryrun)
+        return run
 
     def script(self, *parts: str) -> str:
         """The shell prefix that runs the repository's script ``parts`` (``"scripts",
