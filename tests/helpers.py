@@ -184,3 +184,21 @@ def read_all(mini_batches, read_options=None):
 
     frames = [reader.read_chunk(TableKind.chunk(mb), read_options or {}) for mb in mini_batches]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def tagged_processes(variable: str, tag: str) -> set[int]:
+    """PIDs of live (not zombie) processes whose environment holds ``variable=tag``: the
+    processes of one test's run, found by a tag the test put in their environment."""
+    found = set()
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as handle:
+                if f"{variable}={tag}".encode() in handle.read().split(b"\0"):
+                    with open(f"/proc/{pid}/stat", "rb") as stat:
+                        if stat.read().split(b") ")[-1][:1] != b"Z":   # a zombie is dead already
+                            found.add(int(pid))
+        except OSError:
+            continue
+    return found

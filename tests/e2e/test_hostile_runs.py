@@ -14,7 +14,7 @@ import uuid
 
 import pytest
 
-from helpers import write
+from helpers import tagged_processes, write
 from squares import expected, setup
 
 pytestmark = pytest.mark.slow
@@ -69,20 +69,8 @@ def _wait_for(condition, timeout=90):
 
 
 def _tagged(tag):
-    """PIDs of live processes whose environment holds HOSTILE_TAG=tag (the run's processes)."""
-    found = set()
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/environ", "rb") as handle:
-                if f"HOSTILE_TAG={tag}".encode() in handle.read().split(b"\0"):
-                    with open(f"/proc/{pid}/stat", "rb") as stat:
-                        if stat.read().split(b") ")[-1][:1] != b"Z":   # a zombie is dead already
-                            found.add(int(pid))
-        except OSError:
-            continue
-    return found
+    """PIDs of live processes whose environment holds HOSTILE_TAG=tag."""
+    return tagged_processes("HOSTILE_TAG", tag)
 
 
 def test_two_runs_on_one_run_name_at_once_one_fails_clearly_and_outputs_never_interleave(workflow):

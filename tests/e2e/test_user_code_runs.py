@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from helpers import write
+from helpers import tagged_processes, write
 from squares import expected, setup
 
 pytestmark = pytest.mark.slow
@@ -36,19 +36,7 @@ SCRIPT = """
 
 def _tagged(tag):
     """PIDs of live processes whose environment holds USER_CODE_TAG=tag."""
-    found = set()
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/environ", "rb") as handle:
-                if f"USER_CODE_TAG={tag}".encode() in handle.read().split(b"\0"):
-                    with open(f"/proc/{pid}/stat", "rb") as stat:
-                        if stat.read().split(b") ")[-1][:1] != b"Z":   # a zombie is dead already
-                            found.add(int(pid))
-        except OSError:
-            continue
-    return found
+    return tagged_processes("USER_CODE_TAG", tag)
 
 
 def test_a_script_named_logging_py_that_wanders_and_detaches_a_child_leaves_nothing_behind(workflow, monkeypatch):
