@@ -440,3 +440,27 @@ def test_mini_batch_context_dataset_names_the_files_of_each_call_also_of_a_bisec
         "f05.txt in f05.txt+f06.txt+f07.txt+f08.txt+f09.txt", "f06.txt in f05.txt+f06.txt+f07.txt+f08.txt+f09.txt",
         "f07.txt in f05.txt+f06.txt+f07.txt+f08.txt+f09.txt", "f08.txt in f05.txt+f06.txt+f07.txt+f08.txt+f09.txt",
         "f09.txt in f05.txt+f06.txt+f07.txt+f08.txt+f09.txt"]
+
+
+def test_a_stopped_shard_job_whose_cleanup_hangs_ends_within_its_grace():
+    """SIGTERM raises SystemExit through the shard loop; whatever its cleanup does, SIGALRM ends
+    the process after TERMINATE_GRACE_S, so snakemake, which waits for its jobs, never hangs."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    code = ("import os, signal, time\n"
+            "from snakebatch.infer import job\n"
+            "job.TERMINATE_GRACE_S = 1\n"
+            "signal.signal(signal.SIGTERM, job._terminate)\n"
+            "try:\n"
+            "    os.kill(os.getpid(), signal.SIGTERM)\n"
+            "    time.sleep(5)\n"
+            "finally:\n"
+            "    time.sleep(60)  # a cleanup that hangs\n")
+    start = time.monotonic()
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    assert time.monotonic() - start < 10
+    assert proc.returncode == -signal.SIGALRM
+    assert "snakebatch runner: stopped by SIGTERM; the next run resumes the unfinished mini-batches" in proc.stderr

@@ -182,10 +182,17 @@ def mark_unfinished(output_path: str, instead_of: str | None = None) -> str:
     return marker
 
 
+# Seconds a stopped shard job has to clean up (kill its worker and what it left, close the shard
+# file) before SIGALRM ends it: snakemake waits for its jobs after a SIGTERM, so none may hang.
+TERMINATE_GRACE_S = 30
+
+
 def _terminate(signum, frame):
     # once: a Ctrl-C reaches the runner both from the terminal and forwarded by snakemake's process
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGALRM, signal.SIG_DFL)
+    signal.alarm(TERMINATE_GRACE_S)  # a cleanup that hangs cannot keep snakemake waiting
     name = signal.Signals(signum).name
     print(f"snakebatch runner: stopped by {name}" + (" (Ctrl-C)" if signum == signal.SIGINT else "")
           + "; the next run resumes the unfinished mini-batches", file=sys.stderr, flush=True)
