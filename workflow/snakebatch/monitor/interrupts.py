@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 
 
 _INTERRUPTED: list[int] = []  # the signals of the user's interrupt, in the main snakemake process
@@ -36,7 +37,11 @@ def _forward_to_runners(signum: int, raise_interrupt: bool) -> None:
         for pid in _local_runners():
             with contextlib.suppress(OSError):
                 os.kill(pid, number)
-        if callable(previous):
+        if callable(previous) and not raise_interrupt:
+            # on a thread of its own: this handler may interrupt the main thread inside a lock
+            # that Snakemake's handler takes (its scheduler's semaphore: a deadlock, seen in CI)
+            threading.Thread(target=previous, args=(number, frame), name="snakebatch-signal", daemon=True).start()
+        elif callable(previous):
             previous(number, frame)
         elif raise_interrupt:
             raise KeyboardInterrupt
